@@ -1,0 +1,151 @@
+//! The files that make up a bundle, and the digest that names them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use super::{BundleError, Diagnostic};
+
+/// Largest bundle file we read; a policy file larger than this is a mistake.
+const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What a file in a bundle is for, judged by its relative path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Schema,
+    Policies,
+    Entities,
+}
+
+impl FileKind {
+    /// The kind of a bundle-relative path, or `None` for files the bundle ignores
+    /// (policy tests, documentation, hidden files).
+    pub fn of(path: &str) -> Option<Self> {
+        if path.split('/').any(|part| part.starts_with('.')) || path.starts_with("tests/") {
+            return None;
+        }
+        if path.ends_with(".cedarschema") && !path.contains('/') {
+            Some(Self::Schema)
+        } else if path.ends_with(".cedar") {
+            Some(Self::Policies)
+        } else if path == "entities.json" {
+            Some(Self::Entities)
+        } else {
+            None
+        }
+    }
+}
+
+/// The bundle's files by relative path (`/`-separated), only those that
+/// decide anything: the schema, policy files and `entities.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSource {
+    files: BTreeMap<String, String>,
+}
+
+impl BundleSource {
+    /// Reads a bundle directory. Subdirectories are searched for `*.cedar`
+    /// files, except `tests/` and hidden ones.
+    pub fn read_dir(dir: &Path) -> Result<Self, BundleError> {
+        if !dir.is_dir() {
+            return Err(BundleError::NotADirectory(dir.display().to_string()));
+        }
+        let mut files = BTreeMap::new();
+        read_into(dir, dir, &mut files)?;
+        Self::from_files(files)
+    }
+
+    /// A bundle from in-memory files, as uploaded over HTTP. Paths must be
+    /// relative, `/`-separated and free of `..`; unknown files are refused so
+    /// that an upload cannot carry something the digest silently ignores.
+    pub fn from_files(files: BTreeMap<String, String>) -> Result<Self, BundleError> {
+        let mut kept = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        for (path, text) in files {
+            let bad_path = path.is_empty()
+                || path.starts_with('/')
+                || path.contains('\\')
+                || path
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..");
+            if bad_path {
+                diagnostics.push(Diagnostic::file(
+                    &path,
+                    "file paths must be relative and `/`-separated",
+                ));
+                continue;
+            }
+            if FileKind::of(&path).is_some() {
+                kept.insert(path, text);
+            }
+        }
+        if !diagnostics.is_empty() {
+            return Err(BundleError::Invalid(diagnostics));
+        }
+        Ok(Self { files: kept })
+    }
+
+    /// Relative paths and contents, in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files.iter().map(|(p, t)| (p.as_str(), t.as_str()))
+    }
+
+    /// `sha256:<hex>` over the canonical listing: one line per file, in byte
+    /// order of path, `<sha256 hex of content>  <path>\n` — exactly what
+    /// `sha256sum` prints, so an auditor can recompute it with
+    /// `find . -name '*.cedar*' -o -name entities.json | sort | xargs sha256sum | sha256sum`.
+    pub fn digest(&self) -> String {
+        let mut listing = Sha256::new();
+        for (path, text) in &self.files {
+            let file_hash = hex::encode(Sha256::digest(text.as_bytes()));
+            listing.update(file_hash.as_bytes());
+            listing.update(b"  ");
+            listing.update(path.as_bytes());
+            listing.update(b"\n");
+        }
+        format!("sha256:{}", hex::encode(listing.finalize()))
+    }
+}
+
+fn read_into(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), BundleError> {
+    let io = |path: &Path, e: std::io::Error| BundleError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        let Ok(relative) = path.strip_prefix(root) else {
+            continue;
+        };
+        let relative = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let file_type = entry.file_type().map_err(|e| io(&path, e))?;
+        if file_type.is_dir() {
+            if relative == "tests" || relative == "rules" || relative.starts_with('.') {
+                continue;
+            }
+            read_into(root, &path, files)?;
+        } else if FileKind::of(&relative).is_some() {
+            let len = entry.metadata().map_err(|e| io(&path, e))?.len();
+            if len > MAX_FILE_BYTES {
+                return Err(BundleError::Invalid(vec![Diagnostic::file(
+                    &relative,
+                    format!("file is {len} bytes, larger than the {MAX_FILE_BYTES}-byte limit"),
+                )]));
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+            files.insert(relative, text);
+        }
+    }
+    Ok(())
+}

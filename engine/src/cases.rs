@@ -1,0 +1,194 @@
+//! A bundle's policy tests: `tests/*.json` files of cases, each a request
+//! with the decision (and reasons) it must get.
+//!
+//! ```json
+//! { "description": "R3: take_over_session",
+//!   "entities": [ /* Cedar entities JSON */ ],
+//!   "cases": [ { "name": "…", "principal": {"type": "User", "id": "bob"},
+//!                "action": "take_over_session",
+//!                "resource": {"type": "Project", "id": "p1"},
+//!                "context": {"now": "2026-06-01T00:00:00Z"},
+//!                "expect": "allow" | "deny", "reasons": ["…"] } ] }
+//! ```
+//! `reasons`, when given, must equal the decision's reasons as a set.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::bundle::Bundle;
+use crate::decide::{EntityRef, Query};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    entities: Vec<Value>,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    principal: CaseEntity,
+    action: String,
+    resource: CaseEntity,
+    #[serde(default)]
+    context: Map<String, Value>,
+    expect: Expect,
+    reasons: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseEntity {
+    #[serde(rename = "type")]
+    type_name: String,
+    id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Expect {
+    Allow,
+    Deny,
+}
+
+/// The outcome of one case (or of a file that could not be read).
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub file: String,
+    pub name: String,
+    /// `None` when the case passed; otherwise what went wrong.
+    pub failure: Option<String>,
+}
+
+/// All outcomes of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub results: Vec<CaseResult>,
+}
+
+impl Report {
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.failure.is_none()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+}
+
+/// Runs every `tests/*.json` file of the bundle directory `dir` against
+/// `bundle`; cases without `context.now` are decided at `now`.
+pub fn run(bundle: &Bundle, dir: &Path, now: DateTime<Utc>) -> Report {
+    let mut report = Report::default();
+    let tests_dir = dir.join("tests");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&tests_dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) => {
+            report.results.push(CaseResult {
+                file: tests_dir.display().to_string(),
+                name: "(read tests directory)".into(),
+                failure: Some(e.to_string()),
+            });
+            return report;
+        }
+    };
+    files.sort();
+    for path in files {
+        run_file(bundle, &path, now, &mut report);
+    }
+    report
+}
+
+fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Report) {
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let fail_file = |report: &mut Report, message: String| {
+        report.results.push(CaseResult {
+            file: file.clone(),
+            name: "(file)".into(),
+            failure: Some(message),
+        });
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail_file(report, e.to_string()),
+    };
+    let cases: CaseFile = match serde_json::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => return fail_file(report, format!("malformed test file: {e}")),
+    };
+    let _ = cases.description;
+    let entities = match bundle.entity_set(cases.entities) {
+        Ok(set) => set,
+        Err(e) => return fail_file(report, format!("entities: {e}")),
+    };
+    for case in cases.cases {
+        let query = Query {
+            principal: EntityRef {
+                type_name: case.principal.type_name,
+                id: case.principal.id,
+                properties: None,
+            },
+            action: case.action,
+            resource: EntityRef {
+                type_name: case.resource.type_name,
+                id: case.resource.id,
+                properties: None,
+            },
+            context: case.context,
+            entities: Vec::new(),
+        };
+        let failure = match bundle.decide(&entities, &query, now) {
+            Err(e) => Some(format!("request error: {e}")),
+            Ok(decision) => {
+                let got = if decision.allowed {
+                    Expect::Allow
+                } else {
+                    Expect::Deny
+                };
+                let mut want_reasons = case.reasons.clone();
+                if let Some(r) = want_reasons.as_mut() {
+                    r.sort();
+                    r.dedup();
+                }
+                if got != case.expect {
+                    Some(format!(
+                        "expected {:?}, got {:?} (reasons {:?}, policies {:?}, errors {:?})",
+                        case.expect, got, decision.reasons, decision.policies, decision.errors
+                    ))
+                } else if want_reasons
+                    .as_ref()
+                    .is_some_and(|want| *want != decision.reasons)
+                {
+                    Some(format!(
+                        "expected reasons {:?}, got {:?} (policies {:?})",
+                        want_reasons.unwrap_or_default(),
+                        decision.reasons,
+                        decision.policies
+                    ))
+                } else {
+                    None
+                }
+            }
+        };
+        report.results.push(CaseResult {
+            file: file.clone(),
+            name: case.name,
+            failure,
+        });
+    }
+}

@@ -1,0 +1,300 @@
+//! Deciding one request: names resolved, context completed, Cedar evaluated,
+//! and the answer explained (reasons, determining policies, errors).
+
+use std::borrow::Cow;
+
+use cedar_policy::{
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Request,
+    RequestValidationError,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::bundle::Bundle;
+use crate::entities::{EntitySet, cedar_message, uid, with_properties};
+use crate::time;
+
+/// Reason reported for a deny that no forbid determined.
+pub const NO_PERMIT: &str = "no_permit";
+
+/// Prefix of the reason reported when a forbid could not be evaluated: we
+/// fail closed instead of skipping it as Cedar would.
+pub const POLICY_ERROR: &str = "policy_error:";
+
+/// An entity named in a request, with optional attributes to merge over the
+/// stored entity of the same id.
+#[derive(Debug, Clone, Default)]
+pub struct EntityRef {
+    pub type_name: String,
+    pub id: String,
+    pub properties: Option<Map<String, Value>>,
+}
+
+/// A request as clients pose it, before any name is resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub principal: EntityRef,
+    pub action: String,
+    pub resource: EntityRef,
+    pub context: Map<String, Value>,
+    /// Extra Cedar entities JSON documents seen only by this request.
+    pub entities: Vec<Value>,
+}
+
+/// The answer, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// For a deny: the `@reason`s of the determining forbids, `no_permit`, or
+    /// `policy_error:<id>`. Empty for an allow.
+    pub reasons: Vec<String>,
+    /// Ids of the determining policies (the permits of an allow, the forbids
+    /// of a deny).
+    pub policies: Vec<String>,
+    /// Evaluation errors, each naming its policy.
+    pub errors: Vec<String>,
+}
+
+/// A request the bundle cannot answer because the request is wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("unknown entity type `{name}`")]
+    UnknownEntityType { field: &'static str, name: String },
+    #[error("unknown action `{name}`")]
+    UnknownAction { name: String },
+    #[error("invalid context: {0}")]
+    InvalidContext(String),
+    #[error("invalid entity: {message}")]
+    InvalidEntity {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotApplicable(String),
+}
+
+impl RequestError {
+    /// Stable machine-readable code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownEntityType { .. } => "unknown_entity_type",
+            Self::UnknownAction { .. } => "unknown_action",
+            Self::InvalidContext(_) => "invalid_context",
+            Self::InvalidEntity { .. } => "invalid_entity",
+            Self::NotApplicable(_) => "invalid_request",
+        }
+    }
+
+    /// The request field at fault (AuthZEN names), when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::UnknownEntityType { field, .. } | Self::InvalidEntity { field, .. } => {
+                Some(field)
+            }
+            Self::UnknownAction { .. } => Some("action"),
+            Self::InvalidContext(_) => Some("context"),
+            Self::NotApplicable(_) => None,
+        }
+    }
+}
+
+impl Bundle {
+    /// Decides `query` against `entities`; `now` fills the context's `now`
+    /// when the action takes one and the caller left it out.
+    pub fn decide(
+        &self,
+        entities: &EntitySet,
+        query: &Query,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RequestError> {
+        let principal_type = self
+            .names
+            .entity_type(&query.principal.type_name)
+            .ok_or_else(|| RequestError::UnknownEntityType {
+                field: "subject.type",
+                name: query.principal.type_name.clone(),
+            })?;
+        let resource_type = self
+            .names
+            .entity_type(&query.resource.type_name)
+            .ok_or_else(|| RequestError::UnknownEntityType {
+                field: "resource.type",
+                name: query.resource.type_name.clone(),
+            })?;
+        let action =
+            self.names
+                .action(&query.action)
+                .ok_or_else(|| RequestError::UnknownAction {
+                    name: query.action.clone(),
+                })?;
+        let principal = uid(principal_type, &query.principal.id);
+        let resource = uid(resource_type, &query.resource.id);
+
+        let context = self.context(action, &query.context, now)?;
+        let request = Request::new(
+            principal,
+            action.clone(),
+            resource,
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| match e {
+            RequestValidationError::InvalidContext(_)
+            | RequestValidationError::TypeOfContext(_) => {
+                RequestError::InvalidContext(cedar_message(&e))
+            }
+            RequestValidationError::InvalidEnumEntity(_) => RequestError::InvalidEntity {
+                field: "subject.id",
+                message: cedar_message(&e),
+            },
+            _ => RequestError::NotApplicable(cedar_message(&e)),
+        })?;
+
+        let store = self.request_entities(entities, query, principal_type, resource_type)?;
+        let response = Authorizer::new().is_authorized(&request, &self.policies, &store);
+        Ok(self.explain(&response))
+    }
+
+    /// The context as Cedar wants it: `now` filled in, datetimes normalised.
+    fn context(
+        &self,
+        action: &cedar_policy::EntityUid,
+        given: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Context, RequestError> {
+        let mut context = given.clone();
+        if let Some(shape) = self.contexts.get(action) {
+            if shape.takes_now && !context.contains_key("now") {
+                context.insert("now".into(), Value::String(time::cedar_datetime(now)));
+            }
+            for key in &shape.datetime_keys {
+                if let Some(Value::String(text)) = context.get(key)
+                    && let Some(normal) = time::normalize(text)
+                {
+                    context.insert(key.clone(), Value::String(normal));
+                }
+            }
+        }
+        Context::from_json_value(Value::Object(context), Some((&self.schema, action)))
+            .map_err(|e| RequestError::InvalidContext(cedar_message(&e)))
+    }
+
+    /// The stored entities, or — when the request carries entities or
+    /// properties — a copy with those upserted. The copy is O(store size);
+    /// requests without either share the store.
+    fn request_entities<'a>(
+        &self,
+        entities: &'a EntitySet,
+        query: &Query,
+        principal_type: &cedar_policy::EntityTypeName,
+        resource_type: &cedar_policy::EntityTypeName,
+    ) -> Result<Cow<'a, cedar_policy::Entities>, RequestError> {
+        let mut extra = Vec::new();
+        for (entity, ty, field) in [
+            (&query.principal, principal_type, "subject.properties"),
+            (&query.resource, resource_type, "resource.properties"),
+        ] {
+            if let Some(properties) = &entity.properties
+                && !properties.is_empty()
+            {
+                let doc = with_properties(entities, ty, &entity.id, properties);
+                let parsed =
+                    self.parse_entities(vec![doc])
+                        .map_err(|e| RequestError::InvalidEntity {
+                            field,
+                            message: e.to_string(),
+                        })?;
+                extra.extend(parsed);
+            }
+        }
+        if !query.entities.is_empty() {
+            let parsed = self.parse_entities(query.entities.clone()).map_err(|e| {
+                RequestError::InvalidEntity {
+                    field: "entities",
+                    message: e.to_string(),
+                }
+            })?;
+            extra.extend(parsed);
+        }
+        if extra.is_empty() {
+            return Ok(Cow::Borrowed(&entities.cedar));
+        }
+        entities
+            .cedar
+            .clone()
+            .upsert_entities(extra, Some(&self.schema))
+            .map(Cow::Owned)
+            .map_err(|e| RequestError::InvalidEntity {
+                field: "entities",
+                message: cedar_message(&e),
+            })
+    }
+
+    fn explain(&self, response: &cedar_policy::Response) -> Decision {
+        let mut policies: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        policies.sort();
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(ToString::to_string)
+            .collect();
+        // A forbid that errored was skipped by Cedar; fail closed instead.
+        let mut failed_forbids: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|AuthorizationError::PolicyEvaluationError(e)| e.policy_id())
+            .filter(|id| {
+                self.facts
+                    .get(*id)
+                    .is_some_and(|f| f.effect == Effect::Forbid)
+            })
+            .map(|id| format!("{POLICY_ERROR}{id}"))
+            .collect();
+        failed_forbids.sort();
+        failed_forbids.dedup();
+
+        match response.decision() {
+            CedarDecision::Allow if failed_forbids.is_empty() => Decision {
+                allowed: true,
+                reasons: Vec::new(),
+                policies,
+                errors,
+            },
+            CedarDecision::Allow => Decision {
+                allowed: false,
+                reasons: failed_forbids,
+                policies: Vec::new(),
+                errors,
+            },
+            CedarDecision::Deny => {
+                let mut reasons: Vec<String> = response
+                    .diagnostics()
+                    .reason()
+                    .map(|id| {
+                        self.facts
+                            .get(id)
+                            .and_then(|f| f.reason.clone())
+                            .unwrap_or_else(|| id.to_string())
+                    })
+                    .collect();
+                reasons.extend(failed_forbids);
+                reasons.sort();
+                reasons.dedup();
+                if reasons.is_empty() {
+                    reasons.push(NO_PERMIT.to_owned());
+                }
+                Decision {
+                    allowed: false,
+                    reasons,
+                    policies,
+                    errors,
+                }
+            }
+        }
+    }
+}

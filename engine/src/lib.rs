@@ -1,0 +1,18 @@
+//! The pure core of warrant: no network, no database, no clock of its own.
+//!
+//! - [`bundle`] loads and validates a policy bundle and computes its digest.
+//! - [`entities`] holds the entity store that decisions read.
+//! - [`decide`] turns a request into a decision with reasons.
+//! - [`names`] resolves the type and action names clients send, once per bundle.
+//! - [`cases`] runs a bundle's policy tests.
+
+pub mod bundle;
+pub mod cases;
+pub mod decide;
+pub mod entities;
+pub mod names;
+mod time;
+
+pub use bundle::{Bundle, BundleError, BundleSource, Diagnostic};
+pub use decide::{Decision, EntityRef, Query, RequestError};
+pub use entities::{EntitiesError, EntitySet};

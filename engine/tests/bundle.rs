@@ -1,0 +1,271 @@
+//! Loading bundles and deciding against them, through the engine's public API.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use warrant_engine::{Bundle, BundleError, BundleSource, EntityRef, Query, RequestError};
+
+const SCHEMA: &str = r#"namespace Docs {
+    type Ctx = { now: datetime, purpose?: String };
+    entity User = { level: Long };
+    entity Doc = { owner: User, locked: Bool, expires_at?: datetime };
+    action read, write appliesTo { principal: User, resource: Doc, context: Ctx };
+}
+"#;
+
+const POLICIES: &str = r#"@id("read.owner")
+permit (principal, action == Docs::Action::"read", resource)
+when { resource.owner == principal };
+
+@id("read.locked")
+@reason("doc_locked")
+forbid (principal, action, resource)
+when { resource.locked };
+
+@id("read.expired")
+@reason("doc_expired")
+forbid (principal, action, resource)
+when { resource has expires_at && resource.expires_at <= context.now };
+"#;
+
+fn source(files: &[(&str, &str)]) -> BundleSource {
+    let map: BTreeMap<String, String> = files
+        .iter()
+        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+        .collect();
+    BundleSource::from_files(map).unwrap()
+}
+
+fn bundle() -> Bundle {
+    Bundle::load(source(&[
+        ("docs.cedarschema", SCHEMA),
+        ("policies/read.cedar", POLICIES),
+    ]))
+    .unwrap()
+}
+
+fn entities() -> Vec<serde_json::Value> {
+    vec![
+        json!({"uid": {"type": "Docs::User", "id": "ann"}, "attrs": {"level": 3}, "parents": []}),
+        json!({"uid": {"type": "Docs::Doc", "id": "open"}, "attrs": {"owner": {"__entity": {"type": "Docs::User", "id": "ann"}}, "locked": false}}),
+        json!({"uid": {"type": "Docs::Doc", "id": "locked"}, "attrs": {"owner": {"__entity": {"type": "Docs::User", "id": "ann"}}, "locked": true}}),
+        json!({"uid": {"type": "Docs::Doc", "id": "old"}, "attrs": {"owner": {"__entity": {"type": "Docs::User", "id": "ann"}}, "locked": false, "expires_at": {"__extn": {"fn": "datetime", "arg": "2026-01-01T00:00:00Z"}}}}),
+    ]
+}
+
+fn query(principal: &str, action: &str, doc: &str) -> Query {
+    Query {
+        principal: EntityRef {
+            type_name: "User".into(),
+            id: principal.into(),
+            properties: None,
+        },
+        action: action.into(),
+        resource: EntityRef {
+            type_name: "Docs::Doc".into(),
+            id: doc.into(),
+            properties: None,
+        },
+        ..Query::default()
+    }
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
+}
+
+#[test]
+fn owner_reads_and_the_permit_is_named() {
+    let b = bundle();
+    let set = b.entity_set(entities()).unwrap();
+    let d = b
+        .decide(&set, &query("ann", "read", "open"), now())
+        .unwrap();
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.policies, vec!["read.owner"]);
+    assert!(d.reasons.is_empty());
+}
+
+#[test]
+fn a_forbid_reports_its_reason_and_nothing_permitting_reports_no_permit() {
+    let b = bundle();
+    let set = b.entity_set(entities()).unwrap();
+    let d = b
+        .decide(&set, &query("ann", "read", "locked"), now())
+        .unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.reasons, vec!["doc_locked"]);
+    assert_eq!(d.policies, vec!["read.locked"]);
+
+    let d = b
+        .decide(&set, &query("bob", "write", "open"), now())
+        .unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.reasons, vec!["no_permit"]);
+}
+
+#[test]
+fn now_is_filled_in_and_rfc3339_offsets_are_accepted() {
+    let b = bundle();
+    let set = b.entity_set(entities()).unwrap();
+    // Filled from the caller's clock: June 2026 is past the doc's expiry.
+    let d = b.decide(&set, &query("ann", "read", "old"), now()).unwrap();
+    assert_eq!(d.reasons, vec!["doc_expired"]);
+    // Given explicitly with an RFC 3339 offset Cedar alone would reject.
+    let mut q = query("ann", "read", "old");
+    q.context
+        .insert("now".into(), json!("2025-12-31T23:00:00-02:00"));
+    let d = b.decide(&set, &q, now()).unwrap();
+    assert!(!d.allowed, "2026-01-01T01:00Z is past expiry");
+    q.context
+        .insert("now".into(), json!("2025-12-31T20:00:00-02:00"));
+    assert!(b.decide(&set, &q, now()).unwrap().allowed);
+}
+
+#[test]
+fn properties_merge_over_the_stored_entity() {
+    let b = bundle();
+    let set = b.entity_set(entities()).unwrap();
+    let mut q = query("ann", "read", "open");
+    q.resource.properties = Some(serde_json::Map::from_iter([(
+        "locked".to_owned(),
+        json!(true),
+    )]));
+    let d = b.decide(&set, &q, now()).unwrap();
+    assert_eq!(d.reasons, vec!["doc_locked"]);
+    // The store itself is unchanged.
+    assert!(
+        b.decide(&set, &query("ann", "read", "open"), now())
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn bad_requests_name_the_problem() {
+    let b = bundle();
+    let set = b.entity_set(entities()).unwrap();
+    let mut q = query("ann", "read", "open");
+    q.principal.type_name = "Robot".into();
+    assert!(matches!(
+        b.decide(&set, &q, now()),
+        Err(RequestError::UnknownEntityType {
+            field: "subject.type",
+            ..
+        })
+    ));
+    let q = query("ann", "delete", "open");
+    assert!(matches!(
+        b.decide(&set, &q, now()),
+        Err(RequestError::UnknownAction { .. })
+    ));
+    let mut q = query("ann", "read", "open");
+    q.context.insert("purpose".into(), json!(7));
+    assert_eq!(
+        b.decide(&set, &q, now()).unwrap_err().code(),
+        "invalid_context"
+    );
+    let mut q = query("ann", "read", "open");
+    q.context.insert("surprise".into(), json!("x"));
+    assert_eq!(
+        b.decide(&set, &q, now()).unwrap_err().code(),
+        "invalid_context"
+    );
+}
+
+#[test]
+fn a_forbid_that_errors_fails_closed() {
+    let policies = r#"@id("all") permit (principal, action, resource);
+@id("deep") @reason("too_low")
+forbid (principal, action, resource) when { resource.owner.level < 2 };
+"#;
+    let b = Bundle::load(source(&[("s.cedarschema", SCHEMA), ("p.cedar", policies)])).unwrap();
+    // The owner entity is missing, so the forbid cannot be evaluated.
+    let set = b
+        .entity_set(vec![json!({"uid": {"type": "Docs::Doc", "id": "d"}, "attrs": {"owner": {"__entity": {"type": "Docs::User", "id": "ghost"}}, "locked": false}})])
+        .unwrap();
+    let d = b.decide(&set, &query("ann", "read", "d"), now()).unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.reasons, vec!["policy_error:deep"]);
+    assert_eq!(d.errors.len(), 1);
+}
+
+fn diagnostics(err: BundleError) -> Vec<String> {
+    err.diagnostics().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_syntax_error_points_at_file_line_and_column() {
+    let broken = "@id(\"ok\")\npermit (principal, action, resource);\n\n@id(\"bad\")\npermit (principal, action, resource) when { resource.locked ==  };\n";
+    let err = Bundle::load(source(&[
+        ("s.cedarschema", SCHEMA),
+        ("broken.cedar", broken),
+    ]))
+    .unwrap_err();
+    let d = err.diagnostics();
+    assert_eq!(d[0].file, "broken.cedar");
+    assert_eq!(d[0].line, Some(5), "{:?}", diagnostics(err));
+    assert!(d[0].column.is_some());
+}
+
+#[test]
+fn a_type_error_points_at_the_policy_in_its_file() {
+    let bad = "@id(\"a\")\npermit (principal, action, resource);\n@id(\"typo\")\npermit (principal, action, resource)\nwhen { resource.lockd };\n";
+    let err = Bundle::load(source(&[("s.cedarschema", SCHEMA), ("p.cedar", bad)])).unwrap_err();
+    let d = err.diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].file, "p.cedar");
+    assert_eq!(d[0].line, Some(5));
+    assert!(d[0].message.contains("typo"), "{}", d[0].message);
+}
+
+#[test]
+fn schema_errors_and_missing_schema_are_reported() {
+    let err = Bundle::load(source(&[("p.cedar", POLICIES)])).unwrap_err();
+    assert!(diagnostics(err)[0].contains("no schema"));
+    let err = Bundle::load(source(&[
+        ("s.cedarschema", "namespace X { entity A = { a: Strin }; }"),
+        ("p.cedar", ""),
+    ]))
+    .unwrap_err();
+    assert_eq!(err.diagnostics()[0].file, "s.cedarschema");
+    let err = Bundle::load(source(&[
+        ("s.cedarschema", SCHEMA),
+        ("p.cedar", POLICIES),
+        ("q.cedar", POLICIES),
+    ]))
+    .unwrap_err();
+    assert!(diagnostics(err).iter().any(|d| d.contains("used twice")));
+}
+
+#[test]
+fn entities_are_checked_against_the_schema() {
+    let b = bundle();
+    let err = b
+        .entity_set(vec![
+            json!({"uid": {"type": "Docs::User", "id": "x"}, "attrs": {"level": "high"}}),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("level"), "{err}");
+    let dup = json!({"uid": {"type": "Docs::User", "id": "x"}, "attrs": {"level": 1}});
+    assert!(b.entity_set(vec![dup.clone(), dup]).is_err());
+}
+
+#[test]
+fn the_digest_names_the_files_and_ignores_tests() {
+    let a = source(&[("s.cedarschema", SCHEMA), ("p.cedar", POLICIES)]);
+    let b = source(&[
+        ("s.cedarschema", SCHEMA),
+        ("p.cedar", POLICIES),
+        ("tests/x.json", "{}"),
+    ]);
+    let c = source(&[
+        ("s.cedarschema", SCHEMA),
+        ("p.cedar", &POLICIES.replace("doc_locked", "locked")),
+    ]);
+    assert_eq!(a.digest(), b.digest());
+    assert_ne!(a.digest(), c.digest());
+    assert!(a.digest().starts_with("sha256:"));
+    assert_eq!(a.digest().len(), "sha256:".len() + 64);
+}
