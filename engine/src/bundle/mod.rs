@@ -182,7 +182,10 @@ impl Bundle {
                     .and_then(|(f, i)| policy_files.get(*i).map(|(_, t)| (f.as_str(), *t)))
                     .unwrap_or((schema_path, ""));
                 let mut d = Diagnostic::from_cedar(file, text, error);
-                d.message = format!("policy `{}`: {}", error.policy_id(), d.message);
+                let id = format!("`{}`", error.policy_id());
+                if !d.message.contains(&id) {
+                    d.message = format!("policy {id}: {}", d.message);
+                }
                 diagnostics.push(d);
             }
         }

@@ -1,0 +1,146 @@
+//! `warrant serve`: open the store, load the bundle, serve HTTP until
+//! SIGTERM/SIGINT; reload the policies directory on SIGHUP.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ServeArgs};
+use crate::http::{self, HttpConfig};
+use crate::state::AppState;
+use crate::store::Store;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let store = Store::open(&args.database_url)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let state = AppState::start(store, args.policies.clone())
+        .await
+        .map_err(|e| match e {
+            crate::state::ChangeError::Bundle(b) => {
+                let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
+                format!(
+                    "cannot load the policy bundle `{}`:\n{}",
+                    args.policies.display(),
+                    lines.join("\n")
+                )
+            }
+            other => format!("cannot start: {other}"),
+        })?;
+    let snapshot = state.snapshot();
+    tracing::info!(
+        digest = snapshot.bundle.digest(),
+        policies = snapshot.bundle.policy_count(),
+        entities = snapshot.entities.len(),
+        "policy bundle active"
+    );
+
+    tokio::spawn(reload_on_sighup(state.clone()));
+
+    let config = HttpConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_bulk_body_bytes: args.max_bulk_body_bytes,
+    };
+    let app = http::app(state, config);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "listening");
+
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    // Graceful: stop accepting, let in-flight requests finish, but not forever.
+    let result = tokio::select! {
+        r = server => r.map_err(|e| format!("server error: {e}")),
+        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    };
+    tracing::info!("stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+async fn reload_on_sighup(state: AppState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; policy reload is available only through the API");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match state.reload_from_disk().await {
+            Ok(a) if a.changed => {
+                tracing::info!(digest = %a.digest, previous = %a.previous_digest, "policy bundle reloaded")
+            }
+            Ok(a) => tracing::info!(digest = %a.digest, "policy bundle unchanged on reload"),
+            Err(e) => {
+                let diagnostics: Vec<String> = match &e {
+                    crate::state::ChangeError::Bundle(b) => {
+                        b.diagnostics().iter().map(ToString::to_string).collect()
+                    }
+                    other => vec![other.to_string()],
+                };
+                tracing::error!(
+                    ?diagnostics,
+                    "policy reload refused; the active bundle stays"
+                );
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}

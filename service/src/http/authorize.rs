@@ -1,0 +1,125 @@
+//! The native decision API: `POST /v1/authorize` and `/v1/authorize/batch`,
+//! always explained (reasons, determining policies, errors, ids).
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use warrant_engine::{EntityRef, Query};
+
+use super::authzen::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
+use super::decision::{Decided, decide};
+use super::error::ApiError;
+use super::json::{ApiJson, shallow_object};
+use crate::state::AppState;
+
+/// Most request-carried entities in one request.
+const MAX_REQUEST_ENTITIES: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/authorize", post(authorize))
+        .route("/v1/authorize/batch", post(batch))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct EntityId {
+    #[serde(rename = "type")]
+    #[garde(length(min = 1, max = MAX_NAME))]
+    type_name: String,
+    #[garde(length(min = 1, max = MAX_ID))]
+    id: String,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct AuthorizeRequest {
+    #[garde(dive)]
+    principal: EntityId,
+    /// The action id (`view_notebook`) or full uid (`Analytics::Action::"view_notebook"`).
+    #[garde(length(min = 1, max = MAX_NAME))]
+    action: String,
+    #[garde(dive)]
+    resource: EntityId,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    /// Cedar entities JSON seen only by this request (upserted over the store).
+    #[serde(default)]
+    #[garde(length(max = MAX_REQUEST_ENTITIES))]
+    entities: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct BatchRequest {
+    #[garde(length(min = 1, max = MAX_EVALUATIONS), dive)]
+    requests: Vec<AuthorizeRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthorizeResponse {
+    decision: &'static str,
+    reasons: Vec<String>,
+    policies: Vec<String>,
+    errors: Vec<String>,
+    /// Verdicts of custom Wasm rules (none yet in this bundle format).
+    rules: Vec<Value>,
+    decision_id: String,
+    policy_digest: String,
+}
+
+impl From<Decided> for AuthorizeResponse {
+    fn from(d: Decided) -> Self {
+        Self {
+            decision: if d.decision.allowed { "allow" } else { "deny" },
+            reasons: d.decision.reasons,
+            policies: d.decision.policies,
+            errors: d.decision.errors,
+            rules: Vec::new(),
+            decision_id: d.decision_id,
+            policy_digest: d.policy_digest,
+        }
+    }
+}
+
+fn query(r: &AuthorizeRequest) -> Query {
+    Query {
+        principal: EntityRef {
+            type_name: r.principal.type_name.clone(),
+            id: r.principal.id.clone(),
+            properties: None,
+        },
+        action: r.action.clone(),
+        resource: EntityRef {
+            type_name: r.resource.type_name.clone(),
+            id: r.resource.id.clone(),
+            properties: None,
+        },
+        context: r.context.clone().unwrap_or_default(),
+        entities: r.entities.clone(),
+    }
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AuthorizeRequest>,
+) -> Result<Json<AuthorizeResponse>, ApiError> {
+    let snapshot = state.snapshot();
+    Ok(Json(decide(&snapshot, &query(&body))?.into()))
+}
+
+/// Every request is decided against the same snapshot; a failing one gets an
+/// `error` in its place and the others are still answered.
+async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Json<Value> {
+    let snapshot = state.snapshot();
+    let results: Vec<Value> = body
+        .requests
+        .iter()
+        .map(|r| match decide(&snapshot, &query(r)) {
+            Ok(d) => serde_json::to_value(AuthorizeResponse::from(d)).unwrap_or(Value::Null),
+            Err(e) => serde_json::json!({"decision": "deny", "error": {"code": e.code(), "message": e.message(), "field": e.field()}}),
+        })
+        .collect();
+    Json(serde_json::json!({ "results": results, "policy_digest": snapshot.bundle.digest() }))
+}

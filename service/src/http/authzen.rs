@@ -1,0 +1,299 @@
+//! AuthZEN Authorization API 1.0: `POST /access/v1/evaluation`,
+//! `POST /access/v1/evaluations` and the PDP metadata document.
+//!
+//! A deny is a 200 `{"decision": false}`. Answers carry only `decision`
+//! unless the caller sets `options.explain` (interop harnesses compare batch
+//! answers as exact JSON); explained answers add a `context` with reasons,
+//! determining policies, errors, `decision_id` and `policy_digest`.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use warrant_engine::{EntityRef, Query};
+
+use super::decision::{Decided, decide};
+use super::error::ApiError;
+use super::json::{ApiJson, shallow_object};
+use crate::state::AppState;
+
+/// Longest entity type or action name accepted.
+pub const MAX_NAME: usize = 256;
+/// Longest entity id accepted.
+pub const MAX_ID: usize = 1024;
+/// Most evaluations in one batch.
+pub const MAX_EVALUATIONS: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/access/v1/evaluation", post(evaluation))
+        .route("/access/v1/evaluations", post(evaluations))
+        .route("/.well-known/authzen-configuration", get(configuration))
+}
+
+/// An AuthZEN subject or resource.
+#[derive(Debug, Clone, Deserialize, Validate)]
+pub struct Entity {
+    #[serde(rename = "type")]
+    #[garde(length(min = 1, max = MAX_NAME))]
+    pub type_name: String,
+    #[garde(length(min = 1, max = MAX_ID))]
+    pub id: String,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    pub properties: Option<Map<String, Value>>,
+}
+
+impl Entity {
+    fn to_ref(&self) -> EntityRef {
+        EntityRef {
+            type_name: self.type_name.clone(),
+            id: self.id.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Validate)]
+pub struct Action {
+    /// The Cedar action id. AuthZEN `properties` on an action are ignored:
+    /// Cedar actions carry no request attributes.
+    #[garde(length(min = 1, max = MAX_NAME))]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Validate)]
+pub struct Options {
+    #[serde(default)]
+    #[garde(skip)]
+    pub evaluations_semantic: Semantic,
+    /// Non-standard: add reasons, policies and ids to each answer's `context`.
+    #[serde(default)]
+    #[garde(skip)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Semantic {
+    #[default]
+    ExecuteAll,
+    DenyOnFirstDeny,
+    PermitOnFirstPermit,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct EvaluationRequest {
+    #[garde(dive)]
+    subject: Entity,
+    #[garde(dive)]
+    action: Action,
+    #[garde(dive)]
+    resource: Entity,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[garde(dive)]
+    options: Option<Options>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct EvaluationsRequest {
+    #[serde(default)]
+    #[garde(dive)]
+    subject: Option<Entity>,
+    #[serde(default)]
+    #[garde(dive)]
+    action: Option<Action>,
+    #[serde(default)]
+    #[garde(dive)]
+    resource: Option<Entity>,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[garde(length(max = MAX_EVALUATIONS), dive)]
+    evaluations: Option<Vec<EvaluationItem>>,
+    #[serde(default)]
+    #[garde(dive)]
+    options: Option<Options>,
+}
+
+/// One batch item: each object present replaces the default whole.
+#[derive(Debug, Deserialize, Validate)]
+pub struct EvaluationItem {
+    #[serde(default)]
+    #[garde(dive)]
+    subject: Option<Entity>,
+    #[serde(default)]
+    #[garde(dive)]
+    action: Option<Action>,
+    #[serde(default)]
+    #[garde(dive)]
+    resource: Option<Entity>,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    decision: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Value>,
+}
+
+fn query(
+    subject: &Entity,
+    action: &Action,
+    resource: &Entity,
+    context: Option<&Map<String, Value>>,
+) -> Query {
+    Query {
+        principal: subject.to_ref(),
+        action: action.name.clone(),
+        resource: resource.to_ref(),
+        context: context.cloned().unwrap_or_default(),
+        entities: Vec::new(),
+    }
+}
+
+fn answer(decided: &Decided, explain: bool) -> Answer {
+    let context = explain.then(|| {
+        json!({
+            "decision_id": decided.decision_id,
+            "policy_digest": decided.policy_digest,
+            "reasons": decided.decision.reasons,
+            "policies": decided.decision.policies,
+            "errors": decided.decision.errors,
+        })
+    });
+    Answer {
+        decision: decided.decision.allowed,
+        context,
+    }
+}
+
+async fn evaluation(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EvaluationRequest>,
+) -> Result<Json<Answer>, ApiError> {
+    let snapshot = state.snapshot();
+    let q = query(
+        &body.subject,
+        &body.action,
+        &body.resource,
+        body.context.as_ref(),
+    );
+    let decided = decide(&snapshot, &q)?;
+    Ok(Json(answer(
+        &decided,
+        body.options.is_some_and(|o| o.explain),
+    )))
+}
+
+async fn evaluations(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EvaluationsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.snapshot();
+    let options = body.options.clone().unwrap_or_default();
+    let items = match &body.evaluations {
+        Some(items) if !items.is_empty() => items,
+        // No evaluations: the request is a single evaluation of the defaults.
+        _ => {
+            let (Some(subject), Some(action), Some(resource)) =
+                (&body.subject, &body.action, &body.resource)
+            else {
+                let missing = [
+                    ("subject", body.subject.is_none()),
+                    ("action", body.action.is_none()),
+                    ("resource", body.resource.is_none()),
+                ]
+                .iter()
+                .find(|(_, m)| *m)
+                .map_or("evaluations", |(f, _)| f);
+                return Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("`{missing}` is required when `evaluations` is empty"),
+                )
+                .with_field(missing));
+            };
+            let decided = decide(
+                &snapshot,
+                &query(subject, action, resource, body.context.as_ref()),
+            )?;
+            return Ok(Json(
+                serde_json::to_value(answer(&decided, options.explain))
+                    .map_err(ApiError::internal)?,
+            ));
+        }
+    };
+
+    let mut answers = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let subject = item.subject.as_ref().or(body.subject.as_ref());
+        let action = item.action.as_ref().or(body.action.as_ref());
+        let resource = item.resource.as_ref().or(body.resource.as_ref());
+        let context = item.context.as_ref().or(body.context.as_ref());
+        let outcome = match (subject, action, resource) {
+            (Some(s), Some(a), Some(r)) => decide(&snapshot, &query(s, a, r, context)),
+            _ => {
+                let missing = if subject.is_none() {
+                    "subject"
+                } else if action.is_none() {
+                    "action"
+                } else {
+                    "resource"
+                };
+                Err(ApiError::bad_request(
+                    "invalid_body",
+                    format!("`{missing}` is missing from this evaluation and from the defaults"),
+                )
+                .with_field(format!("evaluations[{index}].{missing}")))
+            }
+        };
+        let (allowed, rendered) = match outcome {
+            Ok(decided) => (decided.decision.allowed, answer(&decided, options.explain)),
+            // A failing item is a deny that says why; the batch goes on.
+            Err(e) => {
+                let error = json!({"code": e.code(), "message": e.message(), "field": e.field()});
+                (
+                    false,
+                    Answer {
+                        decision: false,
+                        context: Some(json!({ "error": error })),
+                    },
+                )
+            }
+        };
+        answers.push(rendered);
+        let stop = match options.evaluations_semantic {
+            Semantic::ExecuteAll => false,
+            Semantic::DenyOnFirstDeny => !allowed,
+            Semantic::PermitOnFirstPermit => allowed,
+        };
+        if stop {
+            break;
+        }
+    }
+    Ok(Json(json!({ "evaluations": answers })))
+}
+
+/// PDP metadata (AuthZEN 1.0 §"Policy Decision Point Metadata").
+async fn configuration(headers: HeaderMap) -> Json<Value> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8180");
+    let base = format!("http://{host}");
+    Json(json!({
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
+        "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+    }))
+}

@@ -1,0 +1,142 @@
+//! `ApiJson<T>`: the JSON body extractor whose every rejection is an
+//! [`ApiError`]: 415 for a non-JSON content type, 413 over the body limit,
+//! 400 naming the field for malformed JSON, wrong types, missing fields and
+//! failed `garde` validation.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Nesting deeper than this in free-form JSON (context, properties) is refused.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned + garde::Validate<Context = ()>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+            let ok = content_type
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(';').next())
+                .map(|mime| {
+                    let mime = mime.trim().to_ascii_lowercase();
+                    mime == "application/json" || mime.ends_with("+json")
+                })
+                .unwrap_or(false);
+            if !ok {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body must be JSON (`Content-Type: application/json`)",
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the limit",
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", rejection.body_text())
+            }
+        })?;
+        let value: T = parse(&bytes)?;
+        value.validate().map_err(|report| {
+            let (path, error) = report
+                .iter()
+                .next()
+                .map(|(p, e)| (p.to_string(), e.to_string()))
+                .unwrap_or_default();
+            ApiError::bad_request("invalid_field", format!("`{path}`: {error}")).with_field(path)
+        })?;
+        Ok(Self(value))
+    }
+}
+
+/// Deserialises `bytes` as `T`, naming the failing field.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty; expected a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value = result.map_err(|e| {
+        let mut field = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request("malformed_json", format!("malformed JSON: {message}"));
+        }
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(name) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            field = if field == "." || field.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{field}.{name}")
+            };
+        }
+        if field == "." {
+            field.clear();
+        }
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        ApiError::bad_request(
+            "invalid_body",
+            if field.is_empty() {
+                message.clone()
+            } else {
+                format!("`{field}`: {message}")
+            },
+        )
+        .with_field(field)
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// garde check for free-form JSON objects: bounded nesting.
+pub fn shallow_object(
+    value: &Option<serde_json::Map<String, serde_json::Value>>,
+    _: &(),
+) -> garde::Result {
+    let too_deep = value
+        .as_ref()
+        .is_some_and(|map| map.values().any(|v| depth(v) >= MAX_JSON_DEPTH));
+    if too_deep {
+        return Err(garde::Error::new(format!(
+            "nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    Ok(())
+}
+
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}

@@ -1,0 +1,76 @@
+//! `GET /v1/policies` (the active bundle) and `PUT /v1/policies` (a new one:
+//! validated, then swapped atomically; a bad bundle is refused with located
+//! diagnostics and the old one stays active).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use warrant_engine::BundleSource;
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::state::{Activation, AppState};
+use crate::store::BundleOrigin;
+
+/// Most files in one uploaded bundle.
+const MAX_FILES: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/policies", get(show).put(replace))
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowParams {
+    /// Include each file's text.
+    #[serde(default)]
+    content: bool,
+}
+
+async fn show(State(state): State<AppState>, Query(params): Query<ShowParams>) -> Json<Value> {
+    let snapshot = state.snapshot();
+    let files: Vec<Value> = snapshot
+        .bundle
+        .source()
+        .files()
+        .map(|(path, text)| {
+            let mut file = json!({"path": path, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
+            if params.content
+                && let Some(obj) = file.as_object_mut()
+            {
+                obj.insert("content".into(), Value::String(text.to_owned()));
+            }
+            file
+        })
+        .collect();
+    Json(json!({
+        "digest": snapshot.bundle.digest(),
+        "namespace": snapshot.bundle.namespace(),
+        "policies": snapshot.bundle.policy_count(),
+        "origin": snapshot.origin,
+        "activated_at": snapshot.activated_at,
+        "files": files,
+    }))
+}
+
+/// `{"files": {"relative/path.cedar": "text", …}}`: the whole new bundle.
+#[derive(Debug, Deserialize, Validate)]
+struct Upload {
+    #[garde(length(min = 1, max = MAX_FILES))]
+    files: BTreeMap<String, String>,
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    ApiJson(upload): ApiJson<Upload>,
+) -> Result<Json<Activation>, ApiError> {
+    let source = BundleSource::from_files(upload.files)?;
+    let activation = state.activate(source, BundleOrigin::Api).await?;
+    tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
+    Ok(Json(activation))
+}

@@ -1,0 +1,17 @@
+//! The warrant service: an HTTP policy decision point (AuthZEN 1.0 and a
+//! native API) over the engine, with a SQL store.
+//!
+//! - [`config`]: flags and `WARRANT_*` environment variables.
+//! - [`cli`]: one module per subcommand.
+//! - [`http`]: one module per resource, each with its `router()`.
+//! - [`store`]: persistence (SQLite embedded by default).
+//! - [`state`]: the active policy bundle and entities, swapped atomically.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod state;
+pub mod store;
+
+pub use http::app;
+pub use state::AppState;

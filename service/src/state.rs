@@ -1,0 +1,201 @@
+//! What requests read: the active bundle and the entity set built for it,
+//! held together in one snapshot and swapped atomically.
+//!
+//! INVARIANT: a snapshot's entities were validated against its bundle's
+//! schema. Changes (a new bundle, a new entity set) are serialised by
+//! `write_lock`, validated, persisted, and only then published; a request
+//! holds one snapshot from start to end, so a swap never fails a request.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
+
+use crate::store::{BundleOrigin, Store, StoreError, StoredBundle};
+
+/// The active bundle and the entities decisions see.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub bundle: Arc<Bundle>,
+    pub entities: EntitySet,
+    pub origin: BundleOrigin,
+    pub activated_at: String,
+}
+
+/// Why a change to policies or entities was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The stored entities do not fit the new bundle's schema.
+    #[error("the stored entities do not conform to the new schema: {0}")]
+    EntitiesVsSchema(EntitiesError),
+    #[error(transparent)]
+    Entities(EntitiesError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a bundle change did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Activation {
+    pub digest: String,
+    pub previous_digest: String,
+    pub changed: bool,
+    pub policies: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    snapshot: ArcSwap<Snapshot>,
+    store: Store,
+    policies_dir: PathBuf,
+    write_lock: Mutex<()>,
+}
+
+impl AppState {
+    /// Opens the active bundle: the most recently activated one recorded in the
+    /// store if it was uploaded over the API (so an upload survives a restart),
+    /// otherwise the policies directory.
+    pub async fn start(store: Store, policies_dir: PathBuf) -> Result<Self, ChangeError> {
+        let stored_entities = store.entities().await?;
+        let recorded = store.active_bundle().await?;
+        let (source, origin) = match recorded {
+            Some(b) if b.origin == BundleOrigin::Api => {
+                tracing::info!(digest = %b.digest, "resuming the bundle last uploaded over the API");
+                (BundleSource::from_files(b.files)?, BundleOrigin::Api)
+            }
+            _ => (BundleSource::read_dir(&policies_dir)?, BundleOrigin::Disk),
+        };
+        let bundle = Bundle::load(source)?;
+        let entities = bundle
+            .entity_set(stored_entities)
+            .map_err(ChangeError::EntitiesVsSchema)?;
+        let activated_at = now();
+        let unchanged = store
+            .active_bundle()
+            .await?
+            .is_some_and(|b| b.digest == bundle.digest());
+        if !unchanged {
+            store
+                .record_bundle(&record(&bundle, origin, &activated_at))
+                .await?;
+        }
+        let snapshot = Snapshot {
+            bundle: Arc::new(bundle),
+            entities,
+            origin,
+            activated_at,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                snapshot: ArcSwap::from_pointee(snapshot),
+                store,
+                policies_dir,
+                write_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The snapshot a request should use from start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Validates `source`, checks the stored entities against it, records it
+    /// and makes it active. On any error the active bundle stays.
+    pub async fn activate(
+        &self,
+        source: BundleSource,
+        origin: BundleOrigin,
+    ) -> Result<Activation, ChangeError> {
+        let _guard = self.inner.write_lock.lock().await;
+        let current = self.snapshot();
+        let bundle = Bundle::load(source)?;
+        let previous_digest = current.bundle.digest().to_owned();
+        let activation = Activation {
+            digest: bundle.digest().to_owned(),
+            changed: bundle.digest() != previous_digest,
+            previous_digest,
+            policies: bundle.policy_count(),
+        };
+        if !activation.changed && origin == current.origin {
+            return Ok(activation);
+        }
+        let entities = bundle
+            .entity_set(self.inner.store.entities().await?)
+            .map_err(ChangeError::EntitiesVsSchema)?;
+        let activated_at = now();
+        self.inner
+            .store
+            .record_bundle(&record(&bundle, origin, &activated_at))
+            .await?;
+        self.inner.snapshot.store(Arc::new(Snapshot {
+            bundle: Arc::new(bundle),
+            entities,
+            origin,
+            activated_at,
+        }));
+        Ok(activation)
+    }
+
+    /// Reloads the policies directory (SIGHUP).
+    pub async fn reload_from_disk(&self) -> Result<Activation, ChangeError> {
+        let source = BundleSource::read_dir(&self.inner.policies_dir)?;
+        self.activate(source, BundleOrigin::Disk).await
+    }
+
+    /// Validates `docs` against the active schema, stores them as the whole
+    /// entity set, then publishes them.
+    pub async fn replace_entities(&self, docs: Vec<Value>) -> Result<usize, ChangeError> {
+        let _guard = self.inner.write_lock.lock().await;
+        let current = self.snapshot();
+        let entities = current
+            .bundle
+            .entity_set(docs.clone())
+            .map_err(ChangeError::Entities)?;
+        self.inner.store.replace_entities(&docs).await?;
+        let count = entities.stored_len();
+        // The write lock guarantees no bundle swap happened since we read it.
+        let snapshot = Snapshot {
+            bundle: Arc::clone(&current.bundle),
+            entities,
+            origin: current.origin,
+            activated_at: current.activated_at.clone(),
+        };
+        self.inner.snapshot.store(Arc::new(snapshot));
+        Ok(count)
+    }
+}
+
+fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
+    let files: BTreeMap<String, String> = bundle
+        .source()
+        .files()
+        .map(|(p, t)| (p.to_owned(), t.to_owned()))
+        .collect();
+    StoredBundle {
+        digest: bundle.digest().to_owned(),
+        files,
+        origin,
+        activated_at: activated_at.to_owned(),
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,101 @@
+//! Persistence. One `Store` facade over the backends; SQLite is the embedded
+//! default. Each backend has its own migrations under `migrations/<backend>/`.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub use sqlite::SqliteStore;
+
+/// A store failure: always a server-side problem (500), never the client's.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url `{0}`: expected `sqlite://PATH`")]
+    UnsupportedUrl(String),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// A bundle that was activated, as recorded.
+#[derive(Debug, Clone)]
+pub struct StoredBundle {
+    pub digest: String,
+    pub files: BTreeMap<String, String>,
+    pub origin: BundleOrigin,
+    pub activated_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleOrigin {
+    /// Read from the policies directory (start or SIGHUP).
+    Disk,
+    /// Uploaded with `PUT /v1/policies`.
+    Api,
+}
+
+impl BundleOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Disk => "disk",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// The service's store.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(SqliteStore::open(url).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.ping().await,
+        }
+    }
+
+    /// The stored entity documents, ordered by type and id.
+    pub async fn entities(&self) -> Result<Vec<Value>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.entities().await,
+        }
+    }
+
+    /// Replaces the whole entity set in one transaction.
+    pub async fn replace_entities(&self, docs: &[Value]) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.replace_entities(docs).await,
+        }
+    }
+
+    /// The most recently activated bundle, if any.
+    pub async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.active_bundle().await,
+        }
+    }
+
+    /// Records that `bundle` became active.
+    pub async fn record_bundle(&self, bundle: &StoredBundle) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.record_bundle(bundle).await,
+        }
+    }
+}
