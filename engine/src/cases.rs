@@ -112,16 +112,9 @@ pub fn run(bundle: &Bundle, dir: &Path, now: DateTime<Utc>) -> Report {
 }
 
 fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Report) {
-    let file = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let file = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let fail_file = |report: &mut Report, message: String| {
-        report.results.push(CaseResult {
-            file: file.clone(),
-            name: "(file)".into(),
-            failure: Some(message),
-        });
+        report.results.push(CaseResult { file: file.clone(), name: "(file)".into(), failure: Some(message) });
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -138,28 +131,16 @@ fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Repor
     };
     for case in cases.cases {
         let query = Query {
-            principal: EntityRef {
-                type_name: case.principal.type_name,
-                id: case.principal.id,
-                properties: None,
-            },
+            principal: EntityRef { type_name: case.principal.type_name, id: case.principal.id, properties: None },
             action: case.action,
-            resource: EntityRef {
-                type_name: case.resource.type_name,
-                id: case.resource.id,
-                properties: None,
-            },
+            resource: EntityRef { type_name: case.resource.type_name, id: case.resource.id, properties: None },
             context: case.context,
             entities: Vec::new(),
         };
         let failure = match bundle.decide(&entities, &query, now) {
             Err(e) => Some(format!("request error: {e}")),
             Ok(decision) => {
-                let got = if decision.allowed {
-                    Expect::Allow
-                } else {
-                    Expect::Deny
-                };
+                let got = if decision.allowed { Expect::Allow } else { Expect::Deny };
                 let mut want_reasons = case.reasons.clone();
                 if let Some(r) = want_reasons.as_mut() {
                     r.sort();
@@ -170,10 +151,7 @@ fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Repor
                         "expected {:?}, got {:?} (reasons {:?}, policies {:?}, errors {:?})",
                         case.expect, got, decision.reasons, decision.policies, decision.errors
                     ))
-                } else if want_reasons
-                    .as_ref()
-                    .is_some_and(|want| *want != decision.reasons)
-                {
+                } else if want_reasons.as_ref().is_some_and(|want| *want != decision.reasons) {
                     Some(format!(
                         "expected reasons {:?}, got {:?} (policies {:?})",
                         want_reasons.unwrap_or_default(),
@@ -185,10 +163,6 @@ fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Repor
                 }
             }
         };
-        report.results.push(CaseResult {
-            file: file.clone(),
-            name: case.name,
-            failure,
-        });
+        report.results.push(CaseResult { file: file.clone(), name: case.name, failure });
     }
 }

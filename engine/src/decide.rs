@@ -4,8 +4,7 @@
 use std::borrow::Cow;
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Request,
-    RequestValidationError,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Request, RequestValidationError,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -66,10 +65,7 @@ pub enum RequestError {
     #[error("invalid context: {0}")]
     InvalidContext(String),
     #[error("invalid entity: {message}")]
-    InvalidEntity {
-        field: &'static str,
-        message: String,
-    },
+    InvalidEntity { field: &'static str, message: String },
     #[error("{0}")]
     NotApplicable(String),
 }
@@ -89,9 +85,7 @@ impl RequestError {
     /// The request field at fault (AuthZEN names), when one is.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            Self::UnknownEntityType { field, .. } | Self::InvalidEntity { field, .. } => {
-                Some(field)
-            }
+            Self::UnknownEntityType { field, .. } | Self::InvalidEntity { field, .. } => Some(field),
             Self::UnknownAction { .. } => Some("action"),
             Self::InvalidContext(_) => Some("context"),
             Self::NotApplicable(_) => None,
@@ -102,57 +96,35 @@ impl RequestError {
 impl Bundle {
     /// Decides `query` against `entities`; `now` fills the context's `now`
     /// when the action takes one and the caller left it out.
-    pub fn decide(
-        &self,
-        entities: &EntitySet,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<Decision, RequestError> {
-        let principal_type = self
+    pub fn decide(&self, entities: &EntitySet, query: &Query, now: DateTime<Utc>) -> Result<Decision, RequestError> {
+        let principal_type = self.names.entity_type(&query.principal.type_name).ok_or_else(|| {
+            RequestError::UnknownEntityType { field: "subject.type", name: query.principal.type_name.clone() }
+        })?;
+        let resource_type = self.names.entity_type(&query.resource.type_name).ok_or_else(|| {
+            RequestError::UnknownEntityType { field: "resource.type", name: query.resource.type_name.clone() }
+        })?;
+        let action = self
             .names
-            .entity_type(&query.principal.type_name)
-            .ok_or_else(|| RequestError::UnknownEntityType {
-                field: "subject.type",
-                name: query.principal.type_name.clone(),
-            })?;
-        let resource_type = self
-            .names
-            .entity_type(&query.resource.type_name)
-            .ok_or_else(|| RequestError::UnknownEntityType {
-                field: "resource.type",
-                name: query.resource.type_name.clone(),
-            })?;
-        let action =
-            self.names
-                .action(&query.action)
-                .ok_or_else(|| RequestError::UnknownAction {
-                    name: query.action.clone(),
-                })?;
+            .action(&query.action)
+            .ok_or_else(|| RequestError::UnknownAction { name: query.action.clone() })?;
         let principal = uid(principal_type, &query.principal.id);
         let resource = uid(resource_type, &query.resource.id);
 
         let context = self.context(action, &query.context, now)?;
-        let request = Request::new(
-            principal,
-            action.clone(),
-            resource,
-            context,
-            Some(&self.schema),
-        )
-        .map_err(|e| match e {
-            RequestValidationError::InvalidContext(_)
-            | RequestValidationError::TypeOfContext(_) => {
-                RequestError::InvalidContext(cedar_message(&e))
-            }
-            RequestValidationError::InvalidEnumEntity(_) => RequestError::InvalidEntity {
-                field: "subject.id",
-                message: cedar_message(&e),
-            },
-            _ => RequestError::NotApplicable(cedar_message(&e)),
-        })?;
+        let request =
+            Request::new(principal, action.clone(), resource, context, Some(&self.schema)).map_err(|e| match e {
+                RequestValidationError::InvalidContext(_) | RequestValidationError::TypeOfContext(_) => {
+                    RequestError::InvalidContext(cedar_message(&e))
+                }
+                RequestValidationError::InvalidEnumEntity(_) => {
+                    RequestError::InvalidEntity { field: "subject.id", message: cedar_message(&e) }
+                }
+                _ => RequestError::NotApplicable(cedar_message(&e)),
+            })?;
 
         let store = self.request_entities(entities, query, principal_type, resource_type)?;
-        let response = Authorizer::new().is_authorized(&request, &self.policies, &store);
+        let policies = self.index.slice(action).unwrap_or(&self.policies);
+        let response = Authorizer::new().is_authorized(&request, policies, &store);
         Ok(self.explain(&response))
     }
 
@@ -199,22 +171,16 @@ impl Bundle {
                 && !properties.is_empty()
             {
                 let doc = with_properties(entities, ty, &entity.id, properties);
-                let parsed =
-                    self.parse_entities(vec![doc])
-                        .map_err(|e| RequestError::InvalidEntity {
-                            field,
-                            message: e.to_string(),
-                        })?;
+                let parsed = self
+                    .parse_entities(vec![doc])
+                    .map_err(|e| RequestError::InvalidEntity { field, message: e.to_string() })?;
                 extra.extend(parsed);
             }
         }
         if !query.entities.is_empty() {
-            let parsed = self.parse_entities(query.entities.clone()).map_err(|e| {
-                RequestError::InvalidEntity {
-                    field: "entities",
-                    message: e.to_string(),
-                }
-            })?;
+            let parsed = self
+                .parse_entities(query.entities.clone())
+                .map_err(|e| RequestError::InvalidEntity { field: "entities", message: e.to_string() })?;
             extra.extend(parsed);
         }
         if extra.is_empty() {
@@ -225,62 +191,34 @@ impl Bundle {
             .clone()
             .upsert_entities(extra, Some(&self.schema))
             .map(Cow::Owned)
-            .map_err(|e| RequestError::InvalidEntity {
-                field: "entities",
-                message: cedar_message(&e),
-            })
+            .map_err(|e| RequestError::InvalidEntity { field: "entities", message: cedar_message(&e) })
     }
 
     fn explain(&self, response: &cedar_policy::Response) -> Decision {
-        let mut policies: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
+        let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
-        let errors: Vec<String> = response
-            .diagnostics()
-            .errors()
-            .map(ToString::to_string)
-            .collect();
+        let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
         // A forbid that errored was skipped by Cedar; fail closed instead.
         let mut failed_forbids: Vec<String> = response
             .diagnostics()
             .errors()
             .map(|AuthorizationError::PolicyEvaluationError(e)| e.policy_id())
-            .filter(|id| {
-                self.facts
-                    .get(*id)
-                    .is_some_and(|f| f.effect == Effect::Forbid)
-            })
+            .filter(|id| self.facts.get(*id).is_some_and(|f| f.effect == Effect::Forbid))
             .map(|id| format!("{POLICY_ERROR}{id}"))
             .collect();
         failed_forbids.sort();
         failed_forbids.dedup();
 
         match response.decision() {
-            CedarDecision::Allow if failed_forbids.is_empty() => Decision {
-                allowed: true,
-                reasons: Vec::new(),
-                policies,
-                errors,
-            },
-            CedarDecision::Allow => Decision {
-                allowed: false,
-                reasons: failed_forbids,
-                policies: Vec::new(),
-                errors,
-            },
+            CedarDecision::Allow if failed_forbids.is_empty() => {
+                Decision { allowed: true, reasons: Vec::new(), policies, errors }
+            }
+            CedarDecision::Allow => Decision { allowed: false, reasons: failed_forbids, policies: Vec::new(), errors },
             CedarDecision::Deny => {
                 let mut reasons: Vec<String> = response
                     .diagnostics()
                     .reason()
-                    .map(|id| {
-                        self.facts
-                            .get(id)
-                            .and_then(|f| f.reason.clone())
-                            .unwrap_or_else(|| id.to_string())
-                    })
+                    .map(|id| self.facts.get(id).and_then(|f| f.reason.clone()).unwrap_or_else(|| id.to_string()))
                     .collect();
                 reasons.extend(failed_forbids);
                 reasons.sort();
@@ -288,12 +226,7 @@ impl Bundle {
                 if reasons.is_empty() {
                     reasons.push(NO_PERMIT.to_owned());
                 }
-                Decision {
-                    allowed: false,
-                    reasons,
-                    policies,
-                    errors,
-                }
+                Decision { allowed: false, reasons, policies, errors }
             }
         }
     }

@@ -69,20 +69,14 @@ impl Bundle {
         for (index, doc) in stored.into_iter().enumerate() {
             let (key, doc) = normalize(doc, index)?;
             if seen.insert(key.clone(), ()).is_some() {
-                return Err(EntitiesError::Duplicate {
-                    uid: format!("{}::\"{}\"", key.0, key.1),
-                });
+                return Err(EntitiesError::Duplicate { uid: format!("{}::\"{}\"", key.0, key.1) });
             }
             docs.insert(key, doc);
         }
         let all = Value::Array(docs.values().cloned().collect());
-        let cedar = Entities::from_json_value(all, Some(&self.schema))
-            .map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
-        Ok(EntitySet {
-            docs,
-            cedar,
-            stored: stored_count,
-        })
+        let cedar =
+            Entities::from_json_value(all, Some(&self.schema)).map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
+        Ok(EntitySet { docs, cedar, stored: stored_count })
     }
 
     /// Parses request-carried entity documents against the schema.
@@ -91,12 +85,8 @@ impl Bundle {
             .enumerate()
             .map(|(index, doc)| {
                 let (_, doc) = normalize(doc, index)?;
-                Entity::from_json_value(doc, Some(&self.schema)).map_err(|e| {
-                    EntitiesError::Malformed {
-                        index,
-                        message: cedar_message(&e),
-                    }
-                })
+                Entity::from_json_value(doc, Some(&self.schema))
+                    .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })
             })
             .collect()
     }
@@ -123,25 +113,14 @@ pub(crate) fn cedar_message(e: &dyn miette::Diagnostic) -> String {
 /// Checks the outer shape of one Cedar entity document and returns its uid
 /// key with `attrs` and `parents` made explicit.
 pub(crate) fn normalize(doc: Value, index: usize) -> Result<(UidKey, Value), EntitiesError> {
-    let malformed = |message: &str| EntitiesError::Malformed {
-        index,
-        message: message.to_owned(),
-    };
+    let malformed = |message: &str| EntitiesError::Malformed { index, message: message.to_owned() };
     let Value::Object(mut doc) = doc else {
-        return Err(malformed(
-            "expected an object with `uid`, `attrs` and `parents`",
-        ));
+        return Err(malformed("expected an object with `uid`, `attrs` and `parents`"));
     };
     let uid = doc.get("uid").ok_or_else(|| malformed("missing `uid`"))?;
     let uid = uid.get("__entity").unwrap_or(uid);
-    let ty = uid
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("`uid.type` must be a string"))?;
-    let id = uid
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| malformed("`uid.id` must be a string"))?;
+    let ty = uid.get("type").and_then(Value::as_str).ok_or_else(|| malformed("`uid.type` must be a string"))?;
+    let id = uid.get("id").and_then(Value::as_str).ok_or_else(|| malformed("`uid.id` must be a string"))?;
     let key = (ty.to_owned(), id.to_owned());
     match doc.get("attrs") {
         None | Some(Value::Null) => {
@@ -169,9 +148,10 @@ pub(crate) fn with_properties(
     properties: &Map<String, Value>,
 ) -> Value {
     let key = (ty.to_string(), id.to_owned());
-    let mut doc = set.doc(&key).cloned().unwrap_or_else(
-        || serde_json::json!({"uid": {"type": key.0, "id": key.1}, "attrs": {}, "parents": []}),
-    );
+    let mut doc = set
+        .doc(&key)
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({"uid": {"type": key.0, "id": key.1}, "attrs": {}, "parents": []}));
     if let Some(Value::Object(attrs)) = doc.get_mut("attrs") {
         for (name, value) in properties {
             attrs.insert(name.clone(), value.clone());

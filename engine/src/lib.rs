@@ -3,6 +3,8 @@
 //! - [`bundle`] loads and validates a policy bundle and computes its digest.
 //! - [`entities`] holds the entity store that decisions read.
 //! - [`decide`] turns a request into a decision with reasons.
+//! - `index` slices the policy set by action, so a decision evaluates only
+//!   the policies that can apply to it.
 //! - [`names`] resolves the type and action names clients send, once per bundle.
 //! - [`cases`] runs a bundle's policy tests.
 
@@ -10,6 +12,7 @@ pub mod bundle;
 pub mod cases;
 pub mod decide;
 pub mod entities;
+mod index;
 pub mod names;
 mod time;
 

@@ -17,10 +17,7 @@ pub struct Names {
 
 impl Names {
     pub(crate) fn from_schema(schema: &Schema) -> Self {
-        let mut namespaces: Vec<String> = schema
-            .entity_types()
-            .map(EntityTypeName::namespace)
-            .collect();
+        let mut namespaces: Vec<String> = schema.entity_types().map(EntityTypeName::namespace).collect();
         namespaces.sort();
         namespaces.dedup();
         // The bundle namespace: the one namespace its entity types live in.
@@ -46,17 +43,12 @@ impl Names {
         }
         for action in schema.actions() {
             let id = action.id().unescaped().to_owned();
-            let in_bundle_ns =
-                namespace.as_deref() == Some(action.type_name().namespace().as_str());
+            let in_bundle_ns = namespace.as_deref() == Some(action.type_name().namespace().as_str());
             if in_bundle_ns || !actions.contains_key(&id) {
                 actions.insert(id, action.clone());
             }
         }
-        Self {
-            namespace,
-            types,
-            actions,
-        }
+        Self { namespace, types, actions }
     }
 
     pub fn namespace(&self) -> Option<&str> {

@@ -24,14 +24,8 @@ mod tests {
 
     #[test]
     fn rfc3339_offsets_and_fractions_become_utc_millis() {
-        assert_eq!(
-            normalize("2030-01-01T01:00:00+01:00").unwrap(),
-            "2030-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            normalize("2030-01-01t00:00:00.123456z").unwrap(),
-            "2030-01-01T00:00:00.123Z"
-        );
+        assert_eq!(normalize("2030-01-01T01:00:00+01:00").unwrap(), "2030-01-01T00:00:00.000Z");
+        assert_eq!(normalize("2030-01-01t00:00:00.123456z").unwrap(), "2030-01-01T00:00:00.123Z");
         assert_eq!(normalize("2030-01-01"), None);
         assert_eq!(normalize("yesterday"), None);
     }

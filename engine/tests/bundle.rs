@@ -1,5 +1,13 @@
 //! Loading bundles and deciding against them, through the engine's public API.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
+
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
@@ -30,19 +38,12 @@ when { resource has expires_at && resource.expires_at <= context.now };
 "#;
 
 fn source(files: &[(&str, &str)]) -> BundleSource {
-    let map: BTreeMap<String, String> = files
-        .iter()
-        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
-        .collect();
+    let map: BTreeMap<String, String> = files.iter().map(|(p, t)| ((*p).to_owned(), (*t).to_owned())).collect();
     BundleSource::from_files(map).unwrap()
 }
 
 fn bundle() -> Bundle {
-    Bundle::load(source(&[
-        ("docs.cedarschema", SCHEMA),
-        ("policies/read.cedar", POLICIES),
-    ]))
-    .unwrap()
+    Bundle::load(source(&[("docs.cedarschema", SCHEMA), ("policies/read.cedar", POLICIES)])).unwrap()
 }
 
 fn entities() -> Vec<serde_json::Value> {
@@ -56,17 +57,9 @@ fn entities() -> Vec<serde_json::Value> {
 
 fn query(principal: &str, action: &str, doc: &str) -> Query {
     Query {
-        principal: EntityRef {
-            type_name: "User".into(),
-            id: principal.into(),
-            properties: None,
-        },
+        principal: EntityRef { type_name: "User".into(), id: principal.into(), properties: None },
         action: action.into(),
-        resource: EntityRef {
-            type_name: "Docs::Doc".into(),
-            id: doc.into(),
-            properties: None,
-        },
+        resource: EntityRef { type_name: "Docs::Doc".into(), id: doc.into(), properties: None },
         ..Query::default()
     }
 }
@@ -79,9 +72,7 @@ fn now() -> chrono::DateTime<Utc> {
 fn owner_reads_and_the_permit_is_named() {
     let b = bundle();
     let set = b.entity_set(entities()).unwrap();
-    let d = b
-        .decide(&set, &query("ann", "read", "open"), now())
-        .unwrap();
+    let d = b.decide(&set, &query("ann", "read", "open"), now()).unwrap();
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.policies, vec!["read.owner"]);
     assert!(d.reasons.is_empty());
@@ -91,16 +82,12 @@ fn owner_reads_and_the_permit_is_named() {
 fn a_forbid_reports_its_reason_and_nothing_permitting_reports_no_permit() {
     let b = bundle();
     let set = b.entity_set(entities()).unwrap();
-    let d = b
-        .decide(&set, &query("ann", "read", "locked"), now())
-        .unwrap();
+    let d = b.decide(&set, &query("ann", "read", "locked"), now()).unwrap();
     assert!(!d.allowed);
     assert_eq!(d.reasons, vec!["doc_locked"]);
     assert_eq!(d.policies, vec!["read.locked"]);
 
-    let d = b
-        .decide(&set, &query("bob", "write", "open"), now())
-        .unwrap();
+    let d = b.decide(&set, &query("bob", "write", "open"), now()).unwrap();
     assert!(!d.allowed);
     assert_eq!(d.reasons, vec!["no_permit"]);
 }
@@ -114,12 +101,10 @@ fn now_is_filled_in_and_rfc3339_offsets_are_accepted() {
     assert_eq!(d.reasons, vec!["doc_expired"]);
     // Given explicitly with an RFC 3339 offset Cedar alone would reject.
     let mut q = query("ann", "read", "old");
-    q.context
-        .insert("now".into(), json!("2025-12-31T23:00:00-02:00"));
+    q.context.insert("now".into(), json!("2025-12-31T23:00:00-02:00"));
     let d = b.decide(&set, &q, now()).unwrap();
     assert!(!d.allowed, "2026-01-01T01:00Z is past expiry");
-    q.context
-        .insert("now".into(), json!("2025-12-31T20:00:00-02:00"));
+    q.context.insert("now".into(), json!("2025-12-31T20:00:00-02:00"));
     assert!(b.decide(&set, &q, now()).unwrap().allowed);
 }
 
@@ -128,18 +113,11 @@ fn properties_merge_over_the_stored_entity() {
     let b = bundle();
     let set = b.entity_set(entities()).unwrap();
     let mut q = query("ann", "read", "open");
-    q.resource.properties = Some(serde_json::Map::from_iter([(
-        "locked".to_owned(),
-        json!(true),
-    )]));
+    q.resource.properties = Some(serde_json::Map::from_iter([("locked".to_owned(), json!(true))]));
     let d = b.decide(&set, &q, now()).unwrap();
     assert_eq!(d.reasons, vec!["doc_locked"]);
     // The store itself is unchanged.
-    assert!(
-        b.decide(&set, &query("ann", "read", "open"), now())
-            .unwrap()
-            .allowed
-    );
+    assert!(b.decide(&set, &query("ann", "read", "open"), now()).unwrap().allowed);
 }
 
 #[test]
@@ -148,30 +126,15 @@ fn bad_requests_name_the_problem() {
     let set = b.entity_set(entities()).unwrap();
     let mut q = query("ann", "read", "open");
     q.principal.type_name = "Robot".into();
-    assert!(matches!(
-        b.decide(&set, &q, now()),
-        Err(RequestError::UnknownEntityType {
-            field: "subject.type",
-            ..
-        })
-    ));
+    assert!(matches!(b.decide(&set, &q, now()), Err(RequestError::UnknownEntityType { field: "subject.type", .. })));
     let q = query("ann", "delete", "open");
-    assert!(matches!(
-        b.decide(&set, &q, now()),
-        Err(RequestError::UnknownAction { .. })
-    ));
+    assert!(matches!(b.decide(&set, &q, now()), Err(RequestError::UnknownAction { .. })));
     let mut q = query("ann", "read", "open");
     q.context.insert("purpose".into(), json!(7));
-    assert_eq!(
-        b.decide(&set, &q, now()).unwrap_err().code(),
-        "invalid_context"
-    );
+    assert_eq!(b.decide(&set, &q, now()).unwrap_err().code(), "invalid_context");
     let mut q = query("ann", "read", "open");
     q.context.insert("surprise".into(), json!("x"));
-    assert_eq!(
-        b.decide(&set, &q, now()).unwrap_err().code(),
-        "invalid_context"
-    );
+    assert_eq!(b.decide(&set, &q, now()).unwrap_err().code(), "invalid_context");
 }
 
 #[test]
@@ -198,11 +161,7 @@ fn diagnostics(err: BundleError) -> Vec<String> {
 #[test]
 fn a_syntax_error_points_at_file_line_and_column() {
     let broken = "@id(\"ok\")\npermit (principal, action, resource);\n\n@id(\"bad\")\npermit (principal, action, resource) when { resource.locked ==  };\n";
-    let err = Bundle::load(source(&[
-        ("s.cedarschema", SCHEMA),
-        ("broken.cedar", broken),
-    ]))
-    .unwrap_err();
+    let err = Bundle::load(source(&[("s.cedarschema", SCHEMA), ("broken.cedar", broken)])).unwrap_err();
     let d = err.diagnostics();
     assert_eq!(d[0].file, "broken.cedar");
     assert_eq!(d[0].line, Some(5), "{:?}", diagnostics(err));
@@ -224,29 +183,19 @@ fn a_type_error_points_at_the_policy_in_its_file() {
 fn schema_errors_and_missing_schema_are_reported() {
     let err = Bundle::load(source(&[("p.cedar", POLICIES)])).unwrap_err();
     assert!(diagnostics(err)[0].contains("no schema"));
-    let err = Bundle::load(source(&[
-        ("s.cedarschema", "namespace X { entity A = { a: Strin }; }"),
-        ("p.cedar", ""),
-    ]))
-    .unwrap_err();
+    let err = Bundle::load(source(&[("s.cedarschema", "namespace X { entity A = { a: Strin }; }"), ("p.cedar", "")]))
+        .unwrap_err();
     assert_eq!(err.diagnostics()[0].file, "s.cedarschema");
-    let err = Bundle::load(source(&[
-        ("s.cedarschema", SCHEMA),
-        ("p.cedar", POLICIES),
-        ("q.cedar", POLICIES),
-    ]))
-    .unwrap_err();
+    let err =
+        Bundle::load(source(&[("s.cedarschema", SCHEMA), ("p.cedar", POLICIES), ("q.cedar", POLICIES)])).unwrap_err();
     assert!(diagnostics(err).iter().any(|d| d.contains("used twice")));
 }
 
 #[test]
 fn entities_are_checked_against_the_schema() {
     let b = bundle();
-    let err = b
-        .entity_set(vec![
-            json!({"uid": {"type": "Docs::User", "id": "x"}, "attrs": {"level": "high"}}),
-        ])
-        .unwrap_err();
+    let err =
+        b.entity_set(vec![json!({"uid": {"type": "Docs::User", "id": "x"}, "attrs": {"level": "high"}})]).unwrap_err();
     assert!(err.to_string().contains("level"), "{err}");
     let dup = json!({"uid": {"type": "Docs::User", "id": "x"}, "attrs": {"level": 1}});
     assert!(b.entity_set(vec![dup.clone(), dup]).is_err());
@@ -255,17 +204,38 @@ fn entities_are_checked_against_the_schema() {
 #[test]
 fn the_digest_names_the_files_and_ignores_tests() {
     let a = source(&[("s.cedarschema", SCHEMA), ("p.cedar", POLICIES)]);
-    let b = source(&[
-        ("s.cedarschema", SCHEMA),
-        ("p.cedar", POLICIES),
-        ("tests/x.json", "{}"),
-    ]);
-    let c = source(&[
-        ("s.cedarschema", SCHEMA),
-        ("p.cedar", &POLICIES.replace("doc_locked", "locked")),
-    ]);
+    let b = source(&[("s.cedarschema", SCHEMA), ("p.cedar", POLICIES), ("tests/x.json", "{}")]);
+    let c = source(&[("s.cedarschema", SCHEMA), ("p.cedar", &POLICIES.replace("doc_locked", "locked"))]);
     assert_eq!(a.digest(), b.digest());
     assert_ne!(a.digest(), c.digest());
     assert!(a.digest().starts_with("sha256:"));
     assert_eq!(a.digest().len(), "sha256:".len() + 64);
+}
+
+#[test]
+fn policies_scoped_to_an_action_group_still_apply_to_its_members() {
+    let schema = r#"namespace G {
+        entity U;
+        action readers;
+        action read in [readers] appliesTo { principal: U, resource: U };
+        action write appliesTo { principal: U, resource: U };
+    }"#;
+    let policies = r#"@id("group") permit (principal, action in G::Action::"readers", resource);
+@id("any") @reason("never_on_self") forbid (principal, action, resource) when { principal == resource };
+@id("write") permit (principal, action == G::Action::"write", resource);
+"#;
+    let b = Bundle::load(source(&[("g.cedarschema", schema), ("p.cedar", policies)])).unwrap();
+    let set = b.entity_set(Vec::new()).unwrap();
+    let q = |action: &str, p: &str, r: &str| Query {
+        principal: EntityRef { type_name: "U".into(), id: p.into(), properties: None },
+        action: action.into(),
+        resource: EntityRef { type_name: "U".into(), id: r.into(), properties: None },
+        ..Query::default()
+    };
+    let read = b.decide(&set, &q("read", "a", "b"), now()).unwrap();
+    assert_eq!(read.policies, vec!["group"]);
+    let write = b.decide(&set, &q("write", "a", "b"), now()).unwrap();
+    assert_eq!(write.policies, vec!["write"]);
+    let own = b.decide(&set, &q("read", "a", "a"), now()).unwrap();
+    assert_eq!(own.reasons, vec!["never_on_self"], "unscoped forbids reach every action");
 }

@@ -27,8 +27,7 @@ pub struct ContextShapes {
 
 impl ContextShapes {
     pub(crate) fn from_cedarschema(text: &str) -> Result<Self, String> {
-        let (fragment, _) =
-            SchemaFragment::from_cedarschema_str(text).map_err(|e| e.to_string())?;
+        let (fragment, _) = SchemaFragment::from_cedarschema_str(text).map_err(|e| e.to_string())?;
         let json = fragment.to_json_value().map_err(|e| e.to_string())?;
         let mut by_action = HashMap::new();
         let Value::Object(namespaces) = json else {
@@ -41,9 +40,7 @@ impl ContextShapes {
             };
             for (action, def) in actions {
                 let context = def.get("appliesTo").and_then(|a| a.get("context"));
-                let shape = context
-                    .map(|ty| shape_of(ty, ns, &common, &namespaces, 0))
-                    .unwrap_or_default();
+                let shape = context.map(|ty| shape_of(ty, ns, &common, &namespaces, 0)).unwrap_or_default();
                 let uid = if ns.is_empty() {
                     format!("Action::{}", quoted(action))
                 } else {
@@ -125,24 +122,11 @@ fn is_datetime(
 
 /// Follows a reference to a common type (`{"type": "EntityOrCommon", "name": N}`
 /// or `{"type": N}`) in this namespace, a qualified one, or the empty one.
-fn resolve_common(
-    ty: &Value,
-    ns: &str,
-    common: &Value,
-    namespaces: &serde_json::Map<String, Value>,
-) -> Option<Value> {
+fn resolve_common(ty: &Value, ns: &str, common: &Value, namespaces: &serde_json::Map<String, Value>) -> Option<Value> {
     let kind = ty.get("type").and_then(Value::as_str)?;
-    let name = if kind == "EntityOrCommon" {
-        ty.get("name").and_then(Value::as_str)?
-    } else {
-        kind
-    };
+    let name = if kind == "EntityOrCommon" { ty.get("name").and_then(Value::as_str)? } else { kind };
     if let Some((qualifier, short)) = name.rsplit_once("::") {
-        return namespaces
-            .get(qualifier)?
-            .get("commonTypes")?
-            .get(short)
-            .cloned();
+        return namespaces.get(qualifier)?.get("commonTypes")?.get(short).cloned();
     }
     common
         .get(name)

@@ -22,21 +22,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem with a whole file.
     pub fn file(file: &str, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_owned(),
-            line: None,
-            column: None,
-            message: message.into(),
-        }
+        Self { file: file.to_owned(), line: None, column: None, message: message.into() }
     }
 
     /// A problem reported by Cedar (`miette` diagnostic) in `file`, whose text
     /// is `text`: the first labelled span gives the location.
     pub fn from_cedar(file: &str, text: &str, error: &dyn miette::Diagnostic) -> Self {
-        let offset = error
-            .labels()
-            .and_then(|mut labels| labels.next())
-            .map(|l| l.offset());
+        let offset = error.labels().and_then(|mut labels| labels.next()).map(|l| l.offset());
         let (line, column) = match offset {
             Some(offset) => {
                 let (line, column) = line_column(text, offset);
@@ -48,12 +40,7 @@ impl Diagnostic {
         if let Some(help) = error.help() {
             message.push_str(&format!(" (help: {help})"));
         }
-        Self {
-            file: file.to_owned(),
-            line,
-            column,
-            message,
-        }
+        Self { file: file.to_owned(), line, column, message }
     }
 }
 

@@ -18,6 +18,7 @@ pub use context_shape::ContextShapes;
 pub use diagnostic::Diagnostic;
 pub use source::{BundleSource, FileKind};
 
+use crate::index::PolicyIndex;
 use crate::names::Names;
 
 /// Why a bundle could not be loaded.
@@ -65,6 +66,7 @@ pub struct Bundle {
     digest: String,
     pub(crate) schema: Schema,
     pub(crate) policies: PolicySet,
+    pub(crate) index: PolicyIndex,
     pub(crate) facts: HashMap<PolicyId, PolicyFacts>,
     pub(crate) names: Names,
     pub(crate) contexts: ContextShapes,
@@ -78,10 +80,8 @@ impl Bundle {
     pub fn load(source: BundleSource) -> Result<Self, BundleError> {
         let mut diagnostics = Vec::new();
 
-        let schemas: Vec<(&str, &str)> = source
-            .files()
-            .filter(|(p, _)| FileKind::of(p) == Some(FileKind::Schema))
-            .collect();
+        let schemas: Vec<(&str, &str)> =
+            source.files().filter(|(p, _)| FileKind::of(p) == Some(FileKind::Schema)).collect();
         let (schema_path, schema_text) = match schemas.as_slice() {
             [one] => *one,
             [] => {
@@ -100,20 +100,13 @@ impl Bundle {
         let schema = match Schema::from_cedarschema_str(schema_text) {
             Ok((schema, _warnings)) => schema,
             Err(e) => {
-                return Err(BundleError::Invalid(vec![Diagnostic::from_cedar(
-                    schema_path,
-                    schema_text,
-                    &e,
-                )]));
+                return Err(BundleError::Invalid(vec![Diagnostic::from_cedar(schema_path, schema_text, &e)]));
             }
         };
         let contexts = match ContextShapes::from_cedarschema(schema_text) {
             Ok(c) => c,
             Err(message) => {
-                return Err(BundleError::Invalid(vec![Diagnostic::file(
-                    schema_path,
-                    message,
-                )]));
+                return Err(BundleError::Invalid(vec![Diagnostic::file(schema_path, message)]));
             }
         };
 
@@ -121,16 +114,13 @@ impl Bundle {
         let mut facts = HashMap::new();
         // Policy id → (file, text) for locating validation errors.
         let mut origin: HashMap<PolicyId, (String, usize)> = HashMap::new();
-        let policy_files: Vec<(&str, &str)> = source
-            .files()
-            .filter(|(p, _)| FileKind::of(p) == Some(FileKind::Policies))
-            .collect();
+        let policy_files: Vec<(&str, &str)> =
+            source.files().filter(|(p, _)| FileKind::of(p) == Some(FileKind::Policies)).collect();
         for (file_index, (path, text)) in policy_files.iter().enumerate() {
             let parsed = match PolicySet::from_str(text) {
                 Ok(set) => set,
                 Err(errors) => {
-                    diagnostics
-                        .extend(errors.iter().map(|e| Diagnostic::from_cedar(path, text, e)));
+                    diagnostics.extend(errors.iter().map(|e| Diagnostic::from_cedar(path, text, e)));
                     continue;
                 }
             };
@@ -142,10 +132,8 @@ impl Bundle {
                 let id = PolicyId::new(id);
                 if origin.contains_key(&id) {
                     let (first_file, _) = origin.get(&id).cloned().unwrap_or_default();
-                    let mut d = Diagnostic::file(
-                        path,
-                        format!("policy id `{id}` is used twice (first in `{first_file}`)"),
-                    );
+                    let mut d =
+                        Diagnostic::file(path, format!("policy id `{id}` is used twice (first in `{first_file}`)"));
                     if let Some(offset) = text.rfind(&format!("@id(\"{id}\")")) {
                         let (line, column) = diagnostic::line_column(text, offset);
                         d.line = Some(line);
@@ -154,10 +142,8 @@ impl Bundle {
                     diagnostics.push(d);
                     continue;
                 }
-                let facts_entry = PolicyFacts {
-                    effect: policy.effect(),
-                    reason: policy.annotation("reason").map(str::to_owned),
-                };
+                let facts_entry =
+                    PolicyFacts { effect: policy.effect(), reason: policy.annotation("reason").map(str::to_owned) };
                 if let Err(e) = policies.add(policy.new_id(id.clone())) {
                     diagnostics.push(Diagnostic::file(path, e.to_string()));
                     continue;
@@ -174,8 +160,7 @@ impl Bundle {
         }
 
         if diagnostics.is_empty() {
-            let validation =
-                Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+            let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
             for error in validation.validation_errors() {
                 let (file, text) = origin
                     .get(error.policy_id())
@@ -190,18 +175,12 @@ impl Bundle {
             }
         }
 
-        let base_entities = match source
-            .files()
-            .find(|(p, _)| FileKind::of(p) == Some(FileKind::Entities))
-        {
+        let base_entities = match source.files().find(|(p, _)| FileKind::of(p) == Some(FileKind::Entities)) {
             None => Vec::new(),
             Some((path, text)) => match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(serde_json::Value::Array(items)) => items,
                 Ok(_) => {
-                    diagnostics.push(Diagnostic::file(
-                        path,
-                        "expected a JSON array of Cedar entities",
-                    ));
+                    diagnostics.push(Diagnostic::file(path, "expected a JSON array of Cedar entities"));
                     Vec::new()
                 }
                 Err(e) => {
@@ -219,22 +198,11 @@ impl Bundle {
         }
         let names = Names::from_schema(&schema);
         let digest = source.digest();
-        let bundle = Self {
-            source,
-            digest,
-            schema,
-            policies,
-            facts,
-            names,
-            contexts,
-            base_entities,
-        };
+        let index = PolicyIndex::build(&schema, &policies);
+        let bundle = Self { source, digest, schema, policies, index, facts, names, contexts, base_entities };
         // The bundle's own entities must conform to its schema.
         if let Err(e) = bundle.entity_set(Vec::new()) {
-            return Err(BundleError::Invalid(vec![Diagnostic::file(
-                "entities.json",
-                e.to_string(),
-            )]));
+            return Err(BundleError::Invalid(vec![Diagnostic::file("entities.json", e.to_string())]));
         }
         Ok(bundle)
     }

@@ -66,14 +66,9 @@ impl BundleSource {
             let bad_path = path.is_empty()
                 || path.starts_with('/')
                 || path.contains('\\')
-                || path
-                    .split('/')
-                    .any(|p| p.is_empty() || p == "." || p == "..");
+                || path.split('/').any(|p| p.is_empty() || p == "." || p == "..");
             if bad_path {
-                diagnostics.push(Diagnostic::file(
-                    &path,
-                    "file paths must be relative and `/`-separated",
-                ));
+                diagnostics.push(Diagnostic::file(&path, "file paths must be relative and `/`-separated"));
                 continue;
             }
             if FileKind::of(&path).is_some() {
@@ -108,15 +103,9 @@ impl BundleSource {
     }
 }
 
-fn read_into(
-    root: &Path,
-    dir: &Path,
-    files: &mut BTreeMap<String, String>,
-) -> Result<(), BundleError> {
-    let io = |path: &Path, e: std::io::Error| BundleError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+fn read_into(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Result<(), BundleError> {
+    let io =
+        |path: &Path, e: std::io::Error| BundleError::Io { path: path.display().to_string(), message: e.to_string() };
     let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| io(dir, e))?;
@@ -124,11 +113,7 @@ fn read_into(
         let Ok(relative) = path.strip_prefix(root) else {
             continue;
         };
-        let relative = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        let relative = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         let file_type = entry.file_type().map_err(|e| io(&path, e))?;
         if file_type.is_dir() {
             if relative == "tests" || relative == "rules" || relative.starts_with('.') {
