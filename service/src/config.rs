@@ -39,11 +39,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Database URL (`sqlite://PATH`); the file and its directory are created.
-    #[arg(
-        long,
-        env = "WARRANT_DATABASE_URL",
-        default_value = "sqlite://./warrant-data/warrant.db"
-    )]
+    #[arg(long, env = "WARRANT_DATABASE_URL", default_value = "sqlite://./warrant-data/warrant.db")]
     pub database_url: String,
 
     /// Policy bundle directory, loaded at start and on SIGHUP.

@@ -78,25 +78,13 @@ impl AppState {
             _ => (BundleSource::read_dir(&policies_dir)?, BundleOrigin::Disk),
         };
         let bundle = Bundle::load(source)?;
-        let entities = bundle
-            .entity_set(stored_entities)
-            .map_err(ChangeError::EntitiesVsSchema)?;
+        let entities = bundle.entity_set(stored_entities).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
-        let unchanged = store
-            .active_bundle()
-            .await?
-            .is_some_and(|b| b.digest == bundle.digest());
+        let unchanged = store.active_bundle().await?.is_some_and(|b| b.digest == bundle.digest());
         if !unchanged {
-            store
-                .record_bundle(&record(&bundle, origin, &activated_at))
-                .await?;
+            store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         }
-        let snapshot = Snapshot {
-            bundle: Arc::new(bundle),
-            entities,
-            origin,
-            activated_at,
-        };
+        let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at };
         Ok(Self {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
@@ -118,11 +106,7 @@ impl AppState {
 
     /// Validates `source`, checks the stored entities against it, records it
     /// and makes it active. On any error the active bundle stays.
-    pub async fn activate(
-        &self,
-        source: BundleSource,
-        origin: BundleOrigin,
-    ) -> Result<Activation, ChangeError> {
+    pub async fn activate(&self, source: BundleSource, origin: BundleOrigin) -> Result<Activation, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
         let bundle = Bundle::load(source)?;
@@ -136,20 +120,10 @@ impl AppState {
         if !activation.changed && origin == current.origin {
             return Ok(activation);
         }
-        let entities = bundle
-            .entity_set(self.inner.store.entities().await?)
-            .map_err(ChangeError::EntitiesVsSchema)?;
+        let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
-        self.inner
-            .store
-            .record_bundle(&record(&bundle, origin, &activated_at))
-            .await?;
-        self.inner.snapshot.store(Arc::new(Snapshot {
-            bundle: Arc::new(bundle),
-            entities,
-            origin,
-            activated_at,
-        }));
+        self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+        self.inner.snapshot.store(Arc::new(Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at }));
         Ok(activation)
     }
 
@@ -164,10 +138,7 @@ impl AppState {
     pub async fn replace_entities(&self, docs: Vec<Value>) -> Result<usize, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
-        let entities = current
-            .bundle
-            .entity_set(docs.clone())
-            .map_err(ChangeError::Entities)?;
+        let entities = current.bundle.entity_set(docs.clone()).map_err(ChangeError::Entities)?;
         self.inner.store.replace_entities(&docs).await?;
         let count = entities.stored_len();
         // The write lock guarantees no bundle swap happened since we read it.
@@ -183,17 +154,8 @@ impl AppState {
 }
 
 fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
-    let files: BTreeMap<String, String> = bundle
-        .source()
-        .files()
-        .map(|(p, t)| (p.to_owned(), t.to_owned()))
-        .collect();
-    StoredBundle {
-        digest: bundle.digest().to_owned(),
-        files,
-        origin,
-        activated_at: activated_at.to_owned(),
-    }
+    let files: BTreeMap<String, String> = bundle.source().files().map(|(p, t)| (p.to_owned(), t.to_owned())).collect();
+    StoredBundle { digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
 }
 
 fn now() -> String {

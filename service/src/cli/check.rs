@@ -22,11 +22,7 @@ pub fn run(dir: &Path) -> ExitCode {
                 // `DIR/file:line:col: message`, clickable in editors and terminals.
                 eprintln!("{}/{d}", dir.display());
             }
-            eprintln!(
-                "error: {} problem(s) in `{}`",
-                diagnostics.len(),
-                dir.display()
-            );
+            eprintln!("error: {} problem(s) in `{}`", diagnostics.len(), dir.display());
             ExitCode::FAILURE
         }
     }

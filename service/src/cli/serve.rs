@@ -14,10 +14,7 @@ use crate::store::Store;
 
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -35,22 +32,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let store = Store::open(&args.database_url)
-        .await
-        .map_err(|e| format!("cannot open the store: {e}"))?;
-    let state = AppState::start(store, args.policies.clone())
-        .await
-        .map_err(|e| match e {
-            crate::state::ChangeError::Bundle(b) => {
-                let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
-                format!(
-                    "cannot load the policy bundle `{}`:\n{}",
-                    args.policies.display(),
-                    lines.join("\n")
-                )
-            }
-            other => format!("cannot start: {other}"),
-        })?;
+    let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
+    let state = AppState::start(store, args.policies.clone()).await.map_err(|e| match e {
+        crate::state::ChangeError::Bundle(b) => {
+            let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
+            format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
+        }
+        other => format!("cannot start: {other}"),
+    })?;
     let snapshot = state.snapshot();
     tracing::info!(
         digest = snapshot.bundle.digest(),
@@ -61,14 +50,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     tokio::spawn(reload_on_sighup(state.clone()));
 
-    let config = HttpConfig {
-        max_body_bytes: args.max_body_bytes,
-        max_bulk_body_bytes: args.max_bulk_body_bytes,
-    };
+    let config = HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes };
     let app = http::app(state, config);
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener =
+        TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "listening");
 
@@ -116,15 +101,10 @@ async fn reload_on_sighup(state: AppState) {
             Ok(a) => tracing::info!(digest = %a.digest, "policy bundle unchanged on reload"),
             Err(e) => {
                 let diagnostics: Vec<String> = match &e {
-                    crate::state::ChangeError::Bundle(b) => {
-                        b.diagnostics().iter().map(ToString::to_string).collect()
-                    }
+                    crate::state::ChangeError::Bundle(b) => b.diagnostics().iter().map(ToString::to_string).collect(),
                     other => vec![other.to_string()],
                 };
-                tracing::error!(
-                    ?diagnostics,
-                    "policy reload refused; the active bundle stays"
-                );
+                tracing::error!(?diagnostics, "policy reload refused; the active bundle stays");
             }
         }
     }
@@ -132,15 +112,9 @@ async fn reload_on_sighup(state: AppState) {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
     }
 }

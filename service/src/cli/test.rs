@@ -12,10 +12,7 @@ pub fn run(dir: &Path) -> ExitCode {
             for d in e.diagnostics() {
                 eprintln!("error: {d}");
             }
-            eprintln!(
-                "error: the bundle in `{}` does not load; no tests ran",
-                dir.display()
-            );
+            eprintln!("error: the bundle in `{}` does not load; no tests ran", dir.display());
             return ExitCode::FAILURE;
         }
     };
@@ -32,9 +29,5 @@ pub fn run(dir: &Path) -> ExitCode {
         }
     }
     println!("{} passed, {} failed", report.passed(), report.failed());
-    if report.failed() == 0 && report.passed() > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if report.failed() == 0 && report.passed() > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -19,9 +19,7 @@ use crate::state::AppState;
 const MAX_REQUEST_ENTITIES: usize = 1000;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/authorize", post(authorize))
-        .route("/v1/authorize/batch", post(batch))
+    Router::new().route("/v1/authorize", post(authorize)).route("/v1/authorize/batch", post(batch))
 }
 
 #[derive(Debug, Deserialize, Validate)]
@@ -85,17 +83,9 @@ impl From<Decided> for AuthorizeResponse {
 
 fn query(r: &AuthorizeRequest) -> Query {
     Query {
-        principal: EntityRef {
-            type_name: r.principal.type_name.clone(),
-            id: r.principal.id.clone(),
-            properties: None,
-        },
+        principal: EntityRef { type_name: r.principal.type_name.clone(), id: r.principal.id.clone(), properties: None },
         action: r.action.clone(),
-        resource: EntityRef {
-            type_name: r.resource.type_name.clone(),
-            id: r.resource.id.clone(),
-            properties: None,
-        },
+        resource: EntityRef { type_name: r.resource.type_name.clone(), id: r.resource.id.clone(), properties: None },
         context: r.context.clone().unwrap_or_default(),
         entities: r.entities.clone(),
     }

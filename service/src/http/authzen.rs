@@ -49,11 +49,7 @@ pub struct Entity {
 
 impl Entity {
     fn to_ref(&self) -> EntityRef {
-        EntityRef {
-            type_name: self.type_name.clone(),
-            id: self.id.clone(),
-            properties: self.properties.clone(),
-        }
+        EntityRef { type_name: self.type_name.clone(), id: self.id.clone(), properties: self.properties.clone() }
     }
 }
 
@@ -147,12 +143,7 @@ pub struct Answer {
     context: Option<Value>,
 }
 
-fn query(
-    subject: &Entity,
-    action: &Action,
-    resource: &Entity,
-    context: Option<&Map<String, Value>>,
-) -> Query {
+fn query(subject: &Entity, action: &Action, resource: &Entity, context: Option<&Map<String, Value>>) -> Query {
     Query {
         principal: subject.to_ref(),
         action: action.name.clone(),
@@ -172,10 +163,7 @@ fn answer(decided: &Decided, explain: bool) -> Answer {
             "errors": decided.decision.errors,
         })
     });
-    Answer {
-        decision: decided.decision.allowed,
-        context,
-    }
+    Answer { decision: decided.decision.allowed, context }
 }
 
 async fn evaluation(
@@ -183,17 +171,9 @@ async fn evaluation(
     ApiJson(body): ApiJson<EvaluationRequest>,
 ) -> Result<Json<Answer>, ApiError> {
     let snapshot = state.snapshot();
-    let q = query(
-        &body.subject,
-        &body.action,
-        &body.resource,
-        body.context.as_ref(),
-    );
+    let q = query(&body.subject, &body.action, &body.resource, body.context.as_ref());
     let decided = decide(&snapshot, &q)?;
-    Ok(Json(answer(
-        &decided,
-        body.options.is_some_and(|o| o.explain),
-    )))
+    Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
 }
 
 async fn evaluations(
@@ -206,9 +186,7 @@ async fn evaluations(
         Some(items) if !items.is_empty() => items,
         // No evaluations: the request is a single evaluation of the defaults.
         _ => {
-            let (Some(subject), Some(action), Some(resource)) =
-                (&body.subject, &body.action, &body.resource)
-            else {
+            let (Some(subject), Some(action), Some(resource)) = (&body.subject, &body.action, &body.resource) else {
                 let missing = [
                     ("subject", body.subject.is_none()),
                     ("action", body.action.is_none()),
@@ -223,14 +201,8 @@ async fn evaluations(
                 )
                 .with_field(missing));
             };
-            let decided = decide(
-                &snapshot,
-                &query(subject, action, resource, body.context.as_ref()),
-            )?;
-            return Ok(Json(
-                serde_json::to_value(answer(&decided, options.explain))
-                    .map_err(ApiError::internal)?,
-            ));
+            let decided = decide(&snapshot, &query(subject, action, resource, body.context.as_ref()))?;
+            return Ok(Json(serde_json::to_value(answer(&decided, options.explain)).map_err(ApiError::internal)?));
         }
     };
 
@@ -262,13 +234,7 @@ async fn evaluations(
             // A failing item is a deny that says why; the batch goes on.
             Err(e) => {
                 let error = json!({"code": e.code(), "message": e.message(), "field": e.field()});
-                (
-                    false,
-                    Answer {
-                        decision: false,
-                        context: Some(json!({ "error": error })),
-                    },
-                )
+                (false, Answer { decision: false, context: Some(json!({ "error": error })) })
             }
         };
         answers.push(rendered);
@@ -286,10 +252,7 @@ async fn evaluations(
 
 /// PDP metadata (AuthZEN 1.0 §"Policy Decision Point Metadata").
 async fn configuration(headers: HeaderMap) -> Json<Value> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8180");
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
     let base = format!("http://{host}");
     Json(json!({
         "policy_decision_point": base,

@@ -16,9 +16,7 @@ pub struct Decided {
 }
 
 pub fn decide(snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
-    let decision = snapshot
-        .bundle
-        .decide(&snapshot.entities, query, Utc::now())?;
+    let decision = snapshot.bundle.decide(&snapshot.entities, query, Utc::now())?;
     Ok(Decided {
         decision,
         decision_id: uuid::Uuid::now_v7().to_string(),

@@ -21,9 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
-    Ok(Json(
-        state.store().entities().await.map_err(ApiError::internal)?,
-    ))
+    Ok(Json(state.store().entities().await.map_err(ApiError::internal)?))
 }
 
 /// The body is a Cedar entities JSON array (the format Cedar's tools read).

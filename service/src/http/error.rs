@@ -37,13 +37,7 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            diagnostics: Vec::new(),
-        }
+        Self { status, code, message: message.into(), field: None, diagnostics: Vec::new() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -65,11 +59,7 @@ impl ApiError {
     /// A server-side failure: logged here, hidden from the client.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the service log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the service log")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -127,9 +117,7 @@ impl From<ChangeError> for ApiError {
                 "entities_do_not_fit_schema",
                 format!("the stored entities do not conform to this bundle's schema: {inner}"),
             ),
-            ChangeError::Entities(inner) => {
-                Self::bad_request("invalid_entities", inner.to_string())
-            }
+            ChangeError::Entities(inner) => Self::bad_request("invalid_entities", inner.to_string()),
             ChangeError::Store(inner) => Self::internal(inner),
         }
     }

@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 /// The process is up and answering.
@@ -23,16 +21,10 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let digest = state.snapshot().bundle.digest().to_owned();
     match state.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "policy_digest": digest})),
-        ),
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "policy_digest": digest}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: store unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "store unavailable"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "store unavailable"})))
         }
     }
 }

@@ -55,11 +55,7 @@ where
         })?;
         let value: T = parse(&bytes)?;
         value.validate().map_err(|report| {
-            let (path, error) = report
-                .iter()
-                .next()
-                .map(|(p, e)| (p.to_string(), e.to_string()))
-                .unwrap_or_default();
+            let (path, error) = report.iter().next().map(|(p, e)| (p.to_string(), e.to_string())).unwrap_or_default();
             ApiError::bad_request("invalid_field", format!("`{path}`: {error}")).with_field(path)
         })?;
         Ok(Self(value))
@@ -69,10 +65,7 @@ where
 /// Deserialises `bytes` as `T`, naming the failing field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "empty_body",
-            "the request body is empty; expected a JSON object",
-        ));
+        return Err(ApiError::bad_request("empty_body", "the request body is empty; expected a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
@@ -84,51 +77,28 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::bad_request("malformed_json", format!("malformed JSON: {message}"));
         }
         // serde reports a missing field at its parent; name the field itself.
-        if let Some(name) = message
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next())
-        {
-            field = if field == "." || field.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{field}.{name}")
-            };
+        if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            field = if field == "." || field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
         }
         if field == "." {
             field.clear();
         }
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         ApiError::bad_request(
             "invalid_body",
-            if field.is_empty() {
-                message.clone()
-            } else {
-                format!("`{field}`: {message}")
-            },
+            if field.is_empty() { message.clone() } else { format!("`{field}`: {message}") },
         )
         .with_field(field)
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
 /// garde check for free-form JSON objects: bounded nesting.
-pub fn shallow_object(
-    value: &Option<serde_json::Map<String, serde_json::Value>>,
-    _: &(),
-) -> garde::Result {
-    let too_deep = value
-        .as_ref()
-        .is_some_and(|map| map.values().any(|v| depth(v) >= MAX_JSON_DEPTH));
+pub fn shallow_object(value: &Option<serde_json::Map<String, serde_json::Value>>, _: &()) -> garde::Result {
+    let too_deep = value.as_ref().is_some_and(|map| map.values().any(|v| depth(v) >= MAX_JSON_DEPTH));
     if too_deep {
-        return Err(garde::Error::new(format!(
-            "nested deeper than {MAX_JSON_DEPTH} levels"
-        )));
+        return Err(garde::Error::new(format!("nested deeper than {MAX_JSON_DEPTH} levels")));
     }
     Ok(())
 }

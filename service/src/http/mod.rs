@@ -18,9 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
@@ -37,10 +35,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            max_bulk_body_bytes: 64 * 1024 * 1024,
-        }
+        Self { max_body_bytes: 1024 * 1024, max_bulk_body_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -65,11 +60,19 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
-                    let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+                    let id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::debug!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
+                    tracing::debug!(
+                        status = res.status().as_u16(),
+                        latency_us = latency.as_micros() as u64,
+                        "response"
+                    );
                 }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -39,7 +39,8 @@ async fn show(State(state): State<AppState>, Query(params): Query<ShowParams>) -
         .source()
         .files()
         .map(|(path, text)| {
-            let mut file = json!({"path": path, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
+            let mut file =
+                json!({"path": path, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
             if params.content
                 && let Some(obj) = file.as_object_mut()
             {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{BundleOrigin, StoreError, StoredBundle};
 
@@ -33,16 +31,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let path = options.get_filename();
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir)?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         MIGRATIONS.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -53,37 +45,26 @@ impl SqliteStore {
     }
 
     pub async fn entities(&self) -> Result<Vec<Value>, StoreError> {
-        let rows = sqlx::query("SELECT doc FROM entities ORDER BY entity_type, entity_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT doc FROM entities ORDER BY entity_type, entity_id").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let doc: String = row.try_get("doc")?;
-                serde_json::from_str(&doc)
-                    .map_err(|e| StoreError::Corrupt(format!("entity document: {e}")))
+                serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("entity document: {e}")))
             })
             .collect()
     }
 
     pub async fn replace_entities(&self, docs: &[Value]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM entities")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM entities").execute(&mut *tx).await?;
         for chunk in docs.chunks(INSERT_CHUNK) {
-            let mut insert =
-                sqlx::QueryBuilder::new("INSERT INTO entities (entity_type, entity_id, doc) ");
+            let mut insert = sqlx::QueryBuilder::new("INSERT INTO entities (entity_type, entity_id, doc) ");
             insert.push_values(chunk, |mut row, doc| {
                 let uid = doc.get("uid").map(|u| u.get("__entity").unwrap_or(u));
-                let field = |name: &str| {
-                    uid.and_then(|u| u.get(name))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                row.push_bind(field("type"))
-                    .push_bind(field("id"))
-                    .push_bind(doc.to_string());
+                let field =
+                    |name: &str| uid.and_then(|u| u.get(name)).and_then(Value::as_str).unwrap_or_default().to_owned();
+                row.push_bind(field("type")).push_bind(field("id")).push_bind(doc.to_string());
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -92,45 +73,36 @@ impl SqliteStore {
     }
 
     pub async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
-        let row = sqlx::query("SELECT digest, files, origin, activated_at FROM policy_bundles ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT digest, files, origin, activated_at FROM policy_bundles ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let files: String = row.try_get("files")?;
         let origin: String = row.try_get("origin")?;
         Ok(Some(StoredBundle {
             digest: row.try_get("digest")?,
-            files: serde_json::from_str(&files)
-                .map_err(|e| StoreError::Corrupt(format!("bundle files: {e}")))?,
-            origin: if origin == "api" {
-                BundleOrigin::Api
-            } else {
-                BundleOrigin::Disk
-            },
+            files: serde_json::from_str(&files).map_err(|e| StoreError::Corrupt(format!("bundle files: {e}")))?,
+            origin: if origin == "api" { BundleOrigin::Api } else { BundleOrigin::Disk },
             activated_at: row.try_get("activated_at")?,
         }))
     }
 
     pub async fn record_bundle(&self, bundle: &StoredBundle) -> Result<(), StoreError> {
-        let files =
-            serde_json::to_string(&bundle.files).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO policy_bundles (digest, files, origin, activated_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&bundle.digest)
-        .bind(files)
-        .bind(bundle.origin.as_str())
-        .bind(&bundle.activated_at)
-        .execute(&self.pool)
-        .await?;
+        let files = serde_json::to_string(&bundle.files).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO policy_bundles (digest, files, origin, activated_at) VALUES (?, ?, ?, ?)")
+            .bind(&bundle.digest)
+            .bind(files)
+            .bind(bundle.origin.as_str())
+            .bind(&bundle.activated_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| {
-        StoreError::Database(sqlx::Error::Configuration(
-            format!("cannot create `{}`: {e}", dir.display()).into(),
-        ))
+        StoreError::Database(sqlx::Error::Configuration(format!("cannot create `{}`: {e}", dir.display()).into()))
     })
 }
