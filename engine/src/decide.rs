@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
-use crate::entities::{EntitySet, cedar_message, uid, with_properties};
+use crate::entities::{EntitySet, cedar_message, collect_refs, uid, with_properties};
 use crate::time;
 
 /// Reason reported for a deny that no forbid determined.
@@ -110,7 +110,7 @@ impl Bundle {
         let principal = uid(principal_type, &query.principal.id);
         let resource = uid(resource_type, &query.resource.id);
 
-        let context = self.context(action, &query.context, now)?;
+        let (context, context_json) = self.context(action, &query.context, now)?;
         let request =
             Request::new(principal, action.clone(), resource, context, Some(&self.schema)).map_err(|e| match e {
                 RequestValidationError::InvalidContext(_) | RequestValidationError::TypeOfContext(_) => {
@@ -122,7 +122,7 @@ impl Bundle {
                 _ => RequestError::NotApplicable(cedar_message(&e)),
             })?;
 
-        let store = self.request_entities(entities, query, principal_type, resource_type)?;
+        let store = self.request_entities(entities, query, &context_json, principal_type, resource_type)?;
         let policies = self.index.slice(action).unwrap_or(&self.policies);
         let response = Authorizer::new().is_authorized(&request, policies, &store);
         Ok(self.explain(&response))
@@ -134,7 +134,7 @@ impl Bundle {
         action: &cedar_policy::EntityUid,
         given: &Map<String, Value>,
         now: DateTime<Utc>,
-    ) -> Result<Context, RequestError> {
+    ) -> Result<(Context, Map<String, Value>), RequestError> {
         let mut context = given.clone();
         if let Some(shape) = self.contexts.get(action) {
             if shape.takes_now && !context.contains_key("now") {
@@ -148,17 +148,20 @@ impl Bundle {
                 }
             }
         }
-        Context::from_json_value(Value::Object(context), Some((&self.schema, action)))
-            .map_err(|e| RequestError::InvalidContext(cedar_message(&e)))
+        let cedar = Context::from_json_value(Value::Object(context.clone()), Some((&self.schema, action)))
+            .map_err(|e| RequestError::InvalidContext(cedar_message(&e)))?;
+        Ok((cedar, context))
     }
 
     /// The stored entities, or — when the request carries entities or
-    /// properties — a copy with those upserted. The copy is O(store size);
-    /// requests without either share the store.
+    /// properties — the slice of the store the request can reach with those
+    /// upserted (see [`EntitySet::slice`]). Requests without either share the
+    /// store untouched.
     fn request_entities<'a>(
         &self,
         entities: &'a EntitySet,
         query: &Query,
+        context: &Map<String, Value>,
         principal_type: &cedar_policy::EntityTypeName,
         resource_type: &cedar_policy::EntityTypeName,
     ) -> Result<Cow<'a, cedar_policy::Entities>, RequestError> {
@@ -186,12 +189,23 @@ impl Bundle {
         if extra.is_empty() {
             return Ok(Cow::Borrowed(&entities.cedar));
         }
-        entities
-            .cedar
-            .clone()
-            .upsert_entities(extra, Some(&self.schema))
-            .map(Cow::Owned)
-            .map_err(|e| RequestError::InvalidEntity { field: "entities", message: cedar_message(&e) })
+        let mut roots = vec![
+            (principal_type.to_string(), query.principal.id.clone()),
+            (resource_type.to_string(), query.resource.id.clone()),
+        ];
+        collect_refs(&Value::Object(context.clone()), &mut roots);
+        roots.extend(self.literal_refs.iter().cloned());
+        let invalid = |message: String| RequestError::InvalidEntity { field: "entities", message };
+        match entities.slice(roots, extra.clone(), &self.action_entities) {
+            Some(slice) => slice.map(Cow::Owned).map_err(|e| invalid(e.to_string())),
+            // Too much is reachable: copy the whole store instead.
+            None => entities
+                .cedar
+                .clone()
+                .upsert_entities(extra.into_iter().map(|(_, _, e)| e), Some(&self.schema))
+                .map(Cow::Owned)
+                .map_err(|e| invalid(cedar_message(&e))),
+        }
     }
 
     fn explain(&self, response: &cedar_policy::Response) -> Decision {

@@ -5,7 +5,8 @@
 //! reads) and as its JSON document, so a request's AuthZEN `properties` can be
 //! merged over the stored attributes of the same id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::str::FromStr;
 
 use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid};
 use serde_json::{Map, Value};
@@ -26,12 +27,21 @@ pub enum EntitiesError {
 /// `(type, id)` of an entity, as written in its JSON.
 pub(crate) type UidKey = (String, String);
 
+/// A slice larger than this is not worth building: copy the whole store.
+const MAX_SLICE: usize = 4096;
+
 /// A validated entity store. Immutable: changes build a new one.
 #[derive(Debug, Clone)]
 pub struct EntitySet {
     docs: HashMap<UidKey, Value>,
     pub(crate) cedar: Entities,
     stored: usize,
+    /// Parsed uid of every entity, so slicing never re-parses type names.
+    uids: HashMap<UidKey, EntityUid>,
+    /// Entities each entity's attributes refer to.
+    refs: HashMap<UidKey, Vec<UidKey>>,
+    /// Ids of each entity type, sorted: the candidates of a search.
+    by_type: HashMap<String, Vec<String>>,
 }
 
 impl EntitySet {
@@ -51,6 +61,97 @@ impl EntitySet {
 
     pub(crate) fn doc(&self, key: &UidKey) -> Option<&Value> {
         self.docs.get(key)
+    }
+
+    /// Ids of the stored entities of type `ty` (qualified name), sorted.
+    pub fn ids_of_type(&self, ty: &str) -> &[String] {
+        self.by_type.get(ty).map_or(&[], Vec::as_slice)
+    }
+
+    /// The entities a request can reach: `roots`, everything their attributes
+    /// refer to (transitively), and the ancestors of all of those, with
+    /// `extras` replacing stored entities of the same uid. Cedar can only read
+    /// an entity through a reference from the request, a policy literal or an
+    /// ancestor set, so a decision against the slice equals one against the
+    /// whole store. `None` when the slice would be too large to be worth it.
+    pub(crate) fn slice(
+        &self,
+        roots: Vec<UidKey>,
+        extras: Vec<(UidKey, Vec<UidKey>, Entity)>,
+        actions: &[Entity],
+    ) -> Option<Result<Entities, EntitiesError>> {
+        let mut chosen: HashMap<EntityUid, Entity> = HashMap::new();
+        let mut seen: HashSet<UidKey> = HashSet::new();
+        let mut queue: VecDeque<UidKey> = roots.into();
+        for (key, refs, entity) in extras {
+            queue.extend(refs);
+            push_ancestors(&entity, &mut queue);
+            seen.insert(key);
+            chosen.insert(entity.uid(), entity);
+        }
+        while let Some(key) = queue.pop_front() {
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            if chosen.len() > MAX_SLICE {
+                return None;
+            }
+            let Some(entity) = self.uids.get(&key).and_then(|uid| self.cedar.get(uid)) else {
+                continue;
+            };
+            if let Some(refs) = self.refs.get(&key) {
+                queue.extend(refs.iter().cloned());
+            }
+            push_ancestors(entity, &mut queue);
+            chosen.insert(entity.uid(), entity.clone());
+        }
+        let all = chosen.into_values().chain(actions.iter().cloned());
+        Some(Entities::from_entities(all, None).map_err(|e| EntitiesError::Schema(cedar_message(&e))))
+    }
+}
+
+fn push_ancestors(entity: &Entity, queue: &mut VecDeque<UidKey>) {
+    // `Entity` exposes its ancestors only through its JSON form; parents are
+    // what matter for `in`, and each parent's own ancestors follow from it.
+    if let Ok(json) = entity.to_json_value()
+        && let Some(Value::Array(parents)) = json.get("parents")
+    {
+        for parent in parents {
+            if let Some(key) = ref_key(parent) {
+                queue.push_back(key);
+            }
+        }
+    }
+}
+
+/// The uid an entity reference names: `{"__entity": {"type", "id"}}` or the
+/// schema-implicit `{"type", "id"}`.
+fn ref_key(value: &Value) -> Option<UidKey> {
+    let inner = value.get("__entity").unwrap_or(value);
+    let ty = inner.get("type")?.as_str()?;
+    let id = inner.get("id")?.as_str()?;
+    Some((ty.to_owned(), id.to_owned()))
+}
+
+/// Every entity reference inside a JSON value (attributes, context, policy
+/// JSON). A record that happens to have exactly `type` and `id` strings is
+/// taken as a reference too: an extra entity in a slice is harmless.
+pub(crate) fn collect_refs(value: &Value, out: &mut Vec<UidKey>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(inner) = map.get("__entity") {
+                out.extend(ref_key(inner));
+            } else if map.len() == 2
+                && map.get("type").is_some_and(Value::is_string)
+                && map.get("id").is_some_and(Value::is_string)
+            {
+                out.extend(ref_key(value));
+            } else if !map.contains_key("__extn") {
+                map.values().for_each(|v| collect_refs(v, out));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
     }
 }
 
@@ -76,17 +177,44 @@ impl Bundle {
         let all = Value::Array(docs.values().cloned().collect());
         let cedar =
             Entities::from_json_value(all, Some(&self.schema)).map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
-        Ok(EntitySet { docs, cedar, stored: stored_count })
+        let mut type_names: HashMap<String, EntityTypeName> = HashMap::new();
+        let mut uids = HashMap::with_capacity(docs.len());
+        let mut refs = HashMap::with_capacity(docs.len());
+        let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, doc) in &docs {
+            if !type_names.contains_key(&key.0) {
+                // The schema accepted every entity, so its type name parses.
+                let Ok(ty) = EntityTypeName::from_str(&key.0) else { continue };
+                type_names.insert(key.0.clone(), ty);
+            }
+            if let Some(ty) = type_names.get(&key.0) {
+                uids.insert(key.clone(), uid(ty, &key.1));
+            }
+            let mut out = Vec::new();
+            if let Some(attrs) = doc.get("attrs") {
+                collect_refs(attrs, &mut out);
+            }
+            refs.insert(key.clone(), out);
+            by_type.entry(key.0.clone()).or_default().push(key.1.clone());
+        }
+        by_type.values_mut().for_each(|ids| ids.sort_unstable());
+        Ok(EntitySet { docs, cedar, stored: stored_count, uids, refs, by_type })
     }
 
-    /// Parses request-carried entity documents against the schema.
-    pub(crate) fn parse_entities(&self, docs: Vec<Value>) -> Result<Vec<Entity>, EntitiesError> {
+    /// Parses request-carried entity documents against the schema, keeping
+    /// each one's uid and the references its attributes make.
+    pub(crate) fn parse_entities(&self, docs: Vec<Value>) -> Result<Vec<(UidKey, Vec<UidKey>, Entity)>, EntitiesError> {
         docs.into_iter()
             .enumerate()
             .map(|(index, doc)| {
-                let (_, doc) = normalize(doc, index)?;
-                Entity::from_json_value(doc, Some(&self.schema))
-                    .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })
+                let (key, doc) = normalize(doc, index)?;
+                let mut refs = Vec::new();
+                if let Some(attrs) = doc.get("attrs") {
+                    collect_refs(attrs, &mut refs);
+                }
+                let entity = Entity::from_json_value(doc, Some(&self.schema))
+                    .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })?;
+                Ok((key, refs, entity))
             })
             .collect()
     }

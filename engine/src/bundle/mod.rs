@@ -72,6 +72,10 @@ pub struct Bundle {
     pub(crate) contexts: ContextShapes,
     /// The entities of `entities.json`, as Cedar entities JSON objects.
     pub(crate) base_entities: Vec<serde_json::Value>,
+    /// The schema's action entities: every entity slice includes them.
+    pub(crate) action_entities: Vec<cedar_policy::Entity>,
+    /// Entities the policies name literally: roots of every entity slice.
+    pub(crate) literal_refs: Vec<crate::entities::UidKey>,
 }
 
 impl Bundle {
@@ -199,7 +203,28 @@ impl Bundle {
         let names = Names::from_schema(&schema);
         let digest = source.digest();
         let index = PolicyIndex::build(&schema, &policies);
-        let bundle = Self { source, digest, schema, policies, index, facts, names, contexts, base_entities };
+        let action_entities = schema.action_entities().map(|e| e.into_iter().collect()).unwrap_or_default();
+        let mut literal_refs = Vec::new();
+        for policy in policies.policies() {
+            if let Ok(json) = policy.to_json() {
+                crate::entities::collect_refs(&json, &mut literal_refs);
+            }
+        }
+        literal_refs.sort();
+        literal_refs.dedup();
+        let bundle = Self {
+            source,
+            digest,
+            schema,
+            policies,
+            index,
+            facts,
+            names,
+            contexts,
+            base_entities,
+            action_entities,
+            literal_refs,
+        };
         // The bundle's own entities must conform to its schema.
         if let Err(e) = bundle.entity_set(Vec::new()) {
             return Err(BundleError::Invalid(vec![Diagnostic::file("entities.json", e.to_string())]));
