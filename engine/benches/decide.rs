@@ -44,5 +44,25 @@ fn loading(c: &mut Criterion) {
     c.bench_function("bundle_load_policy_pack", |b| b.iter(|| warrant_engine::Bundle::load(source.clone()).unwrap()));
 }
 
-criterion_group!(benches, decisions, loading);
+/// The data browser's question: which of 10,000 schemas may this user browse.
+fn search(c: &mut Criterion) {
+    let bundle = fixture::pack();
+    let now = Utc::now();
+    let entities = fixture::entities(&bundle, 20_000);
+    let search = warrant_engine::Search {
+        subject: warrant_engine::EntityRef { type_name: "User".into(), id: "u3".into(), properties: None },
+        action: "browse_schema".into(),
+        resource: warrant_engine::EntityRef { type_name: "Schema".into(), ..Default::default() },
+        context: serde_json::Map::new(),
+    };
+    assert_eq!(entities.ids_of_type("Analytics::Schema").len(), 10_000);
+    let mut group = c.benchmark_group("search");
+    group.sample_size(20);
+    group.bench_function("browse_schema_10000_schemas", |b| {
+        b.iter(|| bundle.search_resources(&entities, &search, now).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decisions, loading, search);
 criterion_main!(benches);

@@ -129,7 +129,7 @@ impl Bundle {
     }
 
     /// The context as Cedar wants it: `now` filled in, datetimes normalised.
-    fn context(
+    pub(crate) fn context(
         &self,
         action: &cedar_policy::EntityUid,
         given: &Map<String, Value>,
@@ -208,7 +208,7 @@ impl Bundle {
         }
     }
 
-    fn explain(&self, response: &cedar_policy::Response) -> Decision {
+    pub(crate) fn explain(&self, response: &cedar_policy::Response) -> Decision {
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
         let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();

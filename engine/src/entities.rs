@@ -63,6 +63,16 @@ impl EntitySet {
         self.docs.get(key)
     }
 
+    /// An attribute of a stored entity, as its JSON (`ty` qualified).
+    pub fn attribute(&self, ty: &str, id: &str, attr: &str) -> Option<&Value> {
+        self.docs.get(&(ty.to_owned(), id.to_owned()))?.get("attrs")?.get(attr)
+    }
+
+    /// The id an entity-reference attribute points to, in either JSON spelling.
+    pub fn reference_id(value: &Value) -> Option<&str> {
+        value.get("__entity").unwrap_or(value).get("id")?.as_str()
+    }
+
     /// Ids of the stored entities of type `ty` (qualified name), sorted.
     pub fn ids_of_type(&self, ty: &str) -> &[String] {
         self.by_type.get(ty).map_or(&[], Vec::as_slice)

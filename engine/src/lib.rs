@@ -6,6 +6,7 @@
 //! - `index` slices the policy set by action, so a decision evaluates only
 //!   the policies that can apply to it.
 //! - [`names`] resolves the type and action names clients send, once per bundle.
+//! - [`search`] answers AuthZEN searches (which resources may this user browse).
 //! - [`cases`] runs a bundle's policy tests.
 
 pub mod bundle;
@@ -14,8 +15,10 @@ pub mod decide;
 pub mod entities;
 mod index;
 pub mod names;
+pub mod search;
 mod time;
 
 pub use bundle::{Bundle, BundleError, BundleSource, Diagnostic};
 pub use decide::{Decision, EntityRef, Query, RequestError};
 pub use entities::{EntitiesError, EntitySet};
+pub use search::Search;

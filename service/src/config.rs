@@ -46,6 +46,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_POLICIES", default_value = "./policies")]
     pub policies: PathBuf,
 
+    /// Audit key file (`<key-id> <hex secret>` per line, last one signs). Default:
+    /// `$XDG_CONFIG_HOME/warrant/audit.key`, generated on first start.
+    /// `WARRANT_AUDIT_KEY` (same format, `,` between keys) takes precedence.
+    #[arg(long, env = "WARRANT_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
+
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -9,9 +9,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod http;
+pub mod keys;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 pub use http::app;
 pub use state::AppState;

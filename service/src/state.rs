@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
 
+use crate::keys::Keyring;
 use crate::store::{BundleOrigin, Store, StoreError, StoredBundle};
 
 /// The active bundle and the entities decisions see.
@@ -59,6 +60,7 @@ pub struct AppState {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     store: Store,
+    keys: Keyring,
     policies_dir: PathBuf,
     write_lock: Mutex<()>,
 }
@@ -67,7 +69,7 @@ impl AppState {
     /// Opens the active bundle: the most recently activated one recorded in the
     /// store if it was uploaded over the API (so an upload survives a restart),
     /// otherwise the policies directory.
-    pub async fn start(store: Store, policies_dir: PathBuf) -> Result<Self, ChangeError> {
+    pub async fn start(store: Store, keys: Keyring, policies_dir: PathBuf) -> Result<Self, ChangeError> {
         let stored_entities = store.entities().await?;
         let recorded = store.active_bundle().await?;
         let (source, origin) = match recorded {
@@ -89,6 +91,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 store,
+                keys,
                 policies_dir,
                 write_lock: Mutex::new(()),
             }),
@@ -102,6 +105,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn keys(&self) -> &Keyring {
+        &self.inner.keys
     }
 
     /// Validates `source`, checks the stored entities against it, records it

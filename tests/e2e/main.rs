@@ -1,1 +1,25 @@
-fn main() {}
+//! End-to-end tests: the real `warrant` binary, spawned per test on a free
+//! loopback port with a temporary database, driven over HTTP.
+//!
+//! Build the binary first: `cargo build -p warrant-service` (or point
+//! `WARRANT_BIN` at one); `tests/run` does both.
+
+// clippy.toml allows panicking in `#[test]` functions; the helpers they call
+// (spawning servers, reading fixtures) fail the same way.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "end-to-end test code, helpers included, fails by panicking"
+)]
+
+mod server;
+
+mod authzen;
+mod bad_input;
+mod entities;
+mod health_and_cli;
+mod native;
+mod pack;
+mod policies;

@@ -251,6 +251,11 @@ impl Bundle {
         self.names.namespace()
     }
 
+    /// The qualified name of an entity type a client names, if declared.
+    pub fn entity_type(&self, name: &str) -> Option<String> {
+        self.names.entity_type(name).map(ToString::to_string)
+    }
+
     /// Number of policies loaded.
     pub fn policy_count(&self) -> usize {
         self.facts.len()

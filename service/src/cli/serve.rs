@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, HttpConfig};
+use crate::keys::Keyring;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -32,8 +33,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let keys = Keyring::load(args.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
     let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
-    let state = AppState::start(store, args.policies.clone()).await.map_err(|e| match e {
+    let state = AppState::start(store, keys, args.policies.clone()).await.map_err(|e| match e {
         crate::state::ChangeError::Bundle(b) => {
             let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
             format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
@@ -48,7 +50,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         "policy bundle active"
     );
 
-    tokio::spawn(reload_on_sighup(state.clone()));
+    // Registered before the socket is bound: a SIGHUP that arrives once we are
+    // reachable must reload, never kill the process (the default action).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+    tokio::spawn(reload_on_sighup(state.clone(), hangups));
 
     let config = HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes };
     let app = http::app(state, config);
@@ -87,13 +93,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn reload_on_sighup(state: AppState) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; policy reload is available only through the API");
-        return;
-    };
-    while hup.recv().await.is_some() {
+async fn reload_on_sighup(state: AppState, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
         match state.reload_from_disk().await {
             Ok(a) if a.changed => {
                 tracing::info!(digest = %a.digest, previous = %a.previous_digest, "policy bundle reloaded")

@@ -18,6 +18,7 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     diagnostics: Vec<Diagnostic>,
+    close_connection: bool,
 }
 
 #[derive(Serialize)]
@@ -37,7 +38,7 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, diagnostics: Vec::new() }
+        Self { status, code, message: message.into(), field: None, diagnostics: Vec::new(), close_connection: false }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -49,6 +50,12 @@ impl ApiError {
         if !field.is_empty() {
             self.field = Some(field);
         }
+        self
+    }
+
+    /// Tells the client this connection will be closed (`Connection: close`).
+    pub fn closing_connection(mut self) -> Self {
+        self.close_connection = true;
         self
     }
 
@@ -89,7 +96,13 @@ impl IntoResponse for ApiError {
                 diagnostics: &self.diagnostics,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.close_connection {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::strict::Strict;
 
 /// Nesting deeper than this in free-form JSON (context, properties) is refused.
 pub const MAX_JSON_DEPTH: usize = 32;
@@ -49,49 +50,50 @@ where
                     "payload_too_large",
                     "the request body is larger than the limit",
                 )
+                // The unread rest of the body makes the connection unusable:
+                // say so, so pooling clients do not reuse it.
+                .closing_connection()
             } else {
                 ApiError::bad_request("unreadable_body", rejection.body_text())
             }
         })?;
         let value: T = parse(&bytes)?;
         value.validate().map_err(|report| {
-            let (path, error) = report.iter().next().map(|(p, e)| (p.to_string(), e.to_string())).unwrap_or_default();
+            let (path, error) =
+                report.iter().next().map(|(p, e)| (json_path(&p.to_string()), e.to_string())).unwrap_or_default();
             ApiError::bad_request("invalid_field", format!("`{path}`: {error}")).with_field(path)
         })?;
         Ok(Self(value))
     }
 }
 
-/// Deserialises `bytes` as `T`, naming the failing field.
+/// Deserialises `bytes` as `T`, naming the failing field. Syntax errors are
+/// `malformed_json`; well-formed JSON of the wrong shape is `invalid_body`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("empty_body", "the request body is empty; expected a JSON object"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = result.map_err(|e| {
-        let mut field = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("malformed_json", format!("malformed JSON: {message}"));
-        }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
+    serde_path_to_error::deserialize(Strict(value)).map_err(|e| {
+        let mut field = json_path(&e.path().to_string());
+        let message = e.into_inner().to_string();
         // serde reports a missing field at its parent; name the field itself.
         if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-            field = if field == "." || field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+            field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
         }
-        if field == "." {
-            field.clear();
-        }
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        ApiError::bad_request(
-            "invalid_body",
-            if field.is_empty() { message.clone() } else { format!("`{field}`: {message}") },
-        )
-        .with_field(field)
-    })?;
-    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
-    Ok(value)
+        let shown = if field.is_empty() { message } else { format!("`{field}`: {message}") };
+        ApiError::bad_request("invalid_body", shown).with_field(field)
+    })
+}
+
+/// A field path as clients spell it: `.` (the root) is empty, and Rust
+/// names that differ from the JSON ones (`type_name` for `type`) are mapped.
+fn json_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    path.split('.').map(|part| if part == "type_name" { "type" } else { part }).collect::<Vec<_>>().join(".")
 }
 
 /// garde check for free-form JSON objects: bounded nesting.

@@ -4,12 +4,16 @@
 
 mod authorize;
 mod authzen;
+mod credentials;
 mod decision;
 mod entities;
 pub mod error;
 mod health;
 pub mod json;
 mod policies;
+mod search;
+mod strict;
+mod tokens;
 
 use std::time::Duration;
 
@@ -48,6 +52,9 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
     let decisions = Router::new()
         .merge(authzen::router())
         .merge(authorize::router())
+        .merge(credentials::router())
+        .merge(search::router())
+        .merge(tokens::router())
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     Router::new()
         .merge(health::router())

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub use sqlite::SqliteStore;
 
+use crate::tokens::TokenState;
+
 /// A store failure: always a server-side problem (500), never the client's.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -89,6 +91,32 @@ impl Store {
     pub async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
         match self {
             Self::Sqlite(s) => s.active_bundle().await,
+        }
+    }
+
+    /// One token by id.
+    pub async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.token(token_id).await,
+        }
+    }
+
+    /// A user's tokens for a connection.
+    pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.tokens_of(owner, connection).await,
+        }
+    }
+
+    /// Reads a token, lets `change` compute its next state, and writes it, in
+    /// one write transaction (no lost update between concurrent events).
+    pub async fn update_token<E>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E>,
+    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.update_token(token_id, change).await,
         }
     }
 

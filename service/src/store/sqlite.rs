@@ -10,6 +10,14 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{BundleOrigin, StoreError, StoredBundle};
+use crate::tokens::TokenState;
+
+/// The token columns, as a literal so queries stay static strings.
+macro_rules! token_columns {
+    () => {
+        "token_id, owner, connection, status, role, expires_at, updated_at"
+    };
+}
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -99,6 +107,73 @@ impl SqliteStore {
             .await?;
         Ok(())
     }
+}
+
+impl SqliteStore {
+    pub async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = ?"))
+            .bind(token_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| token_row(&r)).transpose()
+    }
+
+    pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE owner = ? AND connection = ?"))
+            .bind(owner)
+            .bind(connection)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    pub async fn update_token<E>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E>,
+    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = ?"))
+            .bind(token_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let before = row.map(|r| token_row(&r)).transpose()?;
+        let next = match change(before.as_ref()) {
+            Ok(next) => next,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(t) = &next {
+            sqlx::query(concat!(
+                "INSERT INTO tokens (",
+                token_columns!(),
+                ") VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET ",
+                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+            ))
+            .bind(&t.token_id)
+            .bind(&t.owner)
+            .bind(&t.connection)
+            .bind(&t.status)
+            .bind(&t.role)
+            .bind(&t.expires_at)
+            .bind(&t.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(next))
+    }
+}
+
+fn token_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenState, StoreError> {
+    Ok(TokenState {
+        token_id: row.try_get("token_id")?,
+        owner: row.try_get("owner")?,
+        connection: row.try_get("connection")?,
+        status: row.try_get("status")?,
+        role: row.try_get("role")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {

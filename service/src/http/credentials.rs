@@ -1,0 +1,83 @@
+//! `POST /v1/credentials/resolve` (shape fixed by domain.md).
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::credentials::{Ask, ResolveError, resolve};
+use crate::state::AppState;
+
+const MAX_ID: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/credentials/resolve", post(handle))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct Principal {
+    #[serde(rename = "type")]
+    #[garde(length(min = 1, max = 256))]
+    type_name: String,
+    #[garde(length(min = 1, max = MAX_ID))]
+    id: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Surface {
+    Notebook,
+    App,
+    Schedule,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct ResolveRequest {
+    #[garde(dive)]
+    principal: Principal,
+    #[garde(length(min = 1, max = MAX_ID))]
+    project: String,
+    #[garde(length(min = 1, max = MAX_ID))]
+    connection: String,
+    #[garde(skip)]
+    surface: Surface,
+    #[serde(default)]
+    #[garde(inner(length(max = 256)))]
+    purpose: Option<String>,
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResolveRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.snapshot();
+    let ask = Ask {
+        principal_type: body.principal.type_name,
+        principal_id: body.principal.id,
+        project: body.project,
+        connection: body.connection,
+        surface: match body.surface {
+            Surface::Notebook => "notebook",
+            Surface::App => "app",
+            Surface::Schedule => "schedule",
+        }
+        .to_owned(),
+        purpose: body.purpose,
+    };
+    let resolution =
+        resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await.map_err(|e| match e {
+            ResolveError::Request(r) => r.into(),
+            ResolveError::Store(s) => ApiError::internal(s),
+            ResolveError::PrincipalType(_) => {
+                ApiError::bad_request("invalid_field", e.to_string()).with_field("principal.type")
+            }
+        })?;
+    Ok(Json(match resolution.credential {
+        Some(credential) => json!({"decision": "allow", "credential": credential, "reasons": []}),
+        None => json!({"decision": "deny", "reasons": resolution.reasons}),
+    }))
+}

@@ -1,0 +1,166 @@
+//! AuthZEN search: `POST /access/v1/search/resource`, `/search/subject`,
+//! `/search/action`. Answers are computed per request from the live store
+//! (never cached across principals). The searched-for entity has only a
+//! `type` (an `id`, if sent, is ignored); an unknown type has no results.
+//! Pages are keyset-based: `page.next_token` is the opaque position after the
+//! last result, stable while entities change.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use warrant_engine::{EntityRef, Search};
+
+use super::authzen::{Action, Entity, MAX_NAME};
+use super::error::ApiError;
+use super::json::{ApiJson, shallow_object};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: usize = 1000;
+const MAX_LIMIT: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/access/v1/search/resource", post(resources))
+        .route("/access/v1/search/subject", post(subjects))
+        .route("/access/v1/search/action", post(actions))
+}
+
+/// The searched-for side: a type, no id.
+#[derive(Debug, Deserialize, Validate)]
+pub struct Typed {
+    #[serde(rename = "type")]
+    #[garde(length(min = 1, max = MAX_NAME))]
+    type_name: String,
+}
+
+#[derive(Debug, Default, Deserialize, Validate)]
+pub struct Page {
+    #[serde(default)]
+    #[garde(inner(length(max = 2048)))]
+    token: Option<String>,
+    #[serde(default)]
+    #[garde(inner(range(min = 1, max = MAX_LIMIT)))]
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct ResourceSearch {
+    #[garde(dive)]
+    subject: Entity,
+    #[garde(dive)]
+    action: Action,
+    #[garde(dive)]
+    resource: Typed,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[garde(dive)]
+    page: Option<Page>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct SubjectSearch {
+    #[garde(dive)]
+    subject: Typed,
+    #[garde(dive)]
+    action: Action,
+    #[garde(dive)]
+    resource: Entity,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[garde(dive)]
+    page: Option<Page>,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct ActionSearch {
+    #[garde(dive)]
+    subject: Entity,
+    #[garde(dive)]
+    resource: Entity,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    #[garde(dive)]
+    page: Option<Page>,
+}
+
+fn entity_ref(e: &Entity) -> EntityRef {
+    EntityRef { type_name: e.type_name.clone(), id: e.id.clone(), properties: None }
+}
+
+fn typed(t: &Typed) -> EntityRef {
+    EntityRef { type_name: t.type_name.clone(), ..EntityRef::default() }
+}
+
+/// One page of `items` (sorted, unique) after the token's position.
+fn paginate(items: Vec<String>, page: Option<&Page>) -> Result<(Vec<String>, String), ApiError> {
+    let limit = page.and_then(|p| p.limit).unwrap_or(DEFAULT_LIMIT);
+    let after = match page.and_then(|p| p.token.as_deref()).filter(|t| !t.is_empty()) {
+        Some(token) => Some(hex::decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+            ApiError::bad_request("invalid_field", "`page.token` is not a token this service issued")
+                .with_field("page.token")
+        })?),
+        None => None,
+    };
+    let start = after.map_or(0, |a| items.partition_point(|id| *id <= a));
+    let rest = items.get(start..).unwrap_or_default();
+    let taken: Vec<String> = rest.iter().take(limit).cloned().collect();
+    let next = if rest.len() > limit { taken.last().map(hex::encode).unwrap_or_default() } else { String::new() };
+    Ok((taken, next))
+}
+
+async fn resources(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResourceSearch>,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.snapshot();
+    let search = Search {
+        subject: entity_ref(&body.subject),
+        action: body.action.name.clone(),
+        resource: typed(&body.resource),
+        context: body.context.clone().unwrap_or_default(),
+    };
+    let ids = snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())?;
+    let (ids, next) = paginate(ids, body.page.as_ref())?;
+    let results: Vec<Value> = ids.into_iter().map(|id| json!({"type": body.resource.type_name, "id": id})).collect();
+    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+}
+
+async fn subjects(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SubjectSearch>,
+) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.snapshot();
+    let search = Search {
+        subject: typed(&body.subject),
+        action: body.action.name.clone(),
+        resource: entity_ref(&body.resource),
+        context: body.context.clone().unwrap_or_default(),
+    };
+    let ids = snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())?;
+    let (ids, next) = paginate(ids, body.page.as_ref())?;
+    let results: Vec<Value> = ids.into_iter().map(|id| json!({"type": body.subject.type_name, "id": id})).collect();
+    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+}
+
+async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSearch>) -> Result<Json<Value>, ApiError> {
+    let snapshot = state.snapshot();
+    let search = Search {
+        subject: entity_ref(&body.subject),
+        action: String::new(),
+        resource: entity_ref(&body.resource),
+        context: body.context.clone().unwrap_or_default(),
+    };
+    let names = snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())?;
+    let (names, next) = paginate(names, body.page.as_ref())?;
+    let results: Vec<Value> = names.into_iter().map(|name| json!({"name": name})).collect();
+    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+}

@@ -1,0 +1,95 @@
+//! `POST /v1/tokens/events`: a token lifecycle event updates the token store.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use garde::Validate;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::json::{ApiJson, shallow_object};
+use crate::state::AppState;
+use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, apply};
+
+const MAX_ID: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/tokens/events", post(record))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct TokenEvent {
+    #[garde(skip)]
+    kind: TokenEventKind,
+    #[garde(length(min = 1, max = MAX_ID))]
+    token_id: String,
+    /// The owning user's entity id.
+    #[garde(length(min = 1, max = MAX_ID))]
+    owner: String,
+    /// The connection's entity id.
+    #[garde(length(min = 1, max = MAX_ID))]
+    connection: String,
+    /// Who caused the event (defaults to the owner).
+    #[serde(default)]
+    #[garde(inner(length(min = 1, max = MAX_ID)))]
+    actor: Option<String>,
+    #[serde(default)]
+    #[garde(inner(length(max = 256)))]
+    role: Option<String>,
+    /// RFC 3339; required for `token.issued` and `token.refreshed`.
+    #[serde(default)]
+    #[garde(inner(length(max = 64)))]
+    expires_at: Option<String>,
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    details: Option<Map<String, Value>>,
+}
+
+async fn record(
+    State(state): State<AppState>,
+    ApiJson(event): ApiJson<TokenEvent>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let expires_at = match &event.expires_at {
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_field", format!("`expires_at`: `{text}` is not an RFC 3339 time"))
+                        .with_field("expires_at")
+                })?,
+        ),
+        None if matches!(event.kind, TokenEventKind::Issued | TokenEventKind::Refreshed) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`expires_at` is required for `{}`", event.kind.as_str()),
+            )
+            .with_field("expires_at"));
+        }
+        None => None,
+    };
+    let change = TokenChange {
+        kind: event.kind,
+        token_id: event.token_id.clone(),
+        owner: event.owner.clone(),
+        connection: event.connection.clone(),
+        role: event.role.clone(),
+        expires_at,
+    };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let outcome = state
+        .store()
+        .update_token(&event.token_id, |before| apply(before, &change, &now))
+        .await
+        .map_err(ApiError::internal)?;
+    let token = outcome.map_err(|conflict| {
+        let code = match conflict {
+            TokenConflict::RefreshRevoked(_) => "token_revoked",
+            TokenConflict::Mismatch { .. } => "token_mismatch",
+        };
+        ApiError::new(StatusCode::CONFLICT, code, conflict.to_string())
+    })?;
+    let _ = (&event.actor, &event.details);
+    Ok((StatusCode::CREATED, Json(json!({ "kind": event.kind, "token": token }))))
+}

@@ -1,0 +1,218 @@
+//! The audit keyring: the HMAC keys that sign the log and key the digests
+//! (`hmac-sha256:<hex>`) that stand in for sensitive values.
+//!
+//! Keys come from a key file or the environment, never from the database they
+//! sign. Format, one key per line, the last one signs new records:
+//!
+//! ```text
+//! # key-id  secret (hex, at least 32 bytes)
+//! k1 5f2c…
+//! k2 9a01…
+//! ```
+//!
+//! With no file configured, a key is generated once at
+//! `$XDG_CONFIG_HOME/warrant/audit.key` (or `~/.config/warrant/audit.key`),
+//! mode 0600 — outside the data directory.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hmac::{KeyInit as _, Mac as _};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Shortest secret accepted: HMAC-SHA256 wants at least its output size.
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the audit key file `{path}`: {message}")]
+    Read { path: String, message: String },
+    #[error("cannot create the audit key file `{path}`: {message}")]
+    Create { path: String, message: String },
+    #[error("audit keys, line {line}: {message}")]
+    Malformed { line: usize, message: String },
+    #[error("no audit key: the key file or `WARRANT_AUDIT_KEY` holds no key")]
+    Empty,
+    #[error("no home directory to keep the generated audit key in: pass `--audit-key-file`")]
+    NoHome,
+}
+
+/// Named secrets; the last one is current. Never printed.
+#[derive(Clone)]
+pub struct Keyring {
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("Keyring").field("key_ids", &ids).finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// Parses the key-file format.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let malformed = |message: &str| KeyError::Malformed { line: index + 1, message: message.to_owned() };
+            let mut parts = line.split_whitespace();
+            let (Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(malformed("expected `<key-id> <hex secret>`"));
+            };
+            let secret = hex::decode(secret).map_err(|_| malformed("the secret is not hex"))?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(malformed("the secret is shorter than 32 bytes"));
+            }
+            if keys.iter().any(|(existing, _)| existing == id) {
+                return Err(malformed("this key id appears twice"));
+            }
+            keys.push((id.to_owned(), secret));
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(Self { keys })
+    }
+
+    /// From `WARRANT_AUDIT_KEY` if set, else the file at `path`, else the
+    /// default file (generated on first use).
+    pub fn load(path: Option<&Path>) -> Result<Self, KeyError> {
+        if let Ok(text) = std::env::var("WARRANT_AUDIT_KEY") {
+            return Self::parse(&text.replace(',', "\n"));
+        }
+        match path {
+            Some(path) => Self::read(path),
+            None => {
+                let path = default_path().ok_or(KeyError::NoHome)?;
+                if !path.exists() && generate(&path)? {
+                    tracing::warn!(path = %path.display(), "generated a new audit key; back it up: the log cannot be verified without it");
+                }
+                Self::read(&path)
+            }
+        }
+    }
+
+    fn read(path: &Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KeyError::Read { path: path.display().to_string(), message: e.to_string() })?;
+        Self::parse(&text)
+    }
+
+    /// The id of the key that signs new records.
+    pub fn current_id(&self) -> &str {
+        self.keys.last().map_or("", |(id, _)| id.as_str())
+    }
+
+    /// Keyed digest in Vault's format, `hmac-sha256:<hex>`, under a key
+    /// derived from the first (oldest) key, so digests stay stable when
+    /// signing keys rotate.
+    pub fn digest(&self, value: &str) -> String {
+        let base = self.keys.first().map_or(&[][..], |(_, s)| s.as_slice());
+        let derived = hmac_sha256(base, b"warrant/digest/v1");
+        format!("hmac-sha256:{}", hex::encode(hmac_sha256(&derived, value.as_bytes())))
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // INVARIANT: HMAC accepts keys of any length, so this never fails.
+    match HmacSha256::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("warrant").join("audit.key"))
+}
+
+/// Writes a fresh random key file, readable by its owner only, unless one
+/// exists. The key is written whole to a private temporary file and then
+/// hard-linked into place, so concurrent first starts agree on one key and
+/// no reader sees a partial file. Returns whether this call created it.
+pub fn generate(path: &Path) -> Result<bool, KeyError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let create = |e: &dyn fmt::Display| KeyError::Create { path: path.display().to_string(), message: e.to_string() };
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| create(&e))?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| create(&e))?;
+    let temp = dir.join(format!(".audit.key.{}.{}", std::process::id(), hex::encode(&secret[..4])));
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(|e| create(&e))?;
+    let written = writeln!(
+        file,
+        "# warrant audit keys: `<key-id> <hex secret>`; the last line signs new records\nk1 {}",
+        hex::encode(secret)
+    )
+    .and_then(|()| file.sync_all());
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(create(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    #[test]
+    fn parses_rotations_and_refuses_bad_lines() {
+        let ring = Keyring::parse(&format!("# c\nk1 {A}\n\nk2 {A}{A}\n")).unwrap();
+        assert_eq!(ring.current_id(), "k2");
+        assert!(!format!("{ring:?}").contains(A));
+        assert!(matches!(Keyring::parse("k1 abcd"), Err(KeyError::Malformed { line: 1, .. })));
+        assert!(matches!(Keyring::parse(&format!("k1 {A}\nk1 {A}")), Err(KeyError::Malformed { line: 2, .. })));
+        assert!(matches!(Keyring::parse("# nothing"), Err(KeyError::Empty)));
+    }
+
+    #[test]
+    fn digests_are_keyed_stable_across_rotation_and_vault_shaped() {
+        let one = Keyring::parse(&format!("k1 {A}")).unwrap();
+        let rotated = Keyring::parse(&format!("k1 {A}\nk2 {A}{A}")).unwrap();
+        let other = Keyring::parse(&format!("k1 {A}{A}")).unwrap();
+        let d = one.digest("tok_1");
+        assert!(d.starts_with("hmac-sha256:") && d.len() == "hmac-sha256:".len() + 64);
+        assert_eq!(d, rotated.digest("tok_1"));
+        assert_ne!(d, other.digest("tok_1"));
+        assert_ne!(d, one.digest("tok_2"));
+    }
+
+    #[test]
+    fn generated_files_are_private_and_load() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile_dir();
+        let path = dir.join("nested/audit.key");
+        generate(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(Keyring::read(&path).unwrap().current_id(), "k1");
+        let before = std::fs::read_to_string(&path).unwrap();
+        assert!(!generate(&path).unwrap(), "an existing key is kept");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("warrant-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,222 @@
+//! Token lifecycle: how `token.*` events change a token's state, which token
+//! of a user counts for a connection, and the `Token` entity decisions see.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The lifecycle events (`token.used` changes no state; it is audited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenEventKind {
+    #[serde(rename = "token.issued")]
+    Issued,
+    #[serde(rename = "token.refreshed")]
+    Refreshed,
+    #[serde(rename = "token.revoked")]
+    Revoked,
+    #[serde(rename = "token.expired")]
+    Expired,
+    #[serde(rename = "token.used")]
+    Used,
+}
+
+impl TokenEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "token.issued",
+            Self::Refreshed => "token.refreshed",
+            Self::Revoked => "token.revoked",
+            Self::Expired => "token.expired",
+            Self::Used => "token.used",
+        }
+    }
+}
+
+/// A token as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenState {
+    pub token_id: String,
+    pub owner: String,
+    pub connection: String,
+    /// `active`, `expired` or `revoked` as last reported.
+    pub status: String,
+    pub role: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    pub updated_at: String,
+}
+
+impl TokenState {
+    /// The status that holds at `now`: an active token past its expiry is expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> &'static str {
+        match self.status.as_str() {
+            "revoked" => "revoked",
+            "active" if self.expires().is_some_and(|t| t > now) => "active",
+            _ => "expired",
+        }
+    }
+
+    fn expires(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.expires_at).ok().map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The Cedar entity (`Token` in the bundle's namespace).
+    pub fn entity(&self, namespace: Option<&str>) -> Value {
+        let q = |ty: &str| match namespace {
+            Some(ns) => format!("{ns}::{ty}"),
+            None => ty.to_owned(),
+        };
+        json!({
+            "uid": {"type": q("Token"), "id": self.token_id},
+            "attrs": {
+                "owner": {"__entity": {"type": q("User"), "id": self.owner}},
+                "connection": {"__entity": {"type": q("Connection"), "id": self.connection}},
+                "status": self.status,
+                "role": self.role,
+                "expires_at": {"__extn": {"fn": "datetime", "arg": self.expires_at}},
+            },
+            "parents": []
+        })
+    }
+}
+
+/// What an event says about a token.
+#[derive(Debug, Clone)]
+pub struct TokenChange {
+    pub kind: TokenEventKind,
+    pub token_id: String,
+    pub owner: String,
+    pub connection: String,
+    pub role: Option<String>,
+    /// Normalised RFC 3339 UTC.
+    pub expires_at: Option<String>,
+}
+
+/// An event that contradicts the token's state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenConflict {
+    #[error("token `{0}` is revoked and cannot be refreshed")]
+    RefreshRevoked(String),
+    #[error("token `{token}` belongs to `{owner}` on `{connection}`; the event names another owner or connection")]
+    Mismatch { token: String, owner: String, connection: String },
+}
+
+/// The state after `change`, from the state before it (if the token is known).
+/// Events about an unknown token register it: a revoke must never be lost
+/// because its issue was.
+pub fn apply(
+    before: Option<&TokenState>,
+    change: &TokenChange,
+    now: &str,
+) -> Result<Option<TokenState>, TokenConflict> {
+    if let Some(b) = before
+        && (b.owner != change.owner || b.connection != change.connection)
+    {
+        return Err(TokenConflict::Mismatch {
+            token: b.token_id.clone(),
+            owner: b.owner.clone(),
+            connection: b.connection.clone(),
+        });
+    }
+    let mut next = before.cloned().unwrap_or_else(|| TokenState {
+        token_id: change.token_id.clone(),
+        owner: change.owner.clone(),
+        connection: change.connection.clone(),
+        status: "active".into(),
+        role: String::new(),
+        expires_at: now.to_owned(),
+        updated_at: now.to_owned(),
+    });
+    if let Some(role) = &change.role {
+        next.role = role.clone();
+    }
+    match change.kind {
+        TokenEventKind::Issued => {
+            next.status = "active".into();
+            if let Some(e) = &change.expires_at {
+                next.expires_at = e.clone();
+            }
+        }
+        TokenEventKind::Refreshed => {
+            if before.is_some_and(|b| b.status == "revoked") {
+                return Err(TokenConflict::RefreshRevoked(change.token_id.clone()));
+            }
+            next.status = "active".into();
+            if let Some(e) = &change.expires_at {
+                next.expires_at = e.clone();
+            }
+        }
+        TokenEventKind::Revoked => next.status = "revoked".into(),
+        TokenEventKind::Expired => {
+            if next.status != "revoked" {
+                next.status = "expired".into();
+            }
+        }
+        TokenEventKind::Used => return Ok(None),
+    }
+    next.updated_at = now.to_owned();
+    Ok(Some(next))
+}
+
+/// The token that counts for a user on a connection: an active one (latest
+/// expiry first), else the most recently changed.
+pub fn best(tokens: &[TokenState], now: DateTime<Utc>) -> Option<&TokenState> {
+    tokens
+        .iter()
+        .filter(|t| t.status_at(now) == "active")
+        .max_by(|a, b| a.expires_at.cmp(&b.expires_at))
+        .or_else(|| tokens.iter().max_by(|a, b| a.updated_at.cmp(&b.updated_at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(kind: TokenEventKind) -> TokenChange {
+        TokenChange {
+            kind,
+            token_id: "t1".into(),
+            owner: "ann".into(),
+            connection: "snow".into(),
+            role: Some("ANALYST".into()),
+            expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn lifecycle() {
+        let issued = apply(None, &change(TokenEventKind::Issued), "n1").unwrap().unwrap();
+        assert_eq!(issued.status_at(now()), "active");
+        let revoked = apply(Some(&issued), &change(TokenEventKind::Revoked), "n2").unwrap().unwrap();
+        assert_eq!(revoked.status_at(now()), "revoked");
+        assert_eq!(
+            apply(Some(&revoked), &change(TokenEventKind::Refreshed), "n3"),
+            Err(TokenConflict::RefreshRevoked("t1".into()))
+        );
+        let expired = apply(Some(&revoked), &change(TokenEventKind::Expired), "n3").unwrap().unwrap();
+        assert_eq!(expired.status, "revoked", "expiry does not un-revoke");
+        assert_eq!(apply(Some(&issued), &change(TokenEventKind::Used), "n4").unwrap(), None);
+        let mut other = change(TokenEventKind::Revoked);
+        other.owner = "bob".into();
+        assert!(matches!(apply(Some(&issued), &other, "n5"), Err(TokenConflict::Mismatch { .. })));
+    }
+
+    #[test]
+    fn past_expiry_is_expired_and_best_prefers_active() {
+        let mut old = apply(None, &change(TokenEventKind::Issued), "2026-01-01").unwrap().unwrap();
+        old.expires_at = "2026-05-01T00:00:00Z".into();
+        assert_eq!(old.status_at(now()), "expired");
+        let mut fresh = old.clone();
+        fresh.token_id = "t2".into();
+        fresh.expires_at = "2026-07-01T00:00:00Z".into();
+        fresh.updated_at = "2025-01-01".into();
+        let tokens = [old.clone(), fresh];
+        assert_eq!(best(&tokens, now()).unwrap().token_id, "t2");
+        assert_eq!(best(&tokens[..1], now()).unwrap().token_id, old.token_id);
+        assert!(best(&[], now()).is_none());
+    }
+}

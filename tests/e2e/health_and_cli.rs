@@ -1,0 +1,135 @@
+//! Health endpoints, the `check`/`test` subcommands, start-up failures and
+//! graceful shutdown.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::server::{Server, copy_dir, pack_dir, warrant_command};
+
+const BROKEN: &str =
+    "// a broken policy\n@id(\"broken.one\")\npermit (principal, action, resource)\nwhen { principal.nope == };\n";
+
+fn warrant(args: &[&str], dir: &Path) -> Output {
+    let config = tempfile::tempdir().unwrap();
+    warrant_command(config.path()).args(args).arg(dir).output().expect("run warrant")
+}
+
+/// A temporary copy of the pack with `broken.cedar` added.
+fn broken_pack() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&pack_dir(), dir.path());
+    std::fs::write(dir.path().join("broken.cedar"), BROKEN).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    let server = Server::start();
+    let health = server.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json["status"], "ok");
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.json["status"], "ready");
+    assert_eq!(ready.json["policy_digest"], server.digest().await.as_str());
+}
+
+#[test]
+fn check_reports_file_line_and_column_and_fails() {
+    let dir = broken_pack();
+    let out = warrant(&["check"], dir.path());
+    assert!(!out.status.success(), "check must fail on a broken bundle");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let located = format!("{}/broken.cedar:4:26:", dir.path().display());
+    assert!(stderr.contains(&located), "want `{located}` in:\n{stderr}");
+}
+
+#[test]
+fn check_and_test_pass_on_the_pack() {
+    let out = warrant(&["check"], &pack_dir());
+    assert!(out.status.success(), "check: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
+
+    let out = warrant(&["test"], &pack_dir());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "test: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Every case of every policy test file ran and passed.
+    let mut cases = 0;
+    for entry in std::fs::read_dir(pack_dir().join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            cases += file["cases"].as_array().unwrap().len();
+        }
+    }
+    assert!(cases > 0);
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert_eq!(summary, format!("{cases} passed, 0 failed"));
+}
+
+#[test]
+fn test_fails_when_a_case_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&pack_dir(), dir.path());
+    // Flip one expectation.
+    let path = dir.path().join("tests/notebook.json");
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let first = &mut file["cases"][0];
+    let name = first["name"].as_str().unwrap().to_owned();
+    first["expect"] = if first["expect"] == "allow" { "deny".into() } else { "allow".into() };
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let out = warrant(&["test"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains(&format!("FAIL  {name}")), "{stdout}");
+    assert!(stdout.trim_end().ends_with(", 1 failed"), "{stdout}");
+}
+
+#[test]
+fn serve_with_a_broken_bundle_exits_with_a_diagnostic() {
+    let dir = broken_pack();
+    let db = tempfile::tempdir().unwrap();
+    let mut child = warrant_command(&db.path().join("config"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.path().join("w.db").display()))
+        .arg("--policies")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("warrant serve kept running with a broken bundle");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("broken.cedar:4:26"), "{stderr}");
+    assert!(!stderr.contains("\"listening\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero_promptly() {
+    let mut server = Server::start();
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    let started = Instant::now();
+    let status = server.terminate(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    // The log reader may still be draining the pipe.
+    server.wait_for_log(Duration::from_secs(5), |log| log.contains("\"stopped\"")).await;
+}
