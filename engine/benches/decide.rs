@@ -4,6 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark setup fails loudly")]
 
+#[allow(dead_code, reason = "each bench uses a part of the shared fixture")]
 mod fixture;
 
 use chrono::Utc;

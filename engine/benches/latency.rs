@@ -5,6 +5,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, reason = "benchmark")]
 
+#[allow(dead_code, reason = "each bench uses a part of the shared fixture")]
 mod fixture;
 
 use std::time::Instant;

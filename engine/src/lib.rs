@@ -8,17 +8,24 @@
 //! - [`names`] resolves the type and action names clients send, once per bundle.
 //! - [`search`] answers AuthZEN searches (which resources may this user browse).
 //! - [`cases`] runs a bundle's policy tests.
+//! - [`audit`] seals and verifies the audit log: canonical records, the keyed
+//!   chain, RFC 9162 Merkle proofs and checkpoints.
+//! - [`redact`] strips secrets from events before anything stores or logs them.
 
+pub mod audit;
 pub mod bundle;
 pub mod cases;
 pub mod decide;
 pub mod entities;
 mod index;
 pub mod names;
+pub mod redact;
 pub mod search;
 mod time;
 
+pub use audit::{Checkpoint, Keyring, Record};
 pub use bundle::{Bundle, BundleError, BundleSource, Diagnostic};
 pub use decide::{Decision, EntityRef, Query, RequestError};
 pub use entities::{EntitiesError, EntitySet};
+pub use redact::{RedactionConfig, Redactor};
 pub use search::Search;

@@ -30,6 +30,52 @@ pub enum Command {
         /// The bundle directory.
         dir: PathBuf,
     },
+    /// Work with the audit log offline, straight from the database.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the chain and checkpoints; exit 1 naming the first bad seq.
+    Verify {
+        #[command(flatten)]
+        log: AuditLogArgs,
+        /// First seq to check (the chain before it is trusted).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last seq to check (default: the last record).
+        #[arg(long)]
+        to: Option<u64>,
+        /// A checkpoint you kept (JSON from `GET /v1/audit/checkpoint`): the
+        /// log must still contain it, unchanged.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+    },
+    /// Write records as JSON Lines.
+    Export {
+        #[command(flatten)]
+        log: AuditLogArgs,
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditLogArgs {
+    /// The database holding the log (must exist).
+    #[arg(long, env = "WARRANT_DATABASE_URL", default_value = "sqlite://./warrant-data/warrant.db")]
+    pub database_url: String,
+    /// The audit key file (`WARRANT_AUDIT_KEY` takes precedence).
+    #[arg(long, env = "WARRANT_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +97,11 @@ pub struct ServeArgs {
     /// `WARRANT_AUDIT_KEY` (same format, `,` between keys) takes precedence.
     #[arg(long, env = "WARRANT_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+
+    /// Which decisions are written to the audit log as `decision` records
+    /// (credential resolutions, token events and policy changes always are).
+    #[arg(long, env = "WARRANT_AUDIT_DECISIONS", value_enum, default_value_t = crate::audit::DecisionAudit::All)]
+    pub audit_decisions: crate::audit::DecisionAudit,
 
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]

@@ -17,7 +17,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use hmac::{KeyInit as _, Mac as _};
+use warrant_engine::{RedactionConfig, Redactor};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -42,6 +45,8 @@ pub enum KeyError {
 #[derive(Clone)]
 pub struct Keyring {
     keys: Vec<(String, Vec<u8>)>,
+    signing: warrant_engine::audit::Keyring,
+    redactor: Arc<Redactor>,
 }
 
 impl fmt::Debug for Keyring {
@@ -74,10 +79,21 @@ impl Keyring {
             }
             keys.push((id.to_owned(), secret));
         }
-        if keys.is_empty() {
+        let mut entries = keys.iter();
+        let Some((first_id, first_secret)) = entries.next() else {
             return Err(KeyError::Empty);
+        };
+        let invalid = |e: warrant_engine::audit::KeyringError| KeyError::Malformed { line: 0, message: e.to_string() };
+        let mut signing = warrant_engine::audit::Keyring::new(first_id.clone(), first_secret).map_err(invalid)?;
+        for (id, secret) in entries {
+            signing.rotate(id.clone(), secret).map_err(invalid)?;
         }
-        Ok(Self { keys })
+        // Digests use a key derived from the oldest key, so they stay stable
+        // when signing keys rotate, and differ from any signing key.
+        let digest_key = hmac_sha256(first_secret, b"warrant/digest/v1");
+        let redactor = Redactor::new(RedactionConfig::default(), &digest_key)
+            .map_err(|e| KeyError::Malformed { line: 0, message: e.to_string() })?;
+        Ok(Self { keys, signing, redactor: Arc::new(redactor) })
     }
 
     /// From `WARRANT_AUDIT_KEY` if set, else the file at `path`, else the
@@ -106,16 +122,22 @@ impl Keyring {
 
     /// The id of the key that signs new records.
     pub fn current_id(&self) -> &str {
-        self.keys.last().map_or("", |(id, _)| id.as_str())
+        self.signing.current_key_id()
     }
 
-    /// Keyed digest in Vault's format, `hmac-sha256:<hex>`, under a key
-    /// derived from the first (oldest) key, so digests stay stable when
-    /// signing keys rotate.
+    /// The keys that sign and verify audit records.
+    pub fn signing(&self) -> &warrant_engine::audit::Keyring {
+        &self.signing
+    }
+
+    /// Redaction with this keyring's digest key.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Keyed digest in Vault's format, `hmac-sha256:<hex>`.
     pub fn digest(&self, value: &str) -> String {
-        let base = self.keys.first().map_or(&[][..], |(_, s)| s.as_slice());
-        let derived = hmac_sha256(base, b"warrant/digest/v1");
-        format!("hmac-sha256:{}", hex::encode(hmac_sha256(&derived, value.as_bytes())))
+        self.redactor.digest(value)
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`store`]: persistence (SQLite embedded by default).
 //! - [`state`]: the active policy bundle and entities, swapped atomically.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod credentials;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
 
+use crate::audit::{AuditLog, DecisionAudit, Event};
 use crate::keys::Keyring;
 use crate::store::{BundleOrigin, Store, StoreError, StoredBundle};
 
@@ -40,6 +41,8 @@ pub enum ChangeError {
     Entities(EntitiesError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Audit(String),
 }
 
 /// What a bundle change did.
@@ -61,6 +64,7 @@ struct Inner {
     snapshot: ArcSwap<Snapshot>,
     store: Store,
     keys: Keyring,
+    audit: AuditLog,
     policies_dir: PathBuf,
     write_lock: Mutex<()>,
 }
@@ -69,7 +73,12 @@ impl AppState {
     /// Opens the active bundle: the most recently activated one recorded in the
     /// store if it was uploaded over the API (so an upload survives a restart),
     /// otherwise the policies directory.
-    pub async fn start(store: Store, keys: Keyring, policies_dir: PathBuf) -> Result<Self, ChangeError> {
+    pub async fn start(
+        store: Store,
+        keys: Keyring,
+        policies_dir: PathBuf,
+        decisions: DecisionAudit,
+    ) -> Result<Self, ChangeError> {
         let stored_entities = store.entities().await?;
         let recorded = store.active_bundle().await?;
         let (source, origin) = match recorded {
@@ -86,12 +95,20 @@ impl AppState {
         if !unchanged {
             store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         }
+        let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
+        if !unchanged {
+            let mut event = Event::new("policy.updated", "startup");
+            event.policy_digest = Some(bundle.digest().to_owned());
+            event.details.insert("origin".into(), serde_json::json!(origin));
+            audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
+        }
         let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at };
         Ok(Self {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 store,
                 keys,
+                audit,
                 policies_dir,
                 write_lock: Mutex::new(()),
             }),
@@ -111,9 +128,19 @@ impl AppState {
         &self.inner.keys
     }
 
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
     /// Validates `source`, checks the stored entities against it, records it
     /// and makes it active. On any error the active bundle stays.
-    pub async fn activate(&self, source: BundleSource, origin: BundleOrigin) -> Result<Activation, ChangeError> {
+    /// `actor` is recorded in the `policy.updated` audit record.
+    pub async fn activate(
+        &self,
+        source: BundleSource,
+        origin: BundleOrigin,
+        actor: &str,
+    ) -> Result<Activation, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
         let bundle = Bundle::load(source)?;
@@ -130,6 +157,12 @@ impl AppState {
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
         self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+        let mut event = Event::new("policy.updated", actor);
+        event.policy_digest = Some(activation.digest.clone());
+        event.details.insert("previous_digest".into(), serde_json::json!(activation.previous_digest));
+        event.details.insert("origin".into(), serde_json::json!(origin));
+        event.details.insert("policies".into(), serde_json::json!(activation.policies));
+        self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         self.inner.snapshot.store(Arc::new(Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at }));
         Ok(activation)
     }
@@ -137,7 +170,7 @@ impl AppState {
     /// Reloads the policies directory (SIGHUP).
     pub async fn reload_from_disk(&self) -> Result<Activation, ChangeError> {
         let source = BundleSource::read_dir(&self.inner.policies_dir)?;
-        self.activate(source, BundleOrigin::Disk).await
+        self.activate(source, BundleOrigin::Disk, "sighup").await
     }
 
     /// Validates `docs` against the active schema, stores them as the whole

@@ -1,5 +1,6 @@
 //! Subcommands, one module each. Each returns the process exit code.
 
+mod audit;
 mod check;
 mod serve;
 mod test;
@@ -13,5 +14,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check { dir } => check::run(&dir),
         Command::Test { dir } => test::run(&dir),
+        Command::Audit { command } => audit::run(command),
     }
 }

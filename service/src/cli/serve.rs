@@ -35,13 +35,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let keys = Keyring::load(args.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
     let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
-    let state = AppState::start(store, keys, args.policies.clone()).await.map_err(|e| match e {
-        crate::state::ChangeError::Bundle(b) => {
-            let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
-            format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
-        }
-        other => format!("cannot start: {other}"),
-    })?;
+    let state =
+        AppState::start(store, keys, args.policies.clone(), args.audit_decisions).await.map_err(|e| match e {
+            crate::state::ChangeError::Bundle(b) => {
+                let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
+                format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
+            }
+            other => format!("cannot start: {other}"),
+        })?;
     let snapshot = state.snapshot();
     tracing::info!(
         digest = snapshot.bundle.digest(),

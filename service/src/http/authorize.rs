@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use warrant_engine::{EntityRef, Query};
 
 use super::authzen::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
-use super::decision::{Decided, decide};
+use super::decision::{Decided, decide, record};
 use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
 use crate::state::AppState;
@@ -96,20 +96,27 @@ async fn authorize(
     ApiJson(body): ApiJson<AuthorizeRequest>,
 ) -> Result<Json<AuthorizeResponse>, ApiError> {
     let snapshot = state.snapshot();
-    Ok(Json(decide(&snapshot, &query(&body))?.into()))
+    let q = query(&body);
+    let decided = decide(&snapshot, &q)?;
+    record(&state, &[(&decided, &q)]).await?;
+    Ok(Json(decided.into()))
 }
 
 /// Every request is decided against the same snapshot; a failing one gets an
 /// `error` in its place and the others are still answered.
-async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Json<Value> {
+async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
     let snapshot = state.snapshot();
-    let results: Vec<Value> = body
-        .requests
-        .iter()
-        .map(|r| match decide(&snapshot, &query(r)) {
+    let queries: Vec<Query> = body.requests.iter().map(query).collect();
+    let outcomes: Vec<Result<Decided, ApiError>> = queries.iter().map(|q| decide(&snapshot, q)).collect();
+    let pairs: Vec<(&Decided, &Query)> =
+        outcomes.iter().zip(&queries).filter_map(|(o, q)| o.as_ref().ok().map(|d| (d, q))).collect();
+    record(&state, &pairs).await?;
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|o| match o {
             Ok(d) => serde_json::to_value(AuthorizeResponse::from(d)).unwrap_or(Value::Null),
             Err(e) => serde_json::json!({"decision": "deny", "error": {"code": e.code(), "message": e.message(), "field": e.field()}}),
         })
         .collect();
-    Json(serde_json::json!({ "results": results, "policy_digest": snapshot.bundle.digest() }))
+    Ok(Json(serde_json::json!({ "results": results, "policy_digest": snapshot.bundle.digest() })))
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use warrant_engine::{EntityRef, Query};
 
-use super::decision::{Decided, decide};
+use super::decision::{Decided, decide, record};
 use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
 use crate::state::AppState;
@@ -173,6 +173,7 @@ async fn evaluation(
     let snapshot = state.snapshot();
     let q = query(&body.subject, &body.action, &body.resource, body.context.as_ref());
     let decided = decide(&snapshot, &q)?;
+    record(&state, &[(&decided, &q)]).await?;
     Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
 }
 
@@ -201,19 +202,25 @@ async fn evaluations(
                 )
                 .with_field(missing));
             };
-            let decided = decide(&snapshot, &query(subject, action, resource, body.context.as_ref()))?;
+            let q = query(subject, action, resource, body.context.as_ref());
+            let decided = decide(&snapshot, &q)?;
+            record(&state, &[(&decided, &q)]).await?;
             return Ok(Json(serde_json::to_value(answer(&decided, options.explain)).map_err(ApiError::internal)?));
         }
     };
 
     let mut answers = Vec::with_capacity(items.len());
+    let mut decided_items: Vec<(Decided, Query)> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let subject = item.subject.as_ref().or(body.subject.as_ref());
         let action = item.action.as_ref().or(body.action.as_ref());
         let resource = item.resource.as_ref().or(body.resource.as_ref());
         let context = item.context.as_ref().or(body.context.as_ref());
         let outcome = match (subject, action, resource) {
-            (Some(s), Some(a), Some(r)) => decide(&snapshot, &query(s, a, r, context)),
+            (Some(s), Some(a), Some(r)) => {
+                let q = query(s, a, r, context);
+                decide(&snapshot, &q).inspect(|d| decided_items.push((d.clone(), q)))
+            }
             _ => {
                 let missing = if subject.is_none() {
                     "subject"
@@ -247,6 +254,8 @@ async fn evaluations(
             break;
         }
     }
+    let pairs: Vec<(&Decided, &Query)> = decided_items.iter().map(|(d, q)| (d, q)).collect();
+    record(&state, &pairs).await?;
     Ok(Json(json!({ "evaluations": answers })))
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::audit::Event;
 use crate::credentials::{Ask, ResolveError, resolve};
 use crate::state::AppState;
 
@@ -76,6 +77,24 @@ async fn handle(
                 ApiError::bad_request("invalid_field", e.to_string()).with_field("principal.type")
             }
         })?;
+    // Every resolution is a token use on the record, allowed or not.
+    let mut event = Event::new("token.used", format!("{}::{}", ask.principal_type, ask.principal_id));
+    event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());
+    event.token_owner = resolution.token_owner.clone();
+    event.connection = Some(ask.connection.clone());
+    event.project = Some(ask.project.clone());
+    event.decision = Some(resolution.credential.is_some());
+    event.reasons = Some(resolution.reasons.clone());
+    event.policy_digest = Some(snapshot.bundle.digest().to_owned());
+    event.details.insert("surface".into(), json!(ask.surface));
+    if let Some(purpose) = &ask.purpose {
+        event.details.insert("purpose".into(), json!(purpose));
+    }
+    if let Some(c) = &resolution.credential {
+        event.details.insert("credential".into(), json!(c.kind));
+        event.details.insert("cache_key".into(), json!(c.cache_key));
+    }
+    state.audit().append(event).await?;
     Ok(Json(match resolution.credential {
         Some(credential) => json!({"decision": "allow", "credential": credential, "reasons": []}),
         None => json!({"decision": "deny", "reasons": resolution.reasons}),

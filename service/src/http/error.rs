@@ -113,6 +113,12 @@ impl From<RequestError> for ApiError {
     }
 }
 
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        Self::internal(e)
+    }
+}
+
 impl From<BundleError> for ApiError {
     fn from(e: BundleError) -> Self {
         let diagnostics = e.diagnostics();
@@ -132,6 +138,7 @@ impl From<ChangeError> for ApiError {
             ),
             ChangeError::Entities(inner) => Self::bad_request("invalid_entities", inner.to_string()),
             ChangeError::Store(inner) => Self::internal(inner),
+            ChangeError::Audit(inner) => Self::internal(inner),
         }
     }
 }

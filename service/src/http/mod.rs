@@ -2,6 +2,7 @@
 //! here with the cross-cutting layers (request ids, tracing, body limits,
 //! panics turned into JSON 500s, JSON 404/405).
 
+mod audit;
 mod authorize;
 mod authzen;
 mod credentials;
@@ -11,6 +12,7 @@ pub mod error;
 mod health;
 pub mod json;
 mod policies;
+mod query;
 mod search;
 mod strict;
 mod tokens;
@@ -58,6 +60,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     Router::new()
         .merge(health::router())
+        .merge(audit::router())
         .merge(decisions)
         .merge(bulk)
         .fallback(not_found)

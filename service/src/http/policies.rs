@@ -71,7 +71,7 @@ async fn replace(
     ApiJson(upload): ApiJson<Upload>,
 ) -> Result<Json<Activation>, ApiError> {
     let source = BundleSource::from_files(upload.files)?;
-    let activation = state.activate(source, BundleOrigin::Api).await?;
+    let activation = state.activate(source, BundleOrigin::Api, "api").await?;
     tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
     Ok(Json(activation))
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
+use crate::audit::Event;
 use crate::state::AppState;
 use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, apply};
 
@@ -90,6 +91,22 @@ async fn record(
         };
         ApiError::new(StatusCode::CONFLICT, code, conflict.to_string())
     })?;
-    let _ = (&event.actor, &event.details);
-    Ok((StatusCode::CREATED, Json(json!({ "kind": event.kind, "token": token }))))
+    // The state change is applied first (a refused event changes nothing and
+    // is not recorded as done); a retry after an audit failure re-applies
+    // the same state, so events are safe to resend.
+    let mut record = Event::new(event.kind.as_str(), event.actor.clone().unwrap_or_else(|| event.owner.clone()));
+    record.token_id = Some(event.token_id.clone());
+    record.token_owner = Some(event.owner.clone());
+    record.connection = Some(event.connection.clone());
+    record.details = event.details.clone().unwrap_or_default();
+    if let Some(t) = &token {
+        record.details.insert("status".into(), json!(t.status));
+        record.details.insert("role".into(), json!(t.role));
+        record.details.insert("expires_at".into(), json!(t.expires_at));
+    }
+    let appended = state.audit().append(record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": event.kind, "token": token })),
+    ))
 }

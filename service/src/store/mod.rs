@@ -1,6 +1,7 @@
 //! Persistence. One `Store` facade over the backends; SQLite is the embedded
 //! default. Each backend has its own migrations under `migrations/<backend>/`.
 
+pub mod audit;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,8 @@ use serde_json::Value;
 pub use sqlite::SqliteStore;
 
 use crate::tokens::TokenState;
+pub use audit::AuditFilter;
+use warrant_engine::audit::{Checkpoint, Record};
 
 /// A store failure: always a server-side problem (500), never the client's.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +63,17 @@ pub enum Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::connect(url, true).await
+    }
+
+    /// Opens an existing database (offline tools must not create one).
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        Self::connect(url, false).await
+    }
+
+    async fn connect(url: &str, create: bool) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(SqliteStore::open(url).await?))
+            Ok(Self::Sqlite(SqliteStore::open(url, create).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -117,6 +129,57 @@ impl Store {
     ) -> Result<Result<Option<TokenState>, E>, StoreError> {
         match self {
             Self::Sqlite(s) => s.update_token(token_id, change).await,
+        }
+    }
+
+    /// Appends sealed records in one transaction (one fsync).
+    pub async fn append_audit(&self, records: &[Record]) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::append(s.pool(), records).await,
+        }
+    }
+
+    /// The last audit record's `seq` and `mac`.
+    pub async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::head(s.pool()).await,
+        }
+    }
+
+    /// Audit records `from..=to` in order, at most `limit`.
+    pub async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::range(s.pool(), from, to, limit).await,
+        }
+    }
+
+    pub async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::macs(s.pool()).await,
+        }
+    }
+
+    pub async fn audit_count(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::count(s.pool()).await,
+        }
+    }
+
+    pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::query(s.pool(), filter).await,
+        }
+    }
+
+    pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::save_checkpoint(s.pool(), checkpoint).await,
+        }
+    }
+
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::checkpoints(s.pool()).await,
         }
     }
 

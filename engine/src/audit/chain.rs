@@ -1,0 +1,166 @@
+//! The keyed chain: each record's MAC covers the previous record's MAC and
+//! its own canonical bytes,
+//! `mac_n = HMAC-SHA256(key[key_id], prev_mac_n ‖ JCS(record_n without mac))`,
+//! with `prev_mac` of record 1 = 32 zero bytes.
+//!
+//! Changing a field breaks that record's MAC; deleting, inserting or
+//! reordering records breaks `seq` continuity or the `prev_mac` link. So
+//! verification walks records in order and names the first `seq` where any
+//! of that fails, and why.
+
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+
+use super::keyring::{Keyring, MacCheck};
+use super::record::{Entry, Mac, Record, SealError, check_entry};
+
+/// Seals `entry` as the record after the one whose MAC is `prev_mac`
+/// ([`Mac::ZERO`] for seq 1), signing with the keyring's current key.
+///
+/// The caller (the store) guarantees `seq` is the previous record's plus one
+/// and that `prev_mac` is that record's MAC, inside one transaction.
+pub fn seal(entry: Entry, prev_mac: &Mac, keyring: &Keyring) -> Result<Record, SealError> {
+    check_entry(&entry)?;
+    let mut record = Record::unsealed(entry, keyring.current_key_id().to_owned(), prev_mac);
+    let canonical = record.canonical_bytes()?;
+    let (_, mac) = keyring.sign(&[prev_mac.as_bytes(), &canonical]);
+    record.mac = mac.to_hex();
+    Ok(record)
+}
+
+/// Where a verified run of records starts: the `seq` its first record must
+/// have and the MAC of the record before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainStart {
+    seq: u64,
+    prev_mac: Mac,
+}
+
+impl ChainStart {
+    /// The start of the whole log: seq 1, zero `prev_mac`.
+    pub const fn genesis() -> Self {
+        Self { seq: 1, prev_mac: Mac::ZERO }
+    }
+
+    /// A range starting at `seq`, after a record whose MAC is `prev_mac`
+    /// (trusted: read it from a record verified earlier, or a checkpoint's).
+    pub const fn new(seq: u64, prev_mac: Mac) -> Self {
+        Self { seq, prev_mac }
+    }
+
+    pub const fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub const fn prev_mac(&self) -> &Mac {
+        &self.prev_mac
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSummary {
+    /// Records verified.
+    pub count: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Ids of the keys that signed the records verified.
+    pub key_ids: BTreeSet<String>,
+    next: ChainStart,
+}
+
+impl VerifiedSummary {
+    /// Where the next run continues, so a large log verifies page by page.
+    pub const fn next_start(&self) -> ChainStart {
+        self.next
+    }
+
+    /// The MAC of the last record verified (the start's `prev_mac` when none).
+    pub const fn last_mac(&self) -> &Mac {
+        &self.next.prev_mac
+    }
+}
+
+/// The first record at which a chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("chain breaks at seq {seq}: {reason}")]
+pub struct ChainBreak {
+    /// The first bad `seq`: for a missing or misplaced record, the `seq`
+    /// expected at that position.
+    pub seq: u64,
+    pub reason: BreakReason,
+}
+
+/// Why a record does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreakReason {
+    /// A record was deleted, inserted, duplicated or moved.
+    #[error("expected seq {expected}, found {found}")]
+    SeqMismatch { expected: u64, found: u64 },
+    /// The record does not follow the one before it.
+    #[error("prev_mac does not link to the previous record's mac")]
+    PrevMacMismatch,
+    #[error("unknown key id `{0}`")]
+    UnknownKey(String),
+    /// Some field was changed after sealing, or the MAC itself.
+    #[error("mac does not match the record's contents")]
+    MacMismatch,
+    #[error("malformed `{field}`: {message}")]
+    Malformed { field: &'static str, message: String },
+}
+
+/// Verifies `records`, in the order given, as the run that begins at `start`
+/// (use [`ChainStart::genesis`] for the whole log), and reports the first
+/// record that does not verify.
+///
+/// Per record, in this order: `seq` is the expected one, `prev_mac` is the
+/// previous record's `mac`, `key_id` is known, and `mac` matches the
+/// canonical bytes (compared in constant time).
+///
+/// This cannot see records cut off after the last one given: compare the
+/// result with a checkpoint for that.
+pub fn verify_chain<I>(records: I, keyring: &Keyring, start: &ChainStart) -> Result<VerifiedSummary, ChainBreak>
+where
+    I: IntoIterator,
+    I::Item: Borrow<Record>,
+{
+    let mut expected = start.seq;
+    let mut prev_mac = start.prev_mac;
+    let mut summary =
+        VerifiedSummary { count: 0, first_seq: None, last_seq: None, key_ids: BTreeSet::new(), next: *start };
+    for item in records {
+        let record = item.borrow();
+        let fail = |reason| ChainBreak { seq: expected, reason };
+        if record.seq != expected {
+            return Err(fail(BreakReason::SeqMismatch { expected, found: record.seq }));
+        }
+        let claimed_prev = record
+            .prev_mac()
+            .map_err(|e| fail(BreakReason::Malformed { field: "prev_mac", message: e.to_string() }))?;
+        if claimed_prev != prev_mac {
+            return Err(fail(BreakReason::PrevMacMismatch));
+        }
+        let mac = record.mac().map_err(|e| fail(BreakReason::Malformed { field: "mac", message: e.to_string() }))?;
+        let canonical = record
+            .canonical_bytes()
+            .map_err(|e| fail(BreakReason::Malformed { field: "record", message: e.to_string() }))?;
+        match keyring.check(&record.key_id, &[prev_mac.as_bytes(), &canonical], &mac) {
+            Ok(()) => {}
+            Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.clone()))),
+            Err(MacCheck::Mismatch) => return Err(fail(BreakReason::MacMismatch)),
+        }
+
+        summary.count += 1;
+        summary.first_seq.get_or_insert(record.seq);
+        summary.last_seq = Some(record.seq);
+        if !summary.key_ids.contains(&record.key_id) {
+            summary.key_ids.insert(record.key_id.clone());
+        }
+        prev_mac = mac;
+        // INVARIANT: `expected` equals a `seq` that parsed as u64 and is below
+        // u64::MAX in any log that respects MAX_SEQ; saturate rather than wrap.
+        expected = expected.saturating_add(1);
+    }
+    summary.next = ChainStart::new(expected, prev_mac);
+    Ok(summary)
+}

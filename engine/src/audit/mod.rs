@@ -1,0 +1,29 @@
+//! The audit log's pure core: records, their canonical form, the keyed chain
+//! that links them, the RFC 9162 Merkle tree over them and signed checkpoints.
+//!
+//! Auditors must be able to trust the log without trusting the server that
+//! wrote it, so every piece here is deterministic and independently
+//! re-implementable:
+//!
+//! - [`record`]: one event, its fixed field names and its RFC 8785 (JCS)
+//!   canonical bytes.
+//! - [`keyring`]: the HMAC keys, by id, and which one signs new records.
+//! - [`chain`]: `mac_n = HMAC-SHA256(key[key_id], prev_mac ‖ canonical(record_n without mac))`;
+//!   sealing a record and verifying a run of records, naming the first bad `seq`.
+//! - [`merkle`]: RFC 9162 tree heads, inclusion and consistency proofs, so
+//!   cutting off the newest records is detectable too.
+//! - [`checkpoint`]: a signed tree head an auditor keeps.
+//!
+//! Nothing here does I/O or reads a clock: timestamps come from the caller.
+
+pub mod chain;
+pub mod checkpoint;
+pub mod keyring;
+pub mod merkle;
+pub mod record;
+
+pub use chain::{BreakReason, ChainBreak, ChainStart, VerifiedSummary, seal, verify_chain};
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};
+pub use merkle::{Hash, ProofError};
+pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};

@@ -1,0 +1,253 @@
+//! The audit log: one writer task seals every event into the keyed chain
+//! and commits them in groups; callers are answered only once their record
+//! is durable.
+//!
+//! - Redaction happens here, at the only way in: `details` and free text are
+//!   redacted, token ids become keyed digests. Callers' responses are never
+//!   touched.
+//! - Group commit: while one batch is being written, new events queue; the
+//!   next batch takes them all (one transaction, one fsync).
+//! - The Merkle leaves (one per record) are kept in memory for checkpoints
+//!   and proofs, loaded from the store at start.
+//!
+//! [`verify`] checks a stored log (online and from the CLI).
+
+pub mod verify;
+
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use warrant_engine::audit::{Entry, Hash, Mac, Outcome, merkle, seal};
+
+use crate::keys::Keyring;
+use crate::store::{Store, StoreError};
+
+/// Most events sealed and written in one transaction.
+const MAX_BATCH: usize = 512;
+/// Events waiting for the writer before callers wait to enqueue.
+const QUEUE: usize = 8192;
+
+/// Which decisions become `decision` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DecisionAudit {
+    #[default]
+    All,
+    Deny,
+    None,
+}
+
+impl DecisionAudit {
+    pub fn wants(self, allowed: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Deny => !allowed,
+            Self::None => false,
+        }
+    }
+}
+
+/// Where a durable record landed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Appended {
+    pub seq: u64,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log could not record the event: {0}")]
+pub struct AuditError(String);
+
+struct Pending {
+    entry: Entry,
+    reply: oneshot::Sender<Result<Appended, AuditError>>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<Pending>,
+    leaves: Arc<RwLock<Vec<Hash>>>,
+    keys: Keyring,
+    decisions: DecisionAudit,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("decisions", &self.decisions).finish_non_exhaustive()
+    }
+}
+
+/// The leaf hash of a stored MAC; a MAC that does not parse still gets a
+/// leaf (of its text), so the tree has one leaf per record and verification
+/// reports the damage.
+fn leaf_of(mac: &str) -> Hash {
+    match Mac::from_hex(mac) {
+        Ok(m) => merkle::leaf_hash(m.as_bytes()),
+        Err(_) => merkle::leaf_hash(mac.as_bytes()),
+    }
+}
+
+impl AuditLog {
+    /// Loads the chain head and leaves, and starts the writer.
+    pub async fn open(store: Store, keys: Keyring, decisions: DecisionAudit) -> Result<Self, StoreError> {
+        let leaves: Vec<Hash> = store.audit_macs().await?.iter().map(|m| leaf_of(m)).collect();
+        let head = match store.audit_head().await? {
+            Some((seq, mac)) => (seq, Mac::from_hex(&mac).unwrap_or(Mac::ZERO)),
+            None => (0, Mac::ZERO),
+        };
+        let leaves = Arc::new(RwLock::new(leaves));
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves), head));
+        Ok(Self { queue, leaves, keys, decisions })
+    }
+
+    pub fn decisions(&self) -> DecisionAudit {
+        self.decisions
+    }
+
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// The Merkle leaves so far, one per record.
+    pub fn leaves(&self) -> Vec<Hash> {
+        self.leaves.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Number of records written (the current tree size).
+    pub fn size(&self) -> u64 {
+        self.leaves.read().map(|l| l.len() as u64).unwrap_or(0)
+    }
+
+    /// Redacts and records `event`; returns once it is durable.
+    pub async fn append(&self, event: Event) -> Result<Appended, AuditError> {
+        self.append_all(vec![event]).await.pop().unwrap_or_else(|| Err(AuditError("no answer".into())))
+    }
+
+    /// Records several events, queued together so they share a commit;
+    /// answers in the same order.
+    pub async fn append_all(&self, events: Vec<Event>) -> Vec<Result<Appended, AuditError>> {
+        let stopped = || AuditError("the writer stopped".into());
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            let (reply, answer) = oneshot::channel();
+            let entry = event.into_entry(&self.keys);
+            answers.push(match self.queue.send(Pending { entry, reply }).await {
+                Ok(()) => Some(answer),
+                Err(_) => None,
+            });
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(a) => a.await.unwrap_or_else(|_| Err(stopped())),
+                None => Err(stopped()),
+            });
+        }
+        results
+    }
+}
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<Pending>,
+    store: Store,
+    keys: Keyring,
+    leaves: Arc<RwLock<Vec<Hash>>>,
+    mut head: (u64, Mac),
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let (mut seq, mut prev) = head;
+        let mut records = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for Pending { mut entry, reply } in batch {
+            entry.seq = seq + 1;
+            entry.ts.clone_from(&ts);
+            match seal(entry, &prev, keys.signing()) {
+                Ok(record) => {
+                    seq += 1;
+                    prev = record.mac().unwrap_or(Mac::ZERO);
+                    records.push(record);
+                    replies.push(reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(AuditError(e.to_string())));
+                }
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        match store.append_audit(&records).await {
+            Ok(()) => {
+                head = (seq, prev);
+                if let Ok(mut l) = leaves.write() {
+                    l.extend(records.iter().map(|r| leaf_of(&r.mac)));
+                }
+                for (record, reply) in records.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(Appended { seq: record.seq, mac: record.mac }));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is stored: the head stays, callers get
+                // an error (a 500), and the next batch retries from the head.
+                tracing::error!(error = %e, records = records.len(), "audit write failed");
+                for reply in replies {
+                    let _ = reply.send(Err(AuditError("storage failure".into())));
+                }
+                if let Ok(Some((s, m))) = store.audit_head().await {
+                    head = (s, Mac::from_hex(&m).unwrap_or(Mac::ZERO));
+                }
+            }
+        }
+    }
+}
+
+/// An event before redaction and sealing.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub kind: String,
+    pub actor: String,
+    /// In clear here; stored as its keyed digest.
+    pub token_id: Option<String>,
+    pub token_owner: Option<String>,
+    pub connection: Option<String>,
+    pub project: Option<String>,
+    pub decision: Option<bool>,
+    pub reasons: Option<Vec<String>>,
+    pub policy_digest: Option<String>,
+    pub details: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(kind: impl Into<String>, actor: impl Into<String>) -> Self {
+        Self { kind: kind.into(), actor: actor.into(), ..Self::default() }
+    }
+
+    fn into_entry(self, keys: &Keyring) -> Entry {
+        let redactor = keys.redactor();
+        let text = |s: String| redactor.redact_text(&s);
+        let details = match redactor.redact_value(&Value::Object(self.details)) {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut entry = Entry::new(0, "", text(self.kind), text(self.actor));
+        entry.token_id = self.token_id.map(|t| keys.digest(&t));
+        entry.token_owner = self.token_owner.map(text);
+        entry.connection = self.connection.map(text);
+        entry.project = self.project.map(text);
+        entry.decision = self.decision.map(|a| if a { Outcome::Allow } else { Outcome::Deny });
+        entry.reasons = self.reasons.map(|r| r.into_iter().map(text).collect());
+        entry.policy_digest = self.policy_digest;
+        entry.details = details;
+        entry
+    }
+}

@@ -1,0 +1,102 @@
+//! Verifying a stored log: the keyed chain record by record, then every
+//! checkpoint (stored ones and any the auditor kept) against the records'
+//! Merkle root. Reports the first bad `seq` and why.
+
+use serde::Serialize;
+use warrant_engine::audit::{ChainStart, Checkpoint, Hash, Mac, merkle, verify_chain};
+
+use crate::keys::Keyring;
+use crate::store::{Store, StoreError};
+
+/// Records read per query while verifying.
+const CHUNK: u32 = 10_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    /// First and last `seq` checked.
+    pub from: u64,
+    pub to: u64,
+    pub records: u64,
+    pub checkpoints_checked: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Verifies records `from..=to` (`to` defaults to the last) and, when the
+/// range starts at 1, the checkpoints. `progress` is told how many records
+/// have been checked so far.
+pub async fn verify(
+    store: &Store,
+    keys: &Keyring,
+    from: u64,
+    to: Option<u64>,
+    kept: &[Checkpoint],
+    mut progress: impl FnMut(u64),
+) -> Result<Report, StoreError> {
+    let from = from.max(1);
+    let last = store.audit_head().await?.map_or(0, |(seq, _)| seq);
+    let to = to.unwrap_or(last).min(last.max(from));
+    let mut report =
+        Report { ok: true, from, to, records: 0, checkpoints_checked: 0, first_bad_seq: None, reason: None };
+    let mut start = if from == 1 {
+        ChainStart::genesis()
+    } else {
+        match store.audit_range(from - 1, from - 1, 1).await?.first() {
+            Some(before) => ChainStart::new(from, Mac::from_hex(&before.mac).unwrap_or(Mac::ZERO)),
+            None => return Ok(fail(report, from - 1, "the record before the range is missing".into())),
+        }
+    };
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut next = from;
+    while next <= to {
+        let chunk = store.audit_range(next, to, CHUNK).await?;
+        if chunk.is_empty() {
+            return Ok(fail(report, next, format!("record {next} is missing")));
+        }
+        match verify_chain(&chunk, keys.signing(), &start) {
+            Ok(summary) => start = summary.next_start(),
+            Err(broken) => return Ok(fail(report, broken.seq, broken.reason.to_string())),
+        }
+        report.records += chunk.len() as u64;
+        if from == 1 {
+            leaves.extend(chunk.iter().filter_map(|r| r.leaf_hash().ok()));
+        }
+        next = start.seq();
+        progress(report.records);
+    }
+    if from != 1 {
+        return Ok(report);
+    }
+    let mut checkpoints = store.checkpoints().await?;
+    checkpoints.extend_from_slice(kept);
+    for c in &checkpoints {
+        report.checkpoints_checked += 1;
+        if let Err(e) = c.verify(keys.signing()) {
+            return Ok(fail(report, c.tree_size, format!("checkpoint at size {}: {e}", c.tree_size)));
+        }
+        let size = leaves.len() as u64;
+        if c.tree_size > size {
+            let reason = format!(
+                "the log ends at seq {size}, but a checkpoint covers {} records: records were cut off",
+                c.tree_size
+            );
+            return Ok(fail(report, size + 1, reason));
+        }
+        let root = merkle::root_at(&leaves, c.tree_size).map(hex::encode).unwrap_or_default();
+        if root != c.root {
+            let reason = format!("the records 1..={} do not hash to the checkpoint's root", c.tree_size);
+            return Ok(fail(report, c.tree_size, reason));
+        }
+    }
+    Ok(report)
+}
+
+fn fail(mut report: Report, seq: u64, reason: String) -> Report {
+    report.ok = false;
+    report.first_bad_seq = Some(seq);
+    report.reason = Some(reason);
+    report
+}

@@ -1,0 +1,209 @@
+//! The audit log's storage, SQLite. Records go in as one multi-row INSERT per
+//! group commit; reads come back in `seq` order.
+
+use serde_json::Value;
+use sqlx::Row as _;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use warrant_engine::audit::{Checkpoint, Outcome, Record};
+
+use super::StoreError;
+
+/// Which records an auditor asks for. `after_seq` is the cursor.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    /// Already digested, as stored.
+    pub token_id: Option<String>,
+    pub connection: Option<String>,
+    pub project: Option<String>,
+    pub decision: Option<String>,
+    pub after_seq: u64,
+    pub limit: u32,
+}
+
+macro_rules! record_columns {
+    () => {
+        "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, policy_digest, details, key_id, prev_mac, mac"
+    };
+}
+
+/// Rows per INSERT statement (15 bound parameters a row).
+const INSERT_CHUNK: usize = 1000;
+
+pub async fn append(pool: &SqlitePool, records: &[Record]) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // INVARIANT: the batch continues the stored chain. A second writer on the
+    // same file (which the service never starts) would be caught here.
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_records").fetch_one(&mut *tx).await?;
+    let expected = u64::try_from(last.unwrap_or(0)).unwrap_or(0) + 1;
+    if records.first().is_some_and(|r| r.seq != expected) {
+        return Err(StoreError::Corrupt(format!("audit head moved: next seq is {expected}")));
+    }
+    for chunk in records.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
+                .push_bind(r.ts.clone())
+                .push_bind(r.kind.clone())
+                .push_bind(r.actor.clone())
+                .push_bind(r.token_id.clone())
+                .push_bind(r.token_owner.clone())
+                .push_bind(r.connection.clone())
+                .push_bind(r.project.clone())
+                .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
+                .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
+                .push_bind(r.policy_digest.clone())
+                .push_bind(Value::Object(r.details.clone()).to_string())
+                .push_bind(r.key_id.clone())
+                .push_bind(r.prev_mac.clone())
+                .push_bind(r.mac.clone());
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Allow => "allow",
+        Outcome::Deny => "deny",
+    }
+}
+
+/// The last record's `seq` and `mac`, if any.
+pub async fn head(pool: &SqlitePool) -> Result<Option<(u64, String)>, StoreError> {
+    let row = sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    row.map(|r| Ok((seq_of(&r)?, r.try_get("mac")?))).transpose()
+}
+
+/// Records with `from <= seq <= to`, in order, at most `limit`.
+pub async fn range(pool: &SqlitePool, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+    ))
+    .bind(i64::try_from(from).unwrap_or(i64::MAX))
+    .bind(i64::try_from(to).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(record_of).collect()
+}
+
+/// Every record's MAC in `seq` order (the Merkle leaves' data).
+pub async fn macs(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT mac FROM audit_records ORDER BY seq").fetch_all(pool).await?)
+}
+
+pub async fn count(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_records").fetch_one(pool).await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+    let mut q = sqlx::QueryBuilder::new(concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq > "));
+    q.push_bind(i64::try_from(f.after_seq).unwrap_or(i64::MAX));
+    let mut eq = |column: &'static str, value: &Option<String>| {
+        if let Some(v) = value {
+            q.push(" AND ").push(column).push(" = ").push_bind(v.clone());
+        }
+    };
+    eq("kind", &f.kind);
+    eq("actor", &f.actor);
+    eq("token_id", &f.token_id);
+    eq("connection", &f.connection);
+    eq("project", &f.project);
+    eq("decision", &f.decision);
+    if let Some(since) = &f.since {
+        q.push(" AND ts >= ").push_bind(since.clone());
+    }
+    if let Some(until) = &f.until {
+        q.push(" AND ts < ").push_bind(until.clone());
+    }
+    q.push(" ORDER BY seq LIMIT ").push_bind(f.limit);
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(record_of).collect()
+}
+
+pub async fn save_checkpoint(pool: &SqlitePool, c: &Checkpoint) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (tree_size, root, ts, key_id, mac) VALUES (?, ?, ?, ?, ?)")
+        .bind(i64::try_from(c.tree_size).unwrap_or(i64::MAX))
+        .bind(&c.root)
+        .bind(&c.ts)
+        .bind(&c.key_id)
+        .bind(&c.mac)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn checkpoints(pool: &SqlitePool) -> Result<Vec<Checkpoint>, StoreError> {
+    let rows = sqlx::query("SELECT tree_size, root, ts, key_id, mac FROM audit_checkpoints ORDER BY tree_size")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Checkpoint {
+                tree_size: seq_col(r, "tree_size")?,
+                root: r.try_get("root")?,
+                ts: r.try_get("ts")?,
+                key_id: r.try_get("key_id")?,
+                mac: r.try_get("mac")?,
+            })
+        })
+        .collect()
+}
+
+fn seq_of(row: &SqliteRow) -> Result<u64, StoreError> {
+    seq_col(row, "seq")
+}
+
+fn seq_col(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+    let v: i64 = row.try_get(column)?;
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative `{column}`")))
+}
+
+/// A stored row as a record. A column that does not parse is reported as a
+/// record that will not verify, not as a store failure: the auditor must
+/// see which `seq` is damaged.
+fn record_of(row: &SqliteRow) -> Result<Record, StoreError> {
+    let reasons: Option<String> = row.try_get("reasons")?;
+    let details: String = row.try_get("details")?;
+    let decision: Option<String> = row.try_get("decision")?;
+    let mut details = match serde_json::from_str(&details) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::from_iter([("__unparseable".to_owned(), Value::String(details))]),
+    };
+    let decision = match decision.as_deref() {
+        None => None,
+        Some("allow") => Some(Outcome::Allow),
+        Some("deny") => Some(Outcome::Deny),
+        // Not a value the writer stores: keep it visible and unverifiable.
+        Some(other) => {
+            details.insert("__unparseable_decision".to_owned(), Value::String(other.to_owned()));
+            None
+        }
+    };
+    Ok(Record {
+        seq: seq_of(row)?,
+        ts: row.try_get("ts")?,
+        kind: row.try_get("kind")?,
+        actor: row.try_get("actor")?,
+        token_id: row.try_get("token_id")?,
+        token_owner: row.try_get("token_owner")?,
+        connection: row.try_get("connection")?,
+        project: row.try_get("project")?,
+        decision,
+        reasons: reasons.map(|r| serde_json::from_str(&r).unwrap_or_else(|_| vec![r])),
+        policy_digest: row.try_get("policy_digest")?,
+        details,
+        key_id: row.try_get("key_id")?,
+        prev_mac: row.try_get("prev_mac")?,
+        mac: row.try_get("mac")?,
+    })
+}
