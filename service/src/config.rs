@@ -30,6 +30,11 @@ pub enum Command {
         /// The bundle directory.
         dir: PathBuf,
     },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Work with the audit log offline, straight from the database.
     Audit {
         #[command(subcommand)]
@@ -65,6 +70,35 @@ pub enum AuditCommand {
         /// Output file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Mint a key; it is printed once, only its hash is kept.
+    Create {
+        #[command(flatten)]
+        log: AuditLogArgs,
+        /// What the key may do (repeat for several).
+        #[arg(long = "scope", value_enum, required = true)]
+        scopes: Vec<crate::auth::Scope>,
+        /// Lifetime: `90d`, `12h`, `30m`.
+        #[arg(long, default_value = "90d")]
+        expires_in: String,
+        /// A note on who or what uses the key.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        log: AuditLogArgs,
+    },
+    /// Revoke a key by id (the part after `wrnt_`, before the second `_`).
+    Revoke {
+        #[command(flatten)]
+        log: AuditLogArgs,
+        id: String,
     },
 }
 

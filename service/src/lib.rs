@@ -8,6 +8,7 @@
 //! - [`state`]: the active policy bundle and entities, swapped atomically.
 
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod credentials;

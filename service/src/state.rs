@@ -65,6 +65,7 @@ struct Inner {
     store: Store,
     keys: Keyring,
     audit: AuditLog,
+    auth: crate::auth::Authenticator,
     policies_dir: PathBuf,
     write_lock: Mutex<()>,
 }
@@ -109,6 +110,7 @@ impl AppState {
                 store,
                 keys,
                 audit,
+                auth: crate::auth::Authenticator::default(),
                 policies_dir,
                 write_lock: Mutex::new(()),
             }),
@@ -126,6 +128,10 @@ impl AppState {
 
     pub fn keys(&self) -> &Keyring {
         &self.inner.keys
+    }
+
+    pub fn auth(&self) -> &crate::auth::Authenticator {
+        &self.inner.auth
     }
 
     pub fn audit(&self) -> &AuditLog {

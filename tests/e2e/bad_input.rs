@@ -262,7 +262,7 @@ async fn malformed_inputs_are_4xx_json_errors_naming_the_field() {
 
     // A new connection per case: a refused body may leave its connection
     // unusable (see `an_oversized_body_closes_its_connection_openly`).
-    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let fresh = crate::server::authorized_client(&server.api_key, reqwest::Client::builder().pool_max_idle_per_host(0));
     let cases = cases();
     assert!(cases.len() >= 20, "only {} cases", cases.len());
     let mut failures = Vec::new();

@@ -14,12 +14,16 @@
     reason = "end-to-end test code, helpers included, fails by panicking"
 )]
 
+mod auth;
 mod server;
 
+mod audit;
 mod authzen;
 mod bad_input;
+mod credentials;
 mod entities;
 mod health_and_cli;
 mod native;
 mod pack;
 mod policies;
+mod search;

@@ -100,6 +100,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Copies a SQLite database file with its `-wal` and `-shm` companions
+/// (those that exist) to `to` (and `to-wal`, `to-shm`).
+pub fn copy_database(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    for suffix in ["-wal", "-shm"] {
+        let companion = PathBuf::from(format!("{}{suffix}", from.display()));
+        if companion.is_file() {
+            std::fs::copy(&companion, format!("{}{suffix}", to.display())).expect("copy database companion");
+        }
+    }
+}
+
 /// A response: status, headers and the body parsed as JSON (`Value::Null` if
 /// the body is not JSON; `text` keeps it).
 #[derive(Debug)]
@@ -116,7 +128,11 @@ pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Sends `Authorization: Bearer <api_key>` on every request.
     pub client: reqwest::Client,
+    /// A key with every scope, minted with `warrant keys create` before the
+    /// server starts.
+    pub api_key: String,
     logs: Arc<Mutex<String>>,
     policies: PathBuf,
     database_url: String,
@@ -125,6 +141,14 @@ pub struct Server {
     config_home: PathBuf,
     // Last: removed when the server is gone.
     _dir: TempDir,
+}
+
+/// A client that sends `key` as a bearer token on every request.
+pub fn authorized_client(key: &str, builder: reqwest::ClientBuilder) -> reqwest::Client {
+    let mut headers = HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    builder.timeout(Duration::from_secs(60)).default_headers(headers).build().expect("http client")
 }
 
 impl Server {
@@ -136,26 +160,61 @@ impl Server {
     /// A server over a temporary copy of the bundle in `policies` (tests may
     /// edit the copy: see [`Server::policies_dir`]).
     pub fn start_with(policies: &Path) -> Self {
+        let mut server = Self::unstarted(policies);
+        server.spawn();
+        server
+    }
+
+    /// A server over a temporary copy of the bundle in `policies` whose
+    /// database starts as a copy of the SQLite file `db` (with its `-wal` and
+    /// `-shm` files, if any) and whose configuration home (the audit key) is
+    /// a copy of `config_home`: a second look at another server's log.
+    pub fn start_from(policies: &Path, db: &Path, config_home: &Path) -> Self {
+        let mut server = Self::unstarted(policies);
+        copy_database(db, &server.database_path());
+        copy_dir(config_home, &server.config_home);
+        server.spawn();
+        server
+    }
+
+    /// Everything [`Server::start_with`] sets up, without the process.
+    fn unstarted(policies: &Path) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let copy = dir.path().join("policies");
         copy_dir(policies, &copy);
         let database_url = format!("sqlite://{}", dir.path().join("warrant.db").display());
         let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
-        let mut server = Self {
+        Self {
             child: None,
             base: String::new(),
             client,
+            api_key: String::new(),
             logs: Arc::new(Mutex::new(String::new())),
             policies: copy,
             database_url,
             config_home: dir.path().join("config"),
             _dir: dir,
-        };
-        server.spawn();
-        server
+        }
+    }
+
+    /// Mints an all-scope key in this server's database (once) and makes the
+    /// client send it.
+    fn ensure_api_key(&mut self) {
+        if !self.api_key.is_empty() {
+            return;
+        }
+        let out = warrant_command(&self.config_home)
+            .args(["keys", "create", "--database-url", &self.database_url, "--description", "e2e"])
+            .args(["--scope", "decide", "--scope", "events:write", "--scope", "audit:read", "--scope", "policy:admin"])
+            .output()
+            .expect("run warrant keys create");
+        assert!(out.status.success(), "warrant keys create failed: {}", String::from_utf8_lossy(&out.stderr));
+        self.api_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        self.client = authorized_client(&self.api_key, reqwest::Client::builder());
     }
 
     fn spawn(&mut self) {
+        self.ensure_api_key();
         let mut child = warrant_command(&self.config_home)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
@@ -209,6 +268,49 @@ impl Server {
     /// The server's own copy of its policies directory.
     pub fn policies_dir(&self) -> &Path {
         &self.policies
+    }
+
+    /// `sqlite://…` of the server's database.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// The server's SQLite file (its `-wal` and `-shm` files sit beside it).
+    pub fn database_path(&self) -> PathBuf {
+        PathBuf::from(self.database_url.trim_start_matches("sqlite://"))
+    }
+
+    /// The server's `XDG_CONFIG_HOME`.
+    pub fn config_home(&self) -> &Path {
+        &self.config_home
+    }
+
+    /// The audit key the server generated on its first start.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.config_home.join("warrant").join("audit.key")
+    }
+
+    /// SIGTERM, expecting a clean exit; the server stays down (its files
+    /// stay) until [`Server::start_again`].
+    pub fn stop(&mut self) {
+        let status = self.terminate(Duration::from_secs(15));
+        assert!(status.success(), "warrant exited with {status} on SIGTERM; log:\n{}", self.logs());
+    }
+
+    /// SIGKILL (`kill -9`): no shutdown of any kind. The server stays down
+    /// until [`Server::start_again`].
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        child.kill().expect("SIGKILL the server");
+        let status = child.wait().expect("reap the server");
+        assert!(!status.success(), "a killed server cannot exit cleanly: {status}");
+    }
+
+    /// Starts a stopped or killed server again on the same database,
+    /// policies and key. The port changes.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
     }
 
     /// Everything the server wrote to standard error so far.
@@ -318,6 +420,35 @@ impl Server {
         let r = self.get("/v1/policies").await;
         assert_eq!(r.status, StatusCode::OK, "GET /v1/policies → {}", r.text);
         r.json["digest"].as_str().expect("digest").to_owned()
+    }
+
+    /// Every audit record matching `query` (`GET /v1/audit/events`'s query
+    /// string, without `cursor`), following `next_cursor` to the end.
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<u64> = None;
+        loop {
+            let mut path = format!("/v1/audit/events?limit=1000&{query}");
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let r = self.get(&path).await;
+            assert_eq!(r.status, StatusCode::OK, "GET {path} → {}", r.text);
+            all.extend(r.json["events"].as_array().expect("`events` array").iter().cloned());
+            match r.json["next_cursor"].as_u64() {
+                Some(next) => cursor = Some(next),
+                None => return all,
+            }
+        }
+    }
+
+    /// The service's keyed digest of `value` (`POST /v1/audit/digest`).
+    pub async fn audit_digest(&self, value: &str) -> String {
+        let r = self.post("/v1/audit/digest", &json!({"value": value})).await;
+        assert_eq!(r.status, StatusCode::OK, "digest → {}", r.text);
+        let digest = r.json["digest"].as_str().expect("digest").to_owned();
+        assert!(digest.starts_with("hmac-sha256:"), "{digest}");
+        digest
     }
 
     /// Polls the digest until it differs from `old`, or panics after `timeout`.

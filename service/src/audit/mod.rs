@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
-use warrant_engine::audit::{Entry, Hash, Mac, Outcome, merkle, seal};
+use warrant_engine::audit::{Entry, Hash, Mac, Outcome, merkle};
 
 use crate::keys::Keyring;
 use crate::store::{Store, StoreError};
@@ -92,13 +92,9 @@ impl AuditLog {
     /// Loads the chain head and leaves, and starts the writer.
     pub async fn open(store: Store, keys: Keyring, decisions: DecisionAudit) -> Result<Self, StoreError> {
         let leaves: Vec<Hash> = store.audit_macs().await?.iter().map(|m| leaf_of(m)).collect();
-        let head = match store.audit_head().await? {
-            Some((seq, mac)) => (seq, Mac::from_hex(&mac).unwrap_or(Mac::ZERO)),
-            None => (0, Mac::ZERO),
-        };
         let leaves = Arc::new(RwLock::new(leaves));
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves), head));
+        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves)));
         Ok(Self { queue, leaves, keys, decisions })
     }
 
@@ -125,6 +121,21 @@ impl AuditLog {
         self.append_all(vec![event]).await.pop().unwrap_or_else(|| Err(AuditError("no answer".into())))
     }
 
+    /// Records `event` straight into `store`, without a running writer (the
+    /// CLI); the transaction keeps the chain single with any running service.
+    pub async fn append_direct(store: &Store, keys: &Keyring, event: Event) -> Result<Appended, AuditError> {
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut results = store
+            .append_audit(vec![event.into_entry(keys)], keys.signing(), &ts)
+            .await
+            .map_err(|e| AuditError(e.to_string()))?;
+        match results.pop() {
+            Some(Ok(r)) => Ok(Appended { seq: r.seq, mac: r.mac }),
+            Some(Err(e)) => Err(AuditError(e.to_string())),
+            None => Err(AuditError("nothing written".into())),
+        }
+    }
+
     /// Records several events, queued together so they share a commit;
     /// answers in the same order.
     pub async fn append_all(&self, events: Vec<Event>) -> Vec<Result<Appended, AuditError>> {
@@ -149,13 +160,7 @@ impl AuditLog {
     }
 }
 
-async fn write_loop(
-    mut rx: mpsc::Receiver<Pending>,
-    store: Store,
-    keys: Keyring,
-    leaves: Arc<RwLock<Vec<Hash>>>,
-    mut head: (u64, Mac),
-) {
+async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring, leaves: Arc<RwLock<Vec<Hash>>>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -165,48 +170,43 @@ async fn write_loop(
             }
         }
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let (mut seq, mut prev) = head;
-        let mut records = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        for Pending { mut entry, reply } in batch {
-            entry.seq = seq + 1;
-            entry.ts.clone_from(&ts);
-            match seal(entry, &prev, keys.signing()) {
-                Ok(record) => {
-                    seq += 1;
-                    prev = record.mac().unwrap_or(Mac::ZERO);
-                    records.push(record);
-                    replies.push(reply);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(AuditError(e.to_string())));
-                }
-            }
-        }
-        if records.is_empty() {
-            continue;
-        }
-        match store.append_audit(&records).await {
-            Ok(()) => {
-                head = (seq, prev);
-                if let Ok(mut l) = leaves.write() {
-                    l.extend(records.iter().map(|r| leaf_of(&r.mac)));
-                }
-                for (record, reply) in records.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(Appended { seq: record.seq, mac: record.mac }));
+        let (entries, replies): (Vec<Entry>, Vec<_>) = batch.into_iter().map(|p| (p.entry, p.reply)).unzip();
+        match store.append_audit(entries, keys.signing(), &ts).await {
+            Ok(results) => {
+                sync_leaves(&store, &leaves, &results).await;
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let answer =
+                        result.map(|r| Appended { seq: r.seq, mac: r.mac }).map_err(|e| AuditError(e.to_string()));
+                    let _ = reply.send(answer);
                 }
             }
             Err(e) => {
-                // Nothing of the batch is stored: the head stays, callers get
-                // an error (a 500), and the next batch retries from the head.
-                tracing::error!(error = %e, records = records.len(), "audit write failed");
+                // Nothing of the batch is stored: callers get an error (a 500).
+                tracing::error!(error = %e, "audit write failed");
                 for reply in replies {
                     let _ = reply.send(Err(AuditError("storage failure".into())));
                 }
-                if let Ok(Some((s, m))) = store.audit_head().await {
-                    head = (s, Mac::from_hex(&m).unwrap_or(Mac::ZERO));
-                }
             }
+        }
+    }
+}
+
+/// Extends the in-memory leaves with the batch just written, first catching
+/// up on records other writers (the CLI, other instances) appended.
+async fn sync_leaves(
+    store: &Store,
+    leaves: &RwLock<Vec<Hash>>,
+    results: &[Result<warrant_engine::audit::Record, warrant_engine::audit::SealError>],
+) {
+    let written: Vec<&warrant_engine::audit::Record> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let Some(first) = written.first() else { return };
+    let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
+    let missing = if first.seq > known + 1 { store.audit_macs_after(known).await.ok() } else { None };
+    if let Ok(mut l) = leaves.write() {
+        match missing {
+            // Everything after what we knew, this batch included.
+            Some(macs) => l.extend(macs.iter().map(|m| leaf_of(m))),
+            None => l.extend(written.iter().map(|r| leaf_of(&r.mac))),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod check;
+mod keys;
 mod serve;
 mod test;
 
@@ -15,5 +16,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check { dir } => check::run(&dir),
         Command::Test { dir } => test::run(&dir),
         Command::Audit { command } => audit::run(command),
+        Command::Keys { command } => keys::run(command),
     }
 }

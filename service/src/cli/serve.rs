@@ -43,6 +43,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             }
             other => format!("cannot start: {other}"),
         })?;
+    if state.store().api_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
+        let hint = "no API keys yet: every endpoint but /healthz, /readyz and metadata answers 401. Create one with\n  warrant keys create --scope decide --scope events:write --scope audit:read --scope policy:admin";
+        tracing::warn!("{hint}");
+        eprintln!("{hint}");
+    }
     let snapshot = state.snapshot();
     tracing::info!(
         digest = snapshot.bundle.digest(),

@@ -28,10 +28,12 @@ pub const MAX_ID: usize = 1024;
 pub const MAX_EVALUATIONS: usize = 1000;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/access/v1/evaluation", post(evaluation))
-        .route("/access/v1/evaluations", post(evaluations))
-        .route("/.well-known/authzen-configuration", get(configuration))
+    Router::new().route("/access/v1/evaluation", post(evaluation)).route("/access/v1/evaluations", post(evaluations))
+}
+
+/// The PDP metadata document: public, like health.
+pub fn metadata_router() -> Router<AppState> {
+    Router::new().route("/.well-known/authzen-configuration", get(configuration))
 }
 
 /// An AuthZEN subject or resource.

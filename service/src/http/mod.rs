@@ -9,6 +9,7 @@ mod credentials;
 mod decision;
 mod entities;
 pub mod error;
+mod guard;
 mod health;
 pub mod json;
 mod policies;
@@ -22,12 +23,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
+use self::guard::Guard;
+use crate::auth::Scope;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -47,20 +51,26 @@ impl Default for HttpConfig {
 
 /// The whole service as a router, so tests can drive it without a socket.
 pub fn app(state: AppState, config: HttpConfig) -> Router {
-    let bulk = Router::new()
-        .merge(entities::router())
-        .merge(policies::router())
-        .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
+    let guarded = |router: Router<AppState>, scope: Scope| {
+        router.route_layer(middleware::from_fn_with_state(Guard { state: state.clone(), scope }, guard::require))
+    };
     let decisions = Router::new()
-        .merge(authzen::router())
-        .merge(authorize::router())
-        .merge(credentials::router())
-        .merge(search::router())
-        .merge(tokens::router())
+        .merge(guarded(
+            Router::new()
+                .merge(authzen::router())
+                .merge(authorize::router())
+                .merge(credentials::router())
+                .merge(search::router()),
+            Scope::Decide,
+        ))
+        .merge(guarded(tokens::router(), Scope::EventsWrite))
+        .merge(guarded(audit::router(), Scope::AuditRead))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
+        .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     Router::new()
         .merge(health::router())
-        .merge(audit::router())
+        .merge(authzen::metadata_router())
         .merge(decisions)
         .merge(bulk)
         .fallback(not_found)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use warrant_engine::BundleSource;
 
 use super::error::ApiError;
+use super::guard::Caller;
 use super::json::ApiJson;
 use crate::state::{Activation, AppState};
 use crate::store::BundleOrigin;
@@ -68,10 +69,11 @@ struct Upload {
 
 async fn replace(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(upload): ApiJson<Upload>,
 ) -> Result<Json<Activation>, ApiError> {
     let source = BundleSource::from_files(upload.files)?;
-    let activation = state.activate(source, BundleOrigin::Api, "api").await?;
+    let activation = state.activate(source, BundleOrigin::Api, &caller.actor()).await?;
     tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
     Ok(Json(activation))
 }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Outcome, Record};
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Outcome, Record, SealError, seal};
 
 use super::StoreError;
 
@@ -33,16 +33,39 @@ macro_rules! record_columns {
 /// Rows per INSERT statement (15 bound parameters a row).
 const INSERT_CHUNK: usize = 1000;
 
-pub async fn append(pool: &SqlitePool, records: &[Record]) -> Result<(), StoreError> {
+/// Seals `entries` after the stored head and appends them, all inside one
+/// write transaction: whoever writes (the service's writer, another
+/// instance, the CLI), the chain stays single and gap-free. `ts` stamps
+/// every record of the batch.
+pub async fn append(
+    pool: &SqlitePool,
+    entries: Vec<Entry>,
+    keyring: &Keyring,
+    ts: &str,
+) -> Result<Vec<Result<Record, SealError>>, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    // INVARIANT: the batch continues the stored chain. A second writer on the
-    // same file (which the service never starts) would be caught here.
-    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_records").fetch_one(&mut *tx).await?;
-    let expected = u64::try_from(last.unwrap_or(0)).unwrap_or(0) + 1;
-    if records.first().is_some_and(|r| r.seq != expected) {
-        return Err(StoreError::Corrupt(format!("audit head moved: next seq is {expected}")));
+    let head =
+        sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let (mut seq, mut prev) = match head {
+        Some(r) => (seq_of(&r)?, Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO)),
+        None => (0, Mac::ZERO),
+    };
+    let mut results = Vec::with_capacity(entries.len());
+    let mut sealed = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        entry.seq = seq + 1;
+        ts.clone_into(&mut entry.ts);
+        match seal(entry, &prev, keyring) {
+            Ok(record) => {
+                seq += 1;
+                prev = record.mac().unwrap_or(Mac::ZERO);
+                sealed.push(record.clone());
+                results.push(Ok(record));
+            }
+            Err(e) => results.push(Err(e)),
+        }
     }
-    for chunk in records.chunks(INSERT_CHUNK) {
+    for chunk in sealed.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
         insert.push_values(chunk, |mut row, r| {
             row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
@@ -64,7 +87,16 @@ pub async fn append(pool: &SqlitePool, records: &[Record]) -> Result<(), StoreEr
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(results)
+}
+
+/// MACs of the records after `after_seq`, in order (to catch up on records
+/// other writers appended).
+pub async fn macs_after(pool: &SqlitePool, after_seq: u64) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT mac FROM audit_records WHERE seq > ? ORDER BY seq")
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await?)
 }
 
 fn outcome_str(o: Outcome) -> &'static str {

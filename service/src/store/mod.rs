@@ -1,6 +1,7 @@
 //! Persistence. One `Store` facade over the backends; SQLite is the embedded
 //! default. Each backend has its own migrations under `migrations/<backend>/`.
 
+pub mod api_keys;
 pub mod audit;
 mod sqlite;
 
@@ -12,7 +13,7 @@ pub use sqlite::SqliteStore;
 
 use crate::tokens::TokenState;
 pub use audit::AuditFilter;
-use warrant_engine::audit::{Checkpoint, Record};
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
 
 /// A store failure: always a server-side problem (500), never the client's.
 #[derive(Debug, thiserror::Error)]
@@ -132,10 +133,23 @@ impl Store {
         }
     }
 
-    /// Appends sealed records in one transaction (one fsync).
-    pub async fn append_audit(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Seals `entries` after the stored head and appends them in one
+    /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
+    pub async fn append_audit(
+        &self,
+        entries: Vec<Entry>,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
         match self {
-            Self::Sqlite(s) => audit::append(s.pool(), records).await,
+            Self::Sqlite(s) => audit::append(s.pool(), entries, keyring, ts).await,
+        }
+    }
+
+    /// MACs of the records after `after_seq`, in order.
+    pub async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Sqlite(s) => audit::macs_after(s.pool(), after_seq).await,
         }
     }
 
@@ -180,6 +194,30 @@ impl Store {
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         match self {
             Self::Sqlite(s) => audit::checkpoints(s.pool()).await,
+        }
+    }
+
+    pub async fn insert_api_key(&self, key: &api_keys::StoredKey) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => api_keys::insert(s.pool(), key).await,
+        }
+    }
+
+    pub async fn api_key(&self, id: &str) -> Result<Option<api_keys::StoredKey>, StoreError> {
+        match self {
+            Self::Sqlite(s) => api_keys::get(s.pool(), id).await,
+        }
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<api_keys::StoredKey>, StoreError> {
+        match self {
+            Self::Sqlite(s) => api_keys::list(s.pool()).await,
+        }
+    }
+
+    pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => api_keys::revoke(s.pool(), id, at).await,
         }
     }
 

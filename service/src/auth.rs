@@ -1,0 +1,225 @@
+//! API keys and scopes.
+//!
+//! A key reads `wrnt_<id>_<secret>`: the id finds the stored record, the
+//! secret is checked against its SHA-256 in constant time. Secrets are 256
+//! random bits, so a fast hash is enough (no password stretching needed),
+//! and only the hash is stored. Verified keys are cached for
+//! [`CACHE_TTL`], so a revocation made from the CLI takes effect within it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::store::api_keys::StoredKey;
+use crate::store::{Store, StoreError};
+
+/// How long a verified key is trusted without looking at the store again.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Keys expire after this long unless told otherwise (seed 002 advises 90 days).
+pub const DEFAULT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(90);
+const PREFIX: &str = "wrnt_";
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Scope {
+    /// Ask for decisions, searches and credential resolutions.
+    #[value(name = "decide")]
+    Decide,
+    /// Report token lifecycle events.
+    #[value(name = "events:write")]
+    EventsWrite,
+    /// Read, export and verify the audit log.
+    #[value(name = "audit:read")]
+    AuditRead,
+    /// Read and change policies and entities.
+    #[value(name = "policy:admin")]
+    PolicyAdmin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decide => "decide",
+            Self::EventsWrite => "events:write",
+            Self::AuditRead => "audit:read",
+            Self::PolicyAdmin => "policy:admin",
+        }
+    }
+}
+
+/// Why a request's key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("missing API key: send `Authorization: Bearer <key>`")]
+    Missing,
+    #[error("malformed API key")]
+    Malformed,
+    #[error("unknown API key")]
+    Unknown,
+    #[error("the API key has expired")]
+    Expired,
+    #[error("the API key has been revoked")]
+    Revoked,
+    #[error("the API key lacks the `{0}` scope")]
+    Scope(&'static str),
+}
+
+impl Refusal {
+    /// 403 only when the key is valid but not allowed this; 401 otherwise.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Self::Scope(_))
+    }
+}
+
+/// A freshly minted key: `secret` is shown once and never stored.
+#[derive(Debug)]
+pub struct Minted {
+    pub key: String,
+    pub stored: StoredKey,
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Creates a key with `scopes`, valid for `lifetime` from `now`.
+pub fn mint(
+    scopes: &[Scope],
+    lifetime: chrono::TimeDelta,
+    description: &str,
+    now: DateTime<Utc>,
+) -> Result<Minted, String> {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+    let (id, secret) = (hex::encode(id), hex::encode(secret));
+    let mut names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    names.sort();
+    names.dedup();
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = now.checked_add_signed(lifetime).ok_or("the lifetime is too long")?;
+    Ok(Minted {
+        key: format!("{PREFIX}{id}_{secret}"),
+        stored: StoredKey {
+            id,
+            secret_hash: hash(&secret),
+            scopes: names,
+            description: description.to_owned(),
+            created_at: stamp(now),
+            expires_at: stamp(expires),
+            revoked_at: None,
+        },
+    })
+}
+
+/// Splits `wrnt_<id>_<secret>`.
+pub fn parse(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex_len = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex_len(id, 16) && hex_len(secret, 64)).then_some((id, secret))
+}
+
+/// Checks keys against the store, with a short cache.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    cache: Mutex<HashMap<String, (StoredKey, Instant)>>,
+}
+
+impl Authenticator {
+    /// The key's id when `header` (the `Authorization` value) carries a valid,
+    /// unexpired, unrevoked key with `scope`; why not otherwise. The id is
+    /// returned with a refusal too when the key named one.
+    pub async fn check(
+        &self,
+        store: &Store,
+        header: Option<&str>,
+        scope: Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, (Refusal, Option<String>)>, StoreError> {
+        let Some(header) = header else { return Ok(Err((Refusal::Missing, None))) };
+        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or("").trim();
+        let Some((id, secret)) = parse(token) else { return Ok(Err((Refusal::Malformed, None))) };
+        let key = match self.cached(id) {
+            Some(k) => k,
+            None => match store.api_key(id).await? {
+                Some(k) => {
+                    if let Ok(mut c) = self.cache.lock() {
+                        c.insert(id.to_owned(), (k.clone(), Instant::now()));
+                    }
+                    k
+                }
+                None => return Ok(Err((Refusal::Unknown, Some(id.to_owned())))),
+            },
+        };
+        let refuse = |r: Refusal| Ok(Err((r, Some(id.to_owned()))));
+        // Constant time over the hashes: the comparison leaks nothing about the secret.
+        if !bool::from(hash(secret).as_bytes().ct_eq(key.secret_hash.as_bytes())) {
+            return refuse(Refusal::Unknown);
+        }
+        if key.revoked_at.is_some() {
+            return refuse(Refusal::Revoked);
+        }
+        let expired = DateTime::parse_from_rfc3339(&key.expires_at).map_or(true, |t| t.with_timezone(&Utc) <= now);
+        if expired {
+            return refuse(Refusal::Expired);
+        }
+        if !key.scopes.iter().any(|s| s == scope.as_str()) {
+            return refuse(Refusal::Scope(scope.as_str()));
+        }
+        Ok(Ok(id.to_owned()))
+    }
+
+    fn cached(&self, id: &str) -> Option<StoredKey> {
+        let cache = self.cache.lock().ok()?;
+        let (key, at) = cache.get(id)?;
+        (at.elapsed() < CACHE_TTL).then(|| key.clone())
+    }
+}
+
+/// `90d`, `12h`, `30m`, `45s`.
+pub fn parse_lifetime(text: &str) -> Result<chrono::TimeDelta, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = number.parse().map_err(|_| format!("`{text}`: expected a number and a unit, like `90d`"))?;
+    let delta = match unit {
+        "d" => chrono::TimeDelta::try_days(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "s" => chrono::TimeDelta::try_seconds(n),
+        _ => None,
+    };
+    delta
+        .filter(|d| *d > chrono::TimeDelta::zero())
+        .ok_or_else(|| format!("`{text}`: use a positive number of d, h, m or s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_keys_parse_and_store_only_a_hash() {
+        let m = mint(&[Scope::Decide, Scope::Decide, Scope::AuditRead], DEFAULT_LIFETIME, "ci", Utc::now()).unwrap();
+        let (id, secret) = parse(&m.key).unwrap();
+        assert_eq!(id, m.stored.id);
+        assert_eq!(m.stored.secret_hash, hash(secret));
+        assert!(!m.stored.secret_hash.contains(secret));
+        assert_eq!(m.stored.scopes, vec!["audit:read", "decide"]);
+        assert!(parse("wrnt_short_x").is_none());
+        assert!(parse(&m.key.replace("wrnt_", "")).is_none());
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(parse_lifetime("90d").unwrap(), chrono::TimeDelta::days(90));
+        assert_eq!(parse_lifetime("12h").unwrap(), chrono::TimeDelta::hours(12));
+        assert!(parse_lifetime("0d").is_err());
+        assert!(parse_lifetime("d").is_err());
+        assert!(parse_lifetime("5w").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! `warrant keys create|list|revoke`. Creation and revocation are audited.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use crate::audit::{AuditLog, Event};
+use crate::auth::{Scope, mint, parse_lifetime};
+use crate::config::{AuditLogArgs, KeysCommand};
+use crate::keys::Keyring;
+use crate::store::Store;
+
+pub fn run(command: KeysCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        match command {
+            KeysCommand::Create { log, scopes, expires_in, description } => {
+                create(log, &scopes, &expires_in, &description).await
+            }
+            KeysCommand::List { log } => list(log).await,
+            KeysCommand::Revoke { log, id } => revoke(log, &id).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), String> {
+    let keys = Keyring::load(log.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
+    let store = Store::open(&log.database_url).await.map_err(|e| format!("cannot open `{}`: {e}", log.database_url))?;
+    Ok((store, keys))
+}
+
+async fn create(log: AuditLogArgs, scopes: &[Scope], expires_in: &str, description: &str) -> Result<ExitCode, String> {
+    let lifetime = parse_lifetime(expires_in)?;
+    let (store, keys) = open(&log).await?;
+    let minted = mint(scopes, lifetime, description, Utc::now())?;
+    store.insert_api_key(&minted.stored).await.map_err(|e| e.to_string())?;
+    let mut event = Event::new("api_key.created", "cli");
+    event.details.insert("key_id".into(), serde_json::json!(minted.stored.id));
+    event.details.insert("scopes".into(), serde_json::json!(minted.stored.scopes));
+    event.details.insert("expires_at".into(), serde_json::json!(minted.stored.expires_at));
+    AuditLog::append_direct(&store, &keys, event).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "created key {} with scopes {} (expires {}); it is shown once:",
+        minted.stored.id,
+        minted.stored.scopes.join(", "),
+        minted.stored.expires_at
+    );
+    println!("{}", minted.key);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(log: AuditLogArgs) -> Result<ExitCode, String> {
+    let (store, _) = open(&log).await?;
+    let now = Utc::now();
+    for key in store.api_keys().await.map_err(|e| e.to_string())? {
+        let state = if key.revoked_at.is_some() {
+            "revoked"
+        } else if chrono::DateTime::parse_from_rfc3339(&key.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        println!(
+            "{}  {:8}  {:40}  expires {}  {}",
+            key.id,
+            state,
+            key.scopes.join(","),
+            key.expires_at,
+            key.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, String> {
+    let (store, keys) = open(&log).await?;
+    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if !store.revoke_api_key(id, &at).await.map_err(|e| e.to_string())? {
+        eprintln!("error: no active key `{id}`");
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut event = Event::new("api_key.revoked", "cli");
+    event.details.insert("key_id".into(), serde_json::json!(id));
+    AuditLog::append_direct(&store, &keys, event).await.map_err(|e| e.to_string())?;
+    eprintln!("revoked key {id}; running services stop accepting it within a second");
+    Ok(ExitCode::SUCCESS)
+}
