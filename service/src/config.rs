@@ -145,9 +145,19 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_MAX_BULK_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_bulk_body_bytes: usize,
 
+    /// Webhooks file (JSON): inbound sources with their secrets, outbound
+    /// subscriptions. None: no sources, no subscriptions.
+    #[arg(long, env = "WARRANT_WEBHOOKS")]
+    pub webhooks: Option<PathBuf>,
+
     /// Log format on standard error.
     #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+
+    /// How often to look for policy and entity changes made by other
+    /// instances sharing the database, in milliseconds (the propagation bound).
+    #[arg(long, env = "WARRANT_SYNC_INTERVAL_MS", default_value_t = 1000)]
+    pub sync_interval_ms: u64,
 
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]

@@ -29,7 +29,7 @@ pub struct Ask {
     pub purpose: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     OwnerToken,
@@ -37,7 +37,7 @@ pub enum CredentialKind {
     ServiceAccount,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Credential {
     pub kind: CredentialKind,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;
 
 pub use http::app;
 pub use state::AppState;

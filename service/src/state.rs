@@ -18,7 +18,7 @@ use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet
 
 use crate::audit::{AuditLog, DecisionAudit, Event};
 use crate::keys::Keyring;
-use crate::store::{BundleOrigin, Store, StoreError, StoredBundle};
+use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
 
 /// The active bundle and the entities decisions see.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub entities: EntitySet,
     pub origin: BundleOrigin,
     pub activated_at: String,
+    /// The store versions this snapshot reflects (see [`AppState::sync_from_store`]).
+    pub versions: StoreVersions,
 }
 
 /// Why a change to policies or entities was refused.
@@ -46,7 +48,7 @@ pub enum ChangeError {
 }
 
 /// What a bundle change did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Activation {
     pub digest: String,
     pub previous_digest: String,
@@ -80,6 +82,9 @@ impl AppState {
         policies_dir: PathBuf,
         decisions: DecisionAudit,
     ) -> Result<Self, ChangeError> {
+        // Versions first, then data: a change made meanwhile is seen again
+        // by the next sync rather than missed.
+        let mut versions = store.versions().await?;
         let stored_entities = store.entities().await?;
         let recorded = store.active_bundle().await?;
         let (source, origin) = match recorded {
@@ -94,7 +99,7 @@ impl AppState {
         let activated_at = now();
         let unchanged = store.active_bundle().await?.is_some_and(|b| b.digest == bundle.digest());
         if !unchanged {
-            store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+            versions.bundle = store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         }
         let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
         if !unchanged {
@@ -103,7 +108,7 @@ impl AppState {
             event.details.insert("origin".into(), serde_json::json!(origin));
             audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         }
-        let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at };
+        let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at, versions };
         Ok(Self {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
@@ -162,14 +167,15 @@ impl AppState {
         }
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
-        self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+        let bundle_version = self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+        let versions = StoreVersions { bundle: bundle_version, ..current.versions };
         let mut event = Event::new("policy.updated", actor);
         event.policy_digest = Some(activation.digest.clone());
         event.details.insert("previous_digest".into(), serde_json::json!(activation.previous_digest));
         event.details.insert("origin".into(), serde_json::json!(origin));
         event.details.insert("policies".into(), serde_json::json!(activation.policies));
         self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
-        self.inner.snapshot.store(Arc::new(Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at }));
+        self.inner.snapshot.store(Arc::new(Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at, versions }));
         Ok(activation)
     }
 
@@ -185,7 +191,7 @@ impl AppState {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
         let entities = current.bundle.entity_set(docs.clone()).map_err(ChangeError::Entities)?;
-        self.inner.store.replace_entities(&docs).await?;
+        let entities_version = self.inner.store.replace_entities(&docs).await?;
         let count = entities.stored_len();
         // The write lock guarantees no bundle swap happened since we read it.
         let snapshot = Snapshot {
@@ -193,15 +199,47 @@ impl AppState {
             entities,
             origin: current.origin,
             activated_at: current.activated_at.clone(),
+            versions: StoreVersions { entities: entities_version, ..current.versions },
         };
         self.inner.snapshot.store(Arc::new(snapshot));
         Ok(count)
     }
 }
 
+impl AppState {
+    /// Picks up bundle and entity changes other processes sharing the
+    /// database made (instances behind one load balancer). Returns whether
+    /// the snapshot changed. Run periodically: changes propagate within one
+    /// interval plus the reload time.
+    pub async fn sync_from_store(&self) -> Result<bool, ChangeError> {
+        let store = &self.inner.store;
+        if store.versions().await? == self.snapshot().versions {
+            return Ok(false);
+        }
+        let _guard = self.inner.write_lock.lock().await;
+        let current = self.snapshot();
+        // Versions first, then data (see `start`).
+        let versions = store.versions().await?;
+        if versions == current.versions {
+            return Ok(false);
+        }
+        let (bundle, origin, activated_at) = if versions.bundle == current.versions.bundle {
+            (Arc::clone(&current.bundle), current.origin, current.activated_at.clone())
+        } else {
+            let Some(recorded) = store.active_bundle().await? else { return Ok(false) };
+            let bundle = Bundle::load(BundleSource::from_files(recorded.files)?)?;
+            (Arc::new(bundle), recorded.origin, recorded.activated_at)
+        };
+        let entities = bundle.entity_set(store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        tracing::info!(digest = bundle.digest(), entities = entities.len(), "picked up changes from the shared store");
+        self.inner.snapshot.store(Arc::new(Snapshot { bundle, entities, origin, activated_at, versions }));
+        Ok(true)
+    }
+}
+
 fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
     let files: BTreeMap<String, String> = bundle.source().files().map(|(p, t)| (p.to_owned(), t.to_owned())).collect();
-    StoredBundle { digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
+    StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
 }
 
 fn now() -> String {

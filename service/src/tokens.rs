@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The lifecycle events (`token.used` changes no state; it is audited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TokenEventKind {
     #[serde(rename = "token.issued")]
     Issued,
@@ -33,7 +33,7 @@ impl TokenEventKind {
 }
 
 /// A token as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenState {
     pub token_id: String,
     pub owner: String,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::server::{Server, entity_ref};
 
 /// An expiry far away, and one long gone.
-const FUTURE: &str = "2099-01-01T00:00:00Z";
+pub(crate) const FUTURE: &str = "2099-01-01T00:00:00Z";
 const PAST: &str = "2020-01-01T00:00:00Z";
 
 /// The warehouse role every ordinary user may assume.
@@ -57,7 +57,7 @@ fn connection(id: &str, role: Option<&str>) -> Value {
 /// and `c_fixed` (fixed role `ANALYST`). nadia owns `p_nogrant` but holds no
 /// grant. `p_<mode>` share with credential_sharing `<mode>` and include the
 /// owner's credentials in apps; `p_app_no_creds` does not include them.
-fn entities() -> Vec<Value> {
+pub(crate) fn entities() -> Vec<Value> {
     let mut docs = vec![
         json!({"uid": {"type": "Analytics::Group", "id": "g_data"}, "attrs": {}, "parents": []}),
         user("olivia", false, &[ANALYST], &["g_data"]),
@@ -81,7 +81,7 @@ fn entities() -> Vec<Value> {
     docs
 }
 
-async fn setup() -> Server {
+pub(crate) async fn setup() -> Server {
     let server = Server::start();
     server.put_entities(&entities()).await;
     server
@@ -92,7 +92,15 @@ async fn token_event(server: &Server, body: Value) -> crate::server::Reply {
 }
 
 /// Sends a token event, expecting 201 and the documented answer shape.
-async fn event(server: &Server, kind: &str, token: &str, owner: &str, conn: &str, role: &str, expires: &str) -> Value {
+pub(crate) async fn event(
+    server: &Server,
+    kind: &str,
+    token: &str,
+    owner: &str,
+    conn: &str,
+    role: &str,
+    expires: &str,
+) -> Value {
     let mut body = json!({"kind": kind, "token_id": token, "owner": owner, "connection": conn, "role": role});
     if !expires.is_empty() {
         body["expires_at"] = json!(expires);
@@ -110,16 +118,12 @@ async fn issue(server: &Server, token: &str, owner: &str, conn: &str, role: &str
     event(server, "token.issued", token, owner, conn, role, FUTURE).await;
 }
 
-async fn resolve_as(server: &Server, principal: (&str, &str), project: &str, conn: &str, surface: &str) -> Value {
-    let body = json!({"principal": {"type": principal.0, "id": principal.1}, "project": project,
+pub(crate) async fn resolve(server: &Server, who: &str, project: &str, conn: &str, surface: &str) -> Value {
+    let body = json!({"principal": {"type": "User", "id": who}, "project": project,
                       "connection": conn, "surface": surface});
     let r = server.post("/v1/credentials/resolve", &body).await;
     assert_eq!(r.status, StatusCode::OK, "resolve {body} → {}", r.text);
     r.json
-}
-
-async fn resolve(server: &Server, who: &str, project: &str, conn: &str, surface: &str) -> Value {
-    resolve_as(server, ("User", who), project, conn, surface).await
 }
 
 /// `token:<hex>` of the keyed digest of `token`: the own-token cache partition.
@@ -432,8 +436,11 @@ async fn token_events_change_resolution_outcomes() {
         assert_eq!(r.json["error"]["field"], "expires_at", "{}", r.text);
     }
     // A token cannot change owners.
-    let r = token_event(&server, json!({"kind": "token.revoked", "token_id": "tok-eddie", "owner": "erin",
-                                        "connection": "c_wh"}))
+    let r = token_event(
+        &server,
+        json!({"kind": "token.revoked", "token_id": "tok-eddie", "owner": "erin",
+                                        "connection": "c_wh"}),
+    )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     // Refused events are not recorded (the one accepted `token.expired`

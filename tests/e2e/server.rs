@@ -139,6 +139,8 @@ pub struct Server {
     /// `XDG_CONFIG_HOME` of the server: its generated audit key lives there
     /// and is kept across restarts.
     config_home: PathBuf,
+    /// More `serve` flags, kept across restarts.
+    extra_args: Vec<std::ffi::OsString>,
     // Last: removed when the server is gone.
     _dir: TempDir,
 }
@@ -165,14 +167,40 @@ impl Server {
         server
     }
 
-    /// A server over a temporary copy of the bundle in `policies` whose
-    /// database starts as a copy of the SQLite file `db` (with its `-wal` and
-    /// `-shm` files, if any) and whose configuration home (the audit key) is
-    /// a copy of `config_home`: a second look at another server's log.
-    pub fn start_from(policies: &Path, db: &Path, config_home: &Path) -> Self {
-        let mut server = Self::unstarted(policies);
+    /// A second look at `source`'s log: a server over a copy of its policies
+    /// and its configuration home (the audit key), whose database starts as
+    /// a copy of the SQLite file `db` (with its `-wal` and `-shm` files, if
+    /// any) — typically an altered copy of `source`'s. It uses `source`'s API
+    /// key (stored in the copy), so starting it adds no record to the log.
+    pub fn start_from(source: &Self, db: &Path) -> Self {
+        let mut server = Self::unstarted(&source.policies);
         copy_database(db, &server.database_path());
-        copy_dir(config_home, &server.config_home);
+        copy_dir(&source.config_home, &server.config_home);
+        server.api_key.clone_from(&source.api_key);
+        server.client = authorized_client(&server.api_key, reqwest::Client::builder());
+        server.extra_args.clone_from(&source.extra_args);
+        server.spawn();
+        server
+    }
+
+    /// A server over the repository's policy pack with more `serve` flags.
+    pub fn start_with_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        let mut server = Self::unstarted(&pack_dir());
+        server.extra_args = args.iter().map(|a| a.as_ref().to_owned()).collect();
+        server.spawn();
+        server
+    }
+
+    /// A server over the policy pack on the database at `database_url`
+    /// (e.g. a PostgreSQL database shared with other servers), with its
+    /// configuration home (the audit key) copied from `config_home` when given,
+    /// so several servers sign with one key.
+    pub fn start_on(database_url: &str, config_home: Option<&Path>) -> Self {
+        let mut server = Self::unstarted(&pack_dir());
+        server.database_url = database_url.to_owned();
+        if let Some(home) = config_home {
+            copy_dir(home, &server.config_home);
+        }
         server.spawn();
         server
     }
@@ -193,6 +221,7 @@ impl Server {
             policies: copy,
             database_url,
             config_home: dir.path().join("config"),
+            extra_args: Vec::new(),
             _dir: dir,
         }
     }
@@ -222,6 +251,7 @@ impl Server {
             .arg(&self.database_url)
             .arg("--policies")
             .arg(&self.policies)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -2,6 +2,7 @@
 -- non-members of projects so allows and denies are both exercised.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("WARRANT_KEY") or "")
 local n = 0
 request = function()
   n = n + 1

@@ -11,7 +11,8 @@ use crate::store::{Store, StoreError};
 /// Records read per query while verifying.
 const CHUNK: u32 = 10_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = VerifyReport)]
 pub struct Report {
     pub ok: bool,
     /// First and last `seq` checked.

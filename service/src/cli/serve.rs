@@ -61,9 +61,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
     tokio::spawn(reload_on_sighup(state.clone(), hangups));
+    tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
 
+    // Webhook sources for the handlers; a delivery worker per subscription.
+    let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store()).map_err(|e| e.to_string())?;
     let config = HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes };
-    let app = http::app(state, config);
+    let app = http::app(state, config).layer(axum::Extension(webhooks));
     let listener =
         TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -113,6 +116,18 @@ async fn reload_on_sighup(state: AppState, mut hangups: tokio::signal::unix::Sig
                 };
                 tracing::error!(?diagnostics, "policy reload refused; the active bundle stays");
             }
+        }
+    }
+}
+
+/// Picks up changes other instances made to the shared store.
+async fn sync_with_store(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.sync_from_store().await {
+            tracing::error!(error = %e, "could not pick up changes from the store; keeping the active bundle");
         }
     }
 }

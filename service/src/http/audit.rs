@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use warrant_engine::audit::{Checkpoint, merkle};
 
 use super::error::ApiError;
@@ -34,21 +35,30 @@ pub fn router() -> Router<AppState> {
         .route("/v1/audit/digest", post(digest))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsParams {
     /// RFC 3339; records at or after.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// RFC 3339; records before.
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// The record kind (`decision`, `token.used`, …).
     kind: Option<String>,
     actor: Option<String>,
     /// A token id in clear: matched by its keyed digest.
     token: Option<String>,
     connection: Option<String>,
     project: Option<String>,
+    /// `allow` or `deny`.
+    #[param(pattern = "^(allow|deny)$")]
     decision: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = super::openapi::unsigned)]
     cursor: Option<u64>,
+    /// Records per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -65,6 +75,19 @@ fn utc(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/events",
+    operation_id = "audit_events",
+    tag = "audit",
+    summary = "Query the audit log, oldest first, a page at a time",
+    params(EventsParams),
+    responses(
+        (status = 200, description = "one page of records; `next_cursor` is null on the last", body = super::openapi::AuditEvents),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn events(State(state): State<AppState>, ApiQuery(p): ApiQuery<EventsParams>) -> Result<Json<Value>, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -95,13 +118,32 @@ async fn events(State(state): State<AppState>, ApiQuery(p): ApiQuery<EventsParam
     Ok(Json(json!({"events": records, "next_cursor": next})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RangeParams {
+    /// First `seq` (default 1).
+    #[param(schema_with = super::openapi::unsigned)]
     from: Option<u64>,
+    /// Last `seq` (default: the last record).
+    #[param(schema_with = super::openapi::unsigned)]
     to: Option<u64>,
 }
 
 /// JSON Lines, one record per line, streamed in `seq` order.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    operation_id = "audit_export",
+    tag = "audit",
+    summary = "Export the audit log as JSON Lines",
+    description = "One record (the `AuditRecord` schema) per line, in `seq` order, streamed.",
+    params(RangeParams),
+    responses(
+        (status = 200, description = "the records, one JSON object per line", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn export(State(state): State<AppState>, ApiQuery(p): ApiQuery<RangeParams>) -> Response {
     let store = state.store().clone();
     let to = p.to.unwrap_or(u64::MAX >> 11);
@@ -152,15 +194,36 @@ where
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VerifyParams {
+    /// First `seq` to check (default 1).
+    #[param(schema_with = super::openapi::unsigned)]
     from: Option<u64>,
+    /// Last `seq` to check (default: the last record).
+    #[param(schema_with = super::openapi::unsigned)]
     to: Option<u64>,
-    /// A checkpoint the auditor kept: its size and root (hex).
+    /// A checkpoint the auditor kept: its size and root (hex); both or neither.
+    #[param(maximum = 9007199254740991_u64)]
     tree_size: Option<u64>,
+    #[param(pattern = "^[0-9a-fA-F]{64}$")]
     root: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    operation_id = "audit_verify",
+    tag = "audit",
+    summary = "Verify the stored log: the keyed chain, then the checkpoints",
+    description = "A broken log is a 200 with `ok: false`, the first bad `seq` and why.",
+    params(VerifyParams),
+    responses(
+        (status = 200, description = "the verification report", body = verify::Report),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn verify_log(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<VerifyParams>,
@@ -185,6 +248,15 @@ async fn verify_log(
 }
 
 /// Signs (and keeps) a checkpoint of the log as it is now.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoint",
+    operation_id = "audit_checkpoint",
+    tag = "audit",
+    summary = "Sign (and keep) a checkpoint of the log as it is now",
+    responses((status = 200, description = "the signed tree head", body = super::openapi::CheckpointDoc)),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn checkpoint(State(state): State<AppState>) -> Result<Json<Checkpoint>, ApiError> {
     let leaves = state.audit().leaves();
     let root = merkle::root(&leaves);
@@ -194,12 +266,29 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Json<Checkpoint>, A
     Ok(Json(c))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InclusionParams {
+    /// The record's `seq`.
     seq: u64,
+    /// The tree to prove inclusion in (default: the whole log).
     tree_size: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/proofs/inclusion",
+    operation_id = "audit_inclusion_proof",
+    tag = "audit",
+    summary = "RFC 9162 inclusion proof of a record",
+    params(InclusionParams),
+    responses(
+        (status = 200, description = "the proof and the root it leads to", body = super::openapi::InclusionProof),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+        (status = 404, description = "no such record in a tree of that size", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<InclusionParams>,
@@ -223,12 +312,28 @@ async fn inclusion(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConsistencyParams {
+    /// The older tree size (a kept checkpoint's `tree_size`).
     from: u64,
+    /// The newer tree size (default: the whole log).
     to: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/proofs/consistency",
+    operation_id = "audit_consistency_proof",
+    tag = "audit",
+    summary = "RFC 9162 consistency proof between two tree sizes",
+    params(ConsistencyParams),
+    responses(
+        (status = 200, description = "the proof and both roots", body = super::openapi::ConsistencyProof),
+        (status = 400, description = "an invalid query parameter or range (`invalid_query`)", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn consistency(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ConsistencyParams>,
@@ -247,13 +352,24 @@ async fn consistency(
     })))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 struct DigestRequest {
     #[garde(length(min = 1, max = 65536))]
+    #[schema(min_length = 1, max_length = 65536)]
     value: String,
 }
 
 /// The keyed digest of a value an auditor holds, to search the log for it.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/digest",
+    operation_id = "audit_digest",
+    tag = "audit",
+    summary = "The keyed digest of a value, to search the log for it",
+    request_body = DigestRequest,
+    responses((status = 200, description = "`hmac-sha256:<hex>`", body = super::openapi::Digest)),
+    security(("bearer" = ["audit:read"]))
+)]
 async fn digest(State(state): State<AppState>, ApiJson(body): ApiJson<DigestRequest>) -> Json<Value> {
     Json(json!({"digest": state.keys().digest(&body.value)}))
 }

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Query};
 
 use super::authzen::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
@@ -22,21 +23,25 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/authorize", post(authorize)).route("/v1/authorize/batch", post(batch))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// A Cedar entity uid.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct EntityId {
     #[serde(rename = "type")]
     #[garde(length(min = 1, max = MAX_NAME))]
+    #[schema(min_length = 1, max_length = 256)]
     type_name: String,
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     id: String,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct AuthorizeRequest {
     #[garde(dive)]
     principal: EntityId,
     /// The action id (`view_notebook`) or full uid (`Analytics::Action::"view_notebook"`).
     #[garde(length(min = 1, max = MAX_NAME))]
+    #[schema(min_length = 1, max_length = 256)]
     action: String,
     #[garde(dive)]
     resource: EntityId,
@@ -46,22 +51,28 @@ pub struct AuthorizeRequest {
     /// Cedar entities JSON seen only by this request (upserted over the store).
     #[serde(default)]
     #[garde(length(max = MAX_REQUEST_ENTITIES))]
+    #[schema(max_items = 1000)]
     entities: Vec<Value>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct BatchRequest {
     #[garde(length(min = 1, max = MAX_EVALUATIONS), dive)]
+    #[schema(min_items = 1, max_items = 1000)]
     requests: Vec<AuthorizeRequest>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizeResponse {
+    #[schema(value_type = super::openapi::Verdict)]
     decision: &'static str,
+    /// The `@reason` annotations of the determining forbids, or `no_permit`.
     reasons: Vec<String>,
+    /// Ids of the determining policies.
     policies: Vec<String>,
     errors: Vec<String>,
     /// Verdicts of custom Wasm rules (none yet in this bundle format).
+    #[schema(value_type = Vec<Object>)]
     rules: Vec<Value>,
     decision_id: String,
     policy_digest: String,
@@ -91,6 +102,17 @@ fn query(r: &AuthorizeRequest) -> Query {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/authorize",
+    operation_id = "authorize",
+    tag = "native",
+    summary = "Decide one Cedar request, explained",
+    description = "A deny is a 200 with `\"decision\": \"deny\"`.",
+    request_body = AuthorizeRequest,
+    responses((status = 200, description = "the decision with its reasons, policies, errors and ids", body = AuthorizeResponse)),
+    security(("bearer" = ["decide"]))
+)]
 async fn authorize(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AuthorizeRequest>,
@@ -104,6 +126,17 @@ async fn authorize(
 
 /// Every request is decided against the same snapshot; a failing one gets an
 /// `error` in its place and the others are still answered.
+#[utoipa::path(
+    post,
+    path = "/v1/authorize/batch",
+    operation_id = "authorize_batch",
+    tag = "native",
+    summary = "Decide up to 1000 Cedar requests against one policy snapshot",
+    description = "A request that cannot be decided is answered in its place with a deny and an `error`.",
+    request_body = BatchRequest,
+    responses((status = 200, description = "one result per request, in order", body = super::openapi::BatchAnswer)),
+    security(("bearer" = ["decide"]))
+)]
 async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
     let snapshot = state.snapshot();
     let queries: Vec<Query> = body.requests.iter().map(query).collect();

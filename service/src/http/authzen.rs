@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Query};
 
 use super::decision::{Decided, decide, record};
@@ -37,13 +38,17 @@ pub fn metadata_router() -> Router<AppState> {
 }
 
 /// An AuthZEN subject or resource.
-#[derive(Debug, Clone, Deserialize, Validate)]
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 pub struct Entity {
+    /// A Cedar entity type, qualified or resolved in the bundle's namespace.
     #[serde(rename = "type")]
     #[garde(length(min = 1, max = MAX_NAME))]
+    #[schema(min_length = 1, max_length = 256)]
     pub type_name: String,
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub id: String,
+    /// Attributes, merged over the stored entity of that id.
     #[serde(default)]
     #[garde(custom(shallow_object))]
     pub properties: Option<Map<String, Value>>,
@@ -55,15 +60,16 @@ impl Entity {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Validate)]
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 pub struct Action {
     /// The Cedar action id. AuthZEN `properties` on an action are ignored:
     /// Cedar actions carry no request attributes.
     #[garde(length(min = 1, max = MAX_NAME))]
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
 pub struct Options {
     #[serde(default)]
     #[garde(skip)]
@@ -74,7 +80,7 @@ pub struct Options {
     pub explain: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Semantic {
     #[default]
@@ -83,7 +89,7 @@ pub enum Semantic {
     PermitOnFirstPermit,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct EvaluationRequest {
     #[garde(dive)]
     subject: Entity,
@@ -99,7 +105,8 @@ pub struct EvaluationRequest {
     options: Option<Options>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// Defaults (`subject`, `action`, `resource`, `context`) and the batch.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct EvaluationsRequest {
     #[serde(default)]
     #[garde(dive)]
@@ -113,8 +120,10 @@ pub struct EvaluationsRequest {
     #[serde(default)]
     #[garde(custom(shallow_object))]
     context: Option<Map<String, Value>>,
+    /// Without it (or empty), the defaults are one evaluation.
     #[serde(default)]
     #[garde(length(max = MAX_EVALUATIONS), dive)]
+    #[schema(max_items = 1000)]
     evaluations: Option<Vec<EvaluationItem>>,
     #[serde(default)]
     #[garde(dive)]
@@ -122,7 +131,7 @@ pub struct EvaluationsRequest {
 }
 
 /// One batch item: each object present replaces the default whole.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct EvaluationItem {
     #[serde(default)]
     #[garde(dive)]
@@ -138,10 +147,13 @@ pub struct EvaluationItem {
     context: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Serialize)]
+/// A decision: `true` permits. `context` comes with `options.explain`, or
+/// with an `error` for a batch item that could not be decided.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Answer {
     decision: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     context: Option<Value>,
 }
 
@@ -168,6 +180,17 @@ fn answer(decided: &Decided, explain: bool) -> Answer {
     Answer { decision: decided.decision.allowed, context }
 }
 
+#[utoipa::path(
+    post,
+    path = "/access/v1/evaluation",
+    operation_id = "access_evaluation",
+    tag = "authzen",
+    summary = "Decide one access request (AuthZEN Access Evaluation API)",
+    description = "A deny is a 200 with `\"decision\": false`.",
+    request_body = EvaluationRequest,
+    responses((status = 200, description = "the decision", body = Answer)),
+    security(("bearer" = ["decide"]))
+)]
 async fn evaluation(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EvaluationRequest>,
@@ -179,6 +202,20 @@ async fn evaluation(
     Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/access/v1/evaluations",
+    operation_id = "access_evaluations",
+    tag = "authzen",
+    summary = "Decide a batch of access requests (AuthZEN Access Evaluations API)",
+    description = "Each item's `subject`, `action`, `resource` and `context` default to the request's. \
+        With no `evaluations`, the answer is a single decision. `options.evaluations_semantic` may \
+        stop the batch at the first deny or permit; an item that cannot be decided is a deny with \
+        `context.error`.",
+    request_body = EvaluationsRequest,
+    responses((status = 200, description = "the decisions, in request order", body = super::openapi::EvaluationsResponse)),
+    security(("bearer" = ["decide"]))
+)]
 async fn evaluations(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EvaluationsRequest>,
@@ -262,6 +299,14 @@ async fn evaluations(
 }
 
 /// PDP metadata (AuthZEN 1.0 §"Policy Decision Point Metadata").
+#[utoipa::path(
+    get,
+    path = "/.well-known/authzen-configuration",
+    operation_id = "authzen_configuration",
+    tag = "authzen",
+    summary = "The PDP metadata document (public)",
+    responses((status = 200, description = "endpoints, absolute, on the host the request named", body = super::openapi::PdpMetadata))
+)]
 async fn configuration(headers: HeaderMap) -> Json<Value> {
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
     let base = format!("http://{host}");

@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -19,16 +20,20 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/credentials/resolve", post(handle))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// The identity asking: a `User` or a `Service`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(as = CredentialPrincipal)]
 pub struct Principal {
     #[serde(rename = "type")]
     #[garde(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     type_name: String,
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     id: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Surface {
     Notebook,
@@ -36,21 +41,38 @@ enum Surface {
     Schedule,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct ResolveRequest {
     #[garde(dive)]
     principal: Principal,
+    /// The project's entity id.
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     project: String,
+    /// The connection's entity id.
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     connection: String,
     #[garde(skip)]
     surface: Surface,
     #[serde(default)]
     #[garde(inner(length(max = 256)))]
+    #[schema(max_length = 256)]
     purpose: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/credentials/resolve",
+    operation_id = "resolve_credential",
+    tag = "credentials",
+    summary = "Which credential a query runs under",
+    description = "The project owner's token, the principal's own token or the service account; \
+        or a deny with the reasons collected (a 200). Every resolution is audited as `token.used`.",
+    request_body = ResolveRequest,
+    responses((status = 200, description = "the credential, or a deny with reasons", body = super::openapi::Resolution)),
+    security(("bearer" = ["decide"]))
+)]
 async fn handle(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResolveRequest>,

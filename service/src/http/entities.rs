@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use garde::Validate;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -20,15 +21,37 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/entities", get(list).put(replace))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/entities",
+    operation_id = "get_entities",
+    tag = "entities",
+    summary = "The stored entities (Cedar entities JSON)",
+    responses((status = 200, description = "every stored entity", body = Vec<Object>)),
+    security(("bearer" = ["policy:admin"]))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
     Ok(Json(state.store().entities().await.map_err(ApiError::internal)?))
 }
 
 /// The body is a Cedar entities JSON array (the format Cedar's tools read).
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(transparent)]
+#[schema(as = EntitiesUpload, value_type = Vec<Object>)]
 struct Upload(#[garde(length(max = MAX_ENTITIES))] Vec<Value>);
 
+#[utoipa::path(
+    put,
+    path = "/v1/entities",
+    operation_id = "put_entities",
+    tag = "entities",
+    summary = "Replace the stored entities",
+    description = "Validated against the active schema, then swapped in whole and atomically; \
+        refused entities leave the stored set unchanged.",
+    request_body = Upload,
+    responses((status = 200, description = "how many entities are now stored", body = super::openapi::EntitiesStored)),
+    security(("bearer" = ["policy:admin"]))
+)]
 async fn replace(
     State(state): State<AppState>,
     ApiJson(Upload(docs)): ApiJson<Upload>,

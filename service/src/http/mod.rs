@@ -12,11 +12,13 @@ pub mod error;
 mod guard;
 mod health;
 pub mod json;
+mod openapi;
 mod policies;
 mod query;
 mod search;
 mod strict;
 mod tokens;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -71,8 +73,11 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
     Router::new()
         .merge(health::router())
         .merge(authzen::metadata_router())
+        .merge(openapi::router())
         .merge(decisions)
         .merge(bulk)
+        // Signed by the source, not an API key: outside the guarded groups.
+        .merge(webhooks::router().layer(DefaultBodyLimit::max(config.max_body_bytes)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -11,6 +11,7 @@ use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use utoipa::{IntoParams, ToSchema};
 use warrant_engine::BundleSource;
 
 use super::error::ApiError;
@@ -26,13 +27,27 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/policies", get(show).put(replace))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ShowParams {
     /// Include each file's text.
     #[serde(default)]
     content: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies",
+    operation_id = "get_policies",
+    tag = "policies",
+    summary = "The active policy bundle",
+    params(ShowParams),
+    responses(
+        (status = 200, description = "its digest, namespace, origin and files", body = super::openapi::PolicyBundle),
+        (status = 400, description = "an invalid query parameter", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["policy:admin"]))
+)]
 async fn show(State(state): State<AppState>, Query(params): Query<ShowParams>) -> Json<Value> {
     let snapshot = state.snapshot();
     let files: Vec<Value> = snapshot
@@ -61,12 +76,27 @@ async fn show(State(state): State<AppState>, Query(params): Query<ShowParams>) -
 }
 
 /// `{"files": {"relative/path.cedar": "text", …}}`: the whole new bundle.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(as = PolicyUpload)]
 struct Upload {
+    /// Bundle-relative path → file text: one `*.cedarschema`, the `*.cedar`
+    /// policies, optionally `entities.json`.
     #[garde(length(min = 1, max = MAX_FILES))]
     files: BTreeMap<String, String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/policies",
+    operation_id = "put_policies",
+    tag = "policies",
+    summary = "Replace the policy bundle",
+    description = "Validated, then swapped in atomically. A bad bundle is refused (400, \
+        `invalid_bundle`, with located `diagnostics`) and the old one stays active.",
+    request_body = Upload,
+    responses((status = 200, description = "what the change did", body = Activation)),
+    security(("bearer" = ["policy:admin"]))
+)]
 async fn replace(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

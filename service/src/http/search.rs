@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Search};
 
 use super::authzen::{Action, Entity, MAX_NAME};
@@ -29,24 +30,29 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The searched-for side: a type, no id.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct Typed {
     #[serde(rename = "type")]
     #[garde(length(min = 1, max = MAX_NAME))]
+    #[schema(min_length = 1, max_length = 256)]
     type_name: String,
 }
 
-#[derive(Debug, Default, Deserialize, Validate)]
+/// Which page: `token` is a previous answer's `page.next_token`.
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[schema(as = PageRequest)]
 pub struct Page {
     #[serde(default)]
     #[garde(inner(length(max = 2048)))]
+    #[schema(max_length = 2048)]
     token: Option<String>,
     #[serde(default)]
     #[garde(inner(range(min = 1, max = MAX_LIMIT)))]
+    #[schema(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct ResourceSearch {
     #[garde(dive)]
     subject: Entity,
@@ -62,7 +68,7 @@ pub struct ResourceSearch {
     page: Option<Page>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SubjectSearch {
     #[garde(dive)]
     subject: Typed,
@@ -78,7 +84,7 @@ pub struct SubjectSearch {
     page: Option<Page>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct ActionSearch {
     #[garde(dive)]
     subject: Entity,
@@ -117,6 +123,17 @@ fn paginate(items: Vec<String>, page: Option<&Page>) -> Result<(Vec<String>, Str
     Ok((taken, next))
 }
 
+#[utoipa::path(
+    post,
+    path = "/access/v1/search/resource",
+    operation_id = "search_resources",
+    tag = "authzen",
+    summary = "Resources of a type the subject may act on (AuthZEN Resource Search API)",
+    description = "An unknown resource type has no results.",
+    request_body = ResourceSearch,
+    responses((status = 200, description = "one page of resources, sorted by id", body = super::openapi::EntitySearchResults)),
+    security(("bearer" = ["decide"]))
+)]
 async fn resources(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResourceSearch>,
@@ -134,6 +151,17 @@ async fn resources(
     Ok(Json(json!({"results": results, "page": {"next_token": next}})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/access/v1/search/subject",
+    operation_id = "search_subjects",
+    tag = "authzen",
+    summary = "Subjects of a type that may act on the resource (AuthZEN Subject Search API)",
+    description = "An unknown subject type has no results.",
+    request_body = SubjectSearch,
+    responses((status = 200, description = "one page of subjects, sorted by id", body = super::openapi::EntitySearchResults)),
+    security(("bearer" = ["decide"]))
+)]
 async fn subjects(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SubjectSearch>,
@@ -151,6 +179,16 @@ async fn subjects(
     Ok(Json(json!({"results": results, "page": {"next_token": next}})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/access/v1/search/action",
+    operation_id = "search_actions",
+    tag = "authzen",
+    summary = "Actions the subject may take on the resource (AuthZEN Action Search API)",
+    request_body = ActionSearch,
+    responses((status = 200, description = "one page of action names, sorted", body = super::openapi::ActionSearchResults)),
+    security(("bearer" = ["decide"]))
+)]
 async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSearch>) -> Result<Json<Value>, ApiError> {
     let snapshot = state.snapshot();
     let search = Search {

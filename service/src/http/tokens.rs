@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
@@ -20,34 +21,56 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tokens/events", post(record))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct TokenEvent {
     #[garde(skip)]
     kind: TokenEventKind,
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     token_id: String,
     /// The owning user's entity id.
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     owner: String,
     /// The connection's entity id.
     #[garde(length(min = 1, max = MAX_ID))]
+    #[schema(min_length = 1, max_length = 1024)]
     connection: String,
     /// Who caused the event (defaults to the owner).
     #[serde(default)]
     #[garde(inner(length(min = 1, max = MAX_ID)))]
+    #[schema(min_length = 1, max_length = 1024)]
     actor: Option<String>,
     #[serde(default)]
     #[garde(inner(length(max = 256)))]
+    #[schema(max_length = 256)]
     role: Option<String>,
     /// RFC 3339; required for `token.issued` and `token.refreshed`.
     #[serde(default)]
     #[garde(inner(length(max = 64)))]
+    #[schema(format = DateTime, max_length = 64)]
     expires_at: Option<String>,
+    /// Recorded with the event in the audit log.
     #[serde(default)]
     #[garde(custom(shallow_object))]
     details: Option<Map<String, Value>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/events",
+    operation_id = "record_token_event",
+    tag = "tokens",
+    summary = "Record a token lifecycle event",
+    description = "Applies the event to the token store and appends it to the audit log; answers once \
+        both are durable. Resending an event is safe.",
+    request_body = TokenEvent,
+    responses(
+        (status = 201, description = "recorded: the audit record's `seq` and `mac`, and the token's state", body = super::openapi::TokenEventRecorded),
+        (status = 409, description = "the event contradicts the token's state (`token_revoked`, `token_mismatch`)", body = super::openapi::ApiErrorBody),
+    ),
+    security(("bearer" = ["events:write"]))
+)]
 async fn record(
     State(state): State<AppState>,
     ApiJson(event): ApiJson<TokenEvent>,

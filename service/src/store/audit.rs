@@ -4,7 +4,9 @@
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Outcome, Record, SealError, seal};
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError, seal};
+
+use super::rows::outcome_str;
 
 use super::StoreError;
 
@@ -97,13 +99,6 @@ pub async fn macs_after(pool: &SqlitePool, after_seq: u64) -> Result<Vec<String>
         .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await?)
-}
-
-fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Allow => "allow",
-        Outcome::Deny => "deny",
-    }
 }
 
 /// The last record's `seq` and `mac`, if any.
@@ -200,42 +195,6 @@ fn seq_col(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative `{column}`")))
 }
 
-/// A stored row as a record. A column that does not parse is reported as a
-/// record that will not verify, not as a store failure: the auditor must
-/// see which `seq` is damaged.
 fn record_of(row: &SqliteRow) -> Result<Record, StoreError> {
-    let reasons: Option<String> = row.try_get("reasons")?;
-    let details: String = row.try_get("details")?;
-    let decision: Option<String> = row.try_get("decision")?;
-    let mut details = match serde_json::from_str(&details) {
-        Ok(Value::Object(map)) => map,
-        _ => serde_json::Map::from_iter([("__unparseable".to_owned(), Value::String(details))]),
-    };
-    let decision = match decision.as_deref() {
-        None => None,
-        Some("allow") => Some(Outcome::Allow),
-        Some("deny") => Some(Outcome::Deny),
-        // Not a value the writer stores: keep it visible and unverifiable.
-        Some(other) => {
-            details.insert("__unparseable_decision".to_owned(), Value::String(other.to_owned()));
-            None
-        }
-    };
-    Ok(Record {
-        seq: seq_of(row)?,
-        ts: row.try_get("ts")?,
-        kind: row.try_get("kind")?,
-        actor: row.try_get("actor")?,
-        token_id: row.try_get("token_id")?,
-        token_owner: row.try_get("token_owner")?,
-        connection: row.try_get("connection")?,
-        project: row.try_get("project")?,
-        decision,
-        reasons: reasons.map(|r| serde_json::from_str(&r).unwrap_or_else(|_| vec![r])),
-        policy_digest: row.try_get("policy_digest")?,
-        details,
-        key_id: row.try_get("key_id")?,
-        prev_mac: row.try_get("prev_mac")?,
-        mac: row.try_get("mac")?,
-    })
+    super::rows::record_of(row)
 }

@@ -9,15 +9,8 @@ use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{BundleOrigin, StoreError, StoredBundle};
+use super::{BundleOrigin, StoreError, StoreVersions, StoredBundle};
 use crate::tokens::TokenState;
-
-/// The token columns, as a literal so queries stay static strings.
-macro_rules! token_columns {
-    () => {
-        "token_id, owner, connection, status, role, expires_at, updated_at"
-    };
-}
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -67,32 +60,35 @@ impl SqliteStore {
             .collect()
     }
 
-    pub async fn replace_entities(&self, docs: &[Value]) -> Result<(), StoreError> {
+    pub async fn replace_entities(&self, docs: &[Value]) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM entities").execute(&mut *tx).await?;
         for chunk in docs.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::new("INSERT INTO entities (entity_type, entity_id, doc) ");
             insert.push_values(chunk, |mut row, doc| {
-                let uid = doc.get("uid").map(|u| u.get("__entity").unwrap_or(u));
-                let field =
-                    |name: &str| uid.and_then(|u| u.get(name)).and_then(Value::as_str).unwrap_or_default().to_owned();
-                row.push_bind(field("type")).push_bind(field("id")).push_bind(doc.to_string());
+                let (ty, id) = super::uid_of(doc);
+                row.push_bind(ty).push_bind(id).push_bind(doc.to_string());
             });
             insert.build().execute(&mut *tx).await?;
         }
+        let version: i64 =
+            sqlx::query_scalar("UPDATE store_versions SET version = version + 1 WHERE name = 'entities' RETURNING version")
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(version)
     }
 
     pub async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
         let row =
-            sqlx::query("SELECT digest, files, origin, activated_at FROM policy_bundles ORDER BY id DESC LIMIT 1")
+            sqlx::query("SELECT id, digest, files, origin, activated_at FROM policy_bundles ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&self.pool)
                 .await?;
         let Some(row) = row else { return Ok(None) };
         let files: String = row.try_get("files")?;
         let origin: String = row.try_get("origin")?;
         Ok(Some(StoredBundle {
+            id: row.try_get("id")?,
             digest: row.try_get("digest")?,
             files: serde_json::from_str(&files).map_err(|e| StoreError::Corrupt(format!("bundle files: {e}")))?,
             origin: if origin == "api" { BundleOrigin::Api } else { BundleOrigin::Disk },
@@ -100,16 +96,25 @@ impl SqliteStore {
         }))
     }
 
-    pub async fn record_bundle(&self, bundle: &StoredBundle) -> Result<(), StoreError> {
+    pub async fn versions(&self) -> Result<StoreVersions, StoreError> {
+        let bundle: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM policy_bundles").fetch_one(&self.pool).await?;
+        let entities: i64 = sqlx::query_scalar("SELECT version FROM store_versions WHERE name = 'entities'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(StoreVersions { bundle: bundle.unwrap_or(0), entities })
+    }
+
+    pub async fn record_bundle(&self, bundle: &StoredBundle) -> Result<i64, StoreError> {
         let files = serde_json::to_string(&bundle.files).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO policy_bundles (digest, files, origin, activated_at) VALUES (?, ?, ?, ?)")
+        let done = sqlx::query("INSERT INTO policy_bundles (digest, files, origin, activated_at) VALUES (?, ?, ?, ?)")
             .bind(&bundle.digest)
             .bind(files)
             .bind(bundle.origin.as_str())
             .bind(&bundle.activated_at)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.last_insert_rowid())
     }
 }
 

@@ -1,0 +1,217 @@
+//! `POST /v1/webhooks/{source}`: an inbound delivery from a configured
+//! source. No API key: the signature over the raw body authenticates it.
+//!
+//! In order, each refusal audited as `webhook.rejected` (details: `source`,
+//! `reason`, `webhook_id` if sent, the body redacted, its size and SHA-256)
+//! and nothing applied:
+//! 1. unknown source → 404 `unknown_source`; body over the limit → 413;
+//! 2. missing or malformed signature headers → 400; bad signature, or a
+//!    timestamp more than 5 minutes off either way → 401;
+//! 3. a delivery id seen before → 409 `replayed`;
+//! 4. a payload that is not a supported event → 400 (`malformed_json`,
+//!    `invalid_body`, `unsupported_event`); one that contradicts the token's
+//!    state → 409.
+//!
+//! Accepted: the change is applied, audited as `webhook.received`, and
+//! answered 200 `{"applied": <tokens changed>, "seq": <audit seq>}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::error::ApiError;
+use crate::audit::Event;
+use crate::state::AppState;
+use crate::tokens::TokenConflict;
+use crate::webhooks::inbound::{EventError, apply_event};
+use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
+use crate::webhooks::{Scheme, Webhooks};
+
+/// Bodies up to this size are kept (redacted) in a rejection's record;
+/// larger ones only by size and digest.
+const MAX_AUDITED_BODY: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/webhooks/{source}", post(receive))
+}
+
+/// One delivery's refusal, before it is audited.
+struct Refusal {
+    error: ApiError,
+    webhook_id: Option<String>,
+}
+
+impl Refusal {
+    fn new(error: ApiError, webhook_id: Option<String>) -> Self {
+        Self { error, webhook_id }
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    hooks: Option<Extension<Webhooks>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let claimed = verify::claimed_id(&headers);
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than the limit",
+                )
+                .closing_connection()
+            } else {
+                ApiError::bad_request("unreadable_body", rejection.body_text())
+            };
+            return Err(reject(&state, &source, Refusal::new(error, claimed), None).await);
+        }
+    };
+    match accept(&state, hooks.map(|Extension(h)| h), &source, &headers, &body).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(refusal) => Err(reject(&state, &source, refusal, Some(&body)).await),
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    hooks: Option<Webhooks>,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Refusal> {
+    let claimed = verify::claimed_id(headers);
+    let Some(source) = hooks.as_ref().and_then(|h| h.source(name)) else {
+        let error = ApiError::new(StatusCode::NOT_FOUND, "unknown_source", format!("no webhook source `{name}`"));
+        return Err(Refusal::new(error, claimed));
+    };
+    // 1. The signature over the raw bytes; nothing has parsed them yet.
+    let now = Utc::now();
+    let verified = match source.scheme {
+        Scheme::Standard => verify::verify_standard(&source.secrets, headers, body, now.timestamp()),
+        Scheme::Sha256 => verify::verify_sha256(&source.secrets, headers, body),
+    }
+    .map_err(|r| Refusal::new(refusal_error(&r), claimed.clone()))?;
+    let id = verified.id;
+    // 2. Replays. A Standard Webhooks id need only be kept while its
+    // timestamp is within tolerance; a `sha256` body digest for good.
+    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let expires = verified
+        .timestamp
+        .and_then(|t| chrono::DateTime::from_timestamp(t.saturating_add(TOLERANCE_SECS + 60), 0))
+        .map(|t| stamp(t.max(now)));
+    let store = state.store();
+    let fresh = store
+        .webhook_seen(name, &id, &stamp(now), expires.as_deref())
+        .await
+        .map_err(|e| Refusal::new(ApiError::internal(e), Some(id.clone())))?;
+    if !fresh {
+        let error =
+            ApiError::new(StatusCode::CONFLICT, "replayed", format!("the delivery `{id}` was already received"));
+        return Err(Refusal::new(error, Some(id)));
+    }
+    // 3. The event.
+    let applied = match apply_event(store, body, &stamp(now)).await {
+        Ok(a) => a,
+        Err(e) => {
+            if let EventError::Store(_) = e {
+                forget(state, name, &id).await;
+            }
+            return Err(Refusal::new(event_error(e), Some(id)));
+        }
+    };
+    let mut event = Event::new("webhook.received", format!("webhook:{name}"));
+    event.token_owner = Some(applied.owner.clone());
+    if let Some((token_id, connection)) = &applied.token {
+        event.token_id = Some(token_id.clone());
+        event.connection = Some(connection.clone());
+    }
+    let digests: Vec<String> = applied.changed.iter().map(|t| state.keys().digest(&t.token_id)).collect();
+    event.details.insert("source".into(), json!(name));
+    event.details.insert("webhook_id".into(), json!(id));
+    event.details.insert("type".into(), json!(applied.kind));
+    event.details.insert("applied".into(), json!(applied.changed.len()));
+    event.details.insert("tokens".into(), json!(digests));
+    match state.audit().append(event).await {
+        Ok(appended) => Ok(json!({"applied": applied.changed.len(), "seq": appended.seq})),
+        Err(e) => {
+            // Applied but not on the record: let the sender retry (applying
+            // the same change again is harmless) rather than lose the record.
+            forget(state, name, &id).await;
+            Err(Refusal::new(ApiError::internal(e), None))
+        }
+    }
+}
+
+async fn forget(state: &AppState, source: &str, id: &str) {
+    if let Err(e) = state.store().webhook_forget(source, id).await {
+        tracing::error!(error = %e, source, "cannot forget a failed webhook delivery; its retry will be refused");
+    }
+}
+
+fn refusal_error(r: &Rejection) -> ApiError {
+    let status = if r.is_malformed() { StatusCode::BAD_REQUEST } else { StatusCode::UNAUTHORIZED };
+    let error = ApiError::new(status, r.code(), r.to_string());
+    match r {
+        Rejection::MissingHeader(h) | Rejection::MalformedHeader(h) => error.with_field(*h),
+        _ => error,
+    }
+}
+
+fn event_error(e: EventError) -> ApiError {
+    match e {
+        EventError::Malformed(_) => ApiError::bad_request("malformed_json", e.to_string()),
+        EventError::Invalid { field, .. } => ApiError::bad_request("invalid_body", e.to_string()).with_field(field),
+        EventError::Unsupported(_) => ApiError::bad_request("unsupported_event", e.to_string()).with_field("type"),
+        EventError::Conflict(c) => {
+            let code = match c {
+                TokenConflict::RefreshRevoked(_) => "token_revoked",
+                TokenConflict::Mismatch { .. } => "token_mismatch",
+            };
+            ApiError::new(StatusCode::CONFLICT, code, c.to_string())
+        }
+        EventError::Store(s) => ApiError::internal(s),
+    }
+}
+
+/// Audits a refused delivery and returns its error. The body goes into the
+/// record as parsed JSON (or text), which the audit log redacts on the way
+/// in like every record's details; it is never applied.
+async fn reject(state: &AppState, source: &str, refusal: Refusal, body: Option<&[u8]>) -> ApiError {
+    let Refusal { error, webhook_id } = refusal;
+    if error.status().is_server_error() {
+        // Our failure, not the sender's: logged by `ApiError::internal`.
+        return error;
+    }
+    let mut event = Event::new("webhook.rejected", format!("webhook:{source}"));
+    event.details.insert("source".into(), json!(source));
+    event.details.insert("reason".into(), json!(error.code()));
+    event.details.insert("message".into(), json!(error.message()));
+    event.details.insert("status".into(), json!(error.status().as_u16()));
+    if let Some(id) = webhook_id {
+        event.details.insert("webhook_id".into(), json!(id));
+    }
+    if let Some(body) = body {
+        event.details.insert("body_bytes".into(), json!(body.len()));
+        event.details.insert("body_sha256".into(), json!(hex::encode(sha2::Sha256::digest(body))));
+        if body.len() <= MAX_AUDITED_BODY {
+            let shown = serde_json::from_slice::<Value>(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+            event.details.insert("body".into(), shown);
+        }
+    }
+    match state.audit().append(event).await {
+        Ok(_) => error,
+        Err(e) => ApiError::internal(e),
+    }
+}

@@ -1,0 +1,176 @@
+//! The audit log's storage, PostgreSQL. Appends from every instance are
+//! serialised by a transaction-scoped advisory lock taken before the head
+//! is read: N writers on N instances, one gap-free chain.
+
+use serde_json::Value;
+use sqlx::Row as _;
+use sqlx::postgres::PgPool;
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError, seal};
+
+use crate::store::rows::{outcome_str, record_of};
+use crate::store::{AuditFilter, StoreError};
+
+/// The advisory-lock key of the audit chain (any constant unique to it).
+const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
+const INSERT_CHUNK: usize = 1000;
+
+macro_rules! record_columns {
+    () => {
+        "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, policy_digest, details, key_id, prev_mac, mac"
+    };
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub async fn append(
+    pool: &PgPool,
+    entries: Vec<Entry>,
+    keyring: &Keyring,
+    ts: &str,
+) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
+    let head =
+        sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let (mut seq, mut prev) = match head {
+        Some(r) => {
+            let s: i64 = r.try_get("seq")?;
+            (u64::try_from(s).unwrap_or(0), Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO))
+        }
+        None => (0, Mac::ZERO),
+    };
+    let mut results = Vec::with_capacity(entries.len());
+    let mut sealed = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        entry.seq = seq + 1;
+        ts.clone_into(&mut entry.ts);
+        match seal(entry, &prev, keyring) {
+            Ok(record) => {
+                seq += 1;
+                prev = record.mac().unwrap_or(Mac::ZERO);
+                sealed.push(record.clone());
+                results.push(Ok(record));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    for chunk in sealed.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(as_i64(r.seq))
+                .push_bind(r.ts.clone())
+                .push_bind(r.kind.clone())
+                .push_bind(r.actor.clone())
+                .push_bind(r.token_id.clone())
+                .push_bind(r.token_owner.clone())
+                .push_bind(r.connection.clone())
+                .push_bind(r.project.clone())
+                .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
+                .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
+                .push_bind(r.policy_digest.clone())
+                .push_bind(Value::Object(r.details.clone()).to_string())
+                .push_bind(r.key_id.clone())
+                .push_bind(r.prev_mac.clone())
+                .push_bind(r.mac.clone());
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+pub async fn head(pool: &PgPool) -> Result<Option<(u64, String)>, StoreError> {
+    let row = sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(pool).await?;
+    row.map(|r| {
+        let s: i64 = r.try_get("seq")?;
+        Ok((u64::try_from(s).unwrap_or(0), r.try_get("mac")?))
+    })
+    .transpose()
+}
+
+pub async fn range(pool: &PgPool, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(as_i64(from))
+    .bind(as_i64(to))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(record_of).collect()
+}
+
+pub async fn macs(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT mac FROM audit_records ORDER BY seq").fetch_all(pool).await?)
+}
+
+pub async fn macs_after(pool: &PgPool, after_seq: u64) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT mac FROM audit_records WHERE seq > $1 ORDER BY seq")
+        .bind(as_i64(after_seq))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn count(pool: &PgPool) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_records").fetch_one(pool).await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub async fn query(pool: &PgPool, f: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+    let mut q = sqlx::QueryBuilder::new(concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq > "));
+    q.push_bind(as_i64(f.after_seq));
+    let mut eq = |column: &'static str, value: &Option<String>| {
+        if let Some(v) = value {
+            q.push(" AND ").push(column).push(" = ").push_bind(v.clone());
+        }
+    };
+    eq("kind", &f.kind);
+    eq("actor", &f.actor);
+    eq("token_id", &f.token_id);
+    eq("connection", &f.connection);
+    eq("project", &f.project);
+    eq("decision", &f.decision);
+    if let Some(since) = &f.since {
+        q.push(" AND ts >= ").push_bind(since.clone());
+    }
+    if let Some(until) = &f.until {
+        q.push(" AND ts < ").push_bind(until.clone());
+    }
+    q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(f.limit));
+    let rows = q.build().fetch_all(pool).await?;
+    rows.iter().map(record_of).collect()
+}
+
+pub async fn save_checkpoint(pool: &PgPool, c: &Checkpoint) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_checkpoints (tree_size, root, ts, key_id, mac) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING")
+        .bind(as_i64(c.tree_size))
+        .bind(&c.root)
+        .bind(&c.ts)
+        .bind(&c.key_id)
+        .bind(&c.mac)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn checkpoints(pool: &PgPool) -> Result<Vec<Checkpoint>, StoreError> {
+    let rows = sqlx::query("SELECT tree_size, root, ts, key_id, mac FROM audit_checkpoints ORDER BY tree_size")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let size: i64 = r.try_get("tree_size")?;
+            Ok(Checkpoint {
+                tree_size: u64::try_from(size).unwrap_or(0),
+                root: r.try_get("root")?,
+                ts: r.try_get("ts")?,
+                key_id: r.try_get("key_id")?,
+                mac: r.try_get("mac")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,169 @@
+//! Webhook state, SQLite: inbound delivery ids already seen (replay
+//! refusal), outbound cursors (delivery progress through the audit log),
+//! and a user's tokens across connections (`user.deprovisioned`).
+//!
+//! The `Store` methods are here rather than in `mod.rs` so this concern
+//! stays in one file; each dispatches on the backend like the others.
+
+use sqlx::Row as _;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use super::{Store, StoreError};
+use crate::tokens::TokenState;
+
+/// A subscription's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Every record up to here was acknowledged or did not match.
+    pub delivered_seq: u64,
+    /// Failed attempts at the record after `delivered_seq`.
+    pub attempts: u32,
+    /// RFC 3339 UTC; when the next attempt is due while backing off.
+    pub next_attempt_at: Option<String>,
+}
+
+impl Store {
+    /// Records that `source` delivered `webhook_id`; `false` if it already
+    /// had (a replay). Forgets ids whose `expires_at` has passed (`now`).
+    pub async fn webhook_seen(
+        &self,
+        source: &str,
+        webhook_id: &str,
+        now: &str,
+        expires_at: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => seen(s.pool(), source, webhook_id, now, expires_at).await,
+            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
+            Self::Postgres(p) => super::postgres::webhooks::seen(p.pool(), source, webhook_id, now, expires_at).await,
+        }
+    }
+
+    /// Forgets a delivery id, so a delivery that failed on our side (a 500)
+    /// can be retried by its sender.
+    pub async fn webhook_forget(&self, source: &str, webhook_id: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => forget(s.pool(), source, webhook_id).await,
+            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
+            Self::Postgres(p) => super::postgres::webhooks::forget(p.pool(), source, webhook_id).await,
+        }
+    }
+
+    /// Every token of `owner`, on any connection, by token id.
+    pub async fn tokens_of_owner(&self, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+        match self {
+            Self::Sqlite(s) => tokens_of_owner(s.pool(), owner).await,
+            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
+            Self::Postgres(p) => super::postgres::webhooks::tokens_of_owner(p.pool(), owner).await,
+        }
+    }
+
+    /// A subscription's cursor, if it has delivered or skipped anything yet.
+    pub async fn webhook_cursor(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        match self {
+            Self::Sqlite(s) => cursor(s.pool(), subscription).await,
+            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
+            Self::Postgres(p) => super::postgres::webhooks::cursor(p.pool(), subscription).await,
+        }
+    }
+
+    pub async fn save_webhook_cursor(&self, subscription: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => save_cursor(s.pool(), subscription, cursor).await,
+            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
+            Self::Postgres(p) => super::postgres::webhooks::save_cursor(p.pool(), subscription, cursor).await,
+        }
+    }
+}
+
+async fn seen(
+    pool: &SqlitePool,
+    source: &str,
+    webhook_id: &str,
+    now: &str,
+    expires_at: Option<&str>,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("DELETE FROM webhook_deliveries_seen WHERE expires_at IS NOT NULL AND expires_at < ?")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_deliveries_seen (source, webhook_id, seen_at, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (source, webhook_id) DO NOTHING",
+    )
+    .bind(source)
+    .bind(webhook_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(inserted == 1)
+}
+
+async fn forget(pool: &SqlitePool, source: &str, webhook_id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM webhook_deliveries_seen WHERE source = ? AND webhook_id = ?")
+        .bind(source)
+        .bind(webhook_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT token_id, owner, connection, status, role, expires_at, updated_at
+         FROM tokens WHERE owner = ? ORDER BY token_id",
+    )
+    .bind(owner)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(token_of).collect()
+}
+
+fn token_of(row: &SqliteRow) -> Result<TokenState, StoreError> {
+    Ok(TokenState {
+        token_id: row.try_get("token_id")?,
+        owner: row.try_get("owner")?,
+        connection: row.try_get("connection")?,
+        status: row.try_get("status")?,
+        role: row.try_get("role")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn cursor(pool: &SqlitePool, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+    let row =
+        sqlx::query("SELECT delivered_seq, attempts, next_attempt_at FROM webhook_cursors WHERE subscription = ?")
+            .bind(subscription)
+            .fetch_optional(pool)
+            .await?;
+    row.map(|r| {
+        let seq: i64 = r.try_get("delivered_seq")?;
+        let attempts: i64 = r.try_get("attempts")?;
+        Ok(Cursor {
+            delivered_seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative `delivered_seq`".into()))?,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            next_attempt_at: r.try_get("next_attempt_at")?,
+        })
+    })
+    .transpose()
+}
+
+async fn save_cursor(pool: &SqlitePool, subscription: &str, c: &Cursor) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_cursors (subscription, delivered_seq, attempts, next_attempt_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (subscription) DO UPDATE SET delivered_seq = excluded.delivered_seq,
+             attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at",
+    )
+    .bind(subscription)
+    .bind(i64::try_from(c.delivered_seq).unwrap_or(i64::MAX))
+    .bind(i64::from(c.attempts))
+    .bind(&c.next_attempt_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Outbound delivery: each subscription has a worker that walks the audit
+//! log (the outbox: already durable, ordered and redacted) from its cursor
+//! and POSTs every matching record, one at a time, in `seq` order.
+//!
+//! - Headers: `webhook-id: <subscription>_<seq>` (stable across retries and
+//!   restarts, so the subscriber dedupes), `webhook-timestamp` (the attempt's
+//!   time, so a long outage does not age deliveries out of the subscriber's
+//!   tolerance), `webhook-signature: v1,<base64>` (Standard Webhooks).
+//! - Body: `{"type": <kind>, "timestamp": <record ts>, "data": <record>}`,
+//!   the Standard Webhooks payload shape around the stored record, whose
+//!   sensitive values were redacted before it was stored.
+//! - A 2xx moves the cursor past the record, persisted before the next one
+//!   is sent. Anything else (status, refused connection, timeout) is retried
+//!   after a backoff that doubles from `retry_initial_ms` to `retry_max_ms`;
+//!   attempts and the next attempt's time are persisted too, so a restart
+//!   neither forgets the backoff nor loses a record. Records that do not
+//!   match the subscription's kinds move the cursor without a request.
+//! - Delivery is at least once: a crash between the subscriber's 2xx and
+//!   the cursor write resends that one record with the same `webhook-id`.
+//!
+//! Workers never block shutdown: every request has a timeout, and the
+//! tasks are dropped with the runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use warrant_engine::audit::Record;
+
+use super::config::Subscription;
+use super::verify;
+use crate::store::webhooks::Cursor;
+use crate::store::{Store, StoreError};
+
+/// How often an idle worker looks for new records.
+const POLL: Duration = Duration::from_millis(200);
+/// Records read per query.
+const BATCH: u32 = 256;
+/// The largest `seq` asked for (the records' own bound).
+const MAX_SEQ: u64 = warrant_engine::audit::MAX_SEQ;
+
+/// Starts one worker per subscription.
+pub fn spawn(store: &Store, subscriptions: &[Subscription]) -> Vec<JoinHandle<()>> {
+    subscriptions
+        .iter()
+        .map(|s| {
+            let worker = Worker { store: store.clone(), sub: Arc::new(s.clone()), client: client(s) };
+            tracing::info!(subscription = %s.name, host = s.url.host_str().unwrap_or(""), "webhook delivery started");
+            tokio::spawn(worker.run())
+        })
+        .collect()
+}
+
+fn client(sub: &Subscription) -> Option<reqwest::Client> {
+    let built = reqwest::Client::builder()
+        .timeout(sub.timeout)
+        .connect_timeout(sub.timeout.min(Duration::from_secs(5)))
+        // A signed delivery goes where it was configured to, nowhere else.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build();
+    match built {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(subscription = %sub.name, error = %e, "cannot build the webhook HTTP client");
+            None
+        }
+    }
+}
+
+struct Worker {
+    store: Store,
+    sub: Arc<Subscription>,
+    client: Option<reqwest::Client>,
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered,
+    Failed(String),
+}
+
+impl Worker {
+    async fn run(self) {
+        let Some(client) = self.client.clone() else { return };
+        let mut cursor = loop {
+            match self.store.webhook_cursor(&self.sub.name).await {
+                Ok(c) => break c.unwrap_or_default(),
+                Err(e) => self.store_failed(&e).await,
+            }
+        };
+        // A backoff in progress before a restart still holds.
+        if let Some(due) = cursor.next_attempt_at.as_deref().and_then(parse_time) {
+            let wait = (due - Utc::now()).to_std().unwrap_or_default().min(self.sub.retry_max);
+            tokio::time::sleep(wait).await;
+        }
+        loop {
+            let records = match self.store.audit_range(cursor.delivered_seq + 1, MAX_SEQ, BATCH).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.store_failed(&e).await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let mut skipped = false;
+            for record in &records {
+                if !self.sub.wants(&record.kind) {
+                    cursor.delivered_seq = record.seq;
+                    skipped = true;
+                    continue;
+                }
+                if skipped {
+                    self.save(&cursor).await;
+                    skipped = false;
+                }
+                self.deliver(&client, record, &mut cursor).await;
+            }
+            if skipped {
+                self.save(&cursor).await;
+            }
+        }
+    }
+
+    /// Sends `record` until it is acknowledged, then moves the cursor past it.
+    async fn deliver(&self, client: &reqwest::Client, record: &Record, cursor: &mut Cursor) {
+        let id = format!("{}_{}", self.sub.name, record.seq);
+        let body = match serde_json::to_vec(&json!({"type": record.kind, "timestamp": record.ts, "data": record})) {
+            Ok(b) => b,
+            Err(e) => {
+                // Cannot happen for a record read back from the store; never
+                // let one record stop the stream.
+                tracing::error!(subscription = %self.sub.name, seq = record.seq, error = %e, "record not serialisable; skipped");
+                cursor.delivered_seq = record.seq;
+                self.save(cursor).await;
+                return;
+            }
+        };
+        loop {
+            match self.attempt(client, &id, &body).await {
+                Outcome::Delivered => {
+                    *cursor = Cursor { delivered_seq: record.seq, attempts: 0, next_attempt_at: None };
+                    self.save(cursor).await;
+                    return;
+                }
+                Outcome::Failed(why) => {
+                    cursor.attempts = cursor.attempts.saturating_add(1);
+                    let delay = self.sub.backoff(cursor.attempts);
+                    let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    cursor.next_attempt_at = Some(due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                    tracing::warn!(
+                        subscription = %self.sub.name,
+                        webhook_id = %id,
+                        attempts = cursor.attempts,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %why,
+                        "webhook delivery failed; will retry"
+                    );
+                    self.save(cursor).await;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, client: &reqwest::Client, id: &str, body: &[u8]) -> Outcome {
+        let timestamp = Utc::now().timestamp();
+        let request = client
+            .post(self.sub.url.clone())
+            .header(verify::ID, id)
+            .header(verify::TIMESTAMP, timestamp.to_string())
+            .header(verify::SIGNATURE, verify::sign(&self.sub.secret, id, timestamp, body))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Outcome::Delivered,
+            Ok(response) => Outcome::Failed(format!("status {}", response.status().as_u16())),
+            // Without the URL: the configuration is where it is looked up.
+            Err(e) => Outcome::Failed(chain(&e.without_url())),
+        }
+    }
+
+    /// Persists the cursor; a failure is logged and the worker goes on (the
+    /// worst outcome is a resent record, which the subscriber dedupes).
+    async fn save(&self, cursor: &Cursor) {
+        if let Err(e) = self.store.save_webhook_cursor(&self.sub.name, cursor).await {
+            tracing::error!(subscription = %self.sub.name, error = %e, "cannot save the webhook cursor");
+        }
+    }
+
+    async fn store_failed(&self, e: &StoreError) {
+        tracing::error!(subscription = %self.sub.name, error = %e, "webhook delivery cannot read the store");
+        tokio::time::sleep(self.sub.retry_initial.max(POLL)).await;
+    }
+}
+
+/// An error with its causes (`error sending request: … connection refused`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}

@@ -1,0 +1,159 @@
+//! One store test suite, run against every backend: SQLite (a temp file)
+//! and PostgreSQL (a fresh database on `WARRANT_TEST_POSTGRES_URL`, which
+//! `tests/run` provides; under CI its absence fails the suite).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests fail by panicking")]
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, merkle, verify_chain, ChainStart};
+use warrant_service::store::api_keys::StoredKey;
+use warrant_service::store::webhooks::Cursor;
+use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle};
+use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, apply};
+
+async fn suite(store: Store) {
+    // Entities: replaced as a set; the version moves.
+    let v0 = store.versions().await.unwrap();
+    let docs = vec![
+        json!({"uid": {"type": "A::U", "id": "b"}, "attrs": {}, "parents": []}),
+        json!({"uid": {"type": "A::U", "id": "a"}, "attrs": {"x": 1}, "parents": []}),
+    ];
+    let v1 = store.replace_entities(&docs).await.unwrap();
+    assert!(v1 > v0.entities);
+    let back = store.entities().await.unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0]["uid"]["id"], "a", "ordered by type and id");
+    assert_eq!(store.replace_entities(&docs[..1]).await.unwrap(), v1 + 1);
+    assert_eq!(store.entities().await.unwrap().len(), 1);
+    assert_eq!(store.versions().await.unwrap().entities, v1 + 1);
+
+    // Bundles: the newest activation wins; ids increase.
+    assert!(store.active_bundle().await.unwrap().is_none());
+    let bundle = |digest: &str, origin| StoredBundle {
+        id: 0,
+        digest: digest.into(),
+        files: BTreeMap::from([("p.cedar".to_owned(), "// x".to_owned())]),
+        origin,
+        activated_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let id1 = store.record_bundle(&bundle("sha256:1", BundleOrigin::Disk)).await.unwrap();
+    let id2 = store.record_bundle(&bundle("sha256:2", BundleOrigin::Api)).await.unwrap();
+    assert!(id2 > id1);
+    let active = store.active_bundle().await.unwrap().unwrap();
+    assert_eq!((active.id, active.digest.as_str(), active.origin), (id2, "sha256:2", BundleOrigin::Api));
+    assert_eq!(active.files["p.cedar"], "// x");
+    assert_eq!(store.versions().await.unwrap().bundle, id2);
+
+    // Tokens: read-modify-write in one transaction; conflicts change nothing.
+    let change = |kind| TokenChange {
+        kind,
+        token_id: "t1".into(),
+        owner: "ann".into(),
+        connection: "snow".into(),
+        role: Some("ANALYST".into()),
+        expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+    };
+    let issued = store.update_token("t1", |b| apply(b, &change(TokenEventKind::Issued), "n1")).await.unwrap().unwrap();
+    assert_eq!(issued.unwrap().status, "active");
+    store.update_token("t1", |b| apply(b, &change(TokenEventKind::Revoked), "n2")).await.unwrap().unwrap();
+    let refused = store.update_token("t1", |b| apply(b, &change(TokenEventKind::Refreshed), "n3")).await.unwrap();
+    assert_eq!(refused, Err(TokenConflict::RefreshRevoked("t1".into())));
+    assert_eq!(store.token("t1").await.unwrap().unwrap().status, "revoked");
+    assert_eq!(store.tokens_of("ann", "snow").await.unwrap().len(), 1);
+    assert!(store.tokens_of("ann", "other").await.unwrap().is_empty());
+    assert_eq!(store.tokens_of_owner("ann").await.unwrap().len(), 1);
+
+    // Audit: sealed after the stored head, gap-free, verifiable, queryable.
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries = |n: usize, kind: &str| (0..n).map(|i| {
+        let mut e = Entry::new(0, "", kind, format!("actor{i}"));
+        e.project = Some(format!("p{}", i % 2));
+        e
+    }).collect::<Vec<_>>();
+    let first = store.append_audit(entries(3, "decision"), &keys, "2026-01-01T00:00:00Z").await.unwrap();
+    let second = store.append_audit(entries(2, "token.used"), &keys, "2026-01-02T00:00:00Z").await.unwrap();
+    let seqs: Vec<u64> = first.iter().chain(&second).map(|r| r.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let (head_seq, head_mac) = store.audit_head().await.unwrap().unwrap();
+    assert_eq!((head_seq, head_mac.as_str()), (5, second[1].as_ref().unwrap().mac.as_str()));
+    let all = store.audit_range(1, 5, 100).await.unwrap();
+    verify_chain(&all, &keys, &ChainStart::genesis()).unwrap();
+    assert_eq!(store.audit_range(2, 3, 100).await.unwrap().len(), 2);
+    assert_eq!(store.audit_count().await.unwrap(), 5);
+    assert_eq!(store.audit_macs().await.unwrap().len(), 5);
+    assert_eq!(store.audit_macs_after(3).await.unwrap().len(), 2);
+    let filter = AuditFilter { kind: Some("decision".into()), project: Some("p0".into()), limit: 10, ..AuditFilter::default() };
+    let found = store.audit_query(&filter).await.unwrap();
+    assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 3]);
+    let page = store.audit_query(&AuditFilter { after_seq: 3, limit: 10, ..AuditFilter::default() }).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
+    let since = store.audit_query(&AuditFilter { since: Some("2026-01-02T00:00:00Z".into()), limit: 10, ..AuditFilter::default() }).await.unwrap();
+    assert_eq!(since.len(), 2);
+
+    // Checkpoints: kept once per size.
+    let leaves: Vec<_> = all.iter().map(|r| r.leaf_hash().unwrap()).collect();
+    let c = Checkpoint::sign(5, &merkle::root(&leaves), "2026-01-03T00:00:00Z", &keys).unwrap();
+    store.save_checkpoint(&c).await.unwrap();
+    store.save_checkpoint(&c).await.unwrap();
+    assert_eq!(store.checkpoints().await.unwrap(), vec![c]);
+
+    // API keys.
+    let key = StoredKey {
+        id: "0123456789abcdef".into(),
+        secret_hash: "h".into(),
+        scopes: vec!["decide".into()],
+        description: "d".into(),
+        created_at: "2026-01-01T00:00:00Z".into(),
+        expires_at: "2026-04-01T00:00:00Z".into(),
+        revoked_at: None,
+    };
+    store.insert_api_key(&key).await.unwrap();
+    assert_eq!(store.api_key(&key.id).await.unwrap().unwrap(), key);
+    assert!(store.revoke_api_key(&key.id, "2026-02-01T00:00:00Z").await.unwrap());
+    assert!(!store.revoke_api_key(&key.id, "2026-02-01T00:00:00Z").await.unwrap(), "revoking twice is a no-op");
+    assert_eq!(store.api_keys().await.unwrap()[0].revoked_at.as_deref(), Some("2026-02-01T00:00:00Z"));
+
+    // Webhook state.
+    assert!(store.webhook_seen("okta", "msg_1", "2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z")).await.unwrap());
+    assert!(!store.webhook_seen("okta", "msg_1", "2026-01-01T00:01:00Z", None).await.unwrap(), "a replay");
+    assert!(store.webhook_seen("other", "msg_1", "2026-01-01T00:01:00Z", None).await.unwrap());
+    store.webhook_forget("okta", "msg_1").await.unwrap();
+    assert!(store.webhook_seen("okta", "msg_1", "2026-01-01T00:02:00Z", None).await.unwrap());
+    assert!(store.webhook_cursor("siem").await.unwrap().is_none());
+    let cursor = Cursor { delivered_seq: 4, attempts: 2, next_attempt_at: Some("2026-01-01T00:00:05Z".into()) };
+    store.save_webhook_cursor("siem", &cursor).await.unwrap();
+    assert_eq!(store.webhook_cursor("siem").await.unwrap(), Some(cursor));
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    suite(Store::open(&url).await.unwrap()).await;
+    // An existing database opens without creating; a missing one is an error.
+    assert!(Store::open_existing(&url).await.is_ok());
+    assert!(Store::open_existing(&format!("sqlite://{}", dir.path().join("none.db").display())).await.is_err());
+}
+
+#[tokio::test]
+async fn postgres_passes_the_store_suite() {
+    let Ok(admin) = std::env::var("WARRANT_TEST_POSTGRES_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_POSTGRES_URL is not set: run the suite with tests/run");
+        eprintln!("skipping: WARRANT_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("warrant_store_{}", std::process::id());
+    let out = std::process::Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    suite(Store::open(&format!("{base}/{name}")).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_refused() {
+    let err = Store::open("mysql://x").await.unwrap_err();
+    assert!(err.to_string().contains("unsupported database url"), "{err}");
+}

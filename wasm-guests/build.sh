@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Build, test and collect every guest: the Rust rules (wasm32-wasip2, and a
+# variant with zero WASI imports via wasm32-unknown-unknown + `jco new`), and
+# the JavaScript rule. The output directory becomes a ready rules folder:
+# the components plus example-rules/manifest.json.
+#
+# Usage: ./build.sh [out-dir]    (default: wasm-guests/dist)
+# Needs: rustup/cargo; node + npm for the JS rule, the zero-import variants
+# and the smoke test (skipped with a warning when node is missing).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="$(mkdir -p "${1:-$here/dist}" && cd "${1:-$here/dist}" && pwd)"
+cd "$here"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warrant/guests-target}"
+rules=(sql-guard token-max-age change-window)
+
+step() { echo "==> $*"; }
+timed() { local t0=$SECONDS; "$@"; echo "    (${*:1:3}… $((SECONDS - t0)) s)"; }
+
+step "rustup target add wasm32-wasip2 wasm32-unknown-unknown"
+if command -v rustup >/dev/null; then
+  rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
+else
+  echo "    rustup not found: assuming the targets are installed"
+fi
+
+step "host unit tests"
+timed cargo test --locked --quiet
+
+step "rules for wasm32-wasip2 (release)"
+timed cargo build --locked --release --target wasm32-wasip2 --quiet
+step "rules for wasm32-unknown-unknown (release, to componentize without WASI)"
+timed cargo build --locked --release --target wasm32-unknown-unknown --quiet
+
+for rule in "${rules[@]}"; do
+  cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/${rule//-/_}.wasm" "$out/$rule.wasm"
+done
+cp example-rules/manifest.json "$out/manifest.json"
+
+if command -v npm >/dev/null; then
+  step "JavaScript rule (jco componentize, QuickJS backend)"
+  (
+    cd js-rule
+    if [ ! -d node_modules ]; then
+      timed npm ci --no-audit --no-fund --loglevel=error
+    fi
+    timed npm run --silent build
+  )
+  cp js-rule/js-rule.wasm "$out/js-rule.wasm"
+
+  step "zero-WASI-import variants (jco new)"
+  for rule in "${rules[@]}"; do
+    js-rule/node_modules/.bin/jco new "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/${rule//-/_}.wasm" \
+      -o "$out/$rule.nowasi.wasm" >/dev/null
+  done
+
+  step "imports per component"
+  for f in "$out"/*.wasm; do
+    imports="$(js-rule/node_modules/.bin/jco wit "$f" | sed -n 's/^ *import \([^;]*\);/\1/p' | tr '\n' ' ')"
+    echo "    $(basename "$f"): ${imports:-none}"
+  done
+
+  step "smoke test (components run in Node via jco transpile)"
+  # The QuickJS component uses extended constant expressions, which wasmtime
+  # enables by default and Node 20 only behind a flag.
+  node_flags=()
+  if node --v8-options | grep -q -- '--experimental-wasm-extended-const'; then
+    node_flags+=(--experimental-wasm-extended-const)
+  fi
+  node "${node_flags[@]}" js-rule/smoke.mjs "$out"
+else
+  echo "warning: npm not found: skipped the JavaScript rule, the zero-import variants and the smoke test" >&2
+fi
+
+step "components in $out"
+for f in "$out"/*.wasm; do
+  printf '    %-28s %8d KiB\n' "$(basename "$f")" "$(( $(wc -c <"$f") / 1024 ))"
+done
