@@ -35,14 +35,18 @@ timed cargo build --locked --release --target wasm32-unknown-unknown --quiet
 for rule in "${rules[@]}"; do
   cp "$CARGO_TARGET_DIR/wasm32-wasip2/release/${rule//-/_}.wasm" "$out/$rule.wasm"
 done
-cp example-rules/manifest.json "$out/manifest.json"
+# `./build.sh example-rules` builds next to the manifest itself.
+[ "$out/manifest.json" -ef example-rules/manifest.json ] || cp example-rules/manifest.json "$out/manifest.json"
 
 if command -v npm >/dev/null; then
   step "JavaScript rule (jco componentize, QuickJS backend)"
   (
     cd js-rule
     if [ ! -d node_modules ]; then
-      timed npm ci --no-audit --no-fund --loglevel=error
+      # Not `npm ci`: jco-node-fs 0.3.2 lists platform packages that were
+      # never published, which `npm install` skips and `npm ci` rejects.
+      # The lock file still pins every package that is installed.
+      timed npm install --no-audit --no-fund --loglevel=error
     fi
     timed npm run --silent build
   )

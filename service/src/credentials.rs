@@ -1,8 +1,8 @@
 //! Credential resolution (domain.md): which credential a query runs under.
 //!
 //! In order: a `Service` → the service account (R16); the project owner's
-//! token when `use_owner_credentials` allows (an `owner_token_expired` deny
-//! ends there: no fallback); otherwise the principal's own token if
+//! token when `use_owner_credentials` allows and the token passes `use_token`
+//! for its owner (an `owner_token_expired` deny ends there: no fallback); otherwise the principal's own token if
 //! `use_token` allows; otherwise deny with the reasons collected. The
 //! identity whose token will run the query must also pass `run_query` (R8).
 //! Every decision here is Cedar's; this module only gathers the facts
@@ -156,6 +156,14 @@ pub async fn resolve(
     if shared.allowed
         && let (Some(owner), Some(token)) = (&owner, &owner_token)
     {
+        // The owner's token must itself pass R6 (blocked admin roles, the
+        // connection's fixed role, expiry) for its owner: sharing never hands
+        // out a token its owner could not use.
+        let entity = token.entity(snapshot.bundle.namespace());
+        let usable = d.decide(("User", owner), "use_token", ("Token", &token.token_id), context(&[]), vec![entity])?;
+        if !usable.allowed {
+            return Ok(deny(usable.reasons));
+        }
         let run = d.decide(("User", owner), "run_query", connection, context(&[]), Vec::new())?;
         if !run.allowed {
             return Ok(deny(run.reasons));

@@ -175,7 +175,13 @@ impl AppState {
         event.details.insert("origin".into(), serde_json::json!(origin));
         event.details.insert("policies".into(), serde_json::json!(activation.policies));
         self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
-        self.inner.snapshot.store(Arc::new(Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at, versions }));
+        self.inner.snapshot.store(Arc::new(Snapshot {
+            bundle: Arc::new(bundle),
+            entities,
+            origin,
+            activated_at,
+            versions,
+        }));
         Ok(activation)
     }
 

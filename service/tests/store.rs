@@ -2,12 +2,18 @@
 //! and PostgreSQL (a fresh database on `WARRANT_TEST_POSTGRES_URL`, which
 //! `tests/run` provides; under CI its absence fails the suite).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests fail by panicking")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail by panicking"
+)]
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, merkle, verify_chain, ChainStart};
+use warrant_engine::audit::{ChainStart, Checkpoint, Entry, Keyring, merkle, verify_chain};
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
 use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle};
@@ -67,11 +73,15 @@ async fn suite(store: Store) {
 
     // Audit: sealed after the stored head, gap-free, verifiable, queryable.
     let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
-    let entries = |n: usize, kind: &str| (0..n).map(|i| {
-        let mut e = Entry::new(0, "", kind, format!("actor{i}"));
-        e.project = Some(format!("p{}", i % 2));
-        e
-    }).collect::<Vec<_>>();
+    let entries = |n: usize, kind: &str| {
+        (0..n)
+            .map(|i| {
+                let mut e = Entry::new(0, "", kind, format!("actor{i}"));
+                e.project = Some(format!("p{}", i % 2));
+                e
+            })
+            .collect::<Vec<_>>()
+    };
     let first = store.append_audit(entries(3, "decision"), &keys, "2026-01-01T00:00:00Z").await.unwrap();
     let second = store.append_audit(entries(2, "token.used"), &keys, "2026-01-02T00:00:00Z").await.unwrap();
     let seqs: Vec<u64> = first.iter().chain(&second).map(|r| r.as_ref().unwrap().seq).collect();
@@ -84,12 +94,16 @@ async fn suite(store: Store) {
     assert_eq!(store.audit_count().await.unwrap(), 5);
     assert_eq!(store.audit_macs().await.unwrap().len(), 5);
     assert_eq!(store.audit_macs_after(3).await.unwrap().len(), 2);
-    let filter = AuditFilter { kind: Some("decision".into()), project: Some("p0".into()), limit: 10, ..AuditFilter::default() };
+    let filter =
+        AuditFilter { kind: Some("decision".into()), project: Some("p0".into()), limit: 10, ..AuditFilter::default() };
     let found = store.audit_query(&filter).await.unwrap();
     assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 3]);
     let page = store.audit_query(&AuditFilter { after_seq: 3, limit: 10, ..AuditFilter::default() }).await.unwrap();
     assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
-    let since = store.audit_query(&AuditFilter { since: Some("2026-01-02T00:00:00Z".into()), limit: 10, ..AuditFilter::default() }).await.unwrap();
+    let since = store
+        .audit_query(&AuditFilter { since: Some("2026-01-02T00:00:00Z".into()), limit: 10, ..AuditFilter::default() })
+        .await
+        .unwrap();
     assert_eq!(since.len(), 2);
 
     // Checkpoints: kept once per size.
@@ -146,7 +160,11 @@ async fn postgres_passes_the_store_suite() {
         return;
     };
     let name = format!("warrant_store_{}", std::process::id());
-    let out = std::process::Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).output().unwrap();
+    let out = std::process::Command::new("psql")
+        .arg(&admin)
+        .args(["-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     suite(Store::open(&format!("{base}/{name}")).await.unwrap()).await;

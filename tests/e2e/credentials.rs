@@ -254,6 +254,26 @@ async fn an_inactive_owner_token_denies_where_sharing_applies_without_fallback()
     assert_eq!(used.len(), 1 + 3 * 4, "every denied resolution is a token.used record");
 }
 
+/// Sharing never hands out a token its owner could not use: the owner's
+/// token passes R6 for its owner before it is shared.
+#[tokio::test]
+async fn a_shared_owner_token_must_pass_r6() {
+    let server = setup().await;
+    // A blocked admin role on the owner's token.
+    issue(&server, "tok-olivia", "olivia", "c_wh", "ACCOUNTADMIN").await;
+    assert_deny(&resolve(&server, "eddie", "p_notebook_only", "c_wh", "notebook").await, &["blocked_role"]);
+    // A role that does not match the connection's fixed role (case matters).
+    issue(&server, "tok-olivia-fixed", "olivia", "c_fixed", "analyst").await;
+    assert_deny(&resolve(&server, "eddie", "p_notebook_only", "c_fixed", "notebook").await, &["role_mismatch"]);
+    // Fixed: the owner re-authenticates with the right role, sharing resumes.
+    issue(&server, "tok-olivia", "olivia", "c_wh", ANALYST).await;
+    assert_shared(
+        &resolve(&server, "eddie", "p_notebook_only", "c_wh", "notebook").await,
+        "p_notebook_only",
+        "tok-olivia",
+    );
+}
+
 /// R6 and R8 on the principal's own token, where no sharing applies.
 #[tokio::test]
 async fn own_token_denials_name_their_reason() {

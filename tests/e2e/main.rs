@@ -29,4 +29,5 @@ mod pack;
 mod policies;
 mod postgres;
 mod search;
+mod verify_ranges;
 mod webhooks;

@@ -31,7 +31,8 @@ fn fresh_database() -> Option<String> {
         return None;
     };
     let name = format!("warrant_e2e_{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::SeqCst));
-    let out = Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).output().expect("run psql");
+    let out =
+        Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).output().expect("run psql");
     assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
     Some(format!("{base}/{name}"))
@@ -87,7 +88,12 @@ fn verify_and_export(server: &Server, database_url: &str) -> BTreeMap<u64, Value
         .args(["audit", "verify", "--database-url", database_url])
         .output()
         .expect("audit verify");
-    assert!(verify.status.success(), "verify: {}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     let export = warrant_command(server.config_home())
         .args(["audit", "export", "--database-url", database_url])
         .output()
@@ -163,7 +169,10 @@ async fn a_change_through_one_instance_is_used_by_the_other_within_the_bound() {
     let before = b.get("/v1/policies").await.json["digest"].as_str().expect("digest").to_owned();
 
     let mut files = crate::server::bundle_files(&crate::server::pack_dir());
-    files.insert("zz_extra.cedar".into(), json!("@id(\"extra.view\")\npermit (principal, action == Analytics::Action::\"view_notebook\", resource);\n"));
+    files.insert(
+        "zz_extra.cedar".into(),
+        json!("@id(\"extra.view\")\npermit (principal, action == Analytics::Action::\"view_notebook\", resource);\n"),
+    );
     let put = a.put("/v1/policies", &json!({"files": files})).await;
     assert_eq!(put.status, reqwest::StatusCode::OK, "{}", put.text);
     let new = put.json["digest"].as_str().expect("digest").to_owned();

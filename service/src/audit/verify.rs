@@ -26,9 +26,21 @@ pub struct Report {
     pub reason: Option<String>,
 }
 
+/// Why a verification could not be run (not a finding about the log).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The asked range does not fit the log: the caller's mistake.
+    #[error("{0}")]
+    Range(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Verifies records `from..=to` (`to` defaults to the last) and, when the
-/// range starts at 1, the checkpoints. `progress` is told how many records
-/// have been checked so far.
+/// range starts at 1, the checkpoints it reaches: those within it, and —
+/// when it reaches the end of the log — every one, so a checkpoint larger
+/// than the log shows records were cut off. `progress` is told how many
+/// records have been checked so far.
 pub async fn verify(
     store: &Store,
     keys: &Keyring,
@@ -36,10 +48,19 @@ pub async fn verify(
     to: Option<u64>,
     kept: &[Checkpoint],
     mut progress: impl FnMut(u64),
-) -> Result<Report, StoreError> {
+) -> Result<Report, VerifyError> {
     let from = from.max(1);
     let last = store.audit_head().await?.map_or(0, |(seq, _)| seq);
-    let to = to.unwrap_or(last).min(last.max(from));
+    if let Some(to) = to
+        && to < from
+    {
+        return Err(VerifyError::Range(format!("`to` ({to}) is before `from` ({from})")));
+    }
+    if from > last.max(1) {
+        return Err(VerifyError::Range(format!("`from` ({from}) is past the end of the log (seq {last})")));
+    }
+    let reaches_end = to.is_none_or(|t| t >= last);
+    let to = to.unwrap_or(last).min(last);
     let mut report =
         Report { ok: true, from, to, records: 0, checkpoints_checked: 0, first_bad_seq: None, reason: None };
     let mut start = if from == 1 {
@@ -59,7 +80,10 @@ pub async fn verify(
         }
         match verify_chain(&chunk, keys.signing(), &start) {
             Ok(summary) => start = summary.next_start(),
-            Err(broken) => return Ok(fail(report, broken.seq, broken.reason.to_string())),
+            Err(broken) => {
+                report.records += broken.seq.saturating_sub(next);
+                return Ok(fail(report, broken.seq, broken.reason.to_string()));
+            }
         }
         report.records += chunk.len() as u64;
         if from == 1 {
@@ -73,6 +97,8 @@ pub async fn verify(
     }
     let mut checkpoints = store.checkpoints().await?;
     checkpoints.extend_from_slice(kept);
+    // A partial range can only vouch for the checkpoints inside it.
+    checkpoints.retain(|c| reaches_end || c.tree_size <= to);
     for c in &checkpoints {
         report.checkpoints_checked += 1;
         if let Err(e) = c.verify(keys.signing()) {

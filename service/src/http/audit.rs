@@ -236,14 +236,20 @@ async fn verify_log(
                 ApiError::bad_request("invalid_query", "`root` must be 64 hex digits").with_field("root")
             })?;
             let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            vec![Checkpoint::sign(tree_size, &hash, &ts, state.keys().signing()).map_err(ApiError::internal)?]
+            let signed = Checkpoint::sign(tree_size, &hash, &ts, state.keys().signing()).map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("`tree_size`: {e}")).with_field("tree_size")
+            })?;
+            vec![signed]
         }
         (None, None) => Vec::new(),
         _ => return Err(ApiError::bad_request("invalid_query", "give both `tree_size` and `root`, or neither")),
     };
-    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, |_| {})
-        .await
-        .map_err(ApiError::internal)?;
+    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, |_| {}).await.map_err(
+        |e| match e {
+            verify::VerifyError::Range(message) => ApiError::bad_request("invalid_query", message),
+            verify::VerifyError::Store(e) => ApiError::internal(e),
+        },
+    )?;
     Ok(Json(report))
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use garde::Validate;
@@ -17,6 +17,7 @@ use warrant_engine::BundleSource;
 use super::error::ApiError;
 use super::guard::Caller;
 use super::json::ApiJson;
+use super::query::ApiQuery;
 use crate::state::{Activation, AppState};
 use crate::store::BundleOrigin;
 
@@ -48,7 +49,7 @@ struct ShowParams {
     ),
     security(("bearer" = ["policy:admin"]))
 )]
-async fn show(State(state): State<AppState>, Query(params): Query<ShowParams>) -> Json<Value> {
+async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowParams>) -> Json<Value> {
     let snapshot = state.snapshot();
     let files: Vec<Value> = snapshot
         .bundle

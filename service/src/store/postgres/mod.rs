@@ -69,10 +69,11 @@ impl PgStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        let version: i64 =
-            sqlx::query_scalar("UPDATE store_versions SET version = version + 1 WHERE name = 'entities' RETURNING version")
-                .fetch_one(&mut *tx)
-                .await?;
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE store_versions SET version = version + 1 WHERE name = 'entities' RETURNING version",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(version)
     }

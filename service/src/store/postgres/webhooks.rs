@@ -7,7 +7,13 @@ use crate::store::StoreError;
 use crate::store::webhooks::Cursor;
 use crate::tokens::TokenState;
 
-pub async fn seen(pool: &PgPool, source: &str, webhook_id: &str, now: &str, expires_at: Option<&str>) -> Result<bool, StoreError> {
+pub async fn seen(
+    pool: &PgPool,
+    source: &str,
+    webhook_id: &str,
+    now: &str,
+    expires_at: Option<&str>,
+) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM webhook_deliveries_seen WHERE expires_at IS NOT NULL AND expires_at < $1")
         .bind(now)
@@ -58,10 +64,11 @@ fn token_of(row: &PgRow) -> Result<TokenState, StoreError> {
 }
 
 pub async fn cursor(pool: &PgPool, subscription: &str) -> Result<Option<Cursor>, StoreError> {
-    let row = sqlx::query("SELECT delivered_seq, attempts, next_attempt_at FROM webhook_cursors WHERE subscription = $1")
-        .bind(subscription)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT delivered_seq, attempts, next_attempt_at FROM webhook_cursors WHERE subscription = $1")
+            .bind(subscription)
+            .fetch_optional(pool)
+            .await?;
     row.map(|r| {
         let seq: i64 = r.try_get("delivered_seq")?;
         let attempts: i64 = r.try_get("attempts")?;
