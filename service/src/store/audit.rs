@@ -4,9 +4,9 @@
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError, seal};
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
 
-use super::rows::outcome_str;
+use super::rows::{outcome_str, seal_after};
 
 use super::StoreError;
 
@@ -48,25 +48,11 @@ pub async fn append(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-    let (mut seq, mut prev) = match head {
+    let head = match head {
         Some(r) => (seq_of(&r)?, Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO)),
         None => (0, Mac::ZERO),
     };
-    let mut results = Vec::with_capacity(entries.len());
-    let mut sealed = Vec::with_capacity(entries.len());
-    for mut entry in entries {
-        entry.seq = seq + 1;
-        ts.clone_into(&mut entry.ts);
-        match seal(entry, &prev, keyring) {
-            Ok(record) => {
-                seq += 1;
-                prev = record.mac().unwrap_or(Mac::ZERO);
-                sealed.push(record.clone());
-                results.push(Ok(record));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
+    let (results, sealed) = seal_after(head, entries, keyring, ts);
     for chunk in sealed.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
         insert.push_values(chunk, |mut row, r| {

@@ -184,7 +184,7 @@ impl Store {
         ts: &str,
     ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
         match self {
-            Self::Sqlite(s) => audit::append(s.pool(), entries, keyring, ts).await,
+            Self::Sqlite(s) => audit::append(s.writer(), entries, keyring, ts).await,
             Self::Postgres(p) => postgres::audit::append(p.pool(), entries, keyring, ts).await,
         }
     }
@@ -236,7 +236,7 @@ impl Store {
 
     pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(s) => audit::save_checkpoint(s.pool(), checkpoint).await,
+            Self::Sqlite(s) => audit::save_checkpoint(s.writer(), checkpoint).await,
             Self::Postgres(p) => postgres::audit::save_checkpoint(p.pool(), checkpoint).await,
         }
     }
@@ -250,7 +250,7 @@ impl Store {
 
     pub async fn insert_api_key(&self, key: &api_keys::StoredKey) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(s) => api_keys::insert(s.pool(), key).await,
+            Self::Sqlite(s) => api_keys::insert(s.writer(), key).await,
             Self::Postgres(p) => postgres::api_keys::insert(p.pool(), key).await,
         }
     }
@@ -271,7 +271,7 @@ impl Store {
 
     pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
         match self {
-            Self::Sqlite(s) => api_keys::revoke(s.pool(), id, at).await,
+            Self::Sqlite(s) => api_keys::revoke(s.writer(), id, at).await,
             Self::Postgres(p) => postgres::api_keys::revoke(p.pool(), id, at).await,
         }
     }

@@ -3,9 +3,56 @@
 
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use warrant_engine::audit::{Outcome, Record};
+use warrant_engine::audit::{Entry, Keyring, Mac, Outcome, Record, SealError, seal};
 
 use super::StoreError;
+use crate::tokens::TokenState;
+
+/// A stored token row.
+pub(crate) fn token_of<R>(row: &R) -> Result<TokenState, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(TokenState {
+        token_id: row.try_get("token_id")?,
+        owner: row.try_get("owner")?,
+        connection: row.try_get("connection")?,
+        status: row.try_get("status")?,
+        role: row.try_get("role")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Seals `entries` one after the other after the head `(seq, mac)`, all
+/// stamped `ts`. Returns each entry's outcome and the records to insert.
+/// Backends call this inside the write transaction that read the head.
+pub(crate) fn seal_after(
+    head: (u64, Mac),
+    entries: Vec<Entry>,
+    keyring: &Keyring,
+    ts: &str,
+) -> (Vec<Result<Record, SealError>>, Vec<Record>) {
+    let (mut seq, mut prev) = head;
+    let mut results = Vec::with_capacity(entries.len());
+    let mut sealed = Vec::with_capacity(entries.len());
+    for mut entry in entries {
+        entry.seq = seq + 1;
+        ts.clone_into(&mut entry.ts);
+        match seal(entry, &prev, keyring) {
+            Ok(record) => {
+                seq += 1;
+                prev = record.mac().unwrap_or(Mac::ZERO);
+                sealed.push(record.clone());
+                results.push(Ok(record));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    (results, sealed)
+}
 
 pub(crate) fn outcome_str(o: Outcome) -> &'static str {
     match o {

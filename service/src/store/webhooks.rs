@@ -6,8 +6,9 @@
 //! stays in one file; each dispatches on the backend like the others.
 
 use sqlx::Row as _;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::SqlitePool;
 
+use super::rows::token_of;
 use super::{Store, StoreError};
 use crate::tokens::TokenState;
 
@@ -33,7 +34,7 @@ impl Store {
         expires_at: Option<&str>,
     ) -> Result<bool, StoreError> {
         match self {
-            Self::Sqlite(s) => seen(s.pool(), source, webhook_id, now, expires_at).await,
+            Self::Sqlite(s) => seen(s.writer(), source, webhook_id, now, expires_at).await,
             // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
             Self::Postgres(p) => super::postgres::webhooks::seen(p.pool(), source, webhook_id, now, expires_at).await,
         }
@@ -43,7 +44,7 @@ impl Store {
     /// can be retried by its sender.
     pub async fn webhook_forget(&self, source: &str, webhook_id: &str) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(s) => forget(s.pool(), source, webhook_id).await,
+            Self::Sqlite(s) => forget(s.writer(), source, webhook_id).await,
             // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
             Self::Postgres(p) => super::postgres::webhooks::forget(p.pool(), source, webhook_id).await,
         }
@@ -69,7 +70,7 @@ impl Store {
 
     pub async fn save_webhook_cursor(&self, subscription: &str, cursor: &Cursor) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(s) => save_cursor(s.pool(), subscription, cursor).await,
+            Self::Sqlite(s) => save_cursor(s.writer(), subscription, cursor).await,
             // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
             Self::Postgres(p) => super::postgres::webhooks::save_cursor(p.pool(), subscription, cursor).await,
         }
@@ -121,18 +122,6 @@ async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenStat
     .fetch_all(pool)
     .await?;
     rows.iter().map(token_of).collect()
-}
-
-fn token_of(row: &SqliteRow) -> Result<TokenState, StoreError> {
-    Ok(TokenState {
-        token_id: row.try_get("token_id")?,
-        owner: row.try_get("owner")?,
-        connection: row.try_get("connection")?,
-        status: row.try_get("status")?,
-        role: row.try_get("role")?,
-        expires_at: row.try_get("expires_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 async fn cursor(pool: &SqlitePool, subscription: &str) -> Result<Option<Cursor>, StoreError> {

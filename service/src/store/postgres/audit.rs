@@ -5,9 +5,9 @@
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError, seal};
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
 
-use crate::store::rows::{outcome_str, record_of};
+use crate::store::rows::{outcome_str, record_of, seal_after};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
@@ -34,28 +34,14 @@ pub async fn append(
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-    let (mut seq, mut prev) = match head {
+    let head = match head {
         Some(r) => {
             let s: i64 = r.try_get("seq")?;
             (u64::try_from(s).unwrap_or(0), Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO))
         }
         None => (0, Mac::ZERO),
     };
-    let mut results = Vec::with_capacity(entries.len());
-    let mut sealed = Vec::with_capacity(entries.len());
-    for mut entry in entries {
-        entry.seq = seq + 1;
-        ts.clone_into(&mut entry.ts);
-        match seal(entry, &prev, keyring) {
-            Ok(record) => {
-                seq += 1;
-                prev = record.mac().unwrap_or(Mac::ZERO);
-                sealed.push(record.clone());
-                results.push(Ok(record));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
+    let (results, sealed) = seal_after(head, entries, keyring, ts);
     for chunk in sealed.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
         insert.push_values(chunk, |mut row, r| {

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{BundleOrigin, StoreError, StoreVersions, StoredBundle};
+use crate::store::rows::token_of;
 use crate::tokens::TokenState;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -123,7 +124,7 @@ impl PgStore {
             .bind(token_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| token_row(&r)).transpose()
+        row.map(|r| token_of(&r)).transpose()
     }
 
     pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
@@ -133,7 +134,7 @@ impl PgStore {
                 .bind(connection)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter().map(token_row).collect()
+        rows.iter().map(token_of).collect()
     }
 
     pub async fn update_token<E>(
@@ -149,7 +150,7 @@ impl PgStore {
             .bind(token_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let before = row.map(|r| token_row(&r)).transpose()?;
+        let before = row.map(|r| token_of(&r)).transpose()?;
         let next = match change(before.as_ref()) {
             Ok(next) => next,
             Err(e) => return Ok(Err(e)),
@@ -174,16 +175,4 @@ impl PgStore {
         tx.commit().await?;
         Ok(Ok(next))
     }
-}
-
-fn token_row(row: &PgRow) -> Result<TokenState, StoreError> {
-    Ok(TokenState {
-        token_id: row.try_get("token_id")?,
-        owner: row.try_get("owner")?,
-        connection: row.try_get("connection")?,
-        status: row.try_get("status")?,
-        role: row.try_get("role")?,
-        expires_at: row.try_get("expires_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }

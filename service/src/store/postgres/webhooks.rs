@@ -1,9 +1,10 @@
 //! Webhook state, PostgreSQL (see `store/webhooks.rs` for what each is for).
 
 use sqlx::Row as _;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgPool;
 
 use crate::store::StoreError;
+use crate::store::rows::token_of;
 use crate::store::webhooks::Cursor;
 use crate::tokens::TokenState;
 
@@ -49,18 +50,6 @@ pub async fn tokens_of_owner(pool: &PgPool, owner: &str) -> Result<Vec<TokenStat
         .fetch_all(pool)
         .await?;
     rows.iter().map(token_of).collect()
-}
-
-fn token_of(row: &PgRow) -> Result<TokenState, StoreError> {
-    Ok(TokenState {
-        token_id: row.try_get("token_id")?,
-        owner: row.try_get("owner")?,
-        connection: row.try_get("connection")?,
-        status: row.try_get("status")?,
-        role: row.try_get("role")?,
-        expires_at: row.try_get("expires_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 pub async fn cursor(pool: &PgPool, subscription: &str) -> Result<Option<Cursor>, StoreError> {
