@@ -1,5 +1,7 @@
-//! Persistence. One `Store` facade over the backends; SQLite is the embedded
-//! default. Each backend has its own migrations under `migrations/<backend>/`.
+//! Persistence: one [`Backend`] trait with two implementations, SQLite (the
+//! embedded default, `sqlite.rs`) and PostgreSQL (`postgres/`), each with
+//! its own migrations under `migrations/<backend>/`. [`Store`] opens the one
+//! a URL names and dispatches to it.
 
 /// The token columns, as a literal so queries stay static strings.
 macro_rules! token_columns {
@@ -8,8 +10,19 @@ macro_rules! token_columns {
     };
 }
 
+/// Calls the same [`Backend`] method on whichever backend this store is.
+macro_rules! dispatch {
+    ($store:ident, $method:ident($($arg:expr),*)) => {
+        match $store {
+            Store::Sqlite(s) => Backend::$method(s, $($arg),*).await,
+            Store::Postgres(p) => Backend::$method(p, $($arg),*).await,
+        }
+    };
+}
+
 pub mod api_keys;
 pub mod audit;
+mod backend;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -19,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+pub use backend::Backend;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -115,64 +129,43 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.ping().await,
-            Self::Postgres(p) => p.ping().await,
-        }
+        dispatch!(self, ping())
     }
 
     /// The stored entity documents, ordered by type and id.
     pub async fn entities(&self) -> Result<Vec<Value>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.entities().await,
-            Self::Postgres(p) => p.entities().await,
-        }
+        dispatch!(self, entities())
     }
 
     /// Replaces the whole entity set in one transaction; returns the new
     /// entities version.
     pub async fn replace_entities(&self, docs: &[Value]) -> Result<i64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.replace_entities(docs).await,
-            Self::Postgres(p) => p.replace_entities(docs).await,
-        }
+        dispatch!(self, replace_entities(docs))
     }
 
     /// The most recently activated bundle, if any.
     pub async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.active_bundle().await,
-            Self::Postgres(p) => p.active_bundle().await,
-        }
+        dispatch!(self, active_bundle())
     }
 
     /// One token by id.
     pub async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.token(token_id).await,
-            Self::Postgres(p) => p.token(token_id).await,
-        }
+        dispatch!(self, token(token_id))
     }
 
     /// A user's tokens for a connection.
     pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.tokens_of(owner, connection).await,
-            Self::Postgres(p) => p.tokens_of(owner, connection).await,
-        }
+        dispatch!(self, tokens_of(owner, connection))
     }
 
     /// Reads a token, lets `change` compute its next state, and writes it, in
     /// one write transaction (no lost update between concurrent events).
-    pub async fn update_token<E>(
+    pub async fn update_token<E: Send>(
         &self,
         token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E>,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
     ) -> Result<Result<Option<TokenState>, E>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.update_token(token_id, change).await,
-            Self::Postgres(p) => p.update_token(token_id, change).await,
-        }
+        dispatch!(self, update_token(token_id, change))
     }
 
     /// Seals `entries` after the stored head and appends them in one
@@ -183,112 +176,67 @@ impl Store {
         keyring: &Keyring,
         ts: &str,
     ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::append(s.writer(), entries, keyring, ts).await,
-            Self::Postgres(p) => postgres::audit::append(p.pool(), entries, keyring, ts).await,
-        }
+        dispatch!(self, append_audit(entries, keyring, ts))
     }
 
     /// MACs of the records after `after_seq`, in order.
     pub async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::macs_after(s.pool(), after_seq).await,
-            Self::Postgres(p) => postgres::audit::macs_after(p.pool(), after_seq).await,
-        }
+        dispatch!(self, audit_macs_after(after_seq))
     }
 
     /// The last audit record's `seq` and `mac`.
     pub async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::head(s.pool()).await,
-            Self::Postgres(p) => postgres::audit::head(p.pool()).await,
-        }
+        dispatch!(self, audit_head())
     }
 
     /// Audit records `from..=to` in order, at most `limit`.
     pub async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::range(s.pool(), from, to, limit).await,
-            Self::Postgres(p) => postgres::audit::range(p.pool(), from, to, limit).await,
-        }
+        dispatch!(self, audit_range(from, to, limit))
     }
 
     pub async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::macs(s.pool()).await,
-            Self::Postgres(p) => postgres::audit::macs(p.pool()).await,
-        }
+        dispatch!(self, audit_macs())
     }
 
     pub async fn audit_count(&self) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::count(s.pool()).await,
-            Self::Postgres(p) => postgres::audit::count(p.pool()).await,
-        }
+        dispatch!(self, audit_count())
     }
 
     pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::query(s.pool(), filter).await,
-            Self::Postgres(p) => postgres::audit::query(p.pool(), filter).await,
-        }
+        dispatch!(self, audit_query(filter))
     }
 
     pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::save_checkpoint(s.writer(), checkpoint).await,
-            Self::Postgres(p) => postgres::audit::save_checkpoint(p.pool(), checkpoint).await,
-        }
+        dispatch!(self, save_checkpoint(checkpoint))
     }
 
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        match self {
-            Self::Sqlite(s) => audit::checkpoints(s.pool()).await,
-            Self::Postgres(p) => postgres::audit::checkpoints(p.pool()).await,
-        }
+        dispatch!(self, checkpoints())
     }
 
     pub async fn insert_api_key(&self, key: &api_keys::StoredKey) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => api_keys::insert(s.writer(), key).await,
-            Self::Postgres(p) => postgres::api_keys::insert(p.pool(), key).await,
-        }
+        dispatch!(self, insert_api_key(key))
     }
 
     pub async fn api_key(&self, id: &str) -> Result<Option<api_keys::StoredKey>, StoreError> {
-        match self {
-            Self::Sqlite(s) => api_keys::get(s.pool(), id).await,
-            Self::Postgres(p) => postgres::api_keys::get(p.pool(), id).await,
-        }
+        dispatch!(self, api_key(id))
     }
 
     pub async fn api_keys(&self) -> Result<Vec<api_keys::StoredKey>, StoreError> {
-        match self {
-            Self::Sqlite(s) => api_keys::list(s.pool()).await,
-            Self::Postgres(p) => postgres::api_keys::list(p.pool()).await,
-        }
+        dispatch!(self, api_keys())
     }
 
     pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(s) => api_keys::revoke(s.writer(), id, at).await,
-            Self::Postgres(p) => postgres::api_keys::revoke(p.pool(), id, at).await,
-        }
+        dispatch!(self, revoke_api_key(id, at))
     }
 
     /// The current store versions (see [`StoreVersions`]).
     pub async fn versions(&self) -> Result<StoreVersions, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.versions().await,
-            Self::Postgres(p) => p.versions().await,
-        }
+        dispatch!(self, versions())
     }
 
     /// Records that `bundle` became active; returns its row id.
     pub async fn record_bundle(&self, bundle: &StoredBundle) -> Result<i64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.record_bundle(bundle).await,
-            Self::Postgres(p) => p.record_bundle(bundle).await,
-        }
+        dispatch!(self, record_bundle(bundle))
     }
 }

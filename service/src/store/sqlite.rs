@@ -9,9 +9,12 @@ use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::api_keys::StoredKey;
 use super::rows::token_of;
-use super::{BundleOrigin, StoreError, StoreVersions, StoredBundle};
+use super::webhooks::Cursor;
+use super::{AuditFilter, Backend, BundleOrigin, StoreError, StoreVersions, StoredBundle};
 use crate::tokens::TokenState;
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -192,4 +195,129 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         StoreError::Database(sqlx::Error::Configuration(format!("cannot create `{}`: {e}", dir.display()).into()))
     })
+}
+
+impl Backend for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+
+    async fn entities(&self) -> Result<Vec<Value>, StoreError> {
+        self.entities().await
+    }
+
+    async fn replace_entities(&self, docs: &[Value]) -> Result<i64, StoreError> {
+        self.replace_entities(docs).await
+    }
+
+    async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
+        self.active_bundle().await
+    }
+
+    async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
+        self.token(token_id).await
+    }
+
+    async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        self.tokens_of(owner, connection).await
+    }
+
+    async fn update_token<E: Send>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
+    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+        self.update_token(token_id, change).await
+    }
+
+    async fn append_audit(
+        &self,
+        entries: Vec<Entry>,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+        super::audit::append(self.writer(), entries, keyring, ts).await
+    }
+
+    async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
+        super::audit::macs_after(self.pool(), after_seq).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        super::audit::head(self.pool()).await
+    }
+
+    async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
+        super::audit::range(self.pool(), from, to, limit).await
+    }
+
+    async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
+        super::audit::macs(self.pool()).await
+    }
+
+    async fn audit_count(&self) -> Result<u64, StoreError> {
+        super::audit::count(self.pool()).await
+    }
+
+    async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+        super::audit::query(self.pool(), filter).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        super::audit::save_checkpoint(self.writer(), checkpoint).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        super::audit::checkpoints(self.pool()).await
+    }
+
+    async fn insert_api_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        super::api_keys::insert(self.writer(), key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
+        super::api_keys::get(self.pool(), id).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        super::api_keys::list(self.pool()).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        super::api_keys::revoke(self.writer(), id, at).await
+    }
+
+    async fn versions(&self) -> Result<StoreVersions, StoreError> {
+        self.versions().await
+    }
+
+    async fn record_bundle(&self, bundle: &StoredBundle) -> Result<i64, StoreError> {
+        self.record_bundle(bundle).await
+    }
+
+    async fn webhook_seen(
+        &self,
+        source: &str,
+        webhook_id: &str,
+        now: &str,
+        expires_at: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        super::webhooks::seen(self.writer(), source, webhook_id, now, expires_at).await
+    }
+
+    async fn webhook_forget(&self, source: &str, webhook_id: &str) -> Result<(), StoreError> {
+        super::webhooks::forget(self.writer(), source, webhook_id).await
+    }
+
+    async fn tokens_of_owner(&self, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+        super::webhooks::tokens_of_owner(self.pool(), owner).await
+    }
+
+    async fn webhook_cursor(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        super::webhooks::cursor(self.pool(), subscription).await
+    }
+
+    async fn save_webhook_cursor(&self, subscription: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        super::webhooks::save_cursor(self.writer(), subscription, cursor).await
+    }
 }

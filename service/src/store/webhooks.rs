@@ -9,7 +9,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqlitePool;
 
 use super::rows::token_of;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::tokens::TokenState;
 
 /// A subscription's progress.
@@ -33,51 +33,31 @@ impl Store {
         now: &str,
         expires_at: Option<&str>,
     ) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(s) => seen(s.writer(), source, webhook_id, now, expires_at).await,
-            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
-            Self::Postgres(p) => super::postgres::webhooks::seen(p.pool(), source, webhook_id, now, expires_at).await,
-        }
+        dispatch!(self, webhook_seen(source, webhook_id, now, expires_at))
     }
 
     /// Forgets a delivery id, so a delivery that failed on our side (a 500)
     /// can be retried by its sender.
     pub async fn webhook_forget(&self, source: &str, webhook_id: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => forget(s.writer(), source, webhook_id).await,
-            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
-            Self::Postgres(p) => super::postgres::webhooks::forget(p.pool(), source, webhook_id).await,
-        }
+        dispatch!(self, webhook_forget(source, webhook_id))
     }
 
     /// Every token of `owner`, on any connection, by token id.
     pub async fn tokens_of_owner(&self, owner: &str) -> Result<Vec<TokenState>, StoreError> {
-        match self {
-            Self::Sqlite(s) => tokens_of_owner(s.pool(), owner).await,
-            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
-            Self::Postgres(p) => super::postgres::webhooks::tokens_of_owner(p.pool(), owner).await,
-        }
+        dispatch!(self, tokens_of_owner(owner))
     }
 
     /// A subscription's cursor, if it has delivered or skipped anything yet.
     pub async fn webhook_cursor(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
-        match self {
-            Self::Sqlite(s) => cursor(s.pool(), subscription).await,
-            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
-            Self::Postgres(p) => super::postgres::webhooks::cursor(p.pool(), subscription).await,
-        }
+        dispatch!(self, webhook_cursor(subscription))
     }
 
     pub async fn save_webhook_cursor(&self, subscription: &str, cursor: &Cursor) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => save_cursor(s.writer(), subscription, cursor).await,
-            // PostgreSQL webhook state: see `store/postgres/webhooks.rs`.
-            Self::Postgres(p) => super::postgres::webhooks::save_cursor(p.pool(), subscription, cursor).await,
-        }
+        dispatch!(self, save_webhook_cursor(subscription, cursor))
     }
 }
 
-async fn seen(
+pub(super) async fn seen(
     pool: &SqlitePool,
     source: &str,
     webhook_id: &str,
@@ -104,7 +84,7 @@ async fn seen(
     Ok(inserted == 1)
 }
 
-async fn forget(pool: &SqlitePool, source: &str, webhook_id: &str) -> Result<(), StoreError> {
+pub(super) async fn forget(pool: &SqlitePool, source: &str, webhook_id: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM webhook_deliveries_seen WHERE source = ? AND webhook_id = ?")
         .bind(source)
         .bind(webhook_id)
@@ -113,7 +93,7 @@ async fn forget(pool: &SqlitePool, source: &str, webhook_id: &str) -> Result<(),
     Ok(())
 }
 
-async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+pub(super) async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenState>, StoreError> {
     let rows = sqlx::query(
         "SELECT token_id, owner, connection, status, role, expires_at, updated_at
          FROM tokens WHERE owner = ? ORDER BY token_id",
@@ -124,7 +104,7 @@ async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenStat
     rows.iter().map(token_of).collect()
 }
 
-async fn cursor(pool: &SqlitePool, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+pub(super) async fn cursor(pool: &SqlitePool, subscription: &str) -> Result<Option<Cursor>, StoreError> {
     let row =
         sqlx::query("SELECT delivered_seq, attempts, next_attempt_at FROM webhook_cursors WHERE subscription = ?")
             .bind(subscription)
@@ -142,7 +122,7 @@ async fn cursor(pool: &SqlitePool, subscription: &str) -> Result<Option<Cursor>,
     .transpose()
 }
 
-async fn save_cursor(pool: &SqlitePool, subscription: &str, c: &Cursor) -> Result<(), StoreError> {
+pub(super) async fn save_cursor(pool: &SqlitePool, subscription: &str, c: &Cursor) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO webhook_cursors (subscription, delivered_seq, attempts, next_attempt_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (subscription) DO UPDATE SET delivered_seq = excluded.delivered_seq,

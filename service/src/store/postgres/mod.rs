@@ -14,9 +14,12 @@ use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{BundleOrigin, StoreError, StoreVersions, StoredBundle};
+use super::api_keys::StoredKey;
+use super::webhooks::Cursor;
+use super::{AuditFilter, Backend, BundleOrigin, StoreError, StoreVersions, StoredBundle};
 use crate::store::rows::token_of;
 use crate::tokens::TokenState;
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -174,5 +177,130 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(Ok(next))
+    }
+}
+
+impl Backend for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
+
+    async fn entities(&self) -> Result<Vec<Value>, StoreError> {
+        self.entities().await
+    }
+
+    async fn replace_entities(&self, docs: &[Value]) -> Result<i64, StoreError> {
+        self.replace_entities(docs).await
+    }
+
+    async fn active_bundle(&self) -> Result<Option<StoredBundle>, StoreError> {
+        self.active_bundle().await
+    }
+
+    async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
+        self.token(token_id).await
+    }
+
+    async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        self.tokens_of(owner, connection).await
+    }
+
+    async fn update_token<E: Send>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
+    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+        self.update_token(token_id, change).await
+    }
+
+    async fn append_audit(
+        &self,
+        entries: Vec<Entry>,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+        audit::append(self.pool(), entries, keyring, ts).await
+    }
+
+    async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
+        audit::macs_after(self.pool(), after_seq).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        audit::head(self.pool()).await
+    }
+
+    async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
+        audit::range(self.pool(), from, to, limit).await
+    }
+
+    async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
+        audit::macs(self.pool()).await
+    }
+
+    async fn audit_count(&self) -> Result<u64, StoreError> {
+        audit::count(self.pool()).await
+    }
+
+    async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+        audit::query(self.pool(), filter).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        audit::save_checkpoint(self.pool(), checkpoint).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        audit::checkpoints(self.pool()).await
+    }
+
+    async fn insert_api_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        api_keys::insert(self.pool(), key).await
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
+        api_keys::get(self.pool(), id).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        api_keys::list(self.pool()).await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        api_keys::revoke(self.pool(), id, at).await
+    }
+
+    async fn versions(&self) -> Result<StoreVersions, StoreError> {
+        self.versions().await
+    }
+
+    async fn record_bundle(&self, bundle: &StoredBundle) -> Result<i64, StoreError> {
+        self.record_bundle(bundle).await
+    }
+
+    async fn webhook_seen(
+        &self,
+        source: &str,
+        webhook_id: &str,
+        now: &str,
+        expires_at: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        webhooks::seen(self.pool(), source, webhook_id, now, expires_at).await
+    }
+
+    async fn webhook_forget(&self, source: &str, webhook_id: &str) -> Result<(), StoreError> {
+        webhooks::forget(self.pool(), source, webhook_id).await
+    }
+
+    async fn tokens_of_owner(&self, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+        webhooks::tokens_of_owner(self.pool(), owner).await
+    }
+
+    async fn webhook_cursor(&self, subscription: &str) -> Result<Option<Cursor>, StoreError> {
+        webhooks::cursor(self.pool(), subscription).await
+    }
+
+    async fn save_webhook_cursor(&self, subscription: &str, cursor: &Cursor) -> Result<(), StoreError> {
+        webhooks::save_cursor(self.pool(), subscription, cursor).await
     }
 }

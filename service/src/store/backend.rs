@@ -1,0 +1,119 @@
+//! The one storage contract. Each backend (SQLite, PostgreSQL) implements it
+//! in full; the `Store` facade picks one by URL and dispatches to it.
+
+use std::future::Future;
+
+use serde_json::Value;
+use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+
+use super::api_keys::StoredKey;
+use super::webhooks::Cursor;
+use super::{AuditFilter, StoreError, StoreVersions, StoredBundle};
+use crate::tokens::TokenState;
+
+/// What a storage backend provides. Both implementations pass the same
+/// suite (`service/tests/store.rs`).
+pub trait Backend: Send + Sync {
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored entity documents, ordered by type and id.
+    fn entities(&self) -> impl Future<Output = Result<Vec<Value>, StoreError>> + Send;
+
+    /// Replaces the whole entity set in one transaction; returns the new
+    /// entities version.
+    fn replace_entities(&self, docs: &[Value]) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// The most recently activated bundle, if any.
+    fn active_bundle(&self) -> impl Future<Output = Result<Option<StoredBundle>, StoreError>> + Send;
+
+    /// One token by id.
+    fn token(&self, token_id: &str) -> impl Future<Output = Result<Option<TokenState>, StoreError>> + Send;
+
+    /// A user's tokens for a connection.
+    fn tokens_of(
+        &self,
+        owner: &str,
+        connection: &str,
+    ) -> impl Future<Output = Result<Vec<TokenState>, StoreError>> + Send;
+
+    /// Reads a token, lets `change` compute its next state, and writes it, in
+    /// one write transaction (no lost update between concurrent events).
+    fn update_token<E: Send>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
+    ) -> impl Future<Output = Result<Result<Option<TokenState>, E>, StoreError>> + Send;
+
+    /// Seals `entries` after the stored head and appends them in one
+    /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
+    fn append_audit(
+        &self,
+        entries: Vec<Entry>,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> impl Future<Output = Result<Vec<Result<Record, SealError>>, StoreError>> + Send;
+
+    /// MACs of the records after `after_seq`, in order.
+    fn audit_macs_after(&self, after_seq: u64) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The last audit record's `seq` and `mac`.
+    fn audit_head(&self) -> impl Future<Output = Result<Option<(u64, String)>, StoreError>> + Send;
+
+    /// Audit records `from..=to` in order, at most `limit`.
+    fn audit_range(
+        &self,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    fn audit_macs(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    fn audit_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    fn audit_query(&self, filter: &AuditFilter) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    fn save_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+
+    fn insert_api_key(&self, key: &StoredKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn api_key(&self, id: &str) -> impl Future<Output = Result<Option<StoredKey>, StoreError>> + Send;
+
+    fn api_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
+
+    fn revoke_api_key(&self, id: &str, at: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The current store versions (see [`StoreVersions`]).
+    fn versions(&self) -> impl Future<Output = Result<StoreVersions, StoreError>> + Send;
+
+    /// Records that `bundle` became active; returns its row id.
+    fn record_bundle(&self, bundle: &StoredBundle) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Records that `source` delivered `webhook_id`; `false` if it already
+    /// had (a replay). Forgets ids whose `expires_at` has passed (`now`).
+    fn webhook_seen(
+        &self,
+        source: &str,
+        webhook_id: &str,
+        now: &str,
+        expires_at: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets a delivery id, so a delivery that failed on our side (a 500)
+    /// can be retried by its sender.
+    fn webhook_forget(&self, source: &str, webhook_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every token of `owner`, on any connection, by token id.
+    fn tokens_of_owner(&self, owner: &str) -> impl Future<Output = Result<Vec<TokenState>, StoreError>> + Send;
+
+    /// A subscription's cursor, if it has delivered or skipped anything yet.
+    fn webhook_cursor(&self, subscription: &str) -> impl Future<Output = Result<Option<Cursor>, StoreError>> + Send;
+
+    fn save_webhook_cursor(
+        &self,
+        subscription: &str,
+        cursor: &Cursor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
