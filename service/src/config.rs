@@ -137,6 +137,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_AUDIT_DECISIONS", value_enum, default_value_t = crate::audit::DecisionAudit::All)]
     pub audit_decisions: crate::audit::DecisionAudit,
 
+    /// The base URL clients reach this service at (e.g. behind a proxy),
+    /// used in the AuthZEN metadata document. Default: the request's host.
+    #[arg(long, env = "WARRANT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -405,3 +405,18 @@ async fn per_item_context_replaces_the_default_context() {
     assert_eq!(answer["evaluations"][1]["decision"], false, "{answer}");
     assert_eq!(answer["evaluations"][1]["context"]["reasons"], json!(["owner_token_expired"]));
 }
+
+#[tokio::test]
+async fn a_pinned_public_url_names_the_endpoints_whatever_the_host_header() {
+    let server = crate::server::Server::start_with_args(&["--public-url", "https://pdp.example.com/"]);
+    let r = reqwest::Client::new()
+        .get(server.url("/.well-known/authzen-configuration"))
+        .header("host", "attacker.invalid")
+        .send()
+        .await
+        .expect("request");
+    let doc: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(doc["policy_decision_point"], "https://pdp.example.com");
+    assert_eq!(doc["access_evaluation_endpoint"], "https://pdp.example.com/access/v1/evaluation");
+    assert!(!doc.to_string().contains("attacker.invalid"));
+}

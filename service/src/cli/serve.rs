@@ -65,7 +65,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     // Webhook sources for the handlers; a delivery worker per subscription.
     let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store()).map_err(|e| e.to_string())?;
-    let config = HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes };
+    let config = HttpConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_bulk_body_bytes: args.max_bulk_body_bytes,
+        public_url: args.public_url.clone(),
+    };
     let app = http::app(state, config).layer(axum::Extension(webhooks));
     let listener =
         TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -32,9 +32,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/access/v1/evaluation", post(evaluation)).route("/access/v1/evaluations", post(evaluations))
 }
 
-/// The PDP metadata document: public, like health.
-pub fn metadata_router() -> Router<AppState> {
-    Router::new().route("/.well-known/authzen-configuration", get(configuration))
+/// The PDP metadata document: public, like health. Its URLs start with
+/// `public_url` when the operator set one (`--public-url`), otherwise with
+/// the host the request named.
+pub fn metadata_router(public_url: Option<String>) -> Router<AppState> {
+    Router::new().route(
+        "/.well-known/authzen-configuration",
+        get(move |headers: HeaderMap| configuration(headers, public_url.clone())),
+    )
 }
 
 /// An AuthZEN subject or resource.
@@ -307,9 +312,12 @@ async fn evaluations(
     summary = "The PDP metadata document (public)",
     responses((status = 200, description = "endpoints, absolute, on the host the request named", body = super::openapi::PdpMetadata))
 )]
-async fn configuration(headers: HeaderMap) -> Json<Value> {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
-    let base = format!("http://{host}");
+async fn configuration(headers: HeaderMap, public_url: Option<String>) -> Json<Value> {
+    let base = public_url.unwrap_or_else(|| {
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
+        format!("http://{host}")
+    });
+    let base = base.trim_end_matches('/');
     Json(json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),

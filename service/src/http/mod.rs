@@ -39,15 +39,17 @@ use crate::state::AppState;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Limits the HTTP layer enforces.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub max_bulk_body_bytes: usize,
+    /// Base URL clients reach the service at (AuthZEN metadata), if pinned.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_bulk_body_bytes: 64 * 1024 * 1024 }
+        Self { max_body_bytes: 1024 * 1024, max_bulk_body_bytes: 64 * 1024 * 1024, public_url: None }
     }
 }
 
@@ -72,7 +74,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     Router::new()
         .merge(health::router())
-        .merge(authzen::metadata_router())
+        .merge(authzen::metadata_router(config.public_url.clone()))
         .merge(openapi::router())
         .merge(decisions)
         .merge(bulk)
