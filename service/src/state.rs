@@ -87,6 +87,7 @@ impl AppState {
         let mut versions = store.versions().await?;
         let stored_entities = store.entities().await?;
         let recorded = store.active_bundle().await?;
+        let recorded_digest = recorded.as_ref().map(|b| b.digest.clone());
         let (source, origin) = match recorded {
             Some(b) if b.origin == BundleOrigin::Api => {
                 tracing::info!(digest = %b.digest, "resuming the bundle last uploaded over the API");
@@ -97,7 +98,7 @@ impl AppState {
         let bundle = Bundle::load(source)?;
         let entities = bundle.entity_set(stored_entities).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
-        let unchanged = store.active_bundle().await?.is_some_and(|b| b.digest == bundle.digest());
+        let unchanged = recorded_digest.as_deref() == Some(bundle.digest());
         if !unchanged {
             versions.bundle = store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         }
