@@ -35,11 +35,7 @@ impl Bundle {
         search: &Search,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, RequestError> {
-        let (Some(p_type), Some(r_type)) =
-            (self.names.entity_type(&search.subject.type_name), self.names.entity_type(&search.resource.type_name))
-        else {
-            return Ok(Vec::new());
-        };
+        let Some((p_type, r_type)) = self.search_types(search) else { return Ok(Vec::new()) };
         let principal = uid(p_type, &search.subject.id);
         self.search_over(entities, &search.action, &search.context, now, r_type, |candidate| {
             (principal.clone(), candidate)
@@ -54,11 +50,7 @@ impl Bundle {
         search: &Search,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, RequestError> {
-        let (Some(p_type), Some(r_type)) =
-            (self.names.entity_type(&search.subject.type_name), self.names.entity_type(&search.resource.type_name))
-        else {
-            return Ok(Vec::new());
-        };
+        let Some((p_type, r_type)) = self.search_types(search) else { return Ok(Vec::new()) };
         let resource = uid(r_type, &search.resource.id);
         self.search_over(entities, &search.action, &search.context, now, p_type, |candidate| {
             (candidate, resource.clone())
@@ -72,11 +64,7 @@ impl Bundle {
         search: &Search,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, RequestError> {
-        let (Some(p_type), Some(r_type)) =
-            (self.names.entity_type(&search.subject.type_name), self.names.entity_type(&search.resource.type_name))
-        else {
-            return Ok(Vec::new());
-        };
+        let Some((p_type, r_type)) = self.search_types(search) else { return Ok(Vec::new()) };
         let principal = uid(p_type, &search.subject.id);
         let resource = uid(r_type, &search.resource.id);
         let mut allowed = Vec::new();
@@ -94,6 +82,12 @@ impl Bundle {
         allowed.sort();
         allowed.dedup();
         Ok(allowed)
+    }
+
+    /// The subject and resource types a search names, if the schema declares
+    /// both (an unknown type has no results, not an error).
+    fn search_types(&self, search: &Search) -> Option<(&EntityTypeName, &EntityTypeName)> {
+        Some((self.names.entity_type(&search.subject.type_name)?, self.names.entity_type(&search.resource.type_name)?))
     }
 
     /// Decides `action` for every entity of `candidates_type`, `pair` placing

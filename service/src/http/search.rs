@@ -123,6 +123,13 @@ fn paginate(items: Vec<String>, page: Option<&Page>) -> Result<(Vec<String>, Str
     Ok((taken, next))
 }
 
+/// One page of `items` as an AuthZEN search answer, each rendered by `render`.
+fn respond(items: Vec<String>, page: Option<&Page>, render: impl Fn(String) -> Value) -> Result<Json<Value>, ApiError> {
+    let (items, next) = paginate(items, page)?;
+    let results: Vec<Value> = items.into_iter().map(render).collect();
+    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+}
+
 #[utoipa::path(
     post,
     path = "/access/v1/search/resource",
@@ -146,9 +153,7 @@ async fn resources(
         context: body.context.clone().unwrap_or_default(),
     };
     let ids = snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())?;
-    let (ids, next) = paginate(ids, body.page.as_ref())?;
-    let results: Vec<Value> = ids.into_iter().map(|id| json!({"type": body.resource.type_name, "id": id})).collect();
-    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+    respond(ids, body.page.as_ref(), |id| json!({"type": body.resource.type_name, "id": id}))
 }
 
 #[utoipa::path(
@@ -174,9 +179,7 @@ async fn subjects(
         context: body.context.clone().unwrap_or_default(),
     };
     let ids = snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())?;
-    let (ids, next) = paginate(ids, body.page.as_ref())?;
-    let results: Vec<Value> = ids.into_iter().map(|id| json!({"type": body.subject.type_name, "id": id})).collect();
-    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+    respond(ids, body.page.as_ref(), |id| json!({"type": body.subject.type_name, "id": id}))
 }
 
 #[utoipa::path(
@@ -198,7 +201,5 @@ async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSea
         context: body.context.clone().unwrap_or_default(),
     };
     let names = snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())?;
-    let (names, next) = paginate(names, body.page.as_ref())?;
-    let results: Vec<Value> = names.into_iter().map(|name| json!({"name": name})).collect();
-    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+    respond(names, body.page.as_ref(), |name| json!({"name": name}))
 }
