@@ -158,3 +158,41 @@ async fn data_browser_shows_each_user_their_own_schemas() {
     server.put_entities(&docs).await;
     assert_eq!(visible(server.evaluations(&listing("fiona")).await), [false, true]);
 }
+
+/// Removing any single policy of the pack makes at least one policy test
+/// fail: every policy is pinned by a case.
+#[test]
+fn deleting_any_one_policy_fails_a_case() {
+    let pack = crate::server::pack_dir();
+    let mut deleted = Vec::new();
+    let mut survivors = Vec::new();
+    for entry in std::fs::read_dir(&pack).expect("read pack") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "cedar") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read policy file");
+        let starts: Vec<usize> = text.match_indices("@id(\"").map(|(i, _)| i).collect();
+        for (n, &start) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).copied().unwrap_or(text.len());
+            let body = &text[start..end];
+            let id = body["@id(\"".len()..].split('"').next().expect("policy id").to_owned();
+            let statement_end = body.find(";\n").expect("policy ends with `;`") + 2;
+            let mutated = format!("{}{}{}", &text[..start], &body[statement_end..], &text[end..]);
+            let dir = tempfile::tempdir().expect("temp dir");
+            crate::server::copy_dir(&pack, dir.path());
+            std::fs::write(dir.path().join(path.file_name().expect("name")), mutated).expect("write");
+            let out = std::process::Command::new(crate::server::warrant_bin())
+                .arg("test")
+                .arg(dir.path())
+                .output()
+                .expect("run warrant test");
+            if out.status.success() {
+                survivors.push(id.clone());
+            }
+            deleted.push(id);
+        }
+    }
+    assert!(deleted.len() >= 38, "only {} policies found", deleted.len());
+    assert!(survivors.is_empty(), "no case fails without these policies: {survivors:?}");
+}
