@@ -1,12 +1,11 @@
 //! The audit log's storage, SQLite. Records go in as one multi-row INSERT per
 //! group commit; reads come back in `seq` order.
 
-use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
 
-use super::rows::{outcome_str, seal_after};
+use super::rows::{push_records, seal_after};
 
 use super::StoreError;
 
@@ -55,23 +54,7 @@ pub async fn append(
     let (results, sealed) = seal_after(head, entries, keyring, ts);
     for chunk in sealed.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
-                .push_bind(r.ts.clone())
-                .push_bind(r.kind.clone())
-                .push_bind(r.actor.clone())
-                .push_bind(r.token_id.clone())
-                .push_bind(r.token_owner.clone())
-                .push_bind(r.connection.clone())
-                .push_bind(r.project.clone())
-                .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
-                .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
-                .push_bind(r.policy_digest.clone())
-                .push_bind(Value::Object(r.details.clone()).to_string())
-                .push_bind(r.key_id.clone())
-                .push_bind(r.prev_mac.clone())
-                .push_bind(r.mac.clone());
-        });
+        push_records(&mut insert, chunk);
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;

@@ -2,7 +2,7 @@
 //! the record whose MAC verification decides if it is genuine.
 
 use serde_json::Value;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 use warrant_engine::audit::{Entry, Keyring, Mac, Outcome, Record, SealError, seal};
 
 use super::StoreError;
@@ -106,4 +106,32 @@ where
         prev_mac: text("prev_mac")?,
         mac: text("mac")?,
     })
+}
+
+/// Appends `records` as the VALUES of an `INSERT INTO audit_records
+/// (<record columns>)`, in column order: one binding for every backend.
+pub(crate) fn push_records<DB>(insert: &mut QueryBuilder<DB>, records: &[Record])
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+{
+    insert.push_values(records, |mut row, r| {
+        row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
+            .push_bind(r.ts.clone())
+            .push_bind(r.kind.clone())
+            .push_bind(r.actor.clone())
+            .push_bind(r.token_id.clone())
+            .push_bind(r.token_owner.clone())
+            .push_bind(r.connection.clone())
+            .push_bind(r.project.clone())
+            .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
+            .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
+            .push_bind(r.policy_digest.clone())
+            .push_bind(Value::Object(r.details.clone()).to_string())
+            .push_bind(r.key_id.clone())
+            .push_bind(r.prev_mac.clone())
+            .push_bind(r.mac.clone());
+    });
 }

@@ -2,12 +2,11 @@
 //! serialised by a transaction-scoped advisory lock taken before the head
 //! is read: N writers on N instances, one gap-free chain.
 
-use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
 
-use crate::store::rows::{outcome_str, record_of, seal_after};
+use crate::store::rows::{push_records, record_of, seal_after};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
@@ -44,23 +43,7 @@ pub async fn append(
     let (results, sealed) = seal_after(head, entries, keyring, ts);
     for chunk in sealed.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(as_i64(r.seq))
-                .push_bind(r.ts.clone())
-                .push_bind(r.kind.clone())
-                .push_bind(r.actor.clone())
-                .push_bind(r.token_id.clone())
-                .push_bind(r.token_owner.clone())
-                .push_bind(r.connection.clone())
-                .push_bind(r.project.clone())
-                .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
-                .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
-                .push_bind(r.policy_digest.clone())
-                .push_bind(Value::Object(r.details.clone()).to_string())
-                .push_bind(r.key_id.clone())
-                .push_bind(r.prev_mac.clone())
-                .push_bind(r.mac.clone());
-        });
+        push_records(&mut insert, chunk);
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
