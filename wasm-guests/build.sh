@@ -4,7 +4,8 @@
 # the JavaScript rule. The output directory becomes a ready rules folder:
 # the components plus example-rules/manifest.json.
 #
-# Usage: ./build.sh [out-dir]    (default: wasm-guests/dist)
+# Usage: ./build.sh [out-dir]    (default: wasm-guests/dist; the example
+# bundle, the policy pack with these rules, lands in <out-dir>/bundle)
 # Needs: rustup/cargo; node + npm for the JS rule, the zero-import variants
 # and the smoke test (skipped with a warning when node is missing).
 set -euo pipefail
@@ -75,6 +76,19 @@ if command -v npm >/dev/null; then
 else
   echo "warning: npm not found: skipped the JavaScript rule, the zero-import variants and the smoke test" >&2
 fi
+
+step "example bundle: the policy pack with these rules ($out/bundle)"
+# A complete bundle to run, check and test: the pack's schema and policies,
+# rules/ with the manifest and only the components it names, and the rule
+# cases in example-rules/tests (the pack's own cases stay with the pack).
+rm -rf "$out/bundle"
+mkdir -p "$out/bundle/rules" "$out/bundle/tests"
+cp ../policies/*.cedarschema ../policies/*.cedar "$out/bundle/"
+cp example-rules/manifest.json "$out/bundle/rules/"
+cp example-rules/tests/*.json "$out/bundle/tests/"
+for f in "${rules[@]/%/.wasm}" js-rule.wasm; do
+  if [ -f "$out/$f" ]; then cp "$out/$f" "$out/bundle/rules/"; fi
+done
 
 step "components in $out"
 for f in "$out"/*.wasm; do

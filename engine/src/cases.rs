@@ -11,6 +11,9 @@
 //!                "expect": "allow" | "deny", "reasons": ["…"] } ] }
 //! ```
 //! `reasons`, when given, must equal the decision's reasons as a set.
+//! `rules`, when given, maps rule names to the verdict each must give
+//! (`allow`, `deny`, `abstain`, `error`, or `none` for "not consulted"):
+//! `"rules": {"token-max-age": "deny"}`.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +45,32 @@ struct Case {
     context: Map<String, Value>,
     expect: Expect,
     reasons: Option<Vec<String>>,
+    #[serde(default)]
+    rules: std::collections::BTreeMap<String, RuleExpect>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RuleExpect {
+    Allow,
+    Deny,
+    Abstain,
+    Error,
+    /// The rule was not consulted (Cedar denied, or not its action).
+    None,
+}
+
+impl RuleExpect {
+    fn of(verdict: Option<&crate::rules::RuleVerdict>) -> Self {
+        use crate::rules::Outcome;
+        match verdict.map(|v| v.verdict) {
+            None => Self::None,
+            Some(Outcome::Allow) => Self::Allow,
+            Some(Outcome::Deny) => Self::Deny,
+            Some(Outcome::Abstain) => Self::Abstain,
+            Some(Outcome::Error) => Self::Error,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +188,17 @@ fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Repor
                         decision.policies
                     ))
                 } else {
-                    None
+                    case.rules.iter().find_map(|(name, want)| {
+                        if !bundle.rules().names().any(|n| n == name) {
+                            return Some(format!("the bundle has no rule `{name}`"));
+                        }
+                        let verdict = decision.rules.iter().find(|v| &v.rule == name);
+                        let got = RuleExpect::of(verdict);
+                        (got != *want).then(|| {
+                            let said = verdict.map(|v| format!(" ({:?}, {:?})", v.reason, v.error)).unwrap_or_default();
+                            format!("expected rule `{name}` to say {want:?}, got {got:?}{said}")
+                        })
+                    })
                 }
             }
         };

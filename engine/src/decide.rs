@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
 use crate::entities::{EntitySet, cedar_message, collect_refs, uid, with_properties};
+use crate::rules::{RuleRequest, RuleVerdict};
 use crate::time;
 
 /// Reason reported for a deny that no forbid determined.
@@ -53,6 +54,9 @@ pub struct Decision {
     pub policies: Vec<String>,
     /// Evaluation errors, each naming its policy.
     pub errors: Vec<String>,
+    /// What each custom rule for the action said (only when Cedar allowed:
+    /// a rule can only turn an allow into a deny).
+    pub rules: Vec<RuleVerdict>,
 }
 
 /// A request the bundle cannot answer because the request is wrong.
@@ -125,7 +129,30 @@ impl Bundle {
         let store = self.request_entities(entities, query, &context_json, principal_type, resource_type)?;
         let policies = self.index.slice(action).unwrap_or(&self.policies);
         let response = Authorizer::new().is_authorized(&request, policies, &store);
-        Ok(self.explain(&response))
+        let mut decision = self.explain(&response);
+        if decision.allowed && self.rules.applies_to(action) {
+            let principal_type = principal_type.to_string();
+            let resource_type = resource_type.to_string();
+            let action_type = action.type_name().to_string();
+            let rule_request = RuleRequest {
+                principal: (&principal_type, &query.principal.id),
+                action: (&action_type, action.id().unescaped()),
+                resource: (&resource_type, &query.resource.id),
+                context_json: Value::Object(context_json).to_string(),
+            };
+            decision.rules = self.rules.evaluate(action, &rule_request);
+            let denials: Vec<String> = decision.rules.iter().filter_map(RuleVerdict::deny_reason).collect();
+            if !denials.is_empty() {
+                decision.allowed = false;
+                decision.reasons = denials;
+                decision.reasons.sort();
+                decision.reasons.dedup();
+                // The determining policies of a deny are forbids; no Cedar
+                // policy determined this one.
+                decision.policies.clear();
+            }
+        }
+        Ok(decision)
     }
 
     /// The context as Cedar wants it: `now` filled in, datetimes normalised.
@@ -225,9 +252,11 @@ impl Bundle {
 
         match response.decision() {
             CedarDecision::Allow if failed_forbids.is_empty() => {
-                Decision { allowed: true, reasons: Vec::new(), policies, errors }
+                Decision { allowed: true, reasons: Vec::new(), policies, errors, rules: Vec::new() }
             }
-            CedarDecision::Allow => Decision { allowed: false, reasons: failed_forbids, policies: Vec::new(), errors },
+            CedarDecision::Allow => {
+                Decision { allowed: false, reasons: failed_forbids, policies: Vec::new(), errors, rules: Vec::new() }
+            }
             CedarDecision::Deny => {
                 let mut reasons: Vec<String> = response
                     .diagnostics()
@@ -240,7 +269,7 @@ impl Bundle {
                 if reasons.is_empty() {
                     reasons.push(NO_PERMIT.to_owned());
                 }
-                Decision { allowed: false, reasons, policies, errors }
+                Decision { allowed: false, reasons, policies, errors, rules: Vec::new() }
             }
         }
     }

@@ -10,6 +10,8 @@
 //! - [`cases`] runs a bundle's policy tests.
 //! - [`audit`] seals and verifies the audit log: canonical records, the keyed
 //!   chain, RFC 9162 Merkle proofs and checkpoints.
+//! - [`rules`] runs custom rules, WebAssembly components, after Cedar:
+//!   sandboxed, limited, failing closed.
 //! - [`redact`] strips secrets from events before anything stores or logs them.
 
 pub mod audit;
@@ -20,6 +22,7 @@ pub mod entities;
 mod index;
 pub mod names;
 pub mod redact;
+pub mod rules;
 pub mod search;
 mod time;
 
@@ -28,4 +31,5 @@ pub use bundle::{Bundle, BundleError, BundleSource, Diagnostic};
 pub use decide::{Decision, EntityRef, Query, RequestError};
 pub use entities::{EntitiesError, EntitySet};
 pub use redact::{RedactionConfig, Redactor};
+pub use rules::{RuleRuntime, RuleSet, RuleVerdict};
 pub use search::Search;

@@ -164,6 +164,16 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_SYNC_INTERVAL_MS", default_value_t = 1000)]
     pub sync_interval_ms: u64,
 
+    /// Directory for compiled rule components, reused across restarts.
+    /// Default: `$XDG_CACHE_HOME/warrant/rules` (or `~/.cache/warrant/rules`).
+    #[arg(long, env = "WARRANT_RULE_CACHE")]
+    pub rule_cache: Option<PathBuf>,
+
+    /// How many decisions that run custom rules may execute at once
+    /// (default: one per core). Others wait; Cedar-only decisions never do.
+    #[arg(long, env = "WARRANT_RULE_WORKERS")]
+    pub rule_workers: Option<usize>,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

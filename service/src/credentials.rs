@@ -95,7 +95,12 @@ impl Decider<'_> {
             context,
             entities,
         };
-        self.snapshot.bundle.decide(&self.snapshot.entities, &query, self.now)
+        let bundle = &self.snapshot.bundle;
+        if bundle.action_has_rules(action) {
+            crate::rules::offload(|| bundle.decide(&self.snapshot.entities, &query, self.now))
+        } else {
+            bundle.decide(&self.snapshot.entities, &query, self.now)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -18,6 +18,7 @@ use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet
 
 use crate::audit::{AuditLog, DecisionAudit, Event};
 use crate::keys::Keyring;
+use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
 
 /// The active bundle and the entities decisions see.
@@ -69,6 +70,7 @@ struct Inner {
     audit: AuditLog,
     auth: crate::auth::Authenticator,
     policies_dir: PathBuf,
+    rules: RuleHost,
     write_lock: Mutex<()>,
 }
 
@@ -81,6 +83,7 @@ impl AppState {
         keys: Keyring,
         policies_dir: PathBuf,
         decisions: DecisionAudit,
+        rules: RuleHost,
     ) -> Result<Self, ChangeError> {
         // Versions first, then data: a change made meanwhile is seen again
         // by the next sync rather than missed.
@@ -95,7 +98,7 @@ impl AppState {
             }
             _ => (BundleSource::read_dir(&policies_dir)?, BundleOrigin::Disk),
         };
-        let bundle = Bundle::load(source)?;
+        let bundle = rules.load(source)?;
         let entities = bundle.entity_set(stored_entities).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
         let unchanged = recorded_digest.as_deref() == Some(bundle.digest());
@@ -118,6 +121,7 @@ impl AppState {
                 audit,
                 auth: crate::auth::Authenticator::default(),
                 policies_dir,
+                rules,
                 write_lock: Mutex::new(()),
             }),
         })
@@ -126,6 +130,11 @@ impl AppState {
     /// The snapshot a request should use from start to end.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.snapshot.load_full()
+    }
+
+    /// Where rule-running decisions execute (see [`RuleHost::run`]).
+    pub fn rules(&self) -> &RuleHost {
+        &self.inner.rules
     }
 
     pub fn store(&self) -> &Store {
@@ -155,7 +164,7 @@ impl AppState {
     ) -> Result<Activation, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
-        let bundle = Bundle::load(source)?;
+        let bundle = self.inner.rules.load(source)?;
         let previous_digest = current.bundle.digest().to_owned();
         let activation = Activation {
             digest: bundle.digest().to_owned(),
@@ -234,7 +243,7 @@ impl AppState {
             (Arc::clone(&current.bundle), current.origin, current.activated_at.clone())
         } else {
             let Some(recorded) = store.active_bundle().await? else { return Ok(false) };
-            let bundle = Bundle::load(BundleSource::from_files(recorded.files)?)?;
+            let bundle = self.inner.rules.load(BundleSource::from_files(recorded.files)?)?;
             (Arc::new(bundle), recorded.origin, recorded.activated_at)
         };
         let entities = bundle.entity_set(store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
@@ -245,7 +254,7 @@ impl AppState {
 }
 
 fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
-    let files: BTreeMap<String, String> = bundle.source().files().map(|(p, t)| (p.to_owned(), t.to_owned())).collect();
+    let files: BTreeMap<String, String> = bundle.source().to_files();
     StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
 }
 

@@ -28,6 +28,7 @@ mod openapi;
 mod pack;
 mod policies;
 mod postgres;
+mod rules;
 mod search;
 mod verify_ranges;
 mod webhooks;

@@ -16,10 +16,12 @@ use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validato
 
 pub use context_shape::ContextShapes;
 pub use diagnostic::Diagnostic;
+pub(crate) use diagnostic::line_column;
 pub use source::{BundleSource, FileKind};
 
 use crate::index::PolicyIndex;
 use crate::names::Names;
+use crate::rules::{MANIFEST_PATH, RuleRuntime, RuleSet};
 
 /// Why a bundle could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +78,21 @@ pub struct Bundle {
     pub(crate) action_entities: Vec<cedar_policy::Entity>,
     /// Entities the policies name literally: roots of every entity slice.
     pub(crate) literal_refs: Vec<crate::entities::UidKey>,
+    /// Custom rules consulted after Cedar (`rules/`); empty without one.
+    pub(crate) rules: RuleSet,
 }
 
 impl Bundle {
     /// Parses and strictly validates `source`; every problem found is reported,
-    /// not only the first.
+    /// not only the first. Rule components compile on the process-wide
+    /// [`RuleRuntime::shared`] runtime (in-memory cache only).
     pub fn load(source: BundleSource) -> Result<Self, BundleError> {
+        Self::load_with(source, None)
+    }
+
+    /// [`load`](Self::load) on a given rules runtime (one with an on-disk
+    /// cache of compiled components, say).
+    pub fn load_with(source: BundleSource, runtime: Option<&std::sync::Arc<RuleRuntime>>) -> Result<Self, BundleError> {
         let mut diagnostics = Vec::new();
 
         let schemas: Vec<(&str, &str)> =
@@ -201,6 +212,21 @@ impl Bundle {
             return Err(BundleError::Invalid(diagnostics));
         }
         let names = Names::from_schema(&schema);
+        let components: std::collections::BTreeMap<String, Vec<u8>> = source
+            .binaries()
+            .filter_map(|(path, bytes)| path.strip_prefix("rules/").map(|name| (name.to_owned(), bytes.to_vec())))
+            .collect();
+        let rules = match source.files().find(|(p, _)| FileKind::of(p) == Some(FileKind::RulesManifest)) {
+            Some((_, manifest)) => RuleSet::load(runtime, manifest, &components, |name| names.action(name).cloned())
+                .map_err(BundleError::Invalid)?,
+            None if components.is_empty() => RuleSet::default(),
+            None => {
+                return Err(BundleError::Invalid(vec![Diagnostic::file(
+                    MANIFEST_PATH,
+                    "`rules/` holds components but no manifest: add `rules/manifest.json`",
+                )]));
+            }
+        };
         let digest = source.digest();
         let index = PolicyIndex::build(&schema, &policies);
         let action_entities = schema.action_entities().map(|e| e.into_iter().collect()).unwrap_or_default();
@@ -224,6 +250,7 @@ impl Bundle {
             base_entities,
             action_entities,
             literal_refs,
+            rules,
         };
         // The bundle's own entities must conform to its schema.
         if let Err(e) = bundle.entity_set(Vec::new()) {
@@ -259,5 +286,16 @@ impl Bundle {
     /// Number of policies loaded.
     pub fn policy_count(&self) -> usize {
         self.facts.len()
+    }
+
+    /// The custom rules consulted after Cedar.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Whether deciding `action` (as a client names it) may run a rule, so
+    /// callers can move such decisions off latency-sensitive threads.
+    pub fn action_has_rules(&self, action: &str) -> bool {
+        self.names.action(action).is_some_and(|uid| self.rules.applies_to(uid))
     }
 }

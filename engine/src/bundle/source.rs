@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest as _, Sha256};
 
 use super::{BundleError, Diagnostic};
@@ -16,6 +18,10 @@ pub enum FileKind {
     Schema,
     Policies,
     Entities,
+    /// `rules/manifest.json`.
+    RulesManifest,
+    /// `rules/<name>.wasm`: a rule component (binary).
+    Component,
 }
 
 impl FileKind {
@@ -24,6 +30,13 @@ impl FileKind {
     pub fn of(path: &str) -> Option<Self> {
         if path.split('/').any(|part| part.starts_with('.')) || path.starts_with("tests/") {
             return None;
+        }
+        if let Some(name) = path.strip_prefix("rules/") {
+            return match name {
+                "manifest.json" => Some(Self::RulesManifest),
+                _ if name.ends_with(".wasm") && !name.contains('/') => Some(Self::Component),
+                _ => None,
+            };
         }
         if path.ends_with(".cedarschema") && !path.contains('/') {
             Some(Self::Schema)
@@ -38,10 +51,14 @@ impl FileKind {
 }
 
 /// The bundle's files by relative path (`/`-separated), only those that
-/// decide anything: the schema, policy files and `entities.json`.
+/// decide anything: the schema, policy files, `entities.json`, and the rules
+/// (`rules/manifest.json` and `rules/*.wasm` components).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSource {
+    /// Text files.
     files: BTreeMap<String, String>,
+    /// Binary files (rule components) by bundle-relative path.
+    binaries: BTreeMap<String, Vec<u8>>,
 }
 
 impl BundleSource {
@@ -51,16 +68,18 @@ impl BundleSource {
         if !dir.is_dir() {
             return Err(BundleError::NotADirectory(dir.display().to_string()));
         }
-        let mut files = BTreeMap::new();
-        read_into(dir, dir, &mut files)?;
-        Self::from_files(files)
+        let mut source = Self { files: BTreeMap::new(), binaries: BTreeMap::new() };
+        read_into(dir, dir, &mut source)?;
+        Ok(source)
     }
 
     /// A bundle from in-memory files, as uploaded over HTTP. Paths must be
     /// relative, `/`-separated and free of `..`; unknown files are refused so
     /// that an upload cannot carry something the digest silently ignores.
+    /// Rule components (`rules/*.wasm`) are given base64-encoded.
     pub fn from_files(files: BTreeMap<String, String>) -> Result<Self, BundleError> {
         let mut kept = BTreeMap::new();
+        let mut binaries = BTreeMap::new();
         let mut diagnostics = Vec::new();
         for (path, text) in files {
             let bad_path = path.is_empty()
@@ -71,19 +90,46 @@ impl BundleSource {
                 diagnostics.push(Diagnostic::file(&path, "file paths must be relative and `/`-separated"));
                 continue;
             }
-            if FileKind::of(&path).is_some() {
-                kept.insert(path, text);
+            match FileKind::of(&path) {
+                Some(FileKind::Component) => match BASE64.decode(text.trim()) {
+                    Ok(bytes) => {
+                        binaries.insert(path, bytes);
+                    }
+                    Err(e) => diagnostics.push(Diagnostic::file(&path, format!("a component must be base64: {e}"))),
+                },
+                Some(_) => {
+                    kept.insert(path, text);
+                }
+                None => {}
             }
         }
         if !diagnostics.is_empty() {
             return Err(BundleError::Invalid(diagnostics));
         }
-        Ok(Self { files: kept })
+        Ok(Self { files: kept, binaries })
     }
 
-    /// Relative paths and contents, in path order.
+    /// Text files: relative paths and contents, in path order.
     pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
         self.files.iter().map(|(p, t)| (p.as_str(), t.as_str()))
+    }
+
+    /// Whether the bundle has custom rules (a manifest or components).
+    pub fn has_rules(&self) -> bool {
+        !self.binaries.is_empty() || self.files.keys().any(|p| FileKind::of(p) == Some(FileKind::RulesManifest))
+    }
+
+    /// Binary files (rule components): relative paths and bytes, in path order.
+    pub fn binaries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.binaries.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
+    }
+
+    /// Every file as text, components base64-encoded: the form
+    /// [`from_files`](Self::from_files) reads back.
+    pub fn to_files(&self) -> BTreeMap<String, String> {
+        let mut all = self.files.clone();
+        all.extend(self.binaries.iter().map(|(p, b)| (p.clone(), BASE64.encode(b))));
+        all
     }
 
     /// `sha256:<hex>` over the canonical listing: one line per file, in byte
@@ -92,8 +138,10 @@ impl BundleSource {
     /// `find . -name '*.cedar*' -o -name entities.json | sort | xargs sha256sum | sha256sum`.
     pub fn digest(&self) -> String {
         let mut listing = Sha256::new();
-        for (path, text) in &self.files {
-            let file_hash = hex::encode(Sha256::digest(text.as_bytes()));
+        let mut all: Vec<(&str, &[u8])> = self.files().map(|(p, t)| (p, t.as_bytes())).chain(self.binaries()).collect();
+        all.sort_unstable_by_key(|(p, _)| *p);
+        for (path, bytes) in all {
+            let file_hash = hex::encode(Sha256::digest(bytes));
             listing.update(file_hash.as_bytes());
             listing.update(b"  ");
             listing.update(path.as_bytes());
@@ -103,7 +151,7 @@ impl BundleSource {
     }
 }
 
-fn read_into(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Result<(), BundleError> {
+fn read_into(root: &Path, dir: &Path, source: &mut BundleSource) -> Result<(), BundleError> {
     let io =
         |path: &Path, e: std::io::Error| BundleError::Io { path: path.display().to_string(), message: e.to_string() };
     let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
@@ -116,11 +164,11 @@ fn read_into(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> R
         let relative = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         let file_type = entry.file_type().map_err(|e| io(&path, e))?;
         if file_type.is_dir() {
-            if relative == "tests" || relative == "rules" || relative.starts_with('.') {
+            if relative == "tests" || relative.starts_with('.') {
                 continue;
             }
-            read_into(root, &path, files)?;
-        } else if FileKind::of(&relative).is_some() {
+            read_into(root, &path, source)?;
+        } else if let Some(kind) = FileKind::of(&relative) {
             let len = entry.metadata().map_err(|e| io(&path, e))?.len();
             if len > MAX_FILE_BYTES {
                 return Err(BundleError::Invalid(vec![Diagnostic::file(
@@ -128,8 +176,13 @@ fn read_into(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> R
                     format!("file is {len} bytes, larger than the {MAX_FILE_BYTES}-byte limit"),
                 )]));
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-            files.insert(relative, text);
+            if kind == FileKind::Component {
+                let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+                source.binaries.insert(relative, bytes);
+            } else {
+                let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+                source.files.insert(relative, text);
+            }
         }
     }
     Ok(())

@@ -3,10 +3,18 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use warrant_engine::Bundle;
+use warrant_engine::{Bundle, BundleError, BundleSource};
+
+use crate::rules::RuleHost;
+
+/// Loads a bundle directory as the service would, rules compiled through the
+/// default cache (so `check` then `test` or `serve` compiles each once).
+pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+    RuleHost::new(RuleHost::default_cache_dir(), 1).load(BundleSource::read_dir(dir)?)
+}
 
 pub fn run(dir: &Path) -> ExitCode {
-    match Bundle::load_dir(dir) {
+    match load(dir) {
         Ok(bundle) => {
             println!(
                 "ok: {} policies, namespace `{}`, digest {}",
@@ -14,6 +22,19 @@ pub fn run(dir: &Path) -> ExitCode {
                 bundle.namespace().unwrap_or(""),
                 bundle.digest()
             );
+            let rules = bundle.rules();
+            if !rules.is_empty() {
+                let names: Vec<&str> = rules.names().collect();
+                let r = rules.load_report();
+                println!(
+                    "rules: {} ({}): imports checked, linked; {} compiled, {} from the cache, in {:.0} ms",
+                    rules.len(),
+                    names.join(", "),
+                    r.compiled,
+                    r.from_disk,
+                    r.millis
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

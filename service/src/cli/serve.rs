@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, HttpConfig};
 use crate::keys::Keyring;
+use crate::rules::RuleHost;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -35,14 +36,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let keys = Keyring::load(args.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
     let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
-    let state =
-        AppState::start(store, keys, args.policies.clone(), args.audit_decisions).await.map_err(|e| match e {
+    let workers = args.rule_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let rules = RuleHost::new(args.rule_cache.clone().or_else(RuleHost::default_cache_dir), workers);
+    let state = AppState::start(store, keys, args.policies.clone(), args.audit_decisions, rules).await.map_err(
+        |e| match e {
             crate::state::ChangeError::Bundle(b) => {
                 let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
                 format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
             }
             other => format!("cannot start: {other}"),
-        })?;
+        },
+    )?;
     if state.store().api_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
         let hint = "no API keys yet: every endpoint but /healthz, /readyz and metadata answers 401. Create one with\n  warrant keys create --scope decide --scope events:write --scope audit:read --scope policy:admin";
         tracing::warn!("{hint}");

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use warrant_engine::{Bundle, cases};
+use warrant_engine::cases;
 
 pub fn run(dir: &Path) -> ExitCode {
-    let bundle = match Bundle::load_dir(dir) {
+    let bundle = match super::check::load(dir) {
         Ok(b) => b,
         Err(e) => {
             for d in e.diagnostics() {

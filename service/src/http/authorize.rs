@@ -8,7 +8,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use warrant_engine::{EntityRef, Query};
+use warrant_engine::{EntityRef, Query, RuleVerdict};
 
 use super::authzen::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
 use super::decision::{Decided, decide, record};
@@ -71,9 +71,10 @@ pub struct AuthorizeResponse {
     /// Ids of the determining policies.
     policies: Vec<String>,
     errors: Vec<String>,
-    /// Verdicts of custom Wasm rules (none yet in this bundle format).
-    #[schema(value_type = Vec<Object>)]
-    rules: Vec<Value>,
+    /// What each custom Wasm rule for the action said (consulted only when
+    /// Cedar allows; an enforcing deny or failure makes the decision a deny).
+    #[schema(value_type = Vec<super::openapi::RuleVerdict>)]
+    rules: Vec<RuleVerdict>,
     decision_id: String,
     policy_digest: String,
 }
@@ -85,7 +86,7 @@ impl From<Decided> for AuthorizeResponse {
             reasons: d.decision.reasons,
             policies: d.decision.policies,
             errors: d.decision.errors,
-            rules: Vec::new(),
+            rules: d.decision.rules,
             decision_id: d.decision_id,
             policy_digest: d.policy_digest,
         }
@@ -119,7 +120,7 @@ async fn authorize(
 ) -> Result<Json<AuthorizeResponse>, ApiError> {
     let snapshot = state.snapshot();
     let q = query(&body);
-    let decided = decide(&snapshot, &q)?;
+    let decided = decide(&state, &snapshot, &q).await?;
     record(&state, &[(&decided, &q)]).await?;
     Ok(Json(decided.into()))
 }
@@ -140,7 +141,10 @@ async fn authorize(
 async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
     let snapshot = state.snapshot();
     let queries: Vec<Query> = body.requests.iter().map(query).collect();
-    let outcomes: Vec<Result<Decided, ApiError>> = queries.iter().map(|q| decide(&snapshot, q)).collect();
+    let mut outcomes: Vec<Result<Decided, ApiError>> = Vec::with_capacity(queries.len());
+    for q in &queries {
+        outcomes.push(decide(&state, &snapshot, q).await);
+    }
     let pairs: Vec<(&Decided, &Query)> =
         outcomes.iter().zip(&queries).filter_map(|(o, q)| o.as_ref().ok().map(|d| (d, q))).collect();
     record(&state, &pairs).await?;

@@ -180,6 +180,7 @@ fn answer(decided: &Decided, explain: bool) -> Answer {
             "reasons": decided.decision.reasons,
             "policies": decided.decision.policies,
             "errors": decided.decision.errors,
+            "rules": decided.decision.rules,
         })
     });
     Answer { decision: decided.decision.allowed, context }
@@ -202,7 +203,7 @@ async fn evaluation(
 ) -> Result<Json<Answer>, ApiError> {
     let snapshot = state.snapshot();
     let q = query(&body.subject, &body.action, &body.resource, body.context.as_ref());
-    let decided = decide(&snapshot, &q)?;
+    let decided = decide(&state, &snapshot, &q).await?;
     record(&state, &[(&decided, &q)]).await?;
     Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
 }
@@ -247,7 +248,7 @@ async fn evaluations(
                 .with_field(missing));
             };
             let q = query(subject, action, resource, body.context.as_ref());
-            let decided = decide(&snapshot, &q)?;
+            let decided = decide(&state, &snapshot, &q).await?;
             record(&state, &[(&decided, &q)]).await?;
             return Ok(Json(serde_json::to_value(answer(&decided, options.explain)).map_err(ApiError::internal)?));
         }
@@ -263,7 +264,7 @@ async fn evaluations(
         let outcome = match (subject, action, resource) {
             (Some(s), Some(a), Some(r)) => {
                 let q = query(s, a, r, context);
-                decide(&snapshot, &q).inspect(|d| decided_items.push((d.clone(), q)))
+                decide(&state, &snapshot, &q).await.inspect(|d| decided_items.push((d.clone(), q)))
             }
             _ => {
                 let missing = if subject.is_none() {

@@ -91,6 +91,8 @@ async fn handle(
         .to_owned(),
         purpose: body.purpose,
     };
+    // Resolution may run rules between store reads: hold a rule slot throughout.
+    let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
     let resolution =
         resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await.map_err(|e| match e {
             ResolveError::Request(r) => r.into(),

@@ -17,7 +17,17 @@ pub struct Decided {
     pub policy_digest: String,
 }
 
-pub fn decide(snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
+/// Decides `query`; a decision that may run custom rules runs on a rule
+/// slot, off the async workers (see [`crate::rules::RuleHost::run`]).
+pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
+    if snapshot.bundle.action_has_rules(&query.action) {
+        state.rules().run(|| decide_now(snapshot, query)).await
+    } else {
+        decide_now(snapshot, query)
+    }
+}
+
+fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
     let decision = snapshot.bundle.decide(&snapshot.entities, query, Utc::now())?;
     Ok(Decided {
         decision,
@@ -39,6 +49,9 @@ fn event(decided: &Decided, query: &Query) -> Event {
         ("errors", serde_json::json!(decided.decision.errors)),
     ];
     e.details = details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    if !decided.decision.rules.is_empty() {
+        e.details.insert("rules".to_owned(), serde_json::json!(decided.decision.rules));
+    }
     e
 }
 

@@ -320,6 +320,37 @@ pub enum Verdict {
     Deny,
 }
 
+/// What one custom rule said about a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleVerdict {
+    /// The rule's name in `rules/manifest.json`.
+    rule: String,
+    mode: RuleMode,
+    verdict: RuleOutcome,
+    /// The rule's reason code (`token_too_old`); for an `error`, the failure:
+    /// `out_of_fuel`, `timeout`, `memory_limit`, `trap` or `instantiate`.
+    reason: Option<String>,
+    /// For an `error`: what happened.
+    error: Option<String>,
+}
+
+/// `enforce`: a deny or failure denies the request. `observe`: reported only.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMode {
+    Enforce,
+    Observe,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleOutcome {
+    Allow,
+    Deny,
+    Abstain,
+    Error,
+}
+
 // ---- Health and metadata ---------------------------------------------------
 
 #[derive(Debug, Serialize, ToSchema)]

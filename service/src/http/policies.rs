@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,21 +53,31 @@ struct ShowParams {
 )]
 async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowParams>) -> Json<Value> {
     let snapshot = state.snapshot();
-    let files: Vec<Value> = snapshot
-        .bundle
-        .source()
-        .files()
-        .map(|(path, text)| {
-            let mut file =
-                json!({"path": path, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes()))});
+    let source = snapshot.bundle.source();
+    let text = source.files().map(|(path, text)| (path, text.as_bytes(), None));
+    // Rule components are binary: their content is shown base64-encoded, the
+    // form `PUT /v1/policies` takes.
+    let binary = source.binaries().map(|(path, bytes)| (path, bytes, Some("base64")));
+    let mut files: Vec<Value> = text
+        .chain(binary)
+        .map(|(path, bytes, encoding)| {
+            let mut file = json!({"path": path, "bytes": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes))});
             if params.content
                 && let Some(obj) = file.as_object_mut()
             {
-                obj.insert("content".into(), Value::String(text.to_owned()));
+                let content = match encoding {
+                    Some(_) => BASE64.encode(bytes),
+                    None => String::from_utf8_lossy(bytes).into_owned(),
+                };
+                obj.insert("content".into(), Value::String(content));
+                if let Some(encoding) = encoding {
+                    obj.insert("encoding".into(), json!(encoding));
+                }
             }
             file
         })
         .collect();
+    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     Json(json!({
         "digest": snapshot.bundle.digest(),
         "namespace": snapshot.bundle.namespace(),
@@ -81,7 +93,9 @@ async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowPara
 #[schema(as = PolicyUpload)]
 struct Upload {
     /// Bundle-relative path → file text: one `*.cedarschema`, the `*.cedar`
-    /// policies, optionally `entities.json`.
+    /// policies, optionally `entities.json`, and optionally custom rules:
+    /// `rules/manifest.json` with the `rules/*.wasm` components it names,
+    /// base64-encoded.
     #[garde(length(min = 1, max = MAX_FILES))]
     files: BTreeMap<String, String>,
 }

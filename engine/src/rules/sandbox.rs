@@ -1,0 +1,226 @@
+//! Running one rule component: what it may import, how it is instantiated,
+//! and one evaluation under its fuel, time and memory limits.
+
+use std::sync::Arc;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+use super::manifest::Limits;
+use super::runtime::RuleRuntime;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wasm-guests/wit",
+        world: "rule",
+    });
+}
+
+use bindings::warrant::rule::types::Effect;
+pub(crate) use bindings::warrant::rule::types::{EntityRef, Request, Verdict};
+use bindings::{Rule, RulePre};
+
+/// The WIT package version this host links.
+pub const WIT_PACKAGE: &str = "warrant:rule@0.1.0";
+
+/// Imports a rule may have. `warrant:rule/host` is linked for real; the
+/// `types` interface carries no functions.
+const LINKED: [&str; 2] = ["warrant:rule/host@0.1.0", "warrant:rule/types@0.1.0"];
+/// Interfaces every Rust `wasm32-wasip2` build imports whether it uses them
+/// or not (stdout, environment, streams): linked as functions that trap, so
+/// they grant nothing. Clocks, random, filesystem and sockets are refused.
+const INERT_PREFIXES: [&str; 2] = ["wasi:io/", "wasi:cli/"];
+
+/// Longest log line kept, and lines kept per evaluation.
+const LOG_LINE_BYTES: usize = 1_024;
+const LOG_LINES_PER_CALL: u32 = 16;
+
+/// Why a rule gave no verdict. Every one denies when the rule enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    OutOfFuel,
+    Timeout,
+    MemoryLimit,
+    Trap(String),
+    /// The instance could not be created (pool exhausted, start trapped).
+    Instantiate(String),
+}
+
+impl Failure {
+    /// Short code reported in verdicts: `out_of_fuel`, `timeout`, `memory_limit`, `trap`, `instantiate`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::OutOfFuel => "out_of_fuel",
+            Self::Timeout => "timeout",
+            Self::MemoryLimit => "memory_limit",
+            Self::Trap(_) => "trap",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::OutOfFuel => "the rule ran out of fuel".to_owned(),
+            Self::Timeout => "the rule ran past its time limit".to_owned(),
+            Self::MemoryLimit => "the rule asked for more memory than its limit".to_owned(),
+            Self::Trap(m) => format!("the rule trapped: {m}"),
+            Self::Instantiate(m) => format!("the rule could not be instantiated: {m}"),
+        }
+    }
+}
+
+/// What a guest said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect3 {
+    Allow,
+    Deny,
+    Abstain,
+}
+
+/// Per-store state: the memory cap, and whether the guest hit it.
+pub(crate) struct HostState {
+    rule: Arc<str>,
+    limits: StoreLimits,
+    memory_refused: bool,
+    logged: u32,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.memory_refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+impl bindings::warrant::rule::host::Host for HostState {
+    fn log(&mut self, msg: String) {
+        self.logged += 1;
+        if self.logged > LOG_LINES_PER_CALL {
+            return;
+        }
+        let mut end = msg.len().min(LOG_LINE_BYTES);
+        while !msg.is_char_boundary(end) {
+            end -= 1;
+        }
+        tracing::info!(rule = %self.rule, "{}", msg.get(..end).unwrap_or_default());
+    }
+}
+
+impl bindings::warrant::rule::types::Host for HostState {}
+
+/// A rule compiled and linked: instances are made from it in microseconds.
+pub(crate) struct Prepared {
+    runtime: Arc<RuleRuntime>,
+    pre: RulePre<HostState>,
+    name: Arc<str>,
+    limits: Limits,
+}
+
+/// A live instance with its store, reused across calls when warm.
+pub(crate) struct Instance {
+    store: Store<HostState>,
+    rule: Rule,
+    pub calls: u32,
+}
+
+impl Prepared {
+    /// Checks the component's imports and exports and links it. Errors name
+    /// the offending import or the missing export.
+    pub fn new(runtime: &Arc<RuleRuntime>, component: &Component, name: &str, limits: Limits) -> Result<Self, String> {
+        let engine = runtime.engine();
+        let mut refused = Vec::new();
+        for (import, _) in component.component_type().imports(engine) {
+            let inert = INERT_PREFIXES.iter().any(|p| import.starts_with(p));
+            if !LINKED.contains(&import) && !inert {
+                refused.push(format!("`{import}`"));
+            }
+        }
+        if !refused.is_empty() {
+            return Err(format!(
+                "imports {}: a rule may import only `warrant:rule/host` ({WIT_PACKAGE}); it gets no clock, \
+                 randomness, files or network (read time from the request context)",
+                refused.join(", ")
+            ));
+        }
+        let mut linker: Linker<HostState> = Linker::new(engine);
+        Rule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| format!("{e:#}"))?;
+        linker.define_unknown_imports_as_traps(component).map_err(|e| format!("{e:#}"))?;
+        let pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
+        let pre = RulePre::new(pre).map_err(|e| {
+            format!(
+                "does not export `evaluate: func(config-json: string, req: request) -> verdict` of {WIT_PACKAGE}: {e:#}"
+            )
+        })?;
+        Ok(Self { runtime: Arc::clone(runtime), pre, name: Arc::from(name), limits })
+    }
+
+    /// A new instance with its own store and memory cap.
+    pub fn instantiate(&self) -> Result<Instance, Failure> {
+        let memory = usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX);
+        let state = HostState {
+            rule: Arc::clone(&self.name),
+            limits: StoreLimitsBuilder::new().memory_size(memory).instances(64).tables(64).memories(8).build(),
+            memory_refused: false,
+            logged: 0,
+        };
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| s);
+        self.arm(&mut store).map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        let rule = self.pre.instantiate(&mut store).map_err(|e| classify(&store, &e, true))?;
+        Ok(Instance { store, rule, calls: 0 })
+    }
+
+    /// Fresh fuel and deadline for one call (instantiation runs start
+    /// functions, so it is armed too).
+    fn arm(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        store.set_fuel(self.limits.fuel)?;
+        store.set_epoch_deadline(self.limits.timeout_ms);
+        store.data_mut().memory_refused = false;
+        store.data_mut().logged = 0;
+        Ok(())
+    }
+
+    /// One evaluation. After an `Err` the instance must be dropped: a trap
+    /// can leave a guest's state half-updated.
+    pub fn call(
+        &self,
+        instance: &mut Instance,
+        config: &str,
+        request: &Request,
+    ) -> Result<(Effect3, Option<String>), Failure> {
+        instance.calls += 1;
+        self.arm(&mut instance.store).map_err(|e| Failure::Trap(format!("{e:#}")))?;
+        match instance.rule.call_evaluate(&mut instance.store, config, request) {
+            Ok(Verdict { effect, reason }) => {
+                let effect = match effect {
+                    Effect::Allow => Effect3::Allow,
+                    Effect::Deny => Effect3::Deny,
+                    Effect::Abstain => Effect3::Abstain,
+                };
+                Ok((effect, reason))
+            }
+            Err(e) => Err(classify(&instance.store, &e, false)),
+        }
+    }
+}
+
+fn classify(store: &Store<HostState>, error: &wasmtime::Error, instantiating: bool) -> Failure {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel,
+        Some(Trap::Interrupt) => Failure::Timeout,
+        _ if store.data().memory_refused => Failure::MemoryLimit,
+        Some(trap) => Failure::Trap(trap.to_string()),
+        None if instantiating => Failure::Instantiate(format!("{error:#}")),
+        None => Failure::Trap(format!("{error:#}")),
+    }
+}
+
+pub(crate) fn entity(type_name: &str, id: &str) -> EntityRef {
+    EntityRef { type_name: type_name.to_owned(), id: id.to_owned() }
+}

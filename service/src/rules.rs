@@ -1,0 +1,85 @@
+//! Custom rules in the service: the one rules runtime (started only when a
+//! bundle has rules), its on-disk cache of compiled components, and where
+//! rule-running decisions execute.
+//!
+//! A rule may run for up to its `timeout_ms`; such work must not hold an
+//! async worker, or health checks and Cedar-only decisions would queue behind
+//! it. Decisions that may run a rule take one of a bounded number of slots
+//! (one per core by default) and run with `block_in_place`, which hands the
+//! worker's other tasks to another thread first.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use warrant_engine::{Bundle, BundleError, BundleSource, Diagnostic, RuleRuntime};
+
+#[derive(Debug)]
+pub struct RuleHost {
+    cache_dir: Option<PathBuf>,
+    runtime: OnceLock<Arc<RuleRuntime>>,
+    slots: Semaphore,
+}
+
+impl RuleHost {
+    /// `cache_dir`: where compiled components are kept across restarts
+    /// (`None`: compile at every start). `workers`: how many rule-running
+    /// decisions may execute at once.
+    pub fn new(cache_dir: Option<PathBuf>, workers: usize) -> Self {
+        Self { cache_dir, runtime: OnceLock::new(), slots: Semaphore::new(workers.max(1)) }
+    }
+
+    /// The default cache: `$XDG_CACHE_HOME/warrant/rules` or `~/.cache/warrant/rules`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("warrant").join("rules"))
+    }
+
+    /// Loads a bundle, compiling its rules (if any) on this host's runtime.
+    pub fn load(&self, source: BundleSource) -> Result<Bundle, BundleError> {
+        if !source.has_rules() {
+            return Bundle::load(source);
+        }
+        let runtime = self.runtime()?;
+        Bundle::load_with(source, Some(&runtime))
+    }
+
+    fn runtime(&self) -> Result<Arc<RuleRuntime>, BundleError> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(Arc::clone(r));
+        }
+        let started = RuleRuntime::new(self.cache_dir.clone()).or_else(|e| {
+            // An unusable cache directory costs compile time, not service.
+            tracing::warn!(error = %e, "rule cache unavailable: compiling rules in memory only");
+            RuleRuntime::new(None)
+        });
+        let runtime = started
+            .map_err(|e| BundleError::Invalid(vec![Diagnostic::file(warrant_engine::rules::MANIFEST_PATH, e)]))?;
+        Ok(Arc::clone(self.runtime.get_or_init(|| runtime)))
+    }
+
+    /// Runs `work` (which may run rules) off the async workers, at most
+    /// `workers` at a time. Without rules, callers just call the engine.
+    pub async fn run<R>(&self, work: impl FnOnce() -> R) -> R {
+        let _slot = self.slot().await;
+        offload(work)
+    }
+
+    /// One of the bounded rule slots, for callers that interleave engine
+    /// calls (each through [`offload`]) with awaits.
+    pub async fn slot(&self) -> Option<SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
+    }
+}
+
+/// `block_in_place` on a multi-threaded runtime; inline elsewhere (the
+/// current-thread runtimes of CLI commands and unit tests).
+pub fn offload<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}

@@ -1,0 +1,352 @@
+//! Custom Wasm rules through the real service: the three Rust rules and the
+//! JavaScript rule (built by `wasm-guests/build.sh` into `wasm-guests/dist`)
+//! change decisions exactly as their configurations say; hostile guests
+//! (`tests/fixtures/rules/*.wat`) fail closed while the service keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::{Server, copy_dir, pack_dir, pack_entities, warrant_command};
+
+/// The built guests; `tests/run` builds them before the tests.
+fn dist() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-guests/dist");
+    assert!(
+        dir.join("sql-guard.wasm").is_file() && dir.join("js-rule.wasm").is_file(),
+        "no built guests in {}: run wasm-guests/build.sh (tests/run does)",
+        dir.display()
+    );
+    dir
+}
+
+fn hostile(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules").join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The policy pack with `rules/`: `components` are (file name, bytes).
+fn bundle(manifest: &Value, components: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&pack_dir(), dir.path());
+    std::fs::remove_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/manifest.json"), serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
+    for (file, bytes) in components {
+        std::fs::write(dir.path().join("rules").join(file), bytes).unwrap();
+    }
+    dir
+}
+
+fn guest(file: &str) -> (&str, Vec<u8>) {
+    (file, std::fs::read(dist().join(file)).unwrap())
+}
+
+/// All four real rules, enforcing.
+fn real_manifest(max_age_days: u32) -> Value {
+    json!({"version": 1, "rules": [
+        {"name": "sql-guard", "file": "sql-guard.wasm", "actions": ["run_query"], "mode": "enforce",
+         "config": {"pii": {"tables": ["hr.salaries"], "columns": ["ssn"]}, "allowed_purposes": ["fraud_review"]},
+         "limits": {"fuel": 200_000_000, "memory_bytes": 16_777_216, "timeout_ms": 200}},
+        {"name": "token-max-age", "file": "token-max-age.wasm", "actions": ["use_token"], "mode": "enforce",
+         "config": {"max_age_days": max_age_days}},
+        {"name": "change-window", "file": "change-window.wasm", "actions": ["revoke_token"], "mode": "enforce",
+         "isolation": "fresh",
+         "config": {"time_zone": "Europe/Berlin", "admin_roles": ["admin"],
+                    "windows": [{"days": ["tue", "thu"], "start": "09:00", "end": "17:00"}]}},
+        {"name": "purpose-required", "file": "js-rule.wasm", "actions": ["run_query"], "mode": "enforce",
+         "config": {"actions": ["run_query"], "allowed_purposes": ["fraud_review", "reporting"]},
+         "limits": {"fuel": 100_000_000, "memory_bytes": 33_554_432, "timeout_ms": 200}}
+    ]})
+}
+
+fn real_components() -> Vec<(&'static str, Vec<u8>)> {
+    ["sql-guard.wasm", "token-max-age.wasm", "change-window.wasm", "js-rule.wasm"].into_iter().map(guest).collect()
+}
+
+async fn pack_entities_for_rules(server: &Server) {
+    let mut docs = pack_entities("tokens");
+    // connections.json's connections and grants win over tokens.json's copies.
+    let connections = pack_entities("connections");
+    docs.retain(|d| !connections.iter().any(|c| c["uid"] == d["uid"]));
+    docs.extend(connections);
+    server.put_entities(&docs).await;
+}
+
+const MONDAY: &str = "2026-06-01T00:00:00Z";
+
+async fn authorize(server: &Server, user: &str, action: &str, resource: (&str, &str), context: Value) -> Value {
+    let body = json!({"principal": {"type": "User", "id": user}, "action": action,
+                      "resource": {"type": resource.0, "id": resource.1}, "context": context});
+    let r = server.post("/v1/authorize", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{body} → {}", r.text);
+    r.json
+}
+
+fn verdict_of<'a>(answer: &'a Value, rule: &str) -> &'a Value {
+    answer["rules"].as_array().and_then(|v| v.iter().find(|r| r["rule"] == rule)).unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn the_real_rules_change_decisions_as_their_configurations_say() {
+    let dir = bundle(&real_manifest(90), &real_components());
+    let server = Server::start_with(dir.path());
+    pack_entities_for_rules(&server).await;
+    let conn = ("Connection", "c_open");
+    let token = ("Token", "t_active");
+
+    // sql-guard (Rust, sqlparser) and purpose-required (JavaScript) on run_query.
+    let pii = authorize(
+        &server,
+        "eddie",
+        "run_query",
+        conn,
+        json!({"now": MONDAY, "sql": "SELECT * FROM hr.salaries", "purpose": "reporting"}),
+    )
+    .await;
+    assert_eq!(pii["decision"], "deny", "{pii}");
+    assert_eq!(pii["reasons"], json!(["pii_table:hr.salaries"]));
+    assert_eq!(verdict_of(&pii, "sql-guard")["verdict"], "deny");
+    assert_eq!(verdict_of(&pii, "purpose-required")["verdict"], "allow", "every rule for the action is asked");
+    let fraud = authorize(
+        &server,
+        "eddie",
+        "run_query",
+        conn,
+        json!({"now": MONDAY, "sql": "SELECT ssn FROM people", "purpose": "fraud_review"}),
+    )
+    .await;
+    assert_eq!(fraud["decision"], "allow", "{fraud}");
+    let no_purpose = authorize(&server, "eddie", "run_query", conn, json!({"now": MONDAY, "sql": "SELECT 1"})).await;
+    assert_eq!(no_purpose["decision"], "deny");
+    assert_eq!(no_purpose["reasons"], json!(["purpose_missing"]), "the JavaScript rule denies: {no_purpose}");
+    let odd_purpose =
+        authorize(&server, "eddie", "run_query", conn, json!({"now": MONDAY, "purpose": "curiosity"})).await;
+    assert_eq!(odd_purpose["reasons"], json!(["purpose_not_allowed:curiosity"]));
+    assert_eq!(verdict_of(&odd_purpose, "sql-guard")["verdict"], "abstain", "no SQL: sql-guard abstains");
+
+    // token-max-age: 90 days.
+    let old = authorize(
+        &server,
+        "eddie",
+        "use_token",
+        token,
+        json!({"now": MONDAY, "token_issued_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(old["decision"], "deny");
+    assert_eq!(old["reasons"], json!(["token_too_old"]));
+    let recent = authorize(
+        &server,
+        "eddie",
+        "use_token",
+        token,
+        json!({"now": MONDAY, "token_issued_at": "2026-05-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(recent["decision"], "allow", "{recent}");
+
+    // change-window: Tuesday and Thursday 09:00–17:00 Berlin; admins exempt.
+    let monday = authorize(&server, "eddie", "revoke_token", token, json!({"now": MONDAY})).await;
+    assert_eq!(monday["reasons"], json!(["outside_change_window"]), "{monday}");
+    let tuesday = authorize(&server, "eddie", "revoke_token", token, json!({"now": "2026-06-02T10:00:00+02:00"})).await;
+    assert_eq!(tuesday["decision"], "allow", "{tuesday}");
+    let late = authorize(&server, "eddie", "revoke_token", token, json!({"now": "2026-06-02T17:00:00+02:00"})).await;
+    assert_eq!(late["reasons"], json!(["outside_change_window"]), "the window's end is exclusive");
+    let admin =
+        authorize(&server, "adam", "revoke_token", token, json!({"now": MONDAY, "principal_role": "admin"})).await;
+    assert_eq!(admin["decision"], "allow", "{admin}");
+
+    // Cedar's deny stands and no rule is asked.
+    let revoked = authorize(
+        &server,
+        "eddie",
+        "use_token",
+        ("Token", "t_revoked"),
+        json!({"now": MONDAY, "token_issued_at": "2026-05-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(revoked["decision"], "deny");
+    assert_eq!(revoked["rules"], json!([]));
+
+    // AuthZEN: verdicts only in an explained answer.
+    let mut body = json!({"subject": {"type": "User", "id": "eddie"}, "action": {"name": "use_token"},
+                          "resource": {"type": "Token", "id": "t_active"},
+                          "context": {"now": MONDAY, "token_issued_at": "2026-01-01T00:00:00Z"}});
+    let plain = server.evaluation(&body).await;
+    assert_eq!(plain, json!({"decision": false}));
+    body["options"] = json!({"explain": true});
+    let explained = server.evaluation(&body).await;
+    assert_eq!(explained["context"]["reasons"], json!(["token_too_old"]));
+    assert_eq!(explained["context"]["rules"][0]["rule"], "token-max-age");
+    assert_eq!(explained["context"]["rules"][0]["mode"], "enforce");
+
+    // The audit record carries the verdicts.
+    let records = server.audit_events("kind=decision").await;
+    let recorded = records.iter().find(|r| r["reasons"] == json!(["token_too_old"])).expect("a token_too_old record");
+    assert_eq!(recorded["details"]["rules"][0]["verdict"], "deny", "{recorded}");
+    assert_eq!(recorded["details"]["rules"][0]["reason"], "token_too_old");
+
+    // A new configuration, uploaded with its components (base64), changes
+    // the decision: 200 days allows the 151-day-old token.
+    let mut files = serde_json::Map::new();
+    for (path, text) in crate::server::bundle_files(dir.path()) {
+        files.insert(path, text);
+    }
+    files.insert("rules/manifest.json".into(), json!(serde_json::to_string(&real_manifest(200)).unwrap()));
+    for (file, bytes) in real_components() {
+        files.insert(format!("rules/{file}"), json!(base64_encode(&bytes)));
+    }
+    let r = server.put("/v1/policies", &json!({"files": files})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let now_ok = authorize(
+        &server,
+        "eddie",
+        "use_token",
+        token,
+        json!({"now": MONDAY, "token_issued_at": "2026-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(now_ok["decision"], "allow", "{now_ok}");
+    let shown = server.get("/v1/policies").await;
+    let listed: Vec<&str> = shown.json["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
+    assert!(listed.contains(&"rules/js-rule.wasm") && listed.contains(&"rules/manifest.json"), "{listed:?}");
+}
+
+/// Standard base64, as `PUT /v1/policies` takes components.
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hostile_manifest(rule: &str, fixture: &str, limits: Value) -> Value {
+    json!({"version": 1, "rules": [{"name": rule, "file": format!("{fixture}.wasm"), "actions": ["run_query"],
+                                    "mode": "enforce", "limits": limits}]})
+}
+
+#[tokio::test]
+async fn an_endless_loop_denies_while_health_and_other_decisions_keep_answering() {
+    let manifest = hostile_manifest("spin", "endless-loop", json!({"fuel": 50_000_000, "timeout_ms": 50}));
+    let dir = bundle(&manifest, &[("endless-loop.wasm", hostile("endless-loop"))]);
+    let server = Server::start_with(dir.path());
+    pack_entities_for_rules(&server).await;
+    let run_query = json!({"principal": {"type": "User", "id": "eddie"}, "action": "run_query",
+                           "resource": {"type": "Connection", "id": "c_open"}, "context": {"now": MONDAY}});
+    let use_token = json!({"principal": {"type": "User", "id": "eddie"}, "action": "use_token",
+                           "resource": {"type": "Token", "id": "t_active"}, "context": {"now": MONDAY}});
+
+    // 16 clients keep the loop rule busy for two seconds...
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut load = Vec::new();
+    for _ in 0..16 {
+        let (client, url, body) = (reqwest::Client::new(), server.url("/v1/authorize"), run_query.clone());
+        let key = server.api_key.clone();
+        load.push(tokio::spawn(async move {
+            let mut denied = 0u32;
+            while Instant::now() < deadline {
+                let r = client.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                let answer: Value = r.json().await.unwrap();
+                assert_eq!(answer["decision"], "deny", "{answer}");
+                assert_eq!(answer["reasons"], json!(["rule_error:spin"]), "{answer}");
+                denied += 1;
+            }
+            denied
+        }));
+    }
+    // ...while health checks and Cedar-only decisions are answered throughout.
+    let mut slowest = Duration::ZERO;
+    let mut answered = 0;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+        let token = server.post("/v1/authorize", &use_token).await;
+        assert_eq!(token.json["decision"], "allow", "{}", token.text);
+        slowest = slowest.max(started.elapsed());
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut denied = 0;
+    for task in load {
+        denied += task.await.unwrap();
+    }
+    eprintln!("loop decisions denied: {denied}; health+decision pairs answered: {answered}, slowest {slowest:?}");
+    assert!(denied >= 16, "every client got answers: {denied}");
+    assert!(answered >= 10, "health checks and other decisions kept being answered: {answered}");
+    assert!(slowest < Duration::from_secs(2), "a health check waited {slowest:?} behind the loop");
+}
+
+#[tokio::test]
+async fn hostile_guests_each_deny_with_their_failure() {
+    for (rule, fixture, limits, code) in [
+        ("hog", "memory-hog", json!({"memory_bytes": 1_048_576}), "memory_limit"),
+        ("boom", "trap", json!({}), "trap"),
+        ("spin", "endless-loop", json!({"fuel": 1_000_000}), "out_of_fuel"),
+    ] {
+        let dir = bundle(&hostile_manifest(rule, fixture, limits), &[(&format!("{fixture}.wasm"), hostile(fixture))]);
+        let server = Server::start_with(dir.path());
+        pack_entities_for_rules(&server).await;
+        for _ in 0..2 {
+            let answer =
+                authorize(&server, "eddie", "run_query", ("Connection", "c_open"), json!({"now": MONDAY})).await;
+            assert_eq!(answer["decision"], "deny", "{answer}");
+            assert_eq!(answer["reasons"], json!([format!("rule_error:{rule}")]));
+            assert_eq!(verdict_of(&answer, rule)["verdict"], "error");
+            assert_eq!(verdict_of(&answer, rule)["reason"], code, "{answer}");
+        }
+        assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn check_refuses_a_forbidden_import_and_serve_will_not_start_with_it() {
+    let manifest = hostile_manifest("clock", "wall-clock", json!({}));
+    let dir = bundle(&manifest, &[("wall-clock.wasm", hostile("wall-clock"))]);
+    let home = tempfile::tempdir().unwrap();
+    let out = warrant_command(home.path()).arg("check").arg(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rules/wall-clock.wasm") && stderr.contains("`wasi:clocks/wall-clock@0.2.0`"), "{stderr}");
+
+    // Uploading it is refused too, and the active bundle stays.
+    let server = Server::start();
+    let before = server.digest().await;
+    let mut files = crate::server::bundle_files(&pack_dir());
+    files.insert("rules/manifest.json".into(), json!(serde_json::to_string(&manifest).unwrap()));
+    files.insert("rules/wall-clock.wasm".into(), json!(base64_encode(&hostile("wall-clock"))));
+    let r = server.put("/v1/policies", &json!({"files": files})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("wasi:clocks/wall-clock@0.2.0"), "{}", r.text);
+    assert_eq!(server.digest().await, before);
+}
+
+#[test]
+fn check_and_test_cover_the_example_bundle() {
+    let bundle = dist().join("bundle");
+    let home = tempfile::tempdir().unwrap();
+    let out = warrant_command(home.path()).arg("check").arg(&bundle).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("rules: 4 (sql-guard, token-max-age, change-window, purpose-required)"), "{stdout}");
+    let out = warrant_command(home.path()).arg("test").arg(&bundle).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("rules.json") && stdout.contains(" 0 failed"), "{stdout}");
+
+    // A case expecting the wrong verdict fails, naming the rule.
+    let broken = tempfile::tempdir().unwrap();
+    copy_dir(&bundle, broken.path());
+    let cases = broken.path().join("tests/rules.json");
+    let text = std::fs::read_to_string(&cases).unwrap().replacen(
+        "\"token-max-age\": \"deny\"",
+        "\"token-max-age\": \"allow\"",
+        1,
+    );
+    std::fs::write(&cases, text).unwrap();
+    let out = warrant_command(home.path()).arg("test").arg(broken.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("expected rule `token-max-age` to say Allow, got Deny"), "{stdout}");
+}
