@@ -131,16 +131,16 @@ impl Bundle {
         let response = Authorizer::new().is_authorized(&request, policies, &store);
         let mut decision = self.explain(&response);
         if decision.allowed && self.rules.applies_to(action) {
-            let principal_type = principal_type.to_string();
-            let resource_type = resource_type.to_string();
-            let action_type = action.type_name().to_string();
+            let principal_type = self.names.qualified(principal_type);
+            let resource_type = self.names.qualified(resource_type);
+            let action_type = self.names.qualified(action.type_name());
             let rule_request = RuleRequest {
                 principal: (&principal_type, &query.principal.id),
                 action: (&action_type, action.id().unescaped()),
                 resource: (&resource_type, &query.resource.id),
-                context_json: Value::Object(context_json).to_string(),
+                context_json: serde_json::to_string(&context_json).unwrap_or_default(),
             };
-            decision.rules = self.rules.evaluate(action, &rule_request);
+            decision.rules = self.rules.evaluate(action, rule_request);
             let denials: Vec<String> = decision.rules.iter().filter_map(RuleVerdict::deny_reason).collect();
             if !denials.is_empty() {
                 decision.allowed = false;

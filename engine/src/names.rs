@@ -13,6 +13,8 @@ pub struct Names {
     namespace: Option<String>,
     types: HashMap<String, EntityTypeName>,
     actions: HashMap<String, EntityUid>,
+    /// Each type's qualified spelling (`Analytics::User`), as rules see it.
+    qualified: HashMap<EntityTypeName, String>,
 }
 
 impl Names {
@@ -48,7 +50,12 @@ impl Names {
                 actions.insert(id, action.clone());
             }
         }
-        Self { namespace, types, actions }
+        let qualified = schema
+            .entity_types()
+            .chain(schema.actions().map(EntityUid::type_name))
+            .map(|t| (t.clone(), t.to_string()))
+            .collect();
+        Self { namespace, types, actions, qualified }
     }
 
     pub fn namespace(&self) -> Option<&str> {
@@ -58,6 +65,14 @@ impl Names {
     /// The entity type a client names, if the schema declares it.
     pub fn entity_type(&self, name: &str) -> Option<&EntityTypeName> {
         self.types.get(name)
+    }
+
+    /// The qualified spelling of a declared type (`Analytics::User`).
+    pub fn qualified<'a>(&'a self, ty: &'a EntityTypeName) -> std::borrow::Cow<'a, str> {
+        match self.qualified.get(ty) {
+            Some(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            None => std::borrow::Cow::Owned(ty.to_string()),
+        }
     }
 
     /// The action a client names, if the schema declares it.

@@ -247,7 +247,7 @@ impl RuleSet {
     }
 
     /// Asks every rule for `action`, in manifest order.
-    pub fn evaluate(&self, action: &EntityUid, request: &RuleRequest<'_>) -> Vec<RuleVerdict> {
+    pub fn evaluate(&self, action: &EntityUid, request: RuleRequest<'_>) -> Vec<RuleVerdict> {
         let Some(indexes) = self.by_action.get(action) else {
             return Vec::new();
         };
@@ -255,7 +255,7 @@ impl RuleSet {
             principal: sandbox::entity(request.principal.0, request.principal.1),
             action: sandbox::entity(request.action.0, request.action.1),
             resource: sandbox::entity(request.resource.0, request.resource.1),
-            context_json: request.context_json.clone(),
+            context_json: request.context_json,
         };
         indexes.iter().filter_map(|i| self.rules.get(*i)).map(|rule| rule.evaluate(&wire)).collect()
     }
