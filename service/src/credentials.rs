@@ -104,6 +104,17 @@ impl Decider<'_> {
     }
 }
 
+/// `use_token`'s context: the token's issue time, for rules such as
+/// `token-max-age`, when known and the bundle's schema declares it.
+fn token_context(snapshot: &Snapshot, token: &TokenState) -> Map<String, Value> {
+    match &token.issued_at {
+        Some(at) if snapshot.bundle.context_has_datetime("use_token", "token_issued_at") => {
+            context(&[("token_issued_at", at)])
+        }
+        _ => Map::new(),
+    }
+}
+
 fn context(pairs: &[(&str, &str)]) -> Map<String, Value> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect()
 }
@@ -165,7 +176,13 @@ pub async fn resolve(
         // connection's fixed role, expiry) for its owner: sharing never hands
         // out a token its owner could not use.
         let entity = token.entity(snapshot.bundle.namespace());
-        let usable = d.decide(("User", owner), "use_token", ("Token", &token.token_id), context(&[]), vec![entity])?;
+        let usable = d.decide(
+            ("User", owner),
+            "use_token",
+            ("Token", &token.token_id),
+            token_context(snapshot, &token),
+            vec![entity],
+        )?;
         if !usable.allowed {
             return Ok(deny(usable.reasons));
         }
@@ -201,7 +218,8 @@ fn own_token(
 ) -> Result<Resolution, ResolveError> {
     let user = ("User", ask.principal_id.as_str());
     let token_entity = own.entity(snapshot.bundle.namespace());
-    let use_token = d.decide(user, "use_token", ("Token", &own.token_id), context(&[]), vec![token_entity])?;
+    let use_token =
+        d.decide(user, "use_token", ("Token", &own.token_id), token_context(snapshot, &own), vec![token_entity])?;
     if !use_token.allowed {
         return Ok(deny(use_token.reasons));
     }

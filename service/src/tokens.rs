@@ -44,6 +44,10 @@ pub struct TokenState {
     /// RFC 3339 UTC.
     pub expires_at: String,
     pub updated_at: String,
+    /// RFC 3339 UTC: when the user last authenticated for this token (the
+    /// `token.issued` event's `issued_at`, or its arrival). Unknown for
+    /// tokens first seen through another event.
+    pub issued_at: Option<String>,
 }
 
 impl TokenState {
@@ -90,6 +94,8 @@ pub struct TokenChange {
     pub role: Option<String>,
     /// Normalised RFC 3339 UTC.
     pub expires_at: Option<String>,
+    /// Normalised RFC 3339 UTC; for `token.issued`, defaults to `now`.
+    pub issued_at: Option<String>,
 }
 
 /// An event that contradicts the token's state.
@@ -126,6 +132,7 @@ pub fn apply(
         role: String::new(),
         expires_at: now.to_owned(),
         updated_at: now.to_owned(),
+        issued_at: None,
     });
     if let Some(role) = &change.role {
         next.role = role.clone();
@@ -133,6 +140,9 @@ pub fn apply(
     match change.kind {
         TokenEventKind::Issued => {
             next.status = "active".into();
+            // A refresh continues the same grant; only an issue (the user
+            // authenticating again) restarts the token's age.
+            next.issued_at = Some(change.issued_at.clone().unwrap_or_else(|| now.to_owned()));
             if let Some(e) = &change.expires_at {
                 next.expires_at = e.clone();
             }
@@ -180,7 +190,22 @@ mod tests {
             connection: "snow".into(),
             role: Some("ANALYST".into()),
             expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+            issued_at: None,
         }
+    }
+
+    #[test]
+    fn only_an_issue_restarts_the_token_age() {
+        let issued = apply(None, &change(TokenEventKind::Issued), "n1").unwrap().unwrap();
+        assert_eq!(issued.issued_at.as_deref(), Some("n1"), "an issue without a time is stamped on arrival");
+        let refreshed = apply(Some(&issued), &change(TokenEventKind::Refreshed), "n2").unwrap().unwrap();
+        assert_eq!(refreshed.issued_at.as_deref(), Some("n1"), "a refresh continues the same grant");
+        let mut reissue = change(TokenEventKind::Issued);
+        reissue.issued_at = Some("2026-05-01T00:00:00.000Z".into());
+        let again = apply(Some(&refreshed), &reissue, "n3").unwrap().unwrap();
+        assert_eq!(again.issued_at.as_deref(), Some("2026-05-01T00:00:00.000Z"));
+        let unknown = apply(None, &change(TokenEventKind::Revoked), "n4").unwrap().unwrap();
+        assert_eq!(unknown.issued_at, None, "first seen revoked: no issue time");
     }
 
     fn now() -> DateTime<Utc> {

@@ -350,3 +350,48 @@ fn check_and_test_cover_the_example_bundle() {
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("expected rule `token-max-age` to say Allow, got Deny"), "{stdout}");
 }
+
+/// Credential resolution asks `use_token` with the token's issue time, so a
+/// 90-day rotation rule applies where tokens are actually handed out.
+#[tokio::test]
+async fn token_max_age_applies_to_credential_resolution() {
+    let manifest = json!({"version": 1, "rules": [
+        {"name": "token-max-age", "file": "token-max-age.wasm", "actions": ["use_token"], "mode": "enforce",
+         "config": {"max_age_days": 90}}]});
+    let dir = bundle(&manifest, &[guest("token-max-age.wasm")]);
+    let server = Server::start_with(dir.path());
+    server.put_entities(&crate::credentials::entities()).await;
+    let issue = |issued_at: String| {
+        json!({"kind": "token.issued", "token_id": "tok-eddie", "owner": "eddie", "connection": "c_wh",
+               "role": "ANALYST", "expires_at": "2099-01-01T00:00:00Z", "issued_at": issued_at})
+    };
+    // Normalised as the service stores times: UTC, milliseconds.
+    let days_ago = |days: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let yesterday = days_ago(1);
+
+    let r = server.post("/v1/tokens/events", &issue(days_ago(200))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.json["token"]["issued_at"].is_string(), "{}", r.text);
+    let old = crate::credentials::resolve(&server, "eddie", "p_disabled", "c_wh", "notebook").await;
+    assert_eq!(old, json!({"decision": "deny", "reasons": ["token_too_old"]}), "{old}");
+
+    // Re-authenticating issues the token anew: its age restarts.
+    let r = server.post("/v1/tokens/events", &issue(yesterday.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let fresh = crate::credentials::resolve(&server, "eddie", "p_disabled", "c_wh", "notebook").await;
+    assert_eq!(fresh["decision"], "allow", "{fresh}");
+    assert_eq!(fresh["credential"]["token_id"], "tok-eddie");
+
+    // A refresh keeps the issue time (it continues the same grant).
+    let refresh = json!({"kind": "token.refreshed", "token_id": "tok-eddie", "owner": "eddie",
+                         "connection": "c_wh", "expires_at": "2099-06-01T00:00:00Z"});
+    let r = server.post("/v1/tokens/events", &refresh).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["token"]["issued_at"], json!(yesterday));
+
+    let bad = server.post("/v1/tokens/events", &issue("last tuesday".into())).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert_eq!(bad.json["error"]["field"], "issued_at");
+}

@@ -293,6 +293,16 @@ impl Bundle {
         &self.rules
     }
 
+    /// Whether `action`'s context declares `key` as a `datetime`, so a
+    /// caller may fill it (the pack's `token_issued_at`) without breaking a
+    /// bundle whose schema has no such key.
+    pub fn context_has_datetime(&self, action: &str, key: &str) -> bool {
+        self.names
+            .action(action)
+            .and_then(|uid| self.contexts.get(uid))
+            .is_some_and(|shape| shape.datetime_keys.iter().any(|k| k == key))
+    }
+
     /// Whether deciding `action` (as a client names it) may run a rule, so
     /// callers can move such decisions off latency-sensitive threads.
     pub fn action_has_rules(&self, action: &str) -> bool {

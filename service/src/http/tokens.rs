@@ -50,10 +50,27 @@ pub struct TokenEvent {
     #[garde(inner(length(max = 64)))]
     #[schema(format = DateTime, max_length = 64)]
     expires_at: Option<String>,
+    /// RFC 3339: when the user authenticated for this token (for
+    /// `token.issued`; default: when the event arrives). Rules such as
+    /// `token-max-age` compare it with `now`; a refresh keeps it.
+    #[serde(default)]
+    #[garde(inner(length(max = 64)))]
+    #[schema(format = DateTime, max_length = 64)]
+    issued_at: Option<String>,
     /// Recorded with the event in the audit log.
     #[serde(default)]
     #[garde(custom(shallow_object))]
     details: Option<Map<String, Value>>,
+}
+
+/// `text` as normalised RFC 3339 UTC, or a 400 naming `field`.
+fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map_err(|_| {
+            ApiError::bad_request("invalid_field", format!("`{field}`: `{text}` is not an RFC 3339 time"))
+                .with_field(field)
+        })
 }
 
 #[utoipa::path(
@@ -76,14 +93,7 @@ async fn record(
     ApiJson(event): ApiJson<TokenEvent>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let expires_at = match &event.expires_at {
-        Some(text) => Some(
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                .map_err(|_| {
-                    ApiError::bad_request("invalid_field", format!("`expires_at`: `{text}` is not an RFC 3339 time"))
-                        .with_field("expires_at")
-                })?,
-        ),
+        Some(text) => Some(rfc3339("expires_at", text)?),
         None if matches!(event.kind, TokenEventKind::Issued | TokenEventKind::Refreshed) => {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -93,6 +103,7 @@ async fn record(
         }
         None => None,
     };
+    let issued_at = event.issued_at.as_deref().map(|t| rfc3339("issued_at", t)).transpose()?;
     let change = TokenChange {
         kind: event.kind,
         token_id: event.token_id.clone(),
@@ -100,6 +111,7 @@ async fn record(
         connection: event.connection.clone(),
         role: event.role.clone(),
         expires_at,
+        issued_at,
     };
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let outcome = state
@@ -126,6 +138,9 @@ async fn record(
         record.details.insert("status".into(), json!(t.status));
         record.details.insert("role".into(), json!(t.role));
         record.details.insert("expires_at".into(), json!(t.expires_at));
+        if let Some(issued_at) = &t.issued_at {
+            record.details.insert("issued_at".into(), json!(issued_at));
+        }
     }
     let appended = state.audit().append(record).await?;
     Ok((

@@ -6,7 +6,7 @@
 /// The token columns, as a literal so queries stay static strings.
 macro_rules! token_columns {
     () => {
-        "token_id, owner, connection, status, role, expires_at, updated_at"
+        "token_id, owner, connection, status, role, expires_at, updated_at, issued_at"
     };
 }
 

@@ -14,6 +14,7 @@ where
     R: Row,
     for<'c> &'c str: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database>,
 {
     Ok(TokenState {
         token_id: row.try_get("token_id")?,
@@ -23,6 +24,7 @@ where
         role: row.try_get("role")?,
         expires_at: row.try_get("expires_at")?,
         updated_at: row.try_get("updated_at")?,
+        issued_at: row.try_get("issued_at")?,
     })
 }
 

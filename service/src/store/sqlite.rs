@@ -173,8 +173,9 @@ impl SqliteStore {
             sqlx::query(concat!(
                 "INSERT INTO tokens (",
                 token_columns!(),
-                ") VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET ",
-                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET ",
+                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, ",
+                "updated_at = excluded.updated_at, issued_at = excluded.issued_at"
             ))
             .bind(&t.token_id)
             .bind(&t.owner)
@@ -183,6 +184,7 @@ impl SqliteStore {
             .bind(&t.role)
             .bind(&t.expires_at)
             .bind(&t.updated_at)
+            .bind(&t.issued_at)
             .execute(&mut *tx)
             .await?;
         }

@@ -94,13 +94,10 @@ pub(super) async fn forget(pool: &SqlitePool, source: &str, webhook_id: &str) ->
 }
 
 pub(super) async fn tokens_of_owner(pool: &SqlitePool, owner: &str) -> Result<Vec<TokenState>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT token_id, owner, connection, status, role, expires_at, updated_at
-         FROM tokens WHERE owner = ? ORDER BY token_id",
-    )
-    .bind(owner)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE owner = ? ORDER BY token_id"))
+        .bind(owner)
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(token_of).collect()
 }
 

@@ -114,6 +114,8 @@ pub async fn apply_event(store: &Store, body: &[u8], now: &str) -> Result<Applie
         connection: connection.clone(),
         role: data.optional("data.role")?,
         expires_at,
+        // Webhooks refresh or revoke; neither restarts a token's age.
+        issued_at: None,
     };
     let after = store.update_token(&token_id, |before| apply(before, &change, now)).await??;
     Ok(Applied { kind, owner, token: Some((token_id, connection)), changed: after.into_iter().collect() })
@@ -141,6 +143,7 @@ async fn deprovision(
                         connection: b.connection.clone(),
                         role: None,
                         expires_at: None,
+                        issued_at: None,
                     };
                     apply(Some(b), &change, now)
                 }

@@ -162,8 +162,9 @@ impl PgStore {
             sqlx::query(concat!(
                 "INSERT INTO tokens (",
                 token_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (token_id) DO UPDATE SET ",
-                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, updated_at = excluded.updated_at"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (token_id) DO UPDATE SET ",
+                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, ",
+                "updated_at = excluded.updated_at, issued_at = excluded.issued_at"
             ))
             .bind(&t.token_id)
             .bind(&t.owner)
@@ -172,6 +173,7 @@ impl PgStore {
             .bind(&t.role)
             .bind(&t.expires_at)
             .bind(&t.updated_at)
+            .bind(&t.issued_at)
             .execute(&mut *tx)
             .await?;
         }
