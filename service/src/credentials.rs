@@ -180,7 +180,7 @@ pub async fn resolve(
             ("User", owner),
             "use_token",
             ("Token", &token.token_id),
-            token_context(snapshot, &token),
+            token_context(snapshot, token),
             vec![entity],
         )?;
         if !usable.allowed {
@@ -219,7 +219,7 @@ fn own_token(
     let user = ("User", ask.principal_id.as_str());
     let token_entity = own.entity(snapshot.bundle.namespace());
     let use_token =
-        d.decide(user, "use_token", ("Token", &own.token_id), token_context(snapshot, &own), vec![token_entity])?;
+        d.decide(user, "use_token", ("Token", &own.token_id), token_context(snapshot, own), vec![token_entity])?;
     if !use_token.allowed {
         return Ok(deny(use_token.reasons));
     }
