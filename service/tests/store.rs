@@ -60,9 +60,12 @@ async fn suite(store: Store) {
         connection: "snow".into(),
         role: Some("ANALYST".into()),
         expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+        issued_at: Some("2026-01-01T00:00:00.000Z".into()),
     };
     let issued = store.update_token("t1", |b| apply(b, &change(TokenEventKind::Issued), "n1")).await.unwrap().unwrap();
     assert_eq!(issued.unwrap().status, "active");
+    let stored = store.token("t1").await.unwrap().unwrap();
+    assert_eq!(stored.issued_at.as_deref(), Some("2026-01-01T00:00:00.000Z"), "the issue time is stored");
     store.update_token("t1", |b| apply(b, &change(TokenEventKind::Revoked), "n2")).await.unwrap().unwrap();
     let refused = store.update_token("t1", |b| apply(b, &change(TokenEventKind::Refreshed), "n3")).await.unwrap();
     assert_eq!(refused, Err(TokenConflict::RefreshRevoked("t1".into())));
@@ -70,6 +73,8 @@ async fn suite(store: Store) {
     assert_eq!(store.tokens_of("ann", "snow").await.unwrap().len(), 1);
     assert!(store.tokens_of("ann", "other").await.unwrap().is_empty());
     assert_eq!(store.tokens_of_owner("ann").await.unwrap().len(), 1);
+    let owned = store.tokens_of_owner("ann").await.unwrap();
+    assert_eq!(owned[0].issued_at.as_deref(), Some("2026-01-01T00:00:00.000Z"), "a revoke keeps the issue time");
 
     // Audit: sealed after the stored head, gap-free, verifiable, queryable.
     let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
