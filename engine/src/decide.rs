@@ -127,7 +127,11 @@ impl Bundle {
             })?;
 
         let store = self.request_entities(entities, query, &context_json, principal_type, resource_type)?;
-        let policies = self.index.slice(action).unwrap_or(&self.policies);
+        let candidates = match (request.principal(), request.resource()) {
+            (Some(p), Some(r)) => self.index.candidates(action, p, r, &store),
+            _ => None,
+        };
+        let policies = candidates.as_deref().or_else(|| self.index.slice(action)).unwrap_or(&self.policies);
         let response = Authorizer::new().is_authorized(&request, policies, &store);
         let mut decision = self.explain(&response);
         if decision.allowed && self.rules.applies_to(action) {
