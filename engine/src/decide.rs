@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, ContextShape};
 use crate::entities::{EntitySet, cedar_message, collect_refs, uid, with_properties};
 use crate::rules::{RuleRequest, RuleVerdict};
 use crate::time;
@@ -115,16 +115,16 @@ impl Bundle {
         let principal = uid(principal_type, &query.principal.id);
         let resource = uid(resource_type, &query.resource.id);
 
-        let context_json = self.complete_context(action, &query.context, now);
+        let shape = self.contexts.get(action);
+        let context_json = complete_context(shape, &query.context, now);
         // The common case (strings, booleans, integers, datetimes) skips
         // Cedar's JSON context parser, whose schema-directed parsing builds
         // and drops an error per attribute it tries (a tenth of a decision in
         // profiles). Anything else, or any failure, takes the JSON path, so
         // answers and error messages are exactly the JSON path's.
-        let fast =
-            fast_context(&context_json, self.contexts.get(action).map(|s| s.datetime_keys.as_slice())).and_then(|c| {
-                Request::new(principal.clone(), action.clone(), resource.clone(), c, Some(&self.schema)).ok()
-            });
+        let fast = fast_context(&context_json, shape.map(|s| s.datetime_keys.as_slice())).and_then(|c| {
+            Request::new(principal.clone(), action.clone(), resource.clone(), c, Some(&self.schema)).ok()
+        });
         let request = match fast {
             Some(request) => request,
             None => {
@@ -181,7 +181,7 @@ impl Bundle {
         given: &Map<String, Value>,
         now: DateTime<Utc>,
     ) -> Result<(Context, Map<String, Value>), RequestError> {
-        let context = self.complete_context(action, given, now);
+        let context = complete_context(self.contexts.get(action), given, now);
         Ok((self.cedar_context(action, &context)?, context))
     }
 
@@ -193,30 +193,6 @@ impl Bundle {
     ) -> Result<Context, RequestError> {
         Context::from_json_value(Value::Object(context.clone()), Some((&self.schema, action)))
             .map_err(|e| RequestError::InvalidContext(cedar_message(&e)))
-    }
-
-    /// `given` with `now` filled in (when the action takes one and the caller
-    /// left it out) and datetimes normalised to Cedar's spelling.
-    fn complete_context(
-        &self,
-        action: &cedar_policy::EntityUid,
-        given: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Map<String, Value> {
-        let mut context = given.clone();
-        if let Some(shape) = self.contexts.get(action) {
-            if shape.takes_now && !context.contains_key("now") {
-                context.insert("now".into(), Value::String(time::cedar_datetime(now)));
-            }
-            for key in &shape.datetime_keys {
-                if let Some(Value::String(text)) = context.get(key)
-                    && let Some(normal) = time::normalize(text)
-                {
-                    context.insert(key.clone(), Value::String(normal));
-                }
-            }
-        }
-        context
     }
 
     /// The stored entities, or — when the request carries entities or
@@ -332,4 +308,27 @@ fn fast_context(context: &Map<String, Value>, datetime_keys: Option<&[String]>) 
         pairs.push((key.clone(), expr));
     }
     Context::from_pairs(pairs).ok()
+}
+
+/// `given` with `now` filled in (when the action takes one and the caller
+/// left it out) and datetimes normalised to Cedar's spelling.
+fn complete_context(
+    shape: Option<&ContextShape>,
+    given: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Map<String, Value> {
+    let mut context = given.clone();
+    if let Some(shape) = shape {
+        if shape.takes_now && !context.contains_key("now") {
+            context.insert("now".into(), Value::String(time::cedar_datetime(now)));
+        }
+        for key in &shape.datetime_keys {
+            if let Some(Value::String(text)) = context.get(key)
+                && let Some(normal) = time::normalize(text)
+            {
+                context.insert(key.clone(), Value::String(normal));
+            }
+        }
+    }
+    context
 }

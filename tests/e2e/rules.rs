@@ -301,7 +301,7 @@ async fn hostile_guests_each_deny_with_their_failure() {
 }
 
 #[tokio::test]
-async fn check_refuses_a_forbidden_import_and_serve_will_not_start_with_it() {
+async fn check_and_upload_refuse_a_forbidden_import() {
     let manifest = hostile_manifest("clock", "wall-clock", json!({}));
     let dir = bundle(&manifest, &[("wall-clock.wasm", hostile("wall-clock"))]);
     let home = tempfile::tempdir().unwrap();

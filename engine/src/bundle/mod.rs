@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 
-pub use context_shape::ContextShapes;
+pub use context_shape::{ContextShape, ContextShapes};
 pub use diagnostic::Diagnostic;
 pub(crate) use diagnostic::line_column;
 pub use source::{BundleSource, FileKind};
@@ -306,6 +306,6 @@ impl Bundle {
     /// Whether deciding `action` (as a client names it) may run a rule, so
     /// callers can move such decisions off latency-sensitive threads.
     pub fn action_has_rules(&self, action: &str) -> bool {
-        self.names.action(action).is_some_and(|uid| self.rules.applies_to(uid))
+        !self.rules.is_empty() && self.names.action(action).is_some_and(|uid| self.rules.applies_to(uid))
     }
 }

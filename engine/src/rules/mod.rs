@@ -26,7 +26,7 @@ use serde::Serialize;
 
 pub use manifest::{Isolation, Limits, MANIFEST_PATH, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS, Mode};
 pub use runtime::{CompiledFrom, RuleRuntime};
-pub use sandbox::{Effect3 as Effect, Failure, WIT_PACKAGE};
+pub use sandbox::{Failure, WIT_PACKAGE};
 
 use crate::bundle::Diagnostic;
 use manifest::Manifest;
@@ -265,20 +265,13 @@ impl LoadedRule {
     fn evaluate(&self, request: &Request) -> RuleVerdict {
         let outcome = self.run(request);
         let (verdict, reason, error) = match outcome {
-            Ok((effect, reason)) => {
-                let verdict = match effect {
-                    Effect::Allow => Outcome::Allow,
-                    Effect::Deny => Outcome::Deny,
-                    Effect::Abstain => Outcome::Abstain,
-                };
-                (verdict, reason, None)
-            }
+            Ok((verdict, reason)) => (verdict, reason, None),
             Err(failure) => (Outcome::Error, Some(failure.code().to_owned()), Some(failure.message())),
         };
         RuleVerdict { rule: self.name.clone(), mode: self.mode, verdict, reason, error }
     }
 
-    fn run(&self, request: &Request) -> Result<(Effect, Option<String>), Failure> {
+    fn run(&self, request: &Request) -> Result<(Outcome, Option<String>), Failure> {
         let warm = self.isolation == Isolation::Warm;
         let reused = if warm { self.idle.lock().ok().and_then(|mut idle| idle.pop()) } else { None };
         let mut instance = match reused {

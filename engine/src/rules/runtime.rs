@@ -155,14 +155,6 @@ impl RuleRuntime {
         self.engine.precompile_compatibility_hash().hash(&mut h);
         format!("{}-{:016x}.cwasm", hex::encode(key), h.finish())
     }
-
-    /// Forgets components compiled in memory (the disk cache stays). For
-    /// measuring loads; a running service never needs it.
-    pub fn forget_compiled(&self) {
-        if let Ok(mut map) = self.compiled.lock() {
-            map.clear();
-        }
-    }
 }
 
 impl Drop for RuleRuntime {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
+use super::Outcome;
 use super::manifest::Limits;
 use super::runtime::RuleRuntime;
 
@@ -67,15 +68,6 @@ impl Failure {
             Self::Instantiate(m) => format!("the rule could not be instantiated: {m}"),
         }
     }
-}
-
-/// What a guest said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect3 {
-    Allow,
-    Deny,
-    Abstain,
 }
 
 /// Per-store state: the memory cap, and whether the guest hit it.
@@ -193,15 +185,15 @@ impl Prepared {
         instance: &mut Instance,
         config: &str,
         request: &Request,
-    ) -> Result<(Effect3, Option<String>), Failure> {
+    ) -> Result<(Outcome, Option<String>), Failure> {
         instance.calls += 1;
         self.arm(&mut instance.store).map_err(|e| Failure::Trap(format!("{e:#}")))?;
         match instance.rule.call_evaluate(&mut instance.store, config, request) {
             Ok(Verdict { effect, reason }) => {
                 let effect = match effect {
-                    Effect::Allow => Effect3::Allow,
-                    Effect::Deny => Effect3::Deny,
-                    Effect::Abstain => Effect3::Abstain,
+                    Effect::Allow => Outcome::Allow,
+                    Effect::Deny => Outcome::Deny,
+                    Effect::Abstain => Outcome::Abstain,
                 };
                 Ok((effect, reason))
             }
