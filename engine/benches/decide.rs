@@ -45,11 +45,18 @@ fn loading(c: &mut Criterion) {
     c.bench_function("bundle_load_policy_pack", |b| b.iter(|| warrant_engine::Bundle::load(source.clone()).unwrap()));
 }
 
-/// The data browser's question: which of 10,000 schemas may this user browse.
+/// The data browser's question: which of 10,000 schemas may this user
+/// browse — warrant (partial evaluation once, residual from the indexes),
+/// warrant deciding every candidate, and cedar-policy's own
+/// `query_resource` over the whole pack, side by side.
 fn search(c: &mut Criterion) {
+    use cedar_policy::{Context, Entities, EntityUid, PolicySet, ResourceQueryRequest, Schema};
+    use warrant_engine::{SearchMode, Searched};
+
     let bundle = fixture::pack();
     let now = Utc::now();
-    let entities = fixture::entities(&bundle, 20_000);
+    let docs = fixture::entity_docs(20_000);
+    let entities = bundle.entity_set(docs.clone()).unwrap();
     let search = warrant_engine::Search {
         subject: warrant_engine::EntityRef { type_name: "User".into(), id: "u3".into(), properties: None },
         action: "browse_schema".into(),
@@ -57,10 +64,62 @@ fn search(c: &mut Criterion) {
         context: serde_json::Map::new(),
     };
     assert_eq!(entities.ids_of_type("Analytics::Schema").len(), 10_000);
+
+    // The first search after a store change builds the attribute index.
+    let first = std::time::Instant::now();
+    let indexed = bundle.search_entities(&entities, &search, Searched::Resources, SearchMode::Auto, now).unwrap();
+    eprintln!("search: first query on a new store version (builds the index): {:?}", first.elapsed());
+    assert_eq!(indexed.path, warrant_engine::SearchPath::Indexed);
+
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let schema =
+        Schema::from_cedarschema_str(&std::fs::read_to_string(dir.join("analytics.cedarschema")).unwrap()).unwrap().0;
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            text.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let raw: PolicySet = text.parse().unwrap();
+    let docs: Vec<serde_json::Value> = docs
+        .into_iter()
+        .map(|mut d| {
+            d.as_object_mut().unwrap().entry("parents").or_insert(json!([]));
+            d
+        })
+        .collect();
+    let raw_entities = Entities::from_json_value(serde_json::Value::Array(docs), Some(&schema)).unwrap();
+    let action: EntityUid = r#"Analytics::Action::"browse_schema""#.parse().unwrap();
+    let context = Context::from_json_value(json!({"now": "2026-06-01T00:00:00Z"}), Some((&schema, &action))).unwrap();
+    let request = ResourceQueryRequest::new(
+        r#"Analytics::User::"u3""#.parse().unwrap(),
+        action,
+        "Analytics::Schema".parse().unwrap(),
+        context,
+        &schema,
+    )
+    .unwrap();
+    let mut cedar_ids: Vec<String> = raw
+        .query_resource(&request, &raw_entities, &schema)
+        .unwrap()
+        .map(|uid| uid.id().unescaped().to_owned())
+        .collect();
+    cedar_ids.sort();
+    assert_eq!(indexed.ids, cedar_ids, "warrant and cedar-policy disagree");
+
     let mut group = c.benchmark_group("search");
-    group.sample_size(20);
+    group.sample_size(10);
     group.bench_function("browse_schema_10000_schemas", |b| {
-        b.iter(|| bundle.search_resources(&entities, &search, now).unwrap())
+        b.iter(|| bundle.search_entities(&entities, &search, Searched::Resources, SearchMode::Auto, now).unwrap())
+    });
+    group.bench_function("browse_schema_10000_schemas_every_candidate", |b| {
+        b.iter(|| {
+            bundle.search_entities(&entities, &search, Searched::Resources, SearchMode::EveryCandidate, now).unwrap()
+        })
+    });
+    group.bench_function("browse_schema_10000_schemas_cedar_query_resource", |b| {
+        b.iter(|| raw.query_resource(&request, &raw_entities, &schema).unwrap().count())
     });
     group.finish();
 }

@@ -150,16 +150,9 @@ impl Bundle {
         let response = Authorizer::new().is_authorized(&request, policies, &store);
         let mut decision = self.explain(&response);
         if decision.allowed && self.rules.applies_to(action) {
-            let principal_type = self.names.qualified(principal_type);
-            let resource_type = self.names.qualified(resource_type);
-            let action_type = self.names.qualified(action.type_name());
-            let rule_request = RuleRequest {
-                principal: (&principal_type, &query.principal.id),
-                action: (&action_type, action.id().unescaped()),
-                resource: (&resource_type, &query.resource.id),
-                context_json: serde_json::to_string(&context_json).unwrap_or_default(),
-            };
-            decision.rules = self.rules.evaluate(action, rule_request);
+            let principal = uid(principal_type, &query.principal.id);
+            let resource = uid(resource_type, &query.resource.id);
+            decision.rules = self.rule_verdicts(action, &principal, &resource, &context_json);
             let denials: Vec<String> = decision.rules.iter().filter_map(RuleVerdict::deny_reason).collect();
             if !denials.is_empty() {
                 decision.allowed = false;
@@ -183,6 +176,26 @@ impl Bundle {
     ) -> Result<(Context, Map<String, Value>), RequestError> {
         let context = complete_context(self.contexts.get(action), given, now);
         Ok((self.cedar_context(action, &context)?, context))
+    }
+
+    /// The verdicts of `action`'s custom rules on a request Cedar allowed.
+    pub(crate) fn rule_verdicts(
+        &self,
+        action: &cedar_policy::EntityUid,
+        principal: &cedar_policy::EntityUid,
+        resource: &cedar_policy::EntityUid,
+        context: &Map<String, Value>,
+    ) -> Vec<RuleVerdict> {
+        let principal_type = self.names.qualified(principal.type_name());
+        let resource_type = self.names.qualified(resource.type_name());
+        let action_type = self.names.qualified(action.type_name());
+        let rule_request = RuleRequest {
+            principal: (&principal_type, principal.id().unescaped()),
+            action: (&action_type, action.id().unescaped()),
+            resource: (&resource_type, resource.id().unescaped()),
+            context_json: serde_json::to_string(context).unwrap_or_default(),
+        };
+        self.rules.evaluate(action, rule_request)
     }
 
     /// Parses a completed context through Cedar's schema-directed JSON parser.

@@ -12,6 +12,7 @@ use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid};
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
+use crate::search::SearchCache;
 
 /// Why a set of entities was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct EntitySet {
     refs: HashMap<UidKey, Vec<UidKey>>,
     /// Ids of each entity type, sorted: the candidates of a search.
     by_type: HashMap<String, Vec<String>>,
+    /// Search indexes, built on first use for this version of the store.
+    pub(crate) search: SearchCache,
 }
 
 impl EntitySet {
@@ -208,7 +211,7 @@ impl Bundle {
             by_type.entry(key.0.clone()).or_default().push(key.1.clone());
         }
         by_type.values_mut().for_each(|ids| ids.sort_unstable());
-        Ok(EntitySet { docs, cedar, stored: stored_count, uids, refs, by_type })
+        Ok(EntitySet { docs, cedar, stored: stored_count, uids, refs, by_type, search: SearchCache::default() })
     }
 
     /// Parses request-carried entity documents against the schema, keeping

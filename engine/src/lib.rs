@@ -32,4 +32,4 @@ pub use decide::{Decision, EntityRef, Query, RequestError};
 pub use entities::{EntitiesError, EntitySet};
 pub use redact::{RedactionConfig, Redactor};
 pub use rules::{RuleRuntime, RuleSet, RuleVerdict};
-pub use search::Search;
+pub use search::{Found, Search, SearchMode, SearchPath, Searched};

@@ -113,3 +113,26 @@ fn unknown_types_have_no_results() {
     };
     assert!(bundle.search_resources(&set, &s, Utc::now()).unwrap().is_empty());
 }
+
+#[test]
+fn browse_schema_is_answered_from_the_indexes() {
+    let bundle = pack();
+    let set = bundle.entity_set(workspace()).unwrap();
+    let s = Search {
+        subject: EntityRef { type_name: "User".into(), id: "lead".into(), properties: None },
+        action: "browse_schema".into(),
+        resource: EntityRef { type_name: "Schema".into(), ..Default::default() },
+        context: serde_json::Map::new(),
+    };
+    let now = Utc::now();
+    let indexed = bundle
+        .search_entities(&set, &s, warrant_engine::Searched::Resources, warrant_engine::SearchMode::Auto, now)
+        .unwrap();
+    let every = bundle
+        .search_entities(&set, &s, warrant_engine::Searched::Resources, warrant_engine::SearchMode::EveryCandidate, now)
+        .unwrap();
+    assert_eq!(indexed.path, warrant_engine::SearchPath::Indexed);
+    assert_eq!(every.path, warrant_engine::SearchPath::EveryCandidate);
+    assert_eq!(indexed.ids, every.ids);
+    assert!(!indexed.ids.is_empty());
+}

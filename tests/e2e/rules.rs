@@ -395,3 +395,28 @@ async fn token_max_age_applies_to_credential_resolution() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
     assert_eq!(bad.json["error"]["field"], "issued_at");
 }
+
+/// A search lists only what a decision would allow: an enforcing rule that
+/// denies `browse_schema` empties the listing; the same rule observing
+/// changes nothing, and other actions' searches are untouched.
+#[tokio::test]
+async fn searches_list_only_what_the_rules_allow() {
+    let docs = pack_entities("data_browser");
+    let search = |action: &str| json!({"subject": {"type": "User", "id": "vera"}, "action": {"name": action}, "resource": {"type": "Schema"}});
+    let mut listings = Vec::new();
+    for mode in ["enforce", "observe"] {
+        let manifest = json!({"version": 1, "rules": [
+            {"name": "no-browsing", "file": "deny.wasm", "actions": ["browse_schema"], "mode": mode}]});
+        let dir = bundle(&manifest, &[("deny.wasm", hostile("deny"))]);
+        let server = Server::start_with(dir.path());
+        server.put_entities(&docs).await;
+        let r = server.post("/access/v1/search/resource", &search("browse_schema")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        listings.push(r.json["results"].clone());
+        // The single decision agrees with the listing.
+        let d = authorize(&server, "vera", "browse_schema", ("Schema", "s_public"), json!({})).await;
+        assert_eq!(d["decision"], if mode == "enforce" { "deny" } else { "allow" }, "{d}");
+    }
+    assert_eq!(listings[0], json!([]), "an enforcing deny rule must empty the listing");
+    assert_eq!(listings[1], json!([{"type": "Schema", "id": "s_public"}]), "an observing rule changes nothing");
+}

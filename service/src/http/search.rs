@@ -4,6 +4,12 @@
 //! `type` (an `id`, if sent, is ignored); an unknown type has no results.
 //! Pages are keyset-based: `page.next_token` is the opaque position after the
 //! last result, stable while entities change.
+//!
+//! A search is usually a partial evaluation and an index lookup, but the
+//! first one on a new store version builds the index, one the index cannot
+//! answer decides every candidate, and custom rules run per result: each
+//! search runs on a bounded slot off the async workers, like a decision that
+//! runs rules.
 
 use axum::extract::State;
 use axum::routing::post;
@@ -152,7 +158,8 @@ async fn resources(
         resource: typed(&body.resource),
         context: body.context.clone().unwrap_or_default(),
     };
-    let ids = snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())?;
+    let ids =
+        state.rules().run(|| snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())).await?;
     respond(ids, body.page.as_ref(), |id| json!({"type": body.resource.type_name, "id": id}))
 }
 
@@ -178,7 +185,8 @@ async fn subjects(
         resource: entity_ref(&body.resource),
         context: body.context.clone().unwrap_or_default(),
     };
-    let ids = snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())?;
+    let ids =
+        state.rules().run(|| snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())).await?;
     respond(ids, body.page.as_ref(), |id| json!({"type": body.subject.type_name, "id": id}))
 }
 
@@ -200,6 +208,7 @@ async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSea
         resource: entity_ref(&body.resource),
         context: body.context.clone().unwrap_or_default(),
     };
-    let names = snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())?;
+    let names =
+        state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())).await?;
     respond(names, body.page.as_ref(), |name| json!({"name": name}))
 }

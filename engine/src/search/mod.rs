@@ -1,0 +1,270 @@
+//! AuthZEN search: which resources (subjects, actions) a request would be
+//! allowed for, computed per principal from the live store — never served
+//! from another principal's answer (R10: the data browser shows each user
+//! only what they may browse).
+//!
+//! Searching resources (or subjects) of a type:
+//! 1. Type-aware partial evaluation (Cedar's `tpe`) of the action's policy
+//!    slice, with the searched-for entity unknown and the known one's slice
+//!    of the store, once per query. What is left per policy is an expression
+//!    over the unknown entity alone.
+//! 2. Each residual is answered from indexes over the candidates
+//!    ([`candidates`]: attribute value → entities, ancestor → entities),
+//!    built on first use and kept for the store version ([`residual`]).
+//!    Cedar's combining, with warrant's fail-closed forbids, is then set
+//!    algebra: (∪ true permits) − (∪ forbids that are true or error).
+//! 3. A residual outside the indexed forms (or a store slice too large)
+//!    falls back to deciding every candidate, which is always right.
+//!
+//! Candidates Cedar allows then go through the action's custom rules, if
+//! it has any: a search never lists what a decision would deny.
+//! `engine/tests/search_differential.rs` checks both paths against
+//! deciding every candidate.
+
+mod candidates;
+mod residual;
+
+pub(crate) use candidates::SearchCache;
+
+use cedar_policy::pst::{Effect, Var};
+use cedar_policy::{
+    Authorizer, Context, EntityTypeName, EntityUid, PartialEntities, PartialEntityUid, PartialRequest, Request,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::bundle::Bundle;
+use crate::decide::{EntityRef, RequestError};
+use crate::entities::{EntitySet, collect_refs, uid};
+use candidates::Bits;
+use residual::Residuals;
+
+/// How a search found its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Partial evaluation, residuals answered from the indexes.
+    Indexed,
+    /// Every candidate decided.
+    EveryCandidate,
+}
+
+/// What is fixed in a search; the searched-for part is a type only.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub subject: EntityRef,
+    pub action: String,
+    pub resource: EntityRef,
+    pub context: Map<String, Value>,
+}
+
+/// Which side of a search is the searched-for type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Searched {
+    Resources,
+    Subjects,
+}
+
+/// Whether a search may use partial evaluation and the indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    #[default]
+    Auto,
+    /// Decide every candidate (the reference the indexed path must equal).
+    EveryCandidate,
+}
+
+/// A search's answer and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Matching ids, in id order.
+    pub ids: Vec<String>,
+    pub path: SearchPath,
+}
+
+impl Bundle {
+    /// Ids of the `search.resource.type` entities `search.subject` may
+    /// `search.action`, in id order. An unknown type has no results.
+    pub fn search_resources(
+        &self,
+        entities: &EntitySet,
+        search: &Search,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, RequestError> {
+        Ok(self.search_entities(entities, search, Searched::Resources, SearchMode::Auto, now)?.ids)
+    }
+
+    /// Ids of the `search.subject.type` entities that may `search.action`
+    /// on `search.resource`, in id order.
+    pub fn search_subjects(
+        &self,
+        entities: &EntitySet,
+        search: &Search,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, RequestError> {
+        Ok(self.search_entities(entities, search, Searched::Subjects, SearchMode::Auto, now)?.ids)
+    }
+
+    /// Resources or subjects of the searched-for type allowed to take part in
+    /// `search.action` with the other, given side.
+    pub fn search_entities(
+        &self,
+        entities: &EntitySet,
+        search: &Search,
+        searched: Searched,
+        mode: SearchMode,
+        now: DateTime<Utc>,
+    ) -> Result<Found, RequestError> {
+        let nothing = |path| Ok(Found { ids: Vec::new(), path });
+        let Some((p_type, r_type)) = self.search_types(search) else { return nothing(SearchPath::EveryCandidate) };
+        let action = self
+            .names
+            .action(&search.action)
+            .ok_or_else(|| RequestError::UnknownAction { name: search.action.clone() })?;
+        let (context, context_json) = self.context(action, &search.context, now)?;
+        let (known, candidate_type, var) = match searched {
+            Searched::Resources => (uid(p_type, &search.subject.id), r_type, Var::Resource),
+            Searched::Subjects => (uid(r_type, &search.resource.id), p_type, Var::Principal),
+        };
+        let pair = |candidate: EntityUid| match searched {
+            Searched::Resources => (known.clone(), candidate),
+            Searched::Subjects => (candidate, known.clone()),
+        };
+        let ids = entities.ids_of_type(&candidate_type.to_string());
+        let Some(first) = ids.first() else { return nothing(SearchPath::EveryCandidate) };
+        // Types and context are checked once; a pair the schema rules out
+        // (e.g. an action that does not apply to the type) has no results.
+        let (p, r) = pair(uid(candidate_type, first));
+        if Request::new(p, action.clone(), r, context.clone(), Some(&self.schema)).is_err() {
+            return nothing(SearchPath::EveryCandidate);
+        }
+        let query = Partial { action, context: &context, context_json: &context_json, known: &known, var };
+        let indexed = match mode {
+            SearchMode::Auto => self.indexed(entities, &query, candidate_type, ids),
+            SearchMode::EveryCandidate => None,
+        };
+        let (mut found, path) = match indexed {
+            Some(found) => (found, SearchPath::Indexed),
+            None => {
+                let every = ids.iter().filter(|id| {
+                    let (p, r) = pair(uid(candidate_type, id));
+                    // Already validated above for this type pair.
+                    Request::new(p, action.clone(), r, context.clone(), None)
+                        .is_ok_and(|request| self.authorized(&request, action, entities))
+                });
+                (every.cloned().collect(), SearchPath::EveryCandidate)
+            }
+        };
+        if self.rules.applies_to(action) {
+            found.retain(|id| {
+                let (p, r) = pair(uid(candidate_type, id));
+                self.rule_verdicts(action, &p, &r, &context_json).iter().all(|v| v.deny_reason().is_none())
+            });
+        }
+        Ok(Found { ids: found, path })
+    }
+
+    /// Action ids `search.subject` may take on `search.resource`.
+    pub fn search_actions(
+        &self,
+        entities: &EntitySet,
+        search: &Search,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, RequestError> {
+        let Some((p_type, r_type)) = self.search_types(search) else { return Ok(Vec::new()) };
+        let principal = uid(p_type, &search.subject.id);
+        let resource = uid(r_type, &search.resource.id);
+        let mut allowed = Vec::new();
+        for action in self.schema.actions_for_principal_and_resource(p_type, r_type) {
+            let Some((context, context_json)) = self.context(action, &search.context, now).ok() else { continue };
+            let Ok(request) =
+                Request::new(principal.clone(), action.clone(), resource.clone(), context, Some(&self.schema))
+            else {
+                continue;
+            };
+            let denied_by_rule = || {
+                self.rules.applies_to(action)
+                    && self
+                        .rule_verdicts(action, &principal, &resource, &context_json)
+                        .iter()
+                        .any(|v| v.deny_reason().is_some())
+            };
+            if self.authorized(&request, action, entities) && !denied_by_rule() {
+                allowed.push(action.id().unescaped().to_owned());
+            }
+        }
+        allowed.sort();
+        allowed.dedup();
+        Ok(allowed)
+    }
+
+    /// The subject and resource types a search names, if the schema declares
+    /// both (an unknown type has no results, not an error).
+    fn search_types(&self, search: &Search) -> Option<(&EntityTypeName, &EntityTypeName)> {
+        Some((self.names.entity_type(&search.subject.type_name)?, self.names.entity_type(&search.resource.type_name)?))
+    }
+
+    /// The indexed path: `None` when it cannot answer (see the module docs).
+    fn indexed(
+        &self,
+        entities: &EntitySet,
+        query: &Partial<'_>,
+        candidate_type: &EntityTypeName,
+        ids: &[String],
+    ) -> Option<Vec<String>> {
+        let mut roots = vec![(query.known.type_name().to_string(), query.known.id().unescaped().to_owned())];
+        collect_refs(&Value::Object(query.context_json.clone()), &mut roots);
+        roots.extend(self.literal_refs.iter().cloned());
+        let slice = entities.slice(roots, Vec::new(), &self.action_entities)?.ok()?;
+        let partial_entities = PartialEntities::from_concrete(slice, &self.schema).ok()?;
+        let known = PartialEntityUid::from_concrete(query.known.clone());
+        let unknown = PartialEntityUid::new(candidate_type.clone(), None);
+        let (principal, resource) = match query.var {
+            Var::Resource => (known, unknown),
+            _ => (unknown, known),
+        };
+        let request =
+            PartialRequest::new(principal, query.action.clone(), resource, Some(query.context.clone()), &self.schema)
+                .ok()?;
+        let policies = self.index.slice(query.action).unwrap_or(&self.policies);
+        let response = policies.tpe(&request, &partial_entities, &self.schema).ok()?;
+        // A forbid that holds, or errors (warrant fails closed), for any
+        // candidate holds for all of them.
+        if response.true_forbids().next().is_some() || response.error_forbids().next().is_some() {
+            return Some(Vec::new());
+        }
+        let candidates = entities.search.candidates(candidate_type, ids);
+        let residuals = Residuals {
+            var: query.var.clone(),
+            candidates: &candidates,
+            entities: &entities.cedar,
+            type_name: candidate_type.to_string(),
+        };
+        let n = candidates.len();
+        let mut permitted = if response.true_permits().next().is_some() { Bits::all(n) } else { Bits::none(n) };
+        let mut forbidden = Bits::none(n);
+        for policy in response.residual_policies() {
+            let (effect, condition) = residuals.policy(&policy.to_pst().ok()?)?;
+            match effect {
+                Effect::Permit => permitted = permitted.union(&condition.t),
+                Effect::Forbid => forbidden = forbidden.union(&condition.t).union(&condition.e),
+            }
+        }
+        Some(permitted.minus(&forbidden).positions().filter_map(|p| candidates.ids.get(p).cloned()).collect())
+    }
+
+    fn authorized(&self, request: &Request, action: &EntityUid, entities: &EntitySet) -> bool {
+        let policies = self.index.slice(action).unwrap_or(&self.policies);
+        let response = Authorizer::new().is_authorized(request, policies, &entities.cedar);
+        self.explain(&response).allowed
+    }
+}
+
+/// The known parts of a search, as partial evaluation takes them.
+struct Partial<'a> {
+    action: &'a EntityUid,
+    context: &'a Context,
+    context_json: &'a Map<String, Value>,
+    known: &'a EntityUid,
+    /// The variable standing for the searched-for entity.
+    var: Var,
+}
