@@ -13,6 +13,9 @@
 //!    errors. The candidate set is built once per distinct combination and
 //!    kept (bounded).
 //!
+//! Template-linked policies are sliced like static ones (their scopes carry
+//! the linked entities); a slice holding one also holds its template.
+//!
 //! INVARIANT: for every declared action A, `slice(A)` holds exactly the
 //! policies whose action constraint is `any`, `== A`, or `in [..]` naming A
 //! or an action group A belongs to (transitively); `candidates` returns a
@@ -49,6 +52,8 @@ struct ActionSlice {
 #[derive(Debug)]
 struct Scoped {
     policies: Vec<Policy>,
+    /// The templates linked policies among `policies` come from.
+    templates: Arc<PolicySet>,
     /// No usable literal: always a candidate.
     always: Vec<usize>,
     /// `principal == U` / `principal in U` (`is T in U`), keyed by `U`.
@@ -61,6 +66,13 @@ struct Scoped {
 impl PolicyIndex {
     pub(crate) fn build(schema: &Schema, policies: &PolicySet) -> Self {
         let groups = schema.action_entities().ok();
+        let mut templates = PolicySet::new();
+        for template in policies.templates() {
+            if templates.add_template(template.clone()).is_err() {
+                return Self::default();
+            }
+        }
+        let templates = Arc::new(templates);
         let mut by_action = HashMap::new();
         for action in schema.actions() {
             // The action itself and every group it belongs to.
@@ -78,13 +90,13 @@ impl PolicyIndex {
                 };
                 if applies {
                     // Ids are unique in `policies`, so adding cannot fail.
-                    if slice.add(policy.clone()).is_err() {
+                    if add(&mut slice, policy, &templates).is_none() {
                         return Self::default();
                     }
                     members.push(policy.clone());
                 }
             }
-            let scoped = (members.len() > SCOPED_MIN).then(|| Scoped::build(members)).flatten();
+            let scoped = (members.len() > SCOPED_MIN).then(|| Scoped::build(members, Arc::clone(&templates))).flatten();
             by_action.insert(action.clone(), ActionSlice { all: Arc::new(slice), scoped });
         }
         Self { by_action }
@@ -117,7 +129,7 @@ impl PolicyIndex {
 
 impl Scoped {
     /// `None` when too few policies carry a literal for the index to pay.
-    fn build(policies: Vec<Policy>) -> Option<Self> {
+    fn build(policies: Vec<Policy>, templates: Arc<PolicySet>) -> Option<Self> {
         let mut always = Vec::new();
         let mut by_principal: HashMap<EntityUid, Vec<usize>> = HashMap::new();
         let mut by_resource: HashMap<EntityUid, Vec<usize>> = HashMap::new();
@@ -139,7 +151,7 @@ impl Scoped {
         if always.len() * 2 > policies.len() {
             return None;
         }
-        Some(Self { policies, always, by_principal, by_resource, memo: Mutex::new(HashMap::new()) })
+        Some(Self { policies, templates, always, by_principal, by_resource, memo: Mutex::new(HashMap::new()) })
     }
 
     /// The candidate set, or `None` when it would be the whole slice.
@@ -172,7 +184,7 @@ impl Scoped {
         let mut set = PolicySet::new();
         for i in &chosen {
             let policy = self.policies.get(*i)?;
-            set.add(policy.clone()).ok()?;
+            add(&mut set, policy, &self.templates)?;
         }
         let set = Arc::new(set);
         if memo.len() >= MEMO_MAX {
@@ -181,4 +193,15 @@ impl Scoped {
         memo.insert(chosen, Arc::clone(&set));
         Some(set)
     }
+}
+
+/// Adds `policy` to `set`: a static policy as it is, a linked one by linking
+/// its template (taken from `templates`, added once) with the same values.
+/// `None` if Cedar refuses (ids are unique in a loaded bundle, so it won't).
+fn add(set: &mut PolicySet, policy: &Policy, templates: &PolicySet) -> Option<()> {
+    let Some(template_id) = policy.template_id() else { return set.add(policy.clone()).ok() };
+    if set.template(template_id).is_none() {
+        set.add_template(templates.template(template_id)?.clone()).ok()?;
+    }
+    set.link(template_id.clone(), policy.id().clone(), policy.template_links().unwrap_or_default()).ok()
 }

@@ -239,3 +239,88 @@ fn policies_scoped_to_an_action_group_still_apply_to_its_members() {
     let own = b.decide(&set, &q("read", "a", "a"), now()).unwrap();
     assert_eq!(own.reasons, vec!["never_on_self"], "unscoped forbids reach every action");
 }
+
+const TEMPLATE: &str = r#"@id("reader")
+@reason("granted_reader")
+permit (principal == ?principal, action == Docs::Action::"read", resource == ?resource)
+unless { resource.locked };
+
+@id("writer_ban")
+@reason("banned_writer")
+forbid (principal == ?principal, action == Docs::Action::"write", resource);
+"#;
+
+#[test]
+fn templates_decide_through_their_links() {
+    let links = r#"[
+        {"id": "bob-reads-open", "template": "reader",
+         "values": {"?principal": {"type": "Docs::User", "id": "bob"}, "?resource": {"type": "Docs::Doc", "id": "open"}}},
+        {"id": "ann-banned", "template": "writer_ban", "values": {"?principal": {"type": "Docs::User", "id": "ann"}}}
+    ]"#;
+    let b = Bundle::load(source(&[
+        ("docs.cedarschema", SCHEMA),
+        ("read.cedar", POLICIES),
+        ("templates.cedar", TEMPLATE),
+        ("links.json", links),
+    ]))
+    .unwrap();
+    assert_eq!(b.policy_count(), 5, "three static policies and two links; templates alone decide nothing");
+    let mut docs = entities();
+    docs.push(json!({"uid": {"type": "Docs::User", "id": "bob"}, "attrs": {"level": 1}, "parents": []}));
+    let store = b.entity_set(docs).unwrap();
+    let read = b.decide(&store, &query("bob", "read", "open"), now()).unwrap();
+    assert!(read.allowed);
+    assert_eq!(read.policies, ["bob-reads-open"]);
+    // The link only covers `open`; the template's condition still applies.
+    assert!(!b.decide(&store, &query("bob", "read", "old"), now()).unwrap().allowed);
+    let write = b.decide(&store, &query("ann", "write", "open"), now()).unwrap();
+    assert!(!write.allowed);
+    assert_eq!(write.reasons, ["banned_writer"], "a link carries its template's @reason");
+    // Links are part of what the digest names.
+    let other = Bundle::load(source(&[
+        ("docs.cedarschema", SCHEMA),
+        ("read.cedar", POLICIES),
+        ("templates.cedar", TEMPLATE),
+        ("links.json", "[]"),
+    ]))
+    .unwrap();
+    assert_ne!(b.digest(), other.digest());
+}
+
+#[test]
+fn bad_links_are_reported_in_links_json() {
+    let load = |links: &str| {
+        let err =
+            Bundle::load(source(&[("docs.cedarschema", SCHEMA), ("templates.cedar", TEMPLATE), ("links.json", links)]))
+                .unwrap_err();
+        let d = err.diagnostics();
+        assert!(d.iter().all(|d| d.file == "links.json"), "{d:?}");
+        diagnostics(err).join("\n")
+    };
+    let ann = r#"{"type": "Docs::User", "id": "ann"}"#;
+    assert!(load("{").contains("expected a JSON array of template links"));
+    let missing = load(&format!(r#"[{{"id": "x", "template": "nope", "values": {{"?principal": {ann}}}}}]"#));
+    assert!(missing.contains("no template has `@id(\"nope\")`"), "{missing}");
+    let slot = load(&format!(r#"[{{"id": "x", "template": "writer_ban", "values": {{"?owner": {ann}}}}}]"#));
+    assert!(slot.contains("unknown slot `?owner`"), "{slot}");
+    let unfilled =
+        load(r#"[{"id": "x", "template": "reader", "values": {"?principal": {"type": "Docs::User", "id": "a"}}}]"#);
+    assert!(unfilled.contains("link 0 (`x`)"), "{unfilled}");
+    let twice = load(&format!(
+        r#"[{{"id": "x", "template": "writer_ban", "values": {{"?principal": {ann}}}}},
+            {{"id": "x", "template": "writer_ban", "values": {{"?principal": {ann}}}}}]"#
+    ));
+    assert!(twice.contains("link 1 (`x`)"), "{twice}");
+    let extra = load(r#"[{"id": "x", "template": "writer_ban", "values": {}, "note": "?"}]"#);
+    assert!(extra.contains("unknown field `note`"), "{extra}");
+}
+
+#[test]
+fn a_link_to_an_undeclared_type_fails_validation() {
+    let links = r#"[{"id": "doc-reads", "template": "writer_ban",
+                     "values": {"?principal": {"type": "Docs::Robot", "id": "r2"}}}]"#;
+    let err =
+        Bundle::load(source(&[("docs.cedarschema", SCHEMA), ("templates.cedar", TEMPLATE), ("links.json", links)]))
+            .unwrap_err();
+    assert!(diagnostics(err).iter().any(|d| d.contains("doc-reads")), "a link's validation error names the link");
+}

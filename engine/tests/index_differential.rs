@@ -1,7 +1,8 @@
 //! The policy index (slicing by action, then by principal and resource
 //! scope literals for large slices) must not change any answer: over
 //! generated schemas-worth of policies (action groups, `in` scopes, `==`
-//! scopes, unscoped policies, conditions that error) and generated
+//! scopes, unscoped policies, conditions that error, templates linked from
+//! `links.json`) and generated
 //! requests, warrant's decision equals cedar-policy's over the whole set —
 //! same decision, same determining policies, same errors (with warrant's
 //! one deliberate difference applied: a forbid that errors denies).
@@ -91,6 +92,48 @@ fn policy(rng: &mut Rng, id: usize) -> String {
     format!("@id(\"p{id}\") @reason(\"r{id}\")\n{effect} ({principal}, {action}, {resource}){condition};\n")
 }
 
+/// A template with `?principal` and/or `?resource` slots, and links to it
+/// (as `links.json` entries).
+fn template(rng: &mut Rng, id: usize) -> (String, Vec<serde_json::Value>) {
+    let effect = if rng.below(3) == 0 { "forbid" } else { "permit" };
+    let (principal, principal_slot) = match rng.below(3) {
+        0 => ("principal == ?principal", Some(("D::User", "u", 7))),
+        1 => ("principal in ?principal", Some(("D::Group", "g", 3))),
+        _ => ("principal", None),
+    };
+    let (resource, resource_slot) = match rng.below(3) {
+        0 => ("resource == ?resource", Some(("D::Doc", "d", 7))),
+        1 => ("resource in ?resource", Some(("D::Folder", "f", 3))),
+        // A template needs a slot.
+        _ if principal_slot.is_none() => ("resource in ?resource", Some(("D::Folder", "f", 3))),
+        _ => ("resource", None),
+    };
+    let action = match rng.below(3) {
+        0 => format!("action == D::Action::\"{}\"", rng.pick(&ACTIONS)),
+        1 => "action in D::Action::\"readers\"".to_owned(),
+        _ => "action".to_owned(),
+    };
+    let condition = match rng.below(3) {
+        0 => " when { resource.owner == principal }",
+        1 => " unless { resource.locked }",
+        _ => "",
+    };
+    let text =
+        format!("@id(\"t{id}\") @reason(\"rt{id}\")\n{effect} ({principal}, {action}, {resource}){condition};\n");
+    let links = (0..rng.below(12))
+        .map(|n| {
+            let mut values = serde_json::Map::new();
+            for (slot, fill) in [("?principal", principal_slot), ("?resource", resource_slot)] {
+                if let Some((ty, prefix, count)) = fill {
+                    values.insert(slot.into(), json!({"type": ty, "id": format!("{prefix}{}", rng.below(count))}));
+                }
+            }
+            json!({"id": format!("t{id}-link{n}"), "template": format!("t{id}"), "values": values})
+        })
+        .collect();
+    (text, links)
+}
+
 fn entities(rng: &mut Rng) -> serde_json::Value {
     let mut docs = vec![
         json!({"uid": {"type": "D::Group", "id": "g0"}, "attrs": {}, "parents": [{"type": "D::Group", "id": "g2"}]}),
@@ -124,24 +167,71 @@ fn sliced_decisions_equal_whole_set_decisions() {
     let mut compared = 0;
     let mut allowed = 0;
     let mut with_errors = 0;
+    let mut linked = 0;
+    let mut determined_by_link = 0;
     for _ in 0..60 {
         // Up to 30 policies (every action slice evaluated whole), or up to
         // 150 (large slices narrowed by principal/resource scope literals).
         let most = if rng.below(2) == 0 { 30 } else { 150 };
         let count = 1 + rng.below(most) as usize;
-        let text: String = (0..count).map(|i| policy(&mut rng, i)).collect();
-        let files =
-            BTreeMap::from([("d.cedarschema".to_owned(), SCHEMA.to_owned()), ("p.cedar".to_owned(), text.clone())]);
+        let mut text: String = (0..count).map(|i| policy(&mut rng, i)).collect();
+        // Templates and their links, in half of the sets.
+        let mut links = Vec::new();
+        for t in 0..if rng.below(2) == 0 { 1 + rng.below(3) } else { 0 } {
+            let (template_text, template_links) = template(&mut rng, t as usize);
+            text.push_str(&template_text);
+            links.extend(template_links);
+        }
+        let links_json = serde_json::to_string(&links).unwrap();
+        let files = BTreeMap::from([
+            ("d.cedarschema".to_owned(), SCHEMA.to_owned()),
+            ("p.cedar".to_owned(), text.clone()),
+            ("links.json".to_owned(), links_json.clone()),
+        ]);
         let bundle = Bundle::load(BundleSource::from_files(files).unwrap()).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let docs = entities(&mut rng);
         let store = bundle.entity_set(docs.as_array().unwrap().clone()).unwrap();
 
         // The reference: plain Cedar over the whole set, ids from `@id`.
         let mut whole = PolicySet::new();
-        for p in PolicySet::from_str(&text).unwrap().policies() {
+        let parsed = PolicySet::from_str(&text).unwrap();
+        for p in parsed.policies() {
             let id = cedar_policy::PolicyId::new(p.annotation("id").unwrap());
             whole.add(p.new_id(id)).unwrap();
         }
+        for t in parsed.templates() {
+            whole.add_template(t.new_id(cedar_policy::PolicyId::new(t.annotation("id").unwrap()))).unwrap();
+        }
+        for link in &links {
+            let slot = |name: &str, id: cedar_policy::SlotId| {
+                link["values"].get(name).map(|v| {
+                    (
+                        id,
+                        EntityUid::from_str(&format!(
+                            "{}::\"{}\"",
+                            v["type"].as_str().unwrap(),
+                            v["id"].as_str().unwrap()
+                        ))
+                        .unwrap(),
+                    )
+                })
+            };
+            let values = [
+                slot("?principal", cedar_policy::SlotId::principal()),
+                slot("?resource", cedar_policy::SlotId::resource()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            whole
+                .link(
+                    cedar_policy::PolicyId::new(link["template"].as_str().unwrap()),
+                    cedar_policy::PolicyId::new(link["id"].as_str().unwrap()),
+                    values,
+                )
+                .unwrap();
+        }
+        linked += links.len();
         let reference_entities = Entities::from_json_value(docs, Some(&schema)).unwrap();
 
         for _ in 0..80 {
@@ -191,6 +281,7 @@ fn sliced_decisions_equal_whole_set_decisions() {
                 assert_eq!(ours.policies, determining, "{}", context_of());
             }
             compared += 1;
+            determined_by_link += usize::from(determining.iter().any(|id| id.contains("-link")));
             allowed += usize::from(ours.allowed);
             with_errors += usize::from(!errored.is_empty());
         }
@@ -199,4 +290,6 @@ fn sliced_decisions_equal_whole_set_decisions() {
     assert_eq!(compared, 60 * 80);
     assert!(allowed > compared / 10 && allowed < compared * 9 / 10, "allowed {allowed} of {compared}");
     assert!(with_errors > 50, "only {with_errors} requests hit an evaluation error");
+    assert!(linked > 100, "only {linked} template links generated");
+    assert!(determined_by_link > 100, "only {determined_by_link} decisions determined by a linked policy");
 }

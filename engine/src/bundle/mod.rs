@@ -1,5 +1,7 @@
-//! Loading a policy bundle: one `*.cedarschema`, every `*.cedar` file and an
-//! optional `entities.json`, strictly validated, with a digest naming it.
+//! Loading a policy bundle: one `*.cedarschema`, every `*.cedar` file
+//! (static policies and templates), an optional `links.json` (template links,
+//! see [`links`]) and an optional `entities.json`, strictly validated, with a
+//! digest naming it.
 //!
 //! Everything a decision needs that the bundle fixes (policy reasons and
 //! effects, resolved type names, the shape of each action's context) is
@@ -7,6 +9,7 @@
 
 mod context_shape;
 mod diagnostic;
+mod links;
 mod source;
 
 use std::collections::HashMap;
@@ -166,12 +169,29 @@ impl Bundle {
                 facts.insert(id.clone(), facts_entry);
                 origin.insert(id, ((*path).to_owned(), file_index));
             }
-            if parsed.templates().next().is_some() {
-                diagnostics.push(Diagnostic::file(
-                    path,
-                    "policy templates are not supported in bundles: write static policies",
-                ));
+            for (index, template) in parsed.templates().enumerate() {
+                let id = PolicyId::new(match template.annotation("id") {
+                    Some(id) => id.to_owned(),
+                    None => format!("{path}#template{index}"),
+                });
+                if let Some((first_file, _)) = origin.get(&id) {
+                    diagnostics.push(Diagnostic::file(
+                        path,
+                        format!("policy id `{id}` is used twice (first in `{first_file}`)"),
+                    ));
+                    continue;
+                }
+                if let Err(e) = policies.add_template(template.new_id(id.clone())) {
+                    diagnostics.push(Diagnostic::file(path, e.to_string()));
+                    continue;
+                }
+                origin.insert(id, ((*path).to_owned(), file_index));
             }
+        }
+        if diagnostics.is_empty()
+            && let Some((path, text)) = source.files().find(|(p, _)| FileKind::of(p) == Some(FileKind::Links))
+        {
+            links::link_all(path, text, &mut policies, &mut facts, &mut diagnostics);
         }
 
         if diagnostics.is_empty() {
@@ -233,6 +253,12 @@ impl Bundle {
         let mut literal_refs = Vec::new();
         for policy in policies.policies() {
             if let Ok(json) = policy.to_json() {
+                crate::entities::collect_refs(&json, &mut literal_refs);
+            }
+        }
+        // Conditions of linked policies are their templates'.
+        for template in policies.templates() {
+            if let Ok(json) = template.to_json() {
                 crate::entities::collect_refs(&json, &mut literal_refs);
             }
         }

@@ -18,6 +18,8 @@ pub enum FileKind {
     Schema,
     Policies,
     Entities,
+    /// `links.json`: template-linked policies.
+    Links,
     /// `rules/manifest.json`.
     RulesManifest,
     /// `rules/<name>.wasm`: a rule component (binary).
@@ -44,6 +46,8 @@ impl FileKind {
             Some(Self::Policies)
         } else if path == "entities.json" {
             Some(Self::Entities)
+        } else if path == "links.json" {
+            Some(Self::Links)
         } else {
             None
         }
@@ -51,7 +55,8 @@ impl FileKind {
 }
 
 /// The bundle's files by relative path (`/`-separated), only those that
-/// decide anything: the schema, policy files, `entities.json`, and the rules
+/// decide anything: the schema, policy files (templates among them),
+/// `links.json` (template links), `entities.json`, and the rules
 /// (`rules/manifest.json` and `rules/*.wasm` components).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSource {
