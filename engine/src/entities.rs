@@ -66,6 +66,11 @@ impl EntitySet {
         self.docs.get(key)
     }
 
+    /// Whether an entity of type `ty` (qualified) with this id is stored.
+    pub fn contains(&self, ty: &str, id: &str) -> bool {
+        self.docs.contains_key(&(ty.to_owned(), id.to_owned()))
+    }
+
     /// An attribute of a stored entity, as its JSON (`ty` qualified).
     pub fn attribute(&self, ty: &str, id: &str, attr: &str) -> Option<&Value> {
         self.docs.get(&(ty.to_owned(), id.to_owned()))?.get("attrs")?.get(attr)

@@ -292,3 +292,25 @@ async fn unknown_types_have_no_results() {
     // The known type still answers on the same server.
     assert_eq!(listing(&server, "vera").await.len(), 120);
 }
+
+/// A subject (or resource) missing from the store can be allowed nothing:
+/// the empty answer says so instead of passing for a genuine empty listing.
+#[tokio::test]
+async fn a_subject_missing_from_the_store_is_reported() {
+    let server = setup().await;
+    let body = json!({"subject": {"type": "User", "id": "ghost"}, "action": {"name": "browse_schema"},
+                      "resource": {"type": "Schema"}});
+    let r = server.post("/access/v1/search/resource", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["results"], json!([]));
+    assert_eq!(r.json["context"]["warnings"], json!(["User::\"ghost\" is not in the entity store"]), "{}", r.text);
+    let body = json!({"subject": {"type": "User"}, "action": {"name": "browse_schema"},
+                      "resource": {"type": "Schema", "id": "s99999"}});
+    let r = server.post("/access/v1/search/subject", &body).await;
+    assert_eq!(r.json["context"]["warnings"], json!(["Schema::\"s99999\" is not in the entity store"]), "{}", r.text);
+    // A stored user's answer carries no warning, even an empty one (nora has no roles).
+    let body = json!({"subject": {"type": "User", "id": "nora"}, "action": {"name": "browse_schema"},
+                      "resource": {"type": "Schema"}});
+    let r = server.post("/access/v1/search/resource", &body).await;
+    assert_eq!(r.json, json!({"results": [], "page": {"next_token": ""}}));
+}

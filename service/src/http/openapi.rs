@@ -423,12 +423,24 @@ pub struct PageInfo {
 pub struct EntitySearchResults {
     results: Vec<SearchEntity>,
     page: PageInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<SearchContext>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionSearchResults {
     results: Vec<SearchAction>,
     page: PageInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<SearchContext>,
+}
+
+/// Present only when there is something to say about the answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchContext {
+    /// E.g. a given subject that is not in the entity store (nothing can be
+    /// listed for it).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -130,10 +130,38 @@ fn paginate(items: Vec<String>, page: Option<&Page>) -> Result<(Vec<String>, Str
 }
 
 /// One page of `items` as an AuthZEN search answer, each rendered by `render`.
-fn respond(items: Vec<String>, page: Option<&Page>, render: impl Fn(String) -> Value) -> Result<Json<Value>, ApiError> {
+/// `unknown` names given entities missing from the store: Cedar reads a
+/// missing entity's attributes as errors, so nothing is listed for it, and
+/// the answer says why in `context.warnings` rather than looking like a
+/// genuine empty listing.
+fn respond(
+    items: Vec<String>,
+    page: Option<&Page>,
+    unknown: Vec<String>,
+    render: impl Fn(String) -> Value,
+) -> Result<Json<Value>, ApiError> {
     let (items, next) = paginate(items, page)?;
     let results: Vec<Value> = items.into_iter().map(render).collect();
-    Ok(Json(json!({"results": results, "page": {"next_token": next}})))
+    let mut answer = serde_json::Map::new();
+    answer.insert("results".into(), Value::Array(results));
+    answer.insert("page".into(), json!({"next_token": next}));
+    if !unknown.is_empty() {
+        let warnings: Vec<String> = unknown.into_iter().map(|e| format!("{e} is not in the entity store")).collect();
+        answer.insert("context".into(), json!({"warnings": warnings}));
+    }
+    Ok(Json(Value::Object(answer)))
+}
+
+/// The given entities whose type is declared but which
+/// are not stored, as `Type::"id"`.
+fn unknown(snapshot: &crate::state::Snapshot, given: &[&Entity]) -> Vec<String> {
+    given
+        .iter()
+        .filter_map(|e| {
+            let ty = snapshot.bundle.entity_type(&e.type_name)?;
+            (!snapshot.entities.contains(&ty, &e.id)).then(|| format!("{}::{:?}", e.type_name, e.id))
+        })
+        .collect()
 }
 
 #[utoipa::path(
@@ -160,7 +188,12 @@ async fn resources(
     };
     let ids =
         state.rules().run(|| snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(ids, body.page.as_ref(), |id| json!({"type": body.resource.type_name, "id": id}))
+    respond(
+        ids,
+        body.page.as_ref(),
+        unknown(&snapshot, &[&body.subject]),
+        |id| json!({"type": body.resource.type_name, "id": id}),
+    )
 }
 
 #[utoipa::path(
@@ -187,7 +220,12 @@ async fn subjects(
     };
     let ids =
         state.rules().run(|| snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(ids, body.page.as_ref(), |id| json!({"type": body.subject.type_name, "id": id}))
+    respond(
+        ids,
+        body.page.as_ref(),
+        unknown(&snapshot, &[&body.resource]),
+        |id| json!({"type": body.subject.type_name, "id": id}),
+    )
 }
 
 #[utoipa::path(
@@ -210,5 +248,10 @@ async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSea
     };
     let names =
         state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(names, body.page.as_ref(), |name| json!({"name": name}))
+    respond(
+        names,
+        body.page.as_ref(),
+        unknown(&snapshot, &[&body.subject, &body.resource]),
+        |name| json!({"name": name}),
+    )
 }
