@@ -38,6 +38,10 @@ use warrant_service::audit::{AuditLog, DecisionAudit, Event};
 use warrant_service::keys::Keyring;
 use warrant_service::store::Store;
 
+/// As in the `warrant` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "bench 5f2c9a01b7e34d6f8a1c2e3b4d5f60718293a4b5c6d7e8f90123456789abcdef";
 
 struct Args {

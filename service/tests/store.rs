@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use warrant_engine::audit::{ChainStart, Checkpoint, Entry, Keyring, merkle, verify_chain};
+use warrant_engine::audit::{ChainStart, Checkpoint, Entry, Keyring, Prepared, merkle, verify_chain};
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
 use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle};
@@ -83,7 +83,7 @@ async fn suite(store: Store) {
             .map(|i| {
                 let mut e = Entry::new(0, "", kind, format!("actor{i}"));
                 e.project = Some(format!("p{}", i % 2));
-                e
+                Prepared::new(e).unwrap()
             })
             .collect::<Vec<_>>()
     };

@@ -4,11 +4,11 @@
 use std::future::Future;
 
 use serde_json::Value;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Prepared, Record, SealError};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, StoreError, StoreVersions, StoredBundle};
+use super::{AuditFilter, Sealed, StoreError, StoreVersions, StoredBundle};
 use crate::tokens::TokenState;
 
 /// What a storage backend provides. Both implementations pass the same
@@ -48,10 +48,10 @@ pub trait Backend: Send + Sync {
     /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
     fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> impl Future<Output = Result<Vec<Result<Record, SealError>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Result<Sealed, SealError>>, StoreError>> + Send;
 
     /// MACs of the records after `after_seq`, in order.
     fn audit_macs_after(&self, after_seq: u64) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;

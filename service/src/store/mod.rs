@@ -38,7 +38,8 @@ pub use sqlite::SqliteStore;
 
 use crate::tokens::TokenState;
 pub use audit::AuditFilter;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+pub use rows::Sealed;
+use warrant_engine::audit::{Checkpoint, Keyring, Prepared, Record, SealError};
 
 /// A store failure: always a server-side problem (500), never the client's.
 #[derive(Debug, thiserror::Error)]
@@ -172,10 +173,10 @@ impl Store {
     /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
     pub async fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+    ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         dispatch!(self, append_audit(entries, keyring, ts))
     }
 

@@ -4,14 +4,16 @@
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
-use crate::store::rows::{push_records, record_of, seal_after};
+use crate::store::rows::{Sealed, insert_statements, record_of, seal_after};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
 const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
-const INSERT_CHUNK: usize = 1000;
+/// Rows per INSERT statement: 15 bound parameters a row, under
+/// PostgreSQL's limit of 65,535.
+const INSERT_CHUNK: usize = 4000;
 
 macro_rules! record_columns {
     () => {
@@ -25,10 +27,10 @@ fn as_i64(n: u64) -> i64 {
 
 pub async fn append(
     pool: &PgPool,
-    entries: Vec<Entry>,
+    entries: Vec<Prepared>,
     keyring: &Keyring,
     ts: &str,
-) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
     let head =
@@ -40,10 +42,8 @@ pub async fn append(
         }
         None => (0, Mac::ZERO),
     };
-    let (results, sealed) = seal_after(head, entries, keyring, ts);
-    for chunk in sealed.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
-        push_records(&mut insert, chunk);
+    let (results, rows) = seal_after(head, entries, keyring, ts);
+    for mut insert in insert_statements(rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;

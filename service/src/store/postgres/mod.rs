@@ -16,10 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, Backend, BundleOrigin, StoreError, StoreVersions, StoredBundle};
+use super::{AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle};
 use crate::store::rows::token_of;
 use crate::tokens::TokenState;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Prepared, Record, SealError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -217,10 +217,10 @@ impl Backend for PgStore {
 
     async fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+    ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         audit::append(self.pool(), entries, keyring, ts).await
     }
 
