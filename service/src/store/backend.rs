@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use serde_json::Value;
-use warrant_engine::audit::{Checkpoint, Keyring, Prepared, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
@@ -66,6 +66,19 @@ pub trait Backend: Send + Sync {
         to: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// Streams audit records `from..=to` (at most `limit`) through
+    /// `verifier`, pushing each one's Merkle leaf to `leaves` if given.
+    /// Returns how many were read, or where the chain breaks.
+    fn audit_verify_range(
+        &self,
+        range: (u64, u64, u32),
+        verifier: &mut ChainVerifier<'_>,
+        leaves: Option<&mut Vec<Hash>>,
+    ) -> impl Future<Output = Result<Result<u64, ChainBreak>, StoreError>> + Send;
+
+    /// The first `seq` stored with canonical `details`/`reasons` text.
+    fn audit_canonical_since(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn audit_macs(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 

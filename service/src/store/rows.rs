@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
-use warrant_engine::audit::{Entry, Keyring, Mac, Outcome, Prepared, Record, SealError, Sealer};
+use warrant_engine::audit::{
+    ChainBreak, ChainVerifier, Entry, Hash, Keyring, Mac, Outcome, Prepared, Record, SealError, Sealer, StoredRecord,
+    merkle,
+};
 
 use super::StoreError;
 use crate::tokens::TokenState;
@@ -195,4 +198,65 @@ where
         statements.push(insert);
     }
     statements
+}
+
+/// A stored audit row, borrowed, as the stored-text verifier reads it
+/// (columns in `record_columns!` order).
+pub(crate) fn stored_of<'r, R>(row: &'r R) -> Result<StoredRecord<'r>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<&'r str>: Decode<'r, R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let seq: i64 = row.try_get(0)?;
+    Ok(StoredRecord {
+        seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative `seq`".into()))?,
+        ts: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        actor: row.try_get(3)?,
+        token_id: row.try_get(4)?,
+        token_owner: row.try_get(5)?,
+        connection: row.try_get(6)?,
+        project: row.try_get(7)?,
+        decision: row.try_get(8)?,
+        reasons: row.try_get(9)?,
+        policy_digest: row.try_get(10)?,
+        details: row.try_get(11)?,
+        key_id: row.try_get(12)?,
+        prev_mac: row.try_get(13)?,
+        mac: row.try_get(14)?,
+    })
+}
+
+/// Feeds a stream of audit rows to `verifier`, collecting Merkle leaves
+/// when asked. Returns how many rows were read, or the first break.
+pub(crate) async fn verify_rows<'r, R, S>(
+    mut rows: S,
+    verifier: &mut ChainVerifier<'_>,
+    mut leaves: Option<&mut Vec<Hash>>,
+) -> Result<Result<u64, ChainBreak>, StoreError>
+where
+    R: Row,
+    S: tokio_stream::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    usize: ColumnIndex<R>,
+    for<'a> &'a str: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> Option<&'a str>: Decode<'a, R::Database>,
+    for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
+{
+    use tokio_stream::StreamExt as _;
+    let mut read = 0;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let mac = match verifier.push(&stored_of(&row)?) {
+            Ok(mac) => mac,
+            Err(broken) => return Ok(Err(broken)),
+        };
+        if let Some(l) = leaves.as_deref_mut() {
+            l.push(merkle::leaf_hash(mac.as_bytes()));
+        }
+        read += 1;
+    }
+    Ok(Ok(read))
 }

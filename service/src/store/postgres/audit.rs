@@ -4,9 +4,9 @@
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
-use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
 
-use crate::store::rows::{Sealed, insert_statements, record_of, seal_after};
+use crate::store::rows::{Sealed, insert_statements, record_of, seal_after, verify_rows};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
@@ -71,6 +71,31 @@ pub async fn range(pool: &PgPool, from: u64, to: u64, limit: u32) -> Result<Vec<
     .fetch_all(pool)
     .await?;
     rows.iter().map(record_of).collect()
+}
+
+/// Streams records `from..=to` (at most `limit`) through `verifier`.
+pub async fn verify_range(
+    pool: &PgPool,
+    (from, to, limit): (u64, u64, u32),
+    verifier: &mut ChainVerifier<'_>,
+    leaves: Option<&mut Vec<Hash>>,
+) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(as_i64(from))
+    .bind(as_i64(to))
+    .bind(i64::from(limit))
+    .fetch(pool);
+    verify_rows(rows, verifier, leaves).await
+}
+
+/// The first `seq` whose `details`/`reasons` were stored as canonical text.
+pub async fn canonical_since(pool: &PgPool) -> Result<u64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_canonical_since").fetch_one(pool).await?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
 pub async fn macs(pool: &PgPool) -> Result<Vec<String>, StoreError> {
