@@ -245,6 +245,42 @@ async fn sqlite_accepts_non_canonical_text_only_before_the_canonical_mark() {
     assert_eq!(verdict(3).await, Err((1, BreakReason::MacMismatch)));
 }
 
+/// The SQLite verifier reads records packed many to a value, split by
+/// lengths SQLite computes: separators, NUL and multi-byte text inside
+/// fields, absent optionals and more records than one packed run must all
+/// come back exactly.
+#[tokio::test]
+async fn sqlite_verifies_awkward_text_across_packed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let awkward = ["a;b,c", "\u{0}nul\u{0}", "é😀\u{2028}", ";", ",", "-1", "x\"y\\z\n"];
+    let entries: Vec<Prepared> = (0..9000)
+        .map(|i| {
+            let text = |k: usize| awkward[(i + k) % awkward.len()].to_owned();
+            let mut e = Entry::new(0, "", text(0), text(1));
+            if i % 3 == 0 {
+                e.token_id = Some(text(2));
+                e.connection = Some(String::new());
+                e.reasons = Some(vec![text(3), text(4)]);
+            }
+            e.details = json!({ text(5): text(6), "n": i, "f": 0.5 }).as_object().unwrap().clone();
+            Prepared::new(e).unwrap()
+        })
+        .collect();
+    store.append_audit(entries, &keys, "2026-11-22T00:00:00Z").await.unwrap();
+    let all = store.audit_range(1, 9000, 10_000).await.unwrap();
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    let mut leaves = Vec::new();
+    let read = store.audit_verify_range((1, 9000, 10_000), &mut verifier, Some(&mut leaves)).await.unwrap();
+    assert_eq!(read, Ok(9000));
+    assert_eq!(leaves, all.iter().map(|r| r.leaf_hash().unwrap()).collect::<Vec<_>>());
+    // A limit inside a run, then the rest.
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    assert_eq!(store.audit_verify_range((1, 9000, 4100), &mut verifier, None).await.unwrap(), Ok(4100));
+    assert_eq!(store.audit_verify_range((4101, 9000, 10_000), &mut verifier, None).await.unwrap(), Ok(4900));
+}
+
 #[tokio::test]
 async fn unknown_database_urls_are_refused() {
     let err = Store::open("mysql://x").await.unwrap_err();

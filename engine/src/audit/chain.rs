@@ -173,6 +173,13 @@ where
     Ok(summary)
 }
 
+fn hex_of(mac: &Mac) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    // INVARIANT: 64 bytes is exactly the hex length of 32 bytes.
+    let _ = hex::encode_to_slice(mac.as_bytes(), &mut hex);
+    hex
+}
+
 /// A record as a store holds it, borrowed from the row: `decision` as its
 /// text, `reasons` and `details` as their stored JSON text. Verifying this
 /// form splices the stored JSON into the canonical bytes instead of parsing
@@ -251,6 +258,8 @@ pub struct ChainVerifier<'k> {
     keyring: &'k Keyring,
     expected: u64,
     prev_mac: Mac,
+    /// `prev_mac` as the lowercase hex a following record must hold.
+    prev_hex: [u8; 64],
     strict_from: u64,
     buf: Vec<u8>,
     summary: VerifiedSummary,
@@ -264,6 +273,7 @@ impl<'k> ChainVerifier<'k> {
             keyring,
             expected: start.seq,
             prev_mac: start.prev_mac,
+            prev_hex: hex_of(&start.prev_mac),
             strict_from: 0,
             buf: Vec::with_capacity(1024),
             summary: VerifiedSummary {
@@ -292,10 +302,12 @@ impl<'k> ChainVerifier<'k> {
         if record.seq != expected {
             return Err(fail(BreakReason::SeqMismatch { expected, found: record.seq }));
         }
-        let claimed_prev = Mac::from_hex(record.prev_mac)
-            .map_err(|e| fail(BreakReason::Malformed { field: "prev_mac", message: e.to_string() }))?;
-        if claimed_prev != self.prev_mac {
-            return Err(fail(BreakReason::PrevMacMismatch));
+        // Equal text is an equal tag: both are 64 lowercase hex digits.
+        if record.prev_mac.as_bytes() != self.prev_hex {
+            return Err(fail(match Mac::from_hex(record.prev_mac) {
+                Err(e) => BreakReason::Malformed { field: "prev_mac", message: e.to_string() },
+                Ok(_) => BreakReason::PrevMacMismatch,
+            }));
         }
         let mac = Mac::from_hex(record.mac)
             .map_err(|e| fail(BreakReason::Malformed { field: "mac", message: e.to_string() }))?;
@@ -327,6 +339,7 @@ impl<'k> ChainVerifier<'k> {
             summary.key_ids.insert(record.key_id.to_owned());
         }
         self.prev_mac = mac;
+        self.prev_hex = hex_of(&mac);
         self.expected = expected.saturating_add(1);
         Ok(mac)
     }

@@ -50,11 +50,21 @@ impl Mac {
         if text.len() != 64 {
             return Err(MacParseError::Length(text.len()));
         }
-        if !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(MacParseError::NotLowercaseHex);
-        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut bytes = [0; 32];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| MacParseError::NotLowercaseHex)?;
+        for (out, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let (Some(&hi), Some(&lo)) = (pair.first(), pair.get(1)) else {
+                return Err(MacParseError::NotLowercaseHex);
+            };
+            match (digit(hi), digit(lo)) {
+                (Some(h), Some(l)) => *out = h << 4 | l,
+                _ => return Err(MacParseError::NotLowercaseHex),
+            }
+        }
         Ok(Self(bytes))
     }
 }

@@ -3,9 +3,9 @@
 
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
-use super::rows::{Sealed, insert_statements, seal_after, verify_rows};
+use super::rows::{Sealed, insert_statements, seal_after};
 
 use super::StoreError;
 
@@ -88,25 +88,6 @@ pub async fn range(pool: &SqlitePool, from: u64, to: u64, limit: u32) -> Result<
     .fetch_all(pool)
     .await?;
     rows.iter().map(record_of).collect()
-}
-
-/// Streams records `from..=to` (at most `limit`) through `verifier`.
-pub async fn verify_range(
-    pool: &SqlitePool,
-    (from, to, limit): (u64, u64, u32),
-    verifier: &mut ChainVerifier<'_>,
-    leaves: Option<&mut Vec<Hash>>,
-) -> Result<Result<u64, ChainBreak>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        record_columns!(),
-        " FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
-    ))
-    .bind(i64::try_from(from).unwrap_or(i64::MAX))
-    .bind(i64::try_from(to).unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch(pool);
-    verify_rows(rows, verifier, leaves).await
 }
 
 /// The first `seq` whose `details`/`reasons` were stored as canonical text

@@ -23,6 +23,7 @@ macro_rules! dispatch {
 pub mod api_keys;
 pub mod audit;
 mod backend;
+mod packed;
 mod postgres;
 mod rows;
 mod sqlite;

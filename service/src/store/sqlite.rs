@@ -304,7 +304,7 @@ impl Backend for SqliteStore {
         verifier: &mut ChainVerifier<'_>,
         leaves: Option<&mut Vec<Hash>>,
     ) -> Result<Result<u64, ChainBreak>, StoreError> {
-        super::audit::verify_range(self.pool(), range, verifier, leaves).await
+        super::packed::verify_range(self.pool(), range, verifier, leaves).await
     }
 
     async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
