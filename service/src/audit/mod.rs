@@ -26,6 +26,9 @@ use crate::store::{Sealed, Store, StoreError};
 
 /// Most events sealed and written in one transaction.
 const MAX_BATCH: usize = 512;
+/// Scheduler turns the writer waits, at most, for the callers of its last
+/// batch to queue again before it starts the next one.
+const REFILL_TURNS: usize = 8;
 /// Events waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
 
@@ -171,7 +174,17 @@ impl AuditLog {
 }
 
 async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring, leaves: Arc<RwLock<Vec<Hash>>>) {
+    let mut last_batch = 0;
     while let Some(first) = rx.recv().await {
+        // The callers just answered are the likeliest to send again: give
+        // them a moment (a few scheduler turns, no sleep) to queue, so the
+        // next commit carries them instead of leaving them for the one after.
+        for _ in 0..REFILL_TURNS {
+            if rx.len() + 1 >= last_batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -179,6 +192,7 @@ async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring
                 Err(_) => break,
             }
         }
+        last_batch = batch.len();
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let (entries, replies): (Vec<Prepared>, Vec<_>) = batch.into_iter().map(|p| (p.prepared, p.reply)).unzip();
         match store.append_audit(entries, keys.signing(), &ts).await {
