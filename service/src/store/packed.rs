@@ -31,22 +31,21 @@ const PACKED: &str = concat!(
     "ifnull(octet_length(policy_digest), -1), octet_length(details), octet_length(key_id), ",
     "octet_length(prev_mac), octet_length(mac)), ';', ts, kind, actor, token_id, token_owner, connection, ",
     "project, decision, reasons, policy_digest, details, key_id, prev_mac, mac), '') ",
-    "FROM (SELECT * FROM audit_records WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?)"
+    "FROM audit_records WHERE seq >= ? AND seq <= ?"
 );
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("packed audit records: {what}"))
 }
 
-/// Starts packing up to `limit` records from `from..=to` on SQLite's
-/// worker thread.
-fn start(pool: &SqlitePool, from: u64, to: u64, limit: u32) -> tokio::task::JoinHandle<Result<String, StoreError>> {
+/// Starts packing the records with `from <= seq <= to` on SQLite's worker
+/// thread.
+fn start(pool: &SqlitePool, from: u64, to: u64) -> tokio::task::JoinHandle<Result<String, StoreError>> {
     let pool = pool.clone();
     let from = i64::try_from(from).unwrap_or(i64::MAX);
     let to = i64::try_from(to).unwrap_or(i64::MAX);
     tokio::spawn(async move {
-        let packed: Option<String> =
-            sqlx::query_scalar(PACKED).bind(from).bind(to).bind(limit).fetch_one(&pool).await?;
+        let packed: Option<String> = sqlx::query_scalar(PACKED).bind(from).bind(to).fetch_one(&pool).await?;
         Ok(packed.unwrap_or_default())
     })
 }
@@ -59,40 +58,35 @@ pub async fn verify_range(
     verifier: &mut ChainVerifier<'_>,
     mut leaves: Option<&mut Vec<Hash>>,
 ) -> Result<Result<u64, ChainBreak>, StoreError> {
+    // Runs are `seq` ranges: a gap inside one is the verifier's to report.
     let end = to.min(from.saturating_add(u64::from(limit)).saturating_sub(1));
+    let run_end = |first: u64| end.min(first.saturating_add(u64::from(RUN) - 1));
     let mut read = 0u64;
     let mut next = from;
-    let mut pending = (next <= end).then(|| start(pool, next, end, RUN));
+    let mut pending = (next <= end).then(|| start(pool, next, run_end(next)));
     while let Some(run) = pending.take() {
         let packed = run.await.map_err(|e| corrupt(&e.to_string()))??;
         let mut records = 0u64;
-        let mut last_seq = None;
-        // Pack the next run while this one is verified. Rows are in `seq`
-        // order, so the next run starts after the last `seq` read; a gap
-        // or a duplicate is the verifier's to report.
         let mut rest = packed.as_str();
         let mut batch = Vec::with_capacity(RUN as usize);
         while !rest.is_empty() {
             let (record, after) = split(rest)?;
             rest = after;
-            last_seq = Some(record.seq);
             batch.push(record);
         }
-        // SQLite concatenates in the subquery's `seq` order (an aggregate
-        // ORDER BY would sort again in a temp b-tree, a third of the cost),
-        // but does not promise it: restore the order if it ever differs,
+        // SQLite concatenates in the order it scans, `seq` (the rowid) order
+        // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
+        // the cost), but does not promise it: restore the order if it ever differs,
         // so a reordering of the query never reads as a reordered log.
         if !batch.is_sorted_by_key(|r| r.seq) {
             batch.sort_unstable_by_key(|r| r.seq);
-            last_seq = batch.last().map(|r| r.seq);
         }
-        if let Some(last) = last_seq
-            && batch.len() as u32 == RUN
-            && last < end
-        {
-            next = last + 1;
-            pending = Some(start(pool, next, end, RUN));
-            // Let the new task send its query before verifying.
+        // Pack the next run while this one is verified.
+        if run_end(next) < end {
+            next = run_end(next) + 1;
+            pending = Some(start(pool, next, run_end(next)));
+            // On a multi-thread runtime another worker runs it now; on a
+            // current-thread one, give it a turn to get its query going.
             tokio::task::yield_now().await;
         }
         for record in &batch {
