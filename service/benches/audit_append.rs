@@ -28,6 +28,7 @@
     reason = "benchmark setup fails loudly"
 )]
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +139,10 @@ fn main() {
     drop(runtime);
     latencies.sort_unstable();
     let secs = elapsed.as_secs_f64();
-    println!(
+    // `writeln!`, not `println!`: a closed pipe (`| head`) is not a failure.
+    let mut console = std::io::stdout();
+    let _ = writeln!(
+        console,
         "audit-append backend=sqlite writers={} events={} seconds={secs:.2} events_per_s={:.0} p50_ms={:.2} p99_ms={:.2}",
         args.writers,
         latencies.len(),
@@ -156,7 +160,8 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let ok = out.status.success() && stdout.starts_with("ok:");
-    println!(
+    let _ = writeln!(
+        console,
         "audit-verify backend=sqlite records={} seconds={secs:.2} records_per_s={:.0} cli={}",
         latencies.len(),
         latencies.len() as f64 / secs,
