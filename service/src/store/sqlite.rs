@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::mpsc;
 
 use super::api_keys::StoredKey;
 use super::rows::token_of;
@@ -23,34 +22,15 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite")
 /// bound parameters; three per row).
 const INSERT_CHUNK: usize = 500;
 
-/// WAL pages after which the writer checkpoints by itself, in its commit
-/// (SQLite's default is 1,000). Normally the background checkpointer keeps
-/// the WAL well below this; it is the bound if it falls behind.
-const WRITER_AUTOCHECKPOINT: &str = "16384";
-/// The writer's page cache, in KiB (negative: SQLite's unit for KiB). The
-/// audit indexes (token digests, actors) take inserts at random places;
-/// missing pages are read back from the file inside the write transaction.
-const WRITER_CACHE_KIB: &str = "-65536";
-/// Least time between two background checkpoints while writes go on.
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
-
 /// Two pools over one file: readers run in parallel (WAL), writers queue in
 /// process on a single connection. Several connections racing for SQLite's
 /// write lock fall into its busy handler, which sleeps and backs off (we
 /// measured p99 acknowledgements near 800 ms that way); one writer queue is
 /// fair and never sleeps.
-///
-/// Checkpoints (copying WAL pages back into the database file) run on a
-/// reader connection after writes, not in the writer's commit: SQLite's
-/// automatic checkpoint would stall every eighth group commit or so for
-/// several milliseconds while the writers wait. A checkpoint never affects
-/// what is durable: a commit is durable once its WAL frames are fsynced.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
-    /// Wakes the checkpointer; it stops once every clone of this is dropped.
-    wrote: mpsc::Sender<()>,
 }
 
 impl SqliteStore {
@@ -65,20 +45,10 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir)?;
         }
-        let writer_options =
-            options.clone().pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT).pragma("cache_size", WRITER_CACHE_KIB);
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(writer_options).await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
-        // Verification streams rows: let the reader's worker thread run ahead.
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.row_buffer_size(1024)).await?;
-        let (wrote, rx) = mpsc::channel(1);
-        tokio::spawn(checkpointer(pool.clone(), rx));
-        Ok(Self { pool, writer, wrote })
-    }
-
-    /// Tells the checkpointer the WAL grew.
-    fn wrote(&self) {
-        let _ = self.wrote.try_send(());
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(Self { pool, writer })
     }
 
     /// For reads.
@@ -223,17 +193,6 @@ impl SqliteStore {
     }
 }
 
-/// Checkpoints the WAL after writes, at most every [`CHECKPOINT_PAUSE`],
-/// without blocking the writer (`PASSIVE`); ends when the store is dropped.
-async fn checkpointer(pool: SqlitePool, mut wrote: mpsc::Receiver<()>) {
-    while wrote.recv().await.is_some() {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the writer checkpoints by itself past its limit");
-        }
-        tokio::time::sleep(CHECKPOINT_PAUSE).await;
-    }
-}
-
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         StoreError::Database(sqlx::Error::Configuration(format!("cannot create `{}`: {e}", dir.display()).into()))
@@ -270,9 +229,7 @@ impl Backend for SqliteStore {
         token_id: &str,
         change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
     ) -> Result<Result<Option<TokenState>, E>, StoreError> {
-        let done = self.update_token(token_id, change).await;
-        self.wrote();
-        done
+        self.update_token(token_id, change).await
     }
 
     async fn append_audit(
@@ -281,9 +238,7 @@ impl Backend for SqliteStore {
         keyring: &Keyring,
         ts: &str,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
-        let done = super::audit::append(self.writer(), entries, keyring, ts).await;
-        self.wrote();
-        done
+        super::audit::append(self.writer(), entries, keyring, ts).await
     }
 
     async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
