@@ -7,7 +7,9 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
-use warrant_engine::audit::{ChainStart, Entry, Keyring, Mac, Outcome, Record, merkle, seal, verify_chain};
+use warrant_engine::audit::{
+    ChainStart, Entry, Keyring, Mac, Outcome, Prepared, Record, Sealer, merkle, seal, verify_chain,
+};
 use warrant_engine::{RedactionConfig, Redactor};
 
 fn keyring() -> Keyring {
@@ -57,6 +59,12 @@ fn sealing(c: &mut Criterion) {
         seal(typical.clone(), &prev, &keys).unwrap().canonical_bytes().unwrap().len()
     );
     c.bench_function("audit/seal_typical_record", |b| b.iter(|| seal(typical.clone(), &prev, &keys).unwrap()));
+    // The service's split: callers prepare (canonical details, every field
+    // but seq/ts/key_id/prev_mac); the single writer only seals.
+    c.bench_function("audit/prepare_typical_record", |b| b.iter(|| Prepared::new(typical.clone()).unwrap()));
+    let prepared = Prepared::new(typical.clone()).unwrap();
+    let mut sealer = Sealer::new(&keys, "2026-03-01T12:00:00.123456Z").unwrap();
+    c.bench_function("audit/seal_prepared_record", |b| b.iter(|| sealer.seal(&prepared, 42, &prev).unwrap()));
 
     let records = chain(1_000, &keys);
     c.bench_function("audit/verify_chain_1000", |b| {

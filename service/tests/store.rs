@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use warrant_engine::audit::{ChainStart, Checkpoint, Entry, Keyring, merkle, verify_chain};
+use warrant_engine::audit::{
+    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, merkle, verify_chain,
+};
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
 use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle};
@@ -83,7 +85,7 @@ async fn suite(store: Store) {
             .map(|i| {
                 let mut e = Entry::new(0, "", kind, format!("actor{i}"));
                 e.project = Some(format!("p{}", i % 2));
-                e
+                Prepared::new(e).unwrap()
             })
             .collect::<Vec<_>>()
     };
@@ -95,6 +97,18 @@ async fn suite(store: Store) {
     assert_eq!((head_seq, head_mac.as_str()), (5, second[1].as_ref().unwrap().mac.as_str()));
     let all = store.audit_range(1, 5, 100).await.unwrap();
     verify_chain(&all, &keys, &ChainStart::genesis()).unwrap();
+    // The stored-text verifier reads the same rows (canonical text from a
+    // fresh database's first record on) and collects the same leaves.
+    assert_eq!(store.audit_canonical_since().await.unwrap(), 1);
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    let mut leaves = Vec::new();
+    let read = store.audit_verify_range((2, 5, 2), &mut verifier, Some(&mut leaves)).await.unwrap();
+    assert_eq!(read.unwrap_err().seq, 1, "a range must start where the verifier expects");
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    assert_eq!(store.audit_verify_range((1, 5, 3), &mut verifier, Some(&mut leaves)).await.unwrap(), Ok(3));
+    assert_eq!(store.audit_verify_range((4, 5, 3), &mut verifier, Some(&mut leaves)).await.unwrap(), Ok(2));
+    assert_eq!(leaves, all.iter().map(|r| r.leaf_hash().unwrap()).collect::<Vec<_>>());
+    assert_eq!(verifier.finish().count, 5);
     assert_eq!(store.audit_range(2, 3, 100).await.unwrap().len(), 2);
     assert_eq!(store.audit_count().await.unwrap(), 5);
     assert_eq!(store.audit_macs().await.unwrap().len(), 5);
@@ -173,6 +187,98 @@ async fn postgres_passes_the_store_suite() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     suite(Store::open(&format!("{base}/{name}")).await.unwrap()).await;
+}
+
+/// Rows stored before details were stored as canonical text verify when
+/// their text parses to the content the MAC covers, but only before the
+/// mark the migration set; from it on, a rewrite is reported.
+#[tokio::test]
+async fn sqlite_accepts_non_canonical_text_only_before_the_canonical_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries = (0..4)
+        .map(|i| {
+            let mut e = Entry::new(0, "", "token.issued", format!("actor{i}"));
+            e.details = json!({"status": "active", "ratio": 1.5, "n": i}).as_object().unwrap().clone();
+            e.reasons = Some(vec!["r\"1".into(), "r2".into()]);
+            Prepared::new(e).unwrap()
+        })
+        .collect();
+    store.append_audit(entries, &keys, "2026-11-22T00:00:00Z").await.unwrap();
+    // As an older writer stored them: insertion order, spaces.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(concat!(
+        "DROP TRIGGER audit_records_no_update; ",
+        r#"UPDATE audit_records SET details = '{"status": "active", "ratio": 1.5, "n": ' || (seq - 1) || '}', "#,
+        r#"reasons = '["r\"1", "r2"]' WHERE seq <= 2"#
+    ))
+    .execute(&raw)
+    .await
+    .unwrap();
+    let verdict = |since: u64| {
+        let store = store.clone();
+        let keys = keys.clone();
+        async move {
+            let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(since);
+            store.audit_verify_range((1, 4, 100), &mut verifier, None).await.unwrap().map_err(|b| (b.seq, b.reason))
+        }
+    };
+    let mark = |seq: i64| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query("UPDATE audit_canonical_since SET seq = ?").bind(seq).execute(&raw).await.unwrap();
+        }
+    };
+    assert_eq!(verdict(store.audit_canonical_since().await.unwrap()).await, Err((1, BreakReason::NotCanonical)));
+    mark(3).await;
+    assert_eq!(store.audit_canonical_since().await.unwrap(), 3);
+    assert_eq!(verdict(3).await, Ok(4), "rows 1 and 2 predate the mark");
+    mark(2).await;
+    assert_eq!(verdict(2).await, Err((2, BreakReason::NotCanonical)));
+    // A change of content is a mismatch whatever the mark.
+    sqlx::query(r#"UPDATE audit_records SET details = '{"status": "revoked", "ratio": 1.5, "n": 0}' WHERE seq = 1"#)
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(verdict(3).await, Err((1, BreakReason::MacMismatch)));
+}
+
+/// The SQLite verifier reads records packed many to a value, split by
+/// lengths SQLite computes: separators, NUL and multi-byte text inside
+/// fields, absent optionals and more records than one packed run must all
+/// come back exactly.
+#[tokio::test]
+async fn sqlite_verifies_awkward_text_across_packed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let awkward = ["a;b,c", "\u{0}nul\u{0}", "é😀\u{2028}", ";", ",", "-1", "x\"y\\z\n"];
+    let entries: Vec<Prepared> = (0..9000)
+        .map(|i| {
+            let text = |k: usize| awkward[(i + k) % awkward.len()].to_owned();
+            let mut e = Entry::new(0, "", text(0), text(1));
+            if i % 3 == 0 {
+                e.token_id = Some(text(2));
+                e.connection = Some(String::new());
+                e.reasons = Some(vec![text(3), text(4)]);
+            }
+            e.details = json!({ text(5): text(6), "n": i, "f": 0.5 }).as_object().unwrap().clone();
+            Prepared::new(e).unwrap()
+        })
+        .collect();
+    store.append_audit(entries, &keys, "2026-11-22T00:00:00Z").await.unwrap();
+    let all = store.audit_range(1, 9000, 10_000).await.unwrap();
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    let mut leaves = Vec::new();
+    let read = store.audit_verify_range((1, 9000, 10_000), &mut verifier, Some(&mut leaves)).await.unwrap();
+    assert_eq!(read, Ok(9000));
+    assert_eq!(leaves, all.iter().map(|r| r.leaf_hash().unwrap()).collect::<Vec<_>>());
+    // A limit inside a run, then the rest.
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+    assert_eq!(store.audit_verify_range((1, 9000, 4100), &mut verifier, None).await.unwrap(), Ok(4100));
+    assert_eq!(store.audit_verify_range((4101, 9000, 10_000), &mut verifier, None).await.unwrap(), Ok(4900));
 }
 
 #[tokio::test]

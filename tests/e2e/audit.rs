@@ -333,6 +333,15 @@ async fn changing_any_field_of_a_record_is_found_at_its_seq() {
         let db = altered_copy(&server, dir.path(), field, &sql);
         assert_found_at(&server, &db, k, field, None).await;
     }
+    // The same JSON, other text: details are stored as the exact canonical
+    // bytes the MAC covers, so rewriting them is a change too.
+    let sql = format!(
+        "DROP TRIGGER audit_records_no_update; UPDATE audit_records SET details = ' ' || details WHERE seq = {k};"
+    );
+    let db = altered_copy(&server, dir.path(), "details_text", &sql);
+    assert_found_at(&server, &db, k, "details rewritten as equal JSON", None).await;
+    let (_, out) = cli(&server, &db, &["verify"]);
+    assert!(out.contains("rewritten"), "{out}");
     // Ranges: only a range holding the changed record fails (its MAC is
     // intact, so the chain after it still links).
     let db = dir.path().join("actor.db");

@@ -11,6 +11,9 @@
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
+use super::canonical::{self, Fields};
 use super::keyring::{Keyring, MacCheck};
 use super::record::{Entry, Mac, Record, SealError, check_entry};
 
@@ -105,6 +108,11 @@ pub enum BreakReason {
     /// Some field was changed after sealing, or the MAC itself.
     #[error("mac does not match the record's contents")]
     MacMismatch,
+    /// The stored `details` or `reasons` text is not the canonical text its
+    /// MAC was computed over, though it parses to the same content: the
+    /// stored bytes were rewritten.
+    #[error("`details` or `reasons` were rewritten: the stored text is not the canonical text the mac covers")]
+    NotCanonical,
     #[error("malformed `{field}`: {message}")]
     Malformed { field: &'static str, message: String },
 }
@@ -163,4 +171,182 @@ where
     }
     summary.next = ChainStart::new(expected, prev_mac);
     Ok(summary)
+}
+
+fn hex_of(mac: &Mac) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    // INVARIANT: 64 bytes is exactly the hex length of 32 bytes.
+    let _ = hex::encode_to_slice(mac.as_bytes(), &mut hex);
+    hex
+}
+
+/// A record as a store holds it, borrowed from the row: `decision` as its
+/// text, `reasons` and `details` as their stored JSON text. Verifying this
+/// form splices the stored JSON into the canonical bytes instead of parsing
+/// and re-canonicalizing it.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRecord<'a> {
+    pub seq: u64,
+    pub ts: &'a str,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub token_id: Option<&'a str>,
+    pub token_owner: Option<&'a str>,
+    pub connection: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub decision: Option<&'a str>,
+    pub reasons: Option<&'a str>,
+    pub policy_digest: Option<&'a str>,
+    pub details: &'a str,
+    pub key_id: &'a str,
+    pub prev_mac: &'a str,
+    pub mac: &'a str,
+}
+
+impl<'a> StoredRecord<'a> {
+    fn fields(&self, details_json: &'a str, reasons_json: Option<&'a str>) -> Fields<'a> {
+        Fields {
+            seq: self.seq,
+            ts: self.ts,
+            kind: self.kind,
+            actor: self.actor,
+            token_id: self.token_id,
+            token_owner: self.token_owner,
+            connection: self.connection,
+            project: self.project,
+            decision: self.decision,
+            reasons_json,
+            policy_digest: self.policy_digest,
+            details_json,
+            key_id: self.key_id,
+            prev_mac: self.prev_mac,
+        }
+    }
+
+    /// The stored `details` and `reasons` parsed and re-canonicalized:
+    /// `None` if either is not the JSON a record holds.
+    fn recanonicalized(&self) -> Option<(String, Option<String>)> {
+        let details = match serde_json::from_str::<Value>(self.details) {
+            Ok(Value::Object(map)) => canonical::details_json(&map).ok()?,
+            _ => return None,
+        };
+        let reasons = match self.reasons {
+            Some(text) => Some(canonical::reasons_json(&serde_json::from_str::<Vec<String>>(text).ok()?)),
+            None => None,
+        };
+        Some((details, reasons))
+    }
+}
+
+/// Verifies stored records one at a time, in order, with the same checks
+/// and the same first-bad-`seq` report as [`verify_chain`].
+///
+/// The MAC is checked over the canonical bytes built around the stored
+/// `details` and `reasons` text, which writers store in canonical form.
+/// Only if that fails is the text parsed and re-canonicalized: a match then
+/// means the content is genuine but its stored text is not the canonical
+/// one. That is accepted for records before [`strict_from`](Self::strict_from)
+/// (stores written before canonical text was stored) and reported as
+/// [`BreakReason::NotCanonical`] from there on, since no writer produces it.
+///
+/// The splice cannot be abused to move bytes between fields: every other
+/// field is an escaped string (or digits) under a fixed key in a fixed
+/// order, so a byte string that matches a genuine record's bytes has only
+/// one split into fields.
+#[derive(Debug)]
+pub struct ChainVerifier<'k> {
+    keyring: &'k Keyring,
+    expected: u64,
+    prev_mac: Mac,
+    /// `prev_mac` as the lowercase hex a following record must hold.
+    prev_hex: [u8; 64],
+    strict_from: u64,
+    buf: Vec<u8>,
+    summary: VerifiedSummary,
+}
+
+impl<'k> ChainVerifier<'k> {
+    /// Starts at `start` (use [`ChainStart::genesis`] for the whole log),
+    /// strict about canonical text everywhere.
+    pub fn new(keyring: &'k Keyring, start: &ChainStart) -> Self {
+        Self {
+            keyring,
+            expected: start.seq,
+            prev_mac: start.prev_mac,
+            prev_hex: hex_of(&start.prev_mac),
+            strict_from: 0,
+            buf: Vec::with_capacity(1024),
+            summary: VerifiedSummary {
+                count: 0,
+                first_seq: None,
+                last_seq: None,
+                key_ids: BTreeSet::new(),
+                next: *start,
+            },
+        }
+    }
+
+    /// Records with `seq` below `seq` may hold non-canonical (but genuine)
+    /// `details`/`reasons` text.
+    #[must_use]
+    pub fn strict_from(mut self, seq: u64) -> Self {
+        self.strict_from = seq;
+        self
+    }
+
+    /// Checks the next record; on success returns its MAC (the Merkle
+    /// leaf's data).
+    pub fn push(&mut self, record: &StoredRecord<'_>) -> Result<Mac, ChainBreak> {
+        let expected = self.expected;
+        let fail = |reason| ChainBreak { seq: expected, reason };
+        if record.seq != expected {
+            return Err(fail(BreakReason::SeqMismatch { expected, found: record.seq }));
+        }
+        // Equal text is an equal tag: both are 64 lowercase hex digits.
+        if record.prev_mac.as_bytes() != self.prev_hex {
+            return Err(fail(match Mac::from_hex(record.prev_mac) {
+                Err(e) => BreakReason::Malformed { field: "prev_mac", message: e.to_string() },
+                Ok(_) => BreakReason::PrevMacMismatch,
+            }));
+        }
+        let mac = Mac::from_hex(record.mac)
+            .map_err(|e| fail(BreakReason::Malformed { field: "mac", message: e.to_string() }))?;
+        let malformed = |e: SealError| fail(BreakReason::Malformed { field: "record", message: e.to_string() });
+        self.buf.clear();
+        canonical::write(&mut self.buf, &record.fields(record.details, record.reasons)).map_err(malformed)?;
+        match self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac) {
+            Ok(()) => {}
+            Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.to_owned()))),
+            Err(MacCheck::Mismatch) => {
+                let Some((details, reasons)) = record.recanonicalized() else {
+                    return Err(fail(BreakReason::MacMismatch));
+                };
+                self.buf.clear();
+                canonical::write(&mut self.buf, &record.fields(&details, reasons.as_deref())).map_err(malformed)?;
+                if self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac).is_err() {
+                    return Err(fail(BreakReason::MacMismatch));
+                }
+                if record.seq >= self.strict_from {
+                    return Err(fail(BreakReason::NotCanonical));
+                }
+            }
+        }
+        let summary = &mut self.summary;
+        summary.count += 1;
+        summary.first_seq.get_or_insert(record.seq);
+        summary.last_seq = Some(record.seq);
+        if !summary.key_ids.contains(record.key_id) {
+            summary.key_ids.insert(record.key_id.to_owned());
+        }
+        self.prev_mac = mac;
+        self.prev_hex = hex_of(&mac);
+        self.expected = expected.saturating_add(1);
+        Ok(mac)
+    }
+
+    /// What was verified, and where the next run continues.
+    pub fn finish(mut self) -> VerifiedSummary {
+        self.summary.next = ChainStart::new(self.expected, self.prev_mac);
+        self.summary
+    }
 }

@@ -13,6 +13,7 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::canonical;
 use super::merkle::{self, Hash};
 
 /// The largest `seq` whose JCS encoding (an IEEE double) is still exact.
@@ -49,11 +50,21 @@ impl Mac {
         if text.len() != 64 {
             return Err(MacParseError::Length(text.len()));
         }
-        if !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(MacParseError::NotLowercaseHex);
-        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut bytes = [0; 32];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| MacParseError::NotLowercaseHex)?;
+        for (out, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            let (Some(&hi), Some(&lo)) = (pair.first(), pair.get(1)) else {
+                return Err(MacParseError::NotLowercaseHex);
+            };
+            match (digit(hi), digit(lo)) {
+                (Some(h), Some(l)) => *out = h << 4 | l,
+                _ => return Err(MacParseError::NotLowercaseHex),
+            }
+        }
         Ok(Self(bytes))
     }
 }
@@ -164,39 +175,21 @@ pub struct Record {
     pub mac: String,
 }
 
-/// The record minus `mac`: what the MAC covers. Borrowed so canonicalizing
-/// copies nothing. Must list the same fields, with the same attributes, as
-/// [`Record`] (a test checks it against the record's own JSON).
-#[derive(Serialize)]
-struct Unsigned<'a> {
-    seq: u64,
-    ts: &'a str,
-    kind: &'a str,
-    actor: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_owner: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    connection: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<Outcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasons: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy_digest: Option<&'a str>,
-    details: &'a Map<String, Value>,
-    key_id: &'a str,
-    prev_mac: &'a str,
-}
-
 impl Record {
     /// RFC 8785 (JCS) bytes of this record without `mac`: the message its
     /// MAC covers, after the 32 bytes of `prev_mac`.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, SealError> {
-        let unsigned = Unsigned {
+        let details = canonical::details_json(&self.details)?;
+        let reasons = self.reasons.as_deref().map(canonical::reasons_json);
+        let mut out = Vec::with_capacity(256 + details.len());
+        canonical::write(&mut out, &self.fields(&details, reasons.as_deref()))?;
+        Ok(out)
+    }
+
+    /// The fields as the canonical writer takes them, with `details` and
+    /// `reasons` given as JCS text.
+    pub(crate) fn fields<'a>(&'a self, details_json: &'a str, reasons_json: Option<&'a str>) -> canonical::Fields<'a> {
+        canonical::Fields {
             seq: self.seq,
             ts: &self.ts,
             kind: &self.kind,
@@ -205,14 +198,13 @@ impl Record {
             token_owner: self.token_owner.as_deref(),
             connection: self.connection.as_deref(),
             project: self.project.as_deref(),
-            decision: self.decision,
-            reasons: self.reasons.as_deref(),
+            decision: self.decision.map(canonical::outcome_str),
+            reasons_json,
             policy_digest: self.policy_digest.as_deref(),
-            details: &self.details,
+            details_json,
             key_id: &self.key_id,
             prev_mac: &self.prev_mac,
-        };
-        serde_json_canonicalizer::to_vec(&unsigned).map_err(|e| SealError::Canonical(e.to_string()))
+        }
     }
 
     /// The record's `mac`, parsed.

@@ -19,13 +19,16 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
-use warrant_engine::audit::{Entry, Hash, Mac, Outcome, merkle};
+use warrant_engine::audit::{Entry, Hash, Mac, Outcome, Prepared, merkle};
 
 use crate::keys::Keyring;
-use crate::store::{Store, StoreError};
+use crate::store::{Sealed, Store, StoreError};
 
 /// Most events sealed and written in one transaction.
 const MAX_BATCH: usize = 512;
+/// Scheduler turns the writer waits, at most, for the callers of its last
+/// batch to queue again before it starts the next one.
+const REFILL_TURNS: usize = 8;
 /// Events waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
 
@@ -60,7 +63,7 @@ pub struct Appended {
 pub struct AuditError(String);
 
 struct Pending {
-    entry: Entry,
+    prepared: Prepared,
     reply: oneshot::Sender<Result<Appended, AuditError>>,
 }
 
@@ -125,10 +128,9 @@ impl AuditLog {
     /// CLI); the transaction keeps the chain single with any running service.
     pub async fn append_direct(store: &Store, keys: &Keyring, event: Event) -> Result<Appended, AuditError> {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let mut results = store
-            .append_audit(vec![event.into_entry(keys)], keys.signing(), &ts)
-            .await
-            .map_err(|e| AuditError(e.to_string()))?;
+        let prepared = event.prepare(keys)?;
+        let mut results =
+            store.append_audit(vec![prepared], keys.signing(), &ts).await.map_err(|e| AuditError(e.to_string()))?;
         match results.pop() {
             Some(Ok(r)) => Ok(Appended { seq: r.seq, mac: r.mac }),
             Some(Err(e)) => Err(AuditError(e.to_string())),
@@ -138,22 +140,33 @@ impl AuditLog {
 
     /// Records several events, queued together so they share a commit;
     /// answers in the same order.
+    ///
+    /// Redaction and the expensive part of sealing (canonicalizing
+    /// `details`, rendering every field that does not depend on the
+    /// record's place in the chain) happen here, on the callers' tasks, so
+    /// the single writer only splices four fields and computes the HMAC.
     pub async fn append_all(&self, events: Vec<Event>) -> Vec<Result<Appended, AuditError>> {
         let stopped = || AuditError("the writer stopped".into());
         let mut answers = Vec::with_capacity(events.len());
         for event in events {
             let (reply, answer) = oneshot::channel();
-            let entry = event.into_entry(&self.keys);
-            answers.push(match self.queue.send(Pending { entry, reply }).await {
-                Ok(()) => Some(answer),
-                Err(_) => None,
+            let prepared = match event.prepare(&self.keys) {
+                Ok(p) => p,
+                Err(e) => {
+                    answers.push(Err(e));
+                    continue;
+                }
+            };
+            answers.push(match self.queue.send(Pending { prepared, reply }).await {
+                Ok(()) => Ok(answer),
+                Err(_) => Err(stopped()),
             });
         }
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             results.push(match answer {
-                Some(a) => a.await.unwrap_or_else(|_| Err(stopped())),
-                None => Err(stopped()),
+                Ok(a) => a.await.unwrap_or_else(|_| Err(stopped())),
+                Err(e) => Err(e),
             });
         }
         results
@@ -161,7 +174,17 @@ impl AuditLog {
 }
 
 async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring, leaves: Arc<RwLock<Vec<Hash>>>) {
+    let mut last_batch = 0;
     while let Some(first) = rx.recv().await {
+        // The callers just answered are the likeliest to send again: give
+        // them a moment (a few scheduler turns, no sleep) to queue, so the
+        // next commit carries them instead of leaving them for the one after.
+        for _ in 0..REFILL_TURNS {
+            if rx.len() + 1 >= last_batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -169,8 +192,9 @@ async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring
                 Err(_) => break,
             }
         }
+        last_batch = batch.len();
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let (entries, replies): (Vec<Entry>, Vec<_>) = batch.into_iter().map(|p| (p.entry, p.reply)).unzip();
+        let (entries, replies): (Vec<Prepared>, Vec<_>) = batch.into_iter().map(|p| (p.prepared, p.reply)).unzip();
         match store.append_audit(entries, keys.signing(), &ts).await {
             Ok(results) => {
                 sync_leaves(&store, &leaves, &results).await;
@@ -196,9 +220,9 @@ async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring
 async fn sync_leaves(
     store: &Store,
     leaves: &RwLock<Vec<Hash>>,
-    results: &[Result<warrant_engine::audit::Record, warrant_engine::audit::SealError>],
+    results: &[Result<Sealed, warrant_engine::audit::SealError>],
 ) {
-    let written: Vec<&warrant_engine::audit::Record> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let written: Vec<&Sealed> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let Some(first) = written.first() else { return };
     let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
     let missing = if first.seq > known + 1 { store.audit_macs_after(known).await.ok() } else { None };
@@ -230,6 +254,11 @@ pub struct Event {
 impl Event {
     pub fn new(kind: impl Into<String>, actor: impl Into<String>) -> Self {
         Self { kind: kind.into(), actor: actor.into(), ..Self::default() }
+    }
+
+    /// Redacts the event and renders it for sealing.
+    fn prepare(self, keys: &Keyring) -> Result<Prepared, AuditError> {
+        Prepared::new(self.into_entry(keys)).map_err(|e| AuditError(e.to_string()))
     }
 
     fn into_entry(self, keys: &Keyring) -> Entry {

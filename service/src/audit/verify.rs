@@ -3,13 +3,14 @@
 //! Merkle root. Reports the first bad `seq` and why.
 
 use serde::Serialize;
-use warrant_engine::audit::{ChainStart, Checkpoint, Hash, Mac, merkle, verify_chain};
+use warrant_engine::audit::{ChainStart, ChainVerifier, Checkpoint, Hash, Mac, merkle};
 
 use crate::keys::Keyring;
 use crate::store::{Store, StoreError};
 
-/// Records read per query while verifying.
-const CHUNK: u32 = 10_000;
+/// Records streamed per query while verifying (progress is reported
+/// between queries).
+const CHUNK: u32 = 50_000;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = VerifyReport)]
@@ -63,7 +64,7 @@ pub async fn verify(
     let to = to.unwrap_or(last).min(last);
     let mut report =
         Report { ok: true, from, to, records: 0, checkpoints_checked: 0, first_bad_seq: None, reason: None };
-    let mut start = if from == 1 {
+    let start = if from == 1 {
         ChainStart::genesis()
     } else {
         match store.audit_range(from - 1, from - 1, 1).await?.first() {
@@ -72,24 +73,21 @@ pub async fn verify(
         }
     };
     let mut leaves: Vec<Hash> = Vec::new();
+    let mut verifier = ChainVerifier::new(keys.signing(), &start).strict_from(store.audit_canonical_since().await?);
     let mut next = from;
     while next <= to {
-        let chunk = store.audit_range(next, to, CHUNK).await?;
-        if chunk.is_empty() {
-            return Ok(fail(report, next, format!("record {next} is missing")));
-        }
-        match verify_chain(&chunk, keys.signing(), &start) {
-            Ok(summary) => start = summary.next_start(),
+        let wanted = if from == 1 { Some(&mut leaves) } else { None };
+        match store.audit_verify_range((next, to, CHUNK), &mut verifier, wanted).await? {
+            Ok(0) => return Ok(fail(report, next, format!("record {next} is missing"))),
+            Ok(read) => {
+                report.records += read;
+                next += read;
+            }
             Err(broken) => {
-                report.records += broken.seq.saturating_sub(next);
+                report.records = broken.seq.saturating_sub(from);
                 return Ok(fail(report, broken.seq, broken.reason.to_string()));
             }
         }
-        report.records += chunk.len() as u64;
-        if from == 1 {
-            leaves.extend(chunk.iter().filter_map(|r| r.leaf_hash().ok()));
-        }
-        next = start.seq();
         progress(report.records);
     }
     if from != 1 {

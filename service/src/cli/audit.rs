@@ -16,7 +16,9 @@ use crate::store::Store;
 const CHUNK: u32 = 10_000;
 
 pub fn run(command: AuditCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Two workers: verification reads the next packed run of records on one
+    // while it checks the current run on the other.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };

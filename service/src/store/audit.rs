@@ -3,9 +3,9 @@
 
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
-use super::rows::{push_records, seal_after};
+use super::rows::{Sealed, insert_statements, seal_after};
 
 use super::StoreError;
 
@@ -31,8 +31,9 @@ macro_rules! record_columns {
     };
 }
 
-/// Rows per INSERT statement (15 bound parameters a row).
-const INSERT_CHUNK: usize = 1000;
+/// Rows per INSERT statement: 15 bound parameters a row, under SQLite's
+/// limit of 32,766.
+const INSERT_CHUNK: usize = 2000;
 
 /// Seals `entries` after the stored head and appends them, all inside one
 /// write transaction: whoever writes (the service's writer, another
@@ -40,10 +41,10 @@ const INSERT_CHUNK: usize = 1000;
 /// every record of the batch.
 pub async fn append(
     pool: &SqlitePool,
-    entries: Vec<Entry>,
+    entries: Vec<Prepared>,
     keyring: &Keyring,
     ts: &str,
-) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
@@ -51,10 +52,8 @@ pub async fn append(
         Some(r) => (seq_of(&r)?, Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO)),
         None => (0, Mac::ZERO),
     };
-    let (results, sealed) = seal_after(head, entries, keyring, ts);
-    for chunk in sealed.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
-        push_records(&mut insert, chunk);
+    let (results, rows) = seal_after(head, entries, keyring, ts);
+    for mut insert in insert_statements(rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
@@ -89,6 +88,13 @@ pub async fn range(pool: &SqlitePool, from: u64, to: u64, limit: u32) -> Result<
     .fetch_all(pool)
     .await?;
     rows.iter().map(record_of).collect()
+}
+
+/// The first `seq` whose `details`/`reasons` were stored as canonical text
+/// (0, strict everywhere, if the mark is missing).
+pub async fn canonical_since(pool: &SqlitePool) -> Result<u64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_canonical_since").fetch_one(pool).await?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
 /// Every record's MAC in `seq` order (the Merkle leaves' data).

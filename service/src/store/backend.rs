@@ -4,11 +4,11 @@
 use std::future::Future;
 
 use serde_json::Value;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, StoreError, StoreVersions, StoredBundle};
+use super::{AuditFilter, Sealed, StoreError, StoreVersions, StoredBundle};
 use crate::tokens::TokenState;
 
 /// What a storage backend provides. Both implementations pass the same
@@ -48,10 +48,10 @@ pub trait Backend: Send + Sync {
     /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
     fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> impl Future<Output = Result<Vec<Result<Record, SealError>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Result<Sealed, SealError>>, StoreError>> + Send;
 
     /// MACs of the records after `after_seq`, in order.
     fn audit_macs_after(&self, after_seq: u64) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
@@ -66,6 +66,19 @@ pub trait Backend: Send + Sync {
         to: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
+
+    /// Streams audit records `from..=to` (at most `limit`) through
+    /// `verifier`, pushing each one's Merkle leaf to `leaves` if given.
+    /// Returns how many were read, or where the chain breaks.
+    fn audit_verify_range(
+        &self,
+        range: (u64, u64, u32),
+        verifier: &mut ChainVerifier<'_>,
+        leaves: Option<&mut Vec<Hash>>,
+    ) -> impl Future<Output = Result<Result<u64, ChainBreak>, StoreError>> + Send;
+
+    /// The first `seq` stored with canonical `details`/`reasons` text.
+    fn audit_canonical_since(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     fn audit_macs(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 

@@ -23,6 +23,7 @@ macro_rules! dispatch {
 pub mod api_keys;
 pub mod audit;
 mod backend;
+mod packed;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -38,7 +39,8 @@ pub use sqlite::SqliteStore;
 
 use crate::tokens::TokenState;
 pub use audit::AuditFilter;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+pub use rows::Sealed;
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 /// A store failure: always a server-side problem (500), never the client's.
 #[derive(Debug, thiserror::Error)]
@@ -172,10 +174,10 @@ impl Store {
     /// transaction (one fsync). Per entry: its record, or why it could not be sealed.
     pub async fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+    ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         dispatch!(self, append_audit(entries, keyring, ts))
     }
 
@@ -192,6 +194,22 @@ impl Store {
     /// Audit records `from..=to` in order, at most `limit`.
     pub async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
         dispatch!(self, audit_range(from, to, limit))
+    }
+
+    /// Streams audit records `from..=to` (at most `limit`) through
+    /// `verifier`; see [`Backend::audit_verify_range`].
+    pub async fn audit_verify_range(
+        &self,
+        range: (u64, u64, u32),
+        verifier: &mut ChainVerifier<'_>,
+        leaves: Option<&mut Vec<Hash>>,
+    ) -> Result<Result<u64, ChainBreak>, StoreError> {
+        dispatch!(self, audit_verify_range(range, verifier, leaves))
+    }
+
+    /// The first `seq` stored with canonical `details`/`reasons` text.
+    pub async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
+        dispatch!(self, audit_canonical_since())
     }
 
     pub async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {

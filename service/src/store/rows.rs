@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
-use warrant_engine::audit::{Entry, Keyring, Mac, Outcome, Record, SealError, seal};
+use warrant_engine::audit::{
+    ChainBreak, ChainVerifier, Entry, Hash, Keyring, Mac, Outcome, Prepared, Record, SealError, Sealer, StoredRecord,
+    merkle,
+};
 
 use super::StoreError;
 use crate::tokens::TokenState;
@@ -28,32 +31,65 @@ where
     })
 }
 
+/// A record just appended: where it landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    /// 64 lowercase hex digits.
+    pub mac: String,
+}
+
+/// One row to insert, every column owned (moved from the prepared entry).
+pub(crate) struct NewRow {
+    seq: u64,
+    ts: String,
+    entry: Entry,
+    details: String,
+    reasons: Option<String>,
+    key_id: String,
+    prev_mac: String,
+    mac: String,
+}
+
 /// Seals `entries` one after the other after the head `(seq, mac)`, all
-/// stamped `ts`. Returns each entry's outcome and the records to insert.
+/// stamped `ts`. Returns each entry's outcome and the rows to insert.
 /// Backends call this inside the write transaction that read the head.
 pub(crate) fn seal_after(
     head: (u64, Mac),
-    entries: Vec<Entry>,
+    entries: Vec<Prepared>,
     keyring: &Keyring,
     ts: &str,
-) -> (Vec<Result<Record, SealError>>, Vec<Record>) {
+) -> (Vec<Result<Sealed, SealError>>, Vec<NewRow>) {
+    let mut sealer = match Sealer::new(keyring, ts) {
+        Ok(s) => s,
+        Err(e) => return (entries.iter().map(|_| Err(e.clone())).collect(), Vec::new()),
+    };
     let (mut seq, mut prev) = head;
     let mut results = Vec::with_capacity(entries.len());
-    let mut sealed = Vec::with_capacity(entries.len());
-    for mut entry in entries {
-        entry.seq = seq + 1;
-        ts.clone_into(&mut entry.ts);
-        match seal(entry, &prev, keyring) {
-            Ok(record) => {
+    let mut rows = Vec::with_capacity(entries.len());
+    for prepared in entries {
+        match sealer.seal(&prepared, seq + 1, &prev) {
+            Ok(mac) => {
                 seq += 1;
-                prev = record.mac().unwrap_or(Mac::ZERO);
-                sealed.push(record.clone());
-                results.push(Ok(record));
+                let (entry, details, reasons) = prepared.into_parts();
+                let mac_hex = mac.to_hex();
+                results.push(Ok(Sealed { seq, mac: mac_hex.clone() }));
+                rows.push(NewRow {
+                    seq,
+                    ts: sealer.ts().to_owned(),
+                    entry,
+                    details,
+                    reasons,
+                    key_id: sealer.key_id().to_owned(),
+                    prev_mac: prev.to_hex(),
+                    mac: mac_hex,
+                });
+                prev = mac;
             }
             Err(e) => results.push(Err(e)),
         }
     }
-    (results, sealed)
+    (results, rows)
 }
 
 pub(crate) fn outcome_str(o: Outcome) -> &'static str {
@@ -110,30 +146,117 @@ where
     })
 }
 
-/// Appends `records` as the VALUES of an `INSERT INTO audit_records
+/// Appends `rows` as the VALUES of an `INSERT INTO audit_records
 /// (<record columns>)`, in column order: one binding for every backend.
-pub(crate) fn push_records<DB>(insert: &mut QueryBuilder<DB>, records: &[Record])
+/// `details` and `reasons` are stored as their canonical (JCS) text, so
+/// verification can splice them instead of re-canonicalizing.
+pub(crate) fn push_records<DB>(insert: &mut QueryBuilder<DB>, rows: impl IntoIterator<Item = NewRow>)
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
 {
-    insert.push_values(records, |mut row, r| {
+    insert.push_values(rows, |mut row, r| {
+        let e = r.entry;
         row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
-            .push_bind(r.ts.clone())
-            .push_bind(r.kind.clone())
-            .push_bind(r.actor.clone())
-            .push_bind(r.token_id.clone())
-            .push_bind(r.token_owner.clone())
-            .push_bind(r.connection.clone())
-            .push_bind(r.project.clone())
-            .push_bind(r.decision.map(|d| outcome_str(d).to_owned()))
-            .push_bind(r.reasons.as_ref().map(|v| Value::from(v.clone()).to_string()))
-            .push_bind(r.policy_digest.clone())
-            .push_bind(Value::Object(r.details.clone()).to_string())
-            .push_bind(r.key_id.clone())
-            .push_bind(r.prev_mac.clone())
-            .push_bind(r.mac.clone());
+            .push_bind(r.ts)
+            .push_bind(e.kind)
+            .push_bind(e.actor)
+            .push_bind(e.token_id)
+            .push_bind(e.token_owner)
+            .push_bind(e.connection)
+            .push_bind(e.project)
+            .push_bind(e.decision.map(|d| outcome_str(d).to_owned()))
+            .push_bind(r.reasons)
+            .push_bind(e.policy_digest)
+            .push_bind(r.details)
+            .push_bind(r.key_id)
+            .push_bind(r.prev_mac)
+            .push_bind(r.mac);
     });
+}
+
+/// Inserts `rows` with as few statements as the bound-parameter limit
+/// allows (`chunk` rows each; 15 parameters a row).
+pub(crate) fn insert_statements<DB>(rows: Vec<NewRow>, chunk: usize) -> Vec<QueryBuilder<DB>>
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+{
+    let mut statements = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = QueryBuilder::new(concat!(
+            "INSERT INTO audit_records (",
+            "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, ",
+            "policy_digest, details, key_id, prev_mac, mac) "
+        ));
+        push_records(&mut insert, rows.by_ref().take(chunk.max(1)));
+        statements.push(insert);
+    }
+    statements
+}
+
+/// A stored audit row, borrowed, as the stored-text verifier reads it
+/// (columns in `record_columns!` order).
+pub(crate) fn stored_of<'r, R>(row: &'r R) -> Result<StoredRecord<'r>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<&'r str>: Decode<'r, R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let seq: i64 = row.try_get(0)?;
+    Ok(StoredRecord {
+        seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative `seq`".into()))?,
+        ts: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        actor: row.try_get(3)?,
+        token_id: row.try_get(4)?,
+        token_owner: row.try_get(5)?,
+        connection: row.try_get(6)?,
+        project: row.try_get(7)?,
+        decision: row.try_get(8)?,
+        reasons: row.try_get(9)?,
+        policy_digest: row.try_get(10)?,
+        details: row.try_get(11)?,
+        key_id: row.try_get(12)?,
+        prev_mac: row.try_get(13)?,
+        mac: row.try_get(14)?,
+    })
+}
+
+/// Feeds a stream of audit rows to `verifier`, collecting Merkle leaves
+/// when asked. Returns how many rows were read, or the first break.
+pub(crate) async fn verify_rows<'r, R, S>(
+    mut rows: S,
+    verifier: &mut ChainVerifier<'_>,
+    mut leaves: Option<&mut Vec<Hash>>,
+) -> Result<Result<u64, ChainBreak>, StoreError>
+where
+    R: Row,
+    S: tokio_stream::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    usize: ColumnIndex<R>,
+    for<'a> &'a str: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> Option<&'a str>: Decode<'a, R::Database>,
+    for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
+{
+    use tokio_stream::StreamExt as _;
+    let mut read = 0;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let mac = match verifier.push(&stored_of(&row)?) {
+            Ok(mac) => mac,
+            Err(broken) => return Ok(Err(broken)),
+        };
+        if let Some(l) = leaves.as_deref_mut() {
+            l.push(merkle::leaf_hash(mac.as_bytes()));
+        }
+        read += 1;
+    }
+    Ok(Ok(read))
 }

@@ -4,14 +4,16 @@
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Mac, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
 
-use crate::store::rows::{push_records, record_of, seal_after};
+use crate::store::rows::{Sealed, insert_statements, record_of, seal_after, verify_rows};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
 const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
-const INSERT_CHUNK: usize = 1000;
+/// Rows per INSERT statement: 15 bound parameters a row, under
+/// PostgreSQL's limit of 65,535.
+const INSERT_CHUNK: usize = 4000;
 
 macro_rules! record_columns {
     () => {
@@ -25,10 +27,10 @@ fn as_i64(n: u64) -> i64 {
 
 pub async fn append(
     pool: &PgPool,
-    entries: Vec<Entry>,
+    entries: Vec<Prepared>,
     keyring: &Keyring,
     ts: &str,
-) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
     let head =
@@ -40,10 +42,8 @@ pub async fn append(
         }
         None => (0, Mac::ZERO),
     };
-    let (results, sealed) = seal_after(head, entries, keyring, ts);
-    for chunk in sealed.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new(concat!("INSERT INTO audit_records (", record_columns!(), ") "));
-        push_records(&mut insert, chunk);
+    let (results, rows) = seal_after(head, entries, keyring, ts);
+    for mut insert in insert_statements(rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
@@ -71,6 +71,31 @@ pub async fn range(pool: &PgPool, from: u64, to: u64, limit: u32) -> Result<Vec<
     .fetch_all(pool)
     .await?;
     rows.iter().map(record_of).collect()
+}
+
+/// Streams records `from..=to` (at most `limit`) through `verifier`.
+pub async fn verify_range(
+    pool: &PgPool,
+    (from, to, limit): (u64, u64, u32),
+    verifier: &mut ChainVerifier<'_>,
+    leaves: Option<&mut Vec<Hash>>,
+) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(as_i64(from))
+    .bind(as_i64(to))
+    .bind(i64::from(limit))
+    .fetch(pool);
+    verify_rows(rows, verifier, leaves).await
+}
+
+/// The first `seq` whose `details`/`reasons` were stored as canonical text.
+pub async fn canonical_since(pool: &PgPool) -> Result<u64, StoreError> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_canonical_since").fetch_one(pool).await?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
 pub async fn macs(pool: &PgPool) -> Result<Vec<String>, StoreError> {

@@ -16,10 +16,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, Backend, BundleOrigin, StoreError, StoreVersions, StoredBundle};
+use super::{AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle};
 use crate::store::rows::token_of;
 use crate::tokens::TokenState;
-use warrant_engine::audit::{Checkpoint, Entry, Keyring, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -217,10 +217,10 @@ impl Backend for PgStore {
 
     async fn append_audit(
         &self,
-        entries: Vec<Entry>,
+        entries: Vec<Prepared>,
         keyring: &Keyring,
         ts: &str,
-    ) -> Result<Vec<Result<Record, SealError>>, StoreError> {
+    ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         audit::append(self.pool(), entries, keyring, ts).await
     }
 
@@ -234,6 +234,19 @@ impl Backend for PgStore {
 
     async fn audit_range(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
         audit::range(self.pool(), from, to, limit).await
+    }
+
+    async fn audit_verify_range(
+        &self,
+        range: (u64, u64, u32),
+        verifier: &mut ChainVerifier<'_>,
+        leaves: Option<&mut Vec<Hash>>,
+    ) -> Result<Result<u64, ChainBreak>, StoreError> {
+        audit::verify_range(self.pool(), range, verifier, leaves).await
+    }
+
+    async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
+        audit::canonical_since(self.pool()).await
     }
 
     async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {

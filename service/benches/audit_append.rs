@@ -1,0 +1,174 @@
+//! Durable audit append and offline verify, in process, on a real SQLite file.
+//!
+//! `cargo bench -p warrant-service --bench audit_append -- [--writers 64] [--events 200000] [--keep DIR]`
+//!
+//! Append: `--writers` tokio tasks (on the service's runtime shape: a
+//! multi-thread runtime, one worker per core) each append `token.issued`
+//! events through [`AuditLog`] until `--events` have been acknowledged. An
+//! acknowledgement means the record is committed and fsynced (WAL,
+//! `synchronous=FULL`). Reports events/s and the p50/p99 acknowledgement
+//! latency.
+//!
+//! Verify: then runs the real CLI, `warrant audit verify`, on that database
+//! (process start, open, read, verify every MAC, checkpoints) and reports
+//! records/s.
+//!
+//! Output (one line each, for the suite runner):
+//!
+//! ```text
+//! audit-append backend=sqlite writers=64 events=200000 seconds=3.10 events_per_s=64516 p50_ms=0.95 p99_ms=2.40
+//! audit-verify backend=sqlite records=200000 seconds=0.18 records_per_s=1111111 cli=ok
+//! ```
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "benchmark setup fails loudly"
+)]
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use warrant_service::audit::{AuditLog, DecisionAudit, Event};
+use warrant_service::keys::Keyring;
+use warrant_service::store::Store;
+
+/// As in the `warrant` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const KEY: &str = "bench 5f2c9a01b7e34d6f8a1c2e3b4d5f60718293a4b5c6d7e8f90123456789abcdef";
+
+struct Args {
+    writers: usize,
+    events: u64,
+    keep: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let mut parsed = Args { writers: 64, events: 200_000, keep: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--writers" => parsed.writers = it.next().and_then(|v| v.parse().ok()).expect("--writers N"),
+            "--events" => parsed.events = it.next().and_then(|v| v.parse().ok()).expect("--events N"),
+            "--keep" => parsed.keep = Some(it.next().map(PathBuf::from).expect("--keep DIR")),
+            // `cargo bench` passes `--bench`; ignore what is not ours.
+            _ => {}
+        }
+    }
+    parsed
+}
+
+/// A token event as `POST /v1/tokens/events` records it.
+fn event(writer: usize, n: u64) -> Event {
+    let mut e = Event::new("token.issued", format!("u{}", n % 1000));
+    e.token_id = Some(format!("w{writer}-{n}"));
+    e.token_owner = Some(format!("u{}", n % 1000));
+    e.connection = Some("snow".into());
+    e.details = json!({
+        "status": "active",
+        "role": "ANALYST",
+        "expires_at": "2030-01-01T00:00:00.000Z",
+        "issued_at": "2026-11-22T10:00:00.000Z",
+    })
+    .as_object()
+    .cloned()
+    .unwrap();
+    e
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+fn main() {
+    let args = args();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = args.keep.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("audit-bench.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let url = format!("sqlite://{}", db.display());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (elapsed, mut latencies) = runtime.block_on(async {
+        let keys = Keyring::parse(KEY).unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let log = AuditLog::open(store, keys, DecisionAudit::All).await.unwrap();
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..args.writers)
+            .map(|w| {
+                let log = log.clone();
+                let next = Arc::clone(&next);
+                let total = args.events;
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= total {
+                            break;
+                        }
+                        let sent = Instant::now();
+                        log.append(event(w, n)).await.expect("append");
+                        latencies.push(sent.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        (started.elapsed(), latencies)
+    });
+    drop(runtime);
+    latencies.sort_unstable();
+    let secs = elapsed.as_secs_f64();
+    // `writeln!`, not `println!`: a closed pipe (`| head`) is not a failure.
+    let mut console = std::io::stdout();
+    let _ = writeln!(
+        console,
+        "audit-append backend=sqlite writers={} events={} seconds={secs:.2} events_per_s={:.0} p50_ms={:.2} p99_ms={:.2}",
+        args.writers,
+        latencies.len(),
+        latencies.len() as f64 / secs,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+    );
+
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))
+        .args(["audit", "verify", "--database-url", &url])
+        .env("WARRANT_AUDIT_KEY", KEY)
+        .output()
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ok = out.status.success() && stdout.starts_with("ok:");
+    let _ = writeln!(
+        console,
+        "audit-verify backend=sqlite records={} seconds={secs:.2} records_per_s={:.0} cli={}",
+        latencies.len(),
+        latencies.len() as f64 / secs,
+        if ok { "ok" } else { "FAILED" }
+    );
+    if !ok {
+        eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        std::process::exit(1);
+    }
+}
