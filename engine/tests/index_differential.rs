@@ -15,6 +15,8 @@
     reason = "tests fail by panicking"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -24,6 +26,8 @@ use cedar_policy::{
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 use warrant_engine::{Bundle, BundleSource, EntityRef, Query};
+
+use common::Rng;
 
 const SCHEMA: &str = r#"namespace D {
     type Ctx = { now: datetime, flag?: Bool };
@@ -39,26 +43,6 @@ const SCHEMA: &str = r#"namespace D {
 }"#;
 
 const ACTIONS: [&str; 4] = ["read", "list", "write", "share"];
-
-/// A small deterministic generator (no extra dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
 
 fn policy(rng: &mut Rng, id: usize) -> String {
     let effect = if rng.below(3) == 0 { "forbid" } else { "permit" };

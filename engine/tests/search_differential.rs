@@ -13,11 +13,15 @@
     reason = "tests fail by panicking"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use warrant_engine::{Bundle, BundleSource, EntityRef, EntitySet, Query, Search, SearchMode, SearchPath, Searched};
+
+use common::Rng;
 
 const SCHEMA: &str = r#"namespace S {
     type Ctx = { flag?: Bool };
@@ -34,21 +38,6 @@ const SCHEMA: &str = r#"namespace S {
 /// Users `u0..u5` exist; `u6` is searched for but never stored.
 const USERS: u64 = 7;
 const DOCS: u64 = 12;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn condition(rng: &mut Rng) -> String {
     let k = rng.below(3);
