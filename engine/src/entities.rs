@@ -66,6 +66,23 @@ impl EntitySet {
         self.docs.get(key)
     }
 
+    /// Builds the search indexes `previous` (an earlier version of this
+    /// store) had built, so searches right after a change do not pay for
+    /// them. Call before making this version live.
+    pub fn warm_search_like(&self, previous: &EntitySet) {
+        let built = previous.search.built();
+        self.search.build_like(&built, &self.cedar, |ty| self.ids_of_type(ty).to_vec());
+    }
+
+    /// Which search indexes are built: per type (qualified), the attributes
+    /// indexed and whether the ancestor index is. For tests and diagnostics.
+    pub fn search_indexes(&self) -> Vec<(String, Vec<String>, bool)> {
+        let mut built = self.search.built();
+        built.sort();
+        built.iter_mut().for_each(|(_, attrs, _)| attrs.sort());
+        built
+    }
+
     /// Whether an entity of type `ty` (qualified) with this id is stored.
     pub fn contains(&self, ty: &str, id: &str) -> bool {
         self.docs.contains_key(&(ty.to_owned(), id.to_owned()))

@@ -136,3 +136,21 @@ fn browse_schema_is_answered_from_the_indexes() {
     assert_eq!(indexed.ids, every.ids);
     assert!(!indexed.ids.is_empty());
 }
+
+#[test]
+fn a_new_store_version_can_be_warmed_with_the_indexes_searches_used() {
+    let bundle = pack();
+    let before = bundle.entity_set(workspace()).unwrap();
+    assert!(before.search_indexes().is_empty(), "nothing is built before a search");
+    let lead = search(&bundle, &before, "lead");
+    let built = before.search_indexes();
+    assert_eq!(built, [("Analytics::Schema".to_owned(), vec!["granted_roles".to_owned()], false)]);
+
+    let mut docs = workspace();
+    docs.push(user("newcomer", &["R3"]));
+    let after = bundle.entity_set(docs).unwrap();
+    after.warm_search_like(&before);
+    assert_eq!(after.search_indexes(), built, "the same indexes, built for the new version");
+    assert_eq!(search(&bundle, &after, "lead"), lead);
+    assert_eq!(search(&bundle, &after, "newcomer"), search(&bundle, &after, "analyst"));
+}

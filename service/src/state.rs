@@ -176,6 +176,7 @@ impl AppState {
             return Ok(activation);
         }
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        entities.warm_search_like(&current.entities);
         let activated_at = now();
         let bundle_version = self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         let versions = StoreVersions { bundle: bundle_version, ..current.versions };
@@ -208,6 +209,8 @@ impl AppState {
         let current = self.snapshot();
         let entities = current.bundle.entity_set(docs.clone()).map_err(ChangeError::Entities)?;
         let entities_version = self.inner.store.replace_entities(&docs).await?;
+        // Searches right after the change should not pay for the indexes.
+        entities.warm_search_like(&current.entities);
         let count = entities.stored_len();
         // The write lock guarantees no bundle swap happened since we read it.
         let snapshot = Snapshot {
@@ -247,6 +250,7 @@ impl AppState {
             (Arc::new(bundle), recorded.origin, recorded.activated_at)
         };
         let entities = bundle.entity_set(store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        entities.warm_search_like(&current.entities);
         tracing::info!(digest = bundle.digest(), entities = entities.len(), "picked up changes from the shared store");
         self.inner.snapshot.store(Arc::new(Snapshot { bundle, entities, origin, activated_at, versions }));
         Ok(true)

@@ -155,6 +155,12 @@ impl Candidates {
         self.ids.len()
     }
 
+    /// The attributes indexed so far, and whether the ancestor index is built.
+    fn built(&self) -> (Vec<String>, bool) {
+        let attrs = self.attrs.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        (attrs, self.ancestors.get().is_some())
+    }
+
     /// The position of the candidate with this id.
     pub(crate) fn position_of(&self, id: &str) -> Option<usize> {
         self.position.get(id).map(|p| *p as usize)
@@ -197,7 +203,11 @@ impl Candidates {
     /// Positions of the candidates that are descendants of `ancestor`
     /// (not the candidate equal to it: `in` adds that itself).
     pub(crate) fn descendants_of(&self, ancestor: &Key, entities: &Entities) -> &[u32] {
-        let map = self.ancestors.get_or_init(|| {
+        self.ancestor_index(entities).get(ancestor).map_or(&[], Vec::as_slice)
+    }
+
+    fn ancestor_index(&self, entities: &Entities) -> &HashMap<Key, Vec<u32>> {
+        self.ancestors.get_or_init(|| {
             let mut map: HashMap<Key, Vec<u32>> = HashMap::new();
             for (position, uid) in self.uids.iter().enumerate() {
                 for a in entities.ancestors(uid).into_iter().flatten() {
@@ -205,8 +215,7 @@ impl Candidates {
                 }
             }
             map
-        });
-        map.get(ancestor).map_or(&[], Vec::as_slice)
+        })
     }
 }
 
@@ -230,6 +239,41 @@ impl SearchCache {
             return Arc::clone(map.entry(key).or_insert(built));
         }
         built
+    }
+
+    /// What has been built: per type, the attributes indexed and whether the
+    /// ancestor index is.
+    pub(crate) fn built(&self) -> Vec<(String, Vec<String>, bool)> {
+        let types: Vec<(String, Arc<Candidates>)> =
+            self.types.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()).unwrap_or_default();
+        types
+            .into_iter()
+            .map(|(ty, c)| {
+                let (attrs, ancestors) = c.built();
+                (ty, attrs, ancestors)
+            })
+            .collect()
+    }
+
+    /// Builds, for `entities`, the indexes `built` lists (from a previous
+    /// store version), so the first search after a change is not the one
+    /// that pays for them.
+    pub(crate) fn build_like(
+        &self,
+        built: &[(String, Vec<String>, bool)],
+        entities: &Entities,
+        ids_of: impl Fn(&str) -> Vec<String>,
+    ) {
+        for (ty, attrs, ancestors) in built {
+            let Ok(type_name) = ty.parse::<cedar_policy::EntityTypeName>() else { continue };
+            let candidates = self.candidates(&type_name, &ids_of(ty));
+            for attr in attrs {
+                candidates.attr(attr, entities);
+            }
+            if *ancestors {
+                candidates.ancestor_index(entities);
+            }
+        }
     }
 }
 
