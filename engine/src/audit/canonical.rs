@@ -22,6 +22,7 @@
 
 use serde_json::{Map, Value};
 
+use super::chain::StoredRecord;
 use super::keyring::Keyring;
 use super::record::{Entry, MAX_SEQ, Mac, Outcome, SealError, check_timestamp};
 
@@ -90,26 +91,6 @@ pub(crate) const fn outcome_str(o: Outcome) -> &'static str {
     }
 }
 
-/// The fields of a record as the canonical bytes need them: strings as
-/// they are, `decision` as its text, `reasons` and `details` as JCS text.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fields<'a> {
-    pub seq: u64,
-    pub ts: &'a str,
-    pub kind: &'a str,
-    pub actor: &'a str,
-    pub token_id: Option<&'a str>,
-    pub token_owner: Option<&'a str>,
-    pub connection: Option<&'a str>,
-    pub project: Option<&'a str>,
-    pub decision: Option<&'a str>,
-    pub reasons_json: Option<&'a str>,
-    pub policy_digest: Option<&'a str>,
-    pub details_json: &'a str,
-    pub key_id: &'a str,
-    pub prev_mac: &'a str,
-}
-
 /// `"name":"value",`
 fn field(out: &mut Vec<u8>, name: &[u8], value: &str) {
     out.extend_from_slice(name);
@@ -145,19 +126,20 @@ fn push_seq(out: &mut Vec<u8>, seq: u64) -> Result<(), SealError> {
     Ok(())
 }
 
-/// Appends the canonical bytes of `f` to `out`.
-pub(crate) fn write(out: &mut Vec<u8>, f: &Fields<'_>) -> Result<(), SealError> {
+/// Appends the canonical bytes of `f` (without its `mac`) to `out`; its
+/// `details` and `reasons` are spliced as they are, so they must be JCS text.
+pub(crate) fn write(out: &mut Vec<u8>, f: &StoredRecord<'_>) -> Result<(), SealError> {
     out.push(b'{');
     field(out, b"\"actor\":", f.actor);
     optional(out, b"\"connection\":", f.connection);
     optional(out, b"\"decision\":", f.decision);
-    raw(out, b"\"details\":", Some(f.details_json));
+    raw(out, b"\"details\":", Some(f.details));
     field(out, b"\"key_id\":", f.key_id);
     field(out, b"\"kind\":", f.kind);
     optional(out, b"\"policy_digest\":", f.policy_digest);
     field(out, b"\"prev_mac\":", f.prev_mac);
     optional(out, b"\"project\":", f.project);
-    raw(out, b"\"reasons\":", f.reasons_json);
+    raw(out, b"\"reasons\":", f.reasons);
     push_seq(out, f.seq)?;
     optional(out, b"\"token_id\":", f.token_id);
     optional(out, b"\"token_owner\":", f.token_owner);

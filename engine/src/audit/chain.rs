@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::canonical::{self, Fields};
+use super::canonical;
 use super::keyring::{Keyring, MacCheck};
 use super::record::{Entry, Mac, Record, SealError, check_entry};
 
@@ -183,7 +183,8 @@ fn hex_of(mac: &Mac) -> [u8; 64] {
 /// A record as a store holds it, borrowed from the row: `decision` as its
 /// text, `reasons` and `details` as their stored JSON text. Verifying this
 /// form splices the stored JSON into the canonical bytes instead of parsing
-/// and re-canonicalizing it.
+/// and re-canonicalizing it; it is also what the canonical writer reads
+/// (with JCS text in `details`/`reasons`, `mac` not written).
 #[derive(Debug, Clone, Copy)]
 pub struct StoredRecord<'a> {
     pub seq: u64,
@@ -204,23 +205,9 @@ pub struct StoredRecord<'a> {
 }
 
 impl<'a> StoredRecord<'a> {
-    fn fields(&self, details_json: &'a str, reasons_json: Option<&'a str>) -> Fields<'a> {
-        Fields {
-            seq: self.seq,
-            ts: self.ts,
-            kind: self.kind,
-            actor: self.actor,
-            token_id: self.token_id,
-            token_owner: self.token_owner,
-            connection: self.connection,
-            project: self.project,
-            decision: self.decision,
-            reasons_json,
-            policy_digest: self.policy_digest,
-            details_json,
-            key_id: self.key_id,
-            prev_mac: self.prev_mac,
-        }
+    /// The same record with other `details` and `reasons` text.
+    fn with_text(&self, details: &'a str, reasons: Option<&'a str>) -> Self {
+        Self { details, reasons, ..*self }
     }
 
     /// The stored `details` and `reasons` parsed and re-canonicalized:
@@ -313,7 +300,7 @@ impl<'k> ChainVerifier<'k> {
             .map_err(|e| fail(BreakReason::Malformed { field: "mac", message: e.to_string() }))?;
         let malformed = |e: SealError| fail(BreakReason::Malformed { field: "record", message: e.to_string() });
         self.buf.clear();
-        canonical::write(&mut self.buf, &record.fields(record.details, record.reasons)).map_err(malformed)?;
+        canonical::write(&mut self.buf, record).map_err(malformed)?;
         match self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac) {
             Ok(()) => {}
             Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.to_owned()))),
@@ -322,7 +309,7 @@ impl<'k> ChainVerifier<'k> {
                     return Err(fail(BreakReason::MacMismatch));
                 };
                 self.buf.clear();
-                canonical::write(&mut self.buf, &record.fields(&details, reasons.as_deref())).map_err(malformed)?;
+                canonical::write(&mut self.buf, &record.with_text(&details, reasons.as_deref())).map_err(malformed)?;
                 if self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac).is_err() {
                     return Err(fail(BreakReason::MacMismatch));
                 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical;
+use super::chain::StoredRecord;
 use super::merkle::{self, Hash};
 
 /// The largest `seq` whose JCS encoding (an IEEE double) is still exact.
@@ -186,10 +187,10 @@ impl Record {
         Ok(out)
     }
 
-    /// The fields as the canonical writer takes them, with `details` and
+    /// The record as the canonical writer takes it, with `details` and
     /// `reasons` given as JCS text.
-    pub(crate) fn fields<'a>(&'a self, details_json: &'a str, reasons_json: Option<&'a str>) -> canonical::Fields<'a> {
-        canonical::Fields {
+    pub(crate) fn fields<'a>(&'a self, details_json: &'a str, reasons_json: Option<&'a str>) -> StoredRecord<'a> {
+        StoredRecord {
             seq: self.seq,
             ts: &self.ts,
             kind: &self.kind,
@@ -199,11 +200,12 @@ impl Record {
             connection: self.connection.as_deref(),
             project: self.project.as_deref(),
             decision: self.decision.map(canonical::outcome_str),
-            reasons_json,
+            reasons: reasons_json,
             policy_digest: self.policy_digest.as_deref(),
-            details_json,
+            details: details_json,
             key_id: &self.key_id,
             prev_mac: &self.prev_mac,
+            mac: &self.mac,
         }
     }
 

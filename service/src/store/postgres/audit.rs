@@ -59,17 +59,12 @@ pub async fn head(pool: &PgPool) -> Result<Option<(u64, String)>, StoreError> {
     .transpose()
 }
 
+/// Records `$1..=$2` in `seq` order, at most `$3`.
+const RANGE: &str =
+    concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+
 pub async fn range(pool: &PgPool, from: u64, to: u64, limit: u32) -> Result<Vec<Record>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        record_columns!(),
-        " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-    ))
-    .bind(as_i64(from))
-    .bind(as_i64(to))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(RANGE).bind(as_i64(from)).bind(as_i64(to)).bind(i64::from(limit)).fetch_all(pool).await?;
     rows.iter().map(record_of).collect()
 }
 
@@ -80,15 +75,7 @@ pub async fn verify_range(
     verifier: &mut ChainVerifier<'_>,
     leaves: Option<&mut Vec<Hash>>,
 ) -> Result<Result<u64, ChainBreak>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        record_columns!(),
-        " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3"
-    ))
-    .bind(as_i64(from))
-    .bind(as_i64(to))
-    .bind(i64::from(limit))
-    .fetch(pool);
+    let rows = sqlx::query(RANGE).bind(as_i64(from)).bind(as_i64(to)).bind(i64::from(limit)).fetch(pool);
     verify_rows(rows, verifier, leaves).await
 }
 
