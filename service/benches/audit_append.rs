@@ -9,6 +9,10 @@
 //! `synchronous=FULL`). Reports events/s and the p50/p99 acknowledgement
 //! latency.
 //!
+//! Lookup: how long the lookup postings (built behind the log, see
+//! `src/store/lookup.rs`) take to catch up once the appends end, and the
+//! latency of a lookup by token.
+//!
 //! Verify: then runs the real CLI, `warrant audit verify`, on that database
 //! (process start, open, read, verify every MAC, checkpoints) and reports
 //! records/s.
@@ -17,6 +21,7 @@
 //!
 //! ```text
 //! audit-append backend=sqlite writers=64 events=200000 seconds=3.10 events_per_s=64516 p50_ms=0.95 p99_ms=2.40
+//! audit-lookup backend=sqlite indexed=196608 catch_up_ms=3.1 token_query_p50_ms=1.20 token_query_p99_ms=2.00
 //! audit-verify backend=sqlite records=200000 seconds=0.18 records_per_s=1111111 cli=ok
 //! ```
 
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use warrant_service::audit::{AuditLog, DecisionAudit, Event};
 use warrant_service::keys::Keyring;
-use warrant_service::store::Store;
+use warrant_service::store::{AuditFilter, Store};
 
 /// As in the `warrant` binary.
 #[global_allocator]
@@ -67,9 +72,9 @@ fn args() -> Args {
 }
 
 /// A token event as `POST /v1/tokens/events` records it.
-fn event(writer: usize, n: u64) -> Event {
+fn event(n: u64) -> Event {
     let mut e = Event::new("token.issued", format!("u{}", n % 1000));
-    e.token_id = Some(format!("w{writer}-{n}"));
+    e.token_id = Some(format!("t{n}"));
     e.token_owner = Some(format!("u{}", n % 1000));
     e.connection = Some("snow".into());
     e.details = json!({
@@ -82,6 +87,31 @@ fn event(writer: usize, n: u64) -> Event {
     .cloned()
     .unwrap();
     e
+}
+
+/// How long the lookup postings took to catch up once the appends ended,
+/// and what a lookup by token costs then (records after the last complete
+/// partition are scanned).
+async fn lookups(store: &Store, keys: &Keyring, events: u64) -> String {
+    let started = Instant::now();
+    let indexed = store.audit_index().await.unwrap();
+    let catch_up = started.elapsed().as_secs_f64() * 1e3;
+    let mut times = Vec::new();
+    for i in 0..200u64 {
+        let n = (i * 7919) % events;
+        let filter =
+            AuditFilter { token_id: Some(keys.digest(&format!("t{n}"))), limit: 100, ..AuditFilter::default() };
+        let started = Instant::now();
+        let found = store.audit_query(&filter).await.unwrap();
+        times.push(started.elapsed());
+        assert_eq!(found.len(), 1, "token t{n} is in one record");
+    }
+    times.sort_unstable();
+    format!(
+        "audit-lookup backend=sqlite indexed={indexed} catch_up_ms={catch_up:.1} token_query_p50_ms={:.2} token_query_p99_ms={:.2}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -104,14 +134,14 @@ fn main() {
     let url = format!("sqlite://{}", db.display());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (elapsed, mut latencies) = runtime.block_on(async {
+    let (elapsed, mut latencies, lookup) = runtime.block_on(async {
         let keys = Keyring::parse(KEY).unwrap();
         let store = Store::open(&url).await.unwrap();
-        let log = AuditLog::open(store, keys, DecisionAudit::All).await.unwrap();
+        let log = AuditLog::open(store.clone(), keys.clone(), DecisionAudit::All).await.unwrap();
         let next = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let tasks: Vec<_> = (0..args.writers)
-            .map(|w| {
+            .map(|_| {
                 let log = log.clone();
                 let next = Arc::clone(&next);
                 let total = args.events;
@@ -123,7 +153,7 @@ fn main() {
                             break;
                         }
                         let sent = Instant::now();
-                        log.append(event(w, n)).await.expect("append");
+                        log.append(event(n)).await.expect("append");
                         latencies.push(sent.elapsed());
                     }
                     latencies
@@ -134,7 +164,8 @@ fn main() {
         for t in tasks {
             latencies.extend(t.await.unwrap());
         }
-        (started.elapsed(), latencies)
+        let elapsed = started.elapsed();
+        (elapsed, latencies, lookups(&store, &keys, args.events).await)
     });
     drop(runtime);
     latencies.sort_unstable();
@@ -150,6 +181,7 @@ fn main() {
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
     );
+    let _ = writeln!(console, "{lookup}");
 
     let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warrant"))

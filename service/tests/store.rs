@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use warrant_engine::audit::{
-    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, merkle, verify_chain,
+    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, Record, merkle, verify_chain,
 };
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
@@ -279,6 +279,164 @@ async fn sqlite_verifies_awkward_text_across_packed_runs() {
     let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
     assert_eq!(store.audit_verify_range((1, 9000, 4100), &mut verifier, None).await.unwrap(), Ok(4100));
     assert_eq!(store.audit_verify_range((4101, 9000, 10_000), &mut verifier, None).await.unwrap(), Ok(4900));
+}
+
+/// SQLite finds records by kind, actor, token, connection and project
+/// through postings built behind the log: every answer (pages, cursors
+/// inside and across partitions, combined filters, time bounds) equals a
+/// scan's, before the postings exist, once they cover the complete
+/// partitions, and with records appended after them.
+#[tokio::test]
+async fn sqlite_lookups_through_postings_answer_as_a_scan_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let kinds = ["decision", "token.used", "token.issued", "policy.updated"];
+    let entry = |i: usize| {
+        let mut e = Entry::new(0, "", kinds[i % 4], format!("actor{}", (i * 7) % 37));
+        // Tokens: a few common, most rare; one used only in the last partition.
+        e.token_id = (!i.is_multiple_of(5))
+            .then(|| if i.is_multiple_of(3) { format!("t{}", i % 11) } else { format!("t{}", i % 997) });
+        e.connection = (i % 4 != 3).then(|| format!("c{}", i % 3));
+        e.project = (!i.is_multiple_of(6)).then(|| format!("p{}", i % 5));
+        if i == 12_500 {
+            e.token_id = Some("late".into());
+        }
+        Prepared::new(e).unwrap()
+    };
+    let appended = |from: usize, to: usize, ts: &'static str| {
+        let store = store.clone();
+        let keys = keys.clone();
+        async move {
+            for chunk in (from..to).collect::<Vec<_>>().chunks(1000) {
+                let batch = chunk.iter().map(|i| entry(*i)).collect();
+                store.append_audit(batch, &keys, ts).await.unwrap();
+            }
+        }
+    };
+    appended(0, 6000, "2026-01-01T00:00:00Z").await;
+    appended(6000, 12_600, "2026-01-02T00:00:00Z").await;
+
+    let filters = vec![
+        AuditFilter { token_id: Some("t7".into()), ..AuditFilter::default() },
+        AuditFilter { token_id: Some("t500".into()), ..AuditFilter::default() },
+        AuditFilter { token_id: Some("late".into()), ..AuditFilter::default() },
+        AuditFilter { token_id: Some("never".into()), ..AuditFilter::default() },
+        AuditFilter { actor: Some("actor3".into()), kind: Some("token.used".into()), ..AuditFilter::default() },
+        AuditFilter { project: Some("p2".into()), decision: None, ..AuditFilter::default() },
+        AuditFilter {
+            connection: Some("c1".into()),
+            until: Some("2026-01-02T00:00:00Z".into()),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            kind: Some("decision".into()),
+            since: Some("2026-01-02T00:00:00Z".into()),
+            ..AuditFilter::default()
+        },
+        AuditFilter { actor: Some("actor5".into()), token_id: Some("t5".into()), ..AuditFilter::default() },
+    ];
+    let scan = |all: &[Record], f: &AuditFilter| -> Vec<u64> {
+        all.iter()
+            .filter(|r| {
+                let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+                r.seq > f.after_seq
+                    && f.kind.as_ref().is_none_or(|k| *k == r.kind)
+                    && f.actor.as_ref().is_none_or(|a| *a == r.actor)
+                    && eq(&f.token_id, &r.token_id)
+                    && eq(&f.connection, &r.connection)
+                    && eq(&f.project, &r.project)
+                    && f.since.as_ref().is_none_or(|s| r.ts >= *s)
+                    && f.until.as_ref().is_none_or(|u| r.ts < *u)
+            })
+            .map(|r| r.seq)
+            .take(f.limit as usize)
+            .collect()
+    };
+    let check = |phase: &'static str, records: usize| {
+        let store = store.clone();
+        let filters = filters.clone();
+        let scan = &scan;
+        async move {
+            let all = store.audit_range(1, u64::MAX, 100_000).await.unwrap();
+            assert_eq!(all.len(), records);
+            let scan = |f: &AuditFilter| scan(&all, f);
+            for f in &filters {
+                for (after_seq, limit) in [(0, 100_000), (0, 3), (4095, 40), (4096, 1), (5000, 700), (12_287, 50)] {
+                    let f = AuditFilter { after_seq, limit, ..f.clone() };
+                    let got: Vec<u64> = store.audit_query(&f).await.unwrap().iter().map(|r| r.seq).collect();
+                    assert_eq!(got, scan(&f), "{phase}: {f:?}");
+                }
+                // Walking every page with the cursor yields the whole answer.
+                let mut walked = Vec::new();
+                let mut after_seq = 0;
+                loop {
+                    let page = store.audit_query(&AuditFilter { after_seq, limit: 97, ..f.clone() }).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    after_seq = last.seq;
+                    walked.extend(page.iter().map(|r| r.seq));
+                }
+                assert_eq!(walked, scan(&AuditFilter { limit: u32::MAX, ..f.clone() }), "{phase}: pages of {f:?}");
+            }
+        }
+    };
+    check("no postings", 12_600).await;
+    let late = AuditFilter { token_id: Some("late".into()), limit: 10, ..AuditFilter::default() };
+    assert_eq!(store.audit_query(&late).await.unwrap().len(), 1);
+    assert_eq!(store.audit_index().await.unwrap(), 12_288, "three complete partitions");
+    assert_eq!(store.audit_index().await.unwrap(), 12_288, "nothing more to do");
+    check("postings for 3 partitions", 12_600).await;
+    appended(12_600, 13_000, "2026-01-03T00:00:00Z").await;
+    check("postings, then records after them", 13_000).await;
+    assert_eq!(store.audit_index().await.unwrap(), 12_288, "the fourth partition is not complete");
+}
+
+/// Two handles on one SQLite file (the service and the CLI): each append
+/// after a head the other moved is refused by the schema and sealed again
+/// after the stored head; the chain stays single, gap-free and verifiable.
+/// A record that does not follow the head is refused whoever writes it.
+#[tokio::test]
+async fn sqlite_appends_from_two_handles_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries = |n: usize, actor: &str| {
+        (0..n).map(|_| Prepared::new(Entry::new(0, "", "decision", actor)).unwrap()).collect::<Vec<_>>()
+    };
+    let mut seqs = Vec::new();
+    for round in 0..5 {
+        for (store, actor) in [(&a, "a"), (&b, "b"), (&a, "a")] {
+            let done = store.append_audit(entries(round + 1, actor), &keys, "2026-01-01T00:00:00Z").await.unwrap();
+            seqs.extend(done.iter().map(|r| r.as_ref().unwrap().seq));
+        }
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let all = a.audit_range(1, u64::MAX, 1000).await.unwrap();
+    verify_chain(&all, &keys, &ChainStart::genesis()).unwrap();
+
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let forged = |seq: i64, prev_mac: String| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query(concat!(
+                "INSERT INTO audit_records (seq, ts, kind, actor, details, key_id, prev_mac, mac) ",
+                "VALUES (?, '2026-01-01T00:00:00Z', 'decision', 'x', '{}', 'k1', ?, ?)"
+            ))
+            .bind(seq)
+            .bind(prev_mac)
+            .bind("0".repeat(64))
+            .execute(&raw)
+            .await
+        }
+    };
+    let head = all.len() as i64;
+    let head_mac = all.last().unwrap().mac.clone();
+    let gap = forged(head + 2, head_mac.clone()).await.unwrap_err();
+    assert!(gap.to_string().contains("must follow the stored head"), "{gap}");
+    let fork = forged(head + 1, "1".repeat(64)).await.unwrap_err();
+    assert!(fork.to_string().contains("must follow the stored head"), "{fork}");
+    forged(head + 1, head_mac).await.unwrap();
 }
 
 #[tokio::test]

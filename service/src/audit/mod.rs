@@ -97,7 +97,10 @@ impl AuditLog {
         let leaves: Vec<Hash> = store.audit_macs().await?.iter().map(|m| leaf_of(m)).collect();
         let leaves = Arc::new(RwLock::new(leaves));
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves)));
+        // Capacity 1: commits while the indexer works coalesce into one wake.
+        let (committed, wakes) = mpsc::channel(1);
+        tokio::spawn(index_loop(store.clone(), wakes));
+        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves), committed));
         Ok(Self { queue, leaves, keys, decisions })
     }
 
@@ -173,7 +176,29 @@ impl AuditLog {
     }
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring, leaves: Arc<RwLock<Vec<Hash>>>) {
+/// Keeps the store's lookup structures (SQLite's postings) up to date behind
+/// the log, woken after each commit, so acknowledgements never wait for it.
+/// Ends with the writer.
+async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) {
+    loop {
+        if let Err(e) = store.audit_index().await {
+            // Queries stay correct (they scan what is not indexed); retry
+            // after the next commit.
+            tracing::warn!(error = %e, "audit lookup indexing failed");
+        }
+        if committed.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<Pending>,
+    store: Store,
+    keys: Keyring,
+    leaves: Arc<RwLock<Vec<Hash>>>,
+    committed: mpsc::Sender<()>,
+) {
     let mut last_batch = 0;
     while let Some(first) = rx.recv().await {
         // The callers just answered are the likeliest to send again: give
@@ -198,6 +223,7 @@ async fn write_loop(mut rx: mpsc::Receiver<Pending>, store: Store, keys: Keyring
         match store.append_audit(entries, keys.signing(), &ts).await {
             Ok(results) => {
                 sync_leaves(&store, &leaves, &results).await;
+                let _ = committed.try_send(());
                 for (result, reply) in results.into_iter().zip(replies) {
                     let answer =
                         result.map(|r| Appended { seq: r.seq, mac: r.mac }).map_err(|e| AuditError(e.to_string()));

@@ -5,6 +5,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
+use super::lookup::Candidates;
 use super::rows::{Sealed, insert_statements, seal_after};
 
 use super::StoreError;
@@ -35,16 +36,71 @@ macro_rules! record_columns {
 /// limit of 32,766.
 const INSERT_CHUNK: usize = 2000;
 
-/// Seals `entries` after the stored head and appends them, all inside one
-/// write transaction: whoever writes (the service's writer, another
-/// instance, the CLI), the chain stays single and gap-free. `ts` stamps
-/// every record of the batch.
+/// The chain head the last append on this store left, kept so the next
+/// group commit is a single statement: no transaction to open, no head to
+/// read. Whether it is still the head is the insert's to check: the next
+/// record's `seq` is the table's primary key (a record someone else
+/// appended meanwhile makes the insert fail as a whole), and the schema
+/// refuses a record that does not follow the stored one (`0009`).
+#[derive(Debug, Default)]
+pub struct HeadCache(std::sync::Mutex<Option<(u64, Mac)>>);
+
+impl HeadCache {
+    fn take(&self) -> Option<(u64, Mac)> {
+        self.0.lock().ok().and_then(|mut h| h.take())
+    }
+
+    /// The remembered head's `seq`, if any.
+    pub fn seq(&self) -> Option<u64> {
+        self.0.lock().ok().and_then(|h| h.map(|(seq, _)| seq))
+    }
+
+    fn set(&self, head: (u64, Mac)) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = Some(head);
+        }
+    }
+}
+
+/// Seals `entries` after the stored head and appends them atomically:
+/// whoever writes (the service's writer, the CLI), the chain stays single
+/// and gap-free. `ts` stamps every record of the batch.
+///
+/// With a remembered head, one multi-row INSERT (SQLite commits a statement
+/// atomically on its own); if that is refused (another writer appended), or
+/// with no head remembered, a write transaction that reads the head first.
 pub async fn append(
     pool: &SqlitePool,
+    cache: &HeadCache,
     entries: Vec<Prepared>,
     keyring: &Keyring,
     ts: &str,
 ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
+    if let Some(head) = cache.take() {
+        let sealing = seal_after(head, &entries, keyring, ts);
+        let new_head = sealing.head;
+        let mut statements = insert_statements(sealing.rows, INSERT_CHUNK);
+        let attempt = match statements.as_mut_slice() {
+            [] => Ok(()),
+            [insert] => insert.build().execute(pool).await.map(|_| ()),
+            // More than one statement needs a transaction.
+            _ => Err(sqlx::Error::Protocol("batch larger than one statement".into())),
+        };
+        match attempt {
+            Ok(()) => {
+                cache.set(new_head);
+                return Ok(sealing.results);
+            }
+            // SQLite refused the statement, so nothing of it is stored:
+            // someone else appended meanwhile. Seal again after their head.
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
+            }
+            // Anything else could have come after the commit: retrying
+            // might store the batch twice, so the batch fails.
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
@@ -52,12 +108,14 @@ pub async fn append(
         Some(r) => (seq_of(&r)?, Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO)),
         None => (0, Mac::ZERO),
     };
-    let (results, rows) = seal_after(head, entries, keyring, ts);
-    for mut insert in insert_statements(rows, INSERT_CHUNK) {
+    let sealing = seal_after(head, &entries, keyring, ts);
+    let new_head = sealing.head;
+    for mut insert in insert_statements(sealing.rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(results)
+    cache.set(new_head);
+    Ok(sealing.results)
 }
 
 /// MACs of the records after `after_seq`, in order (to catch up on records
@@ -107,9 +165,38 @@ pub async fn count(pool: &SqlitePool) -> Result<u64, StoreError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Records matching `f`, through the lookup postings ([`super::lookup`]).
 pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+    super::lookup::query(pool, f).await
+}
+
+/// Records after `after` among `candidates` that match every condition of
+/// `f` (its own cursor aside), in `seq` order, at most `f.limit`.
+pub(super) async fn select(
+    pool: &SqlitePool,
+    f: &AuditFilter,
+    after: u64,
+    candidates: Candidates<'_>,
+) -> Result<Vec<Record>, StoreError> {
     let mut q = sqlx::QueryBuilder::new(concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq > "));
-    q.push_bind(i64::try_from(f.after_seq).unwrap_or(i64::MAX));
+    q.push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+    match candidates {
+        Candidates::All => {}
+        Candidates::Listed(seqs) => {
+            q.push(" AND seq IN (");
+            let mut list = q.separated(", ");
+            for seq in seqs {
+                list.push_bind(i64::try_from(*seq).unwrap_or(i64::MAX));
+            }
+            q.push(")");
+        }
+        Candidates::Range(first, last) => {
+            q.push(" AND seq BETWEEN ")
+                .push_bind(i64::try_from(first).unwrap_or(i64::MAX))
+                .push(" AND ")
+                .push_bind(i64::try_from(last).unwrap_or(i64::MAX));
+        }
+    }
     let mut eq = |column: &'static str, value: &Option<String>| {
         if let Some(v) = value {
             q.push(" AND ").push(column).push(" = ").push_bind(v.clone());

@@ -84,6 +84,11 @@ pub trait Backend: Send + Sync {
 
     fn audit_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Brings lookup structures kept behind the log up to date (SQLite's
+    /// postings); returns the last `seq` they cover (0 when the backend has
+    /// none).
+    fn audit_index(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     fn audit_query(&self, filter: &AuditFilter) -> impl Future<Output = Result<Vec<Record>, StoreError>> + Send;
 
     fn save_checkpoint(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -23,6 +23,7 @@ macro_rules! dispatch {
 pub mod api_keys;
 pub mod audit;
 mod backend;
+mod lookup;
 mod packed;
 mod postgres;
 mod rows;
@@ -218,6 +219,11 @@ impl Store {
 
     pub async fn audit_count(&self) -> Result<u64, StoreError> {
         dispatch!(self, audit_count())
+    }
+
+    /// Brings the audit lookup up to date (see [`Backend::audit_index`]).
+    pub async fn audit_index(&self) -> Result<u64, StoreError> {
+        dispatch!(self, audit_index())
     }
 
     pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {

@@ -39,47 +39,50 @@ pub struct Sealed {
     pub mac: String,
 }
 
-/// One row to insert, every column owned (moved from the prepared entry).
-pub(crate) struct NewRow {
+/// One row to insert, borrowing the prepared entry it seals.
+pub(crate) struct NewRow<'a> {
     seq: u64,
     ts: String,
-    entry: Entry,
-    details: String,
-    reasons: Option<String>,
+    entry: &'a Entry,
+    details: &'a str,
+    reasons: Option<&'a str>,
     key_id: String,
     prev_mac: String,
     mac: String,
 }
 
+/// Entries sealed after a head: each entry's outcome, the rows to insert,
+/// and the head once they are stored.
+pub(crate) struct Sealing<'a> {
+    pub results: Vec<Result<Sealed, SealError>>,
+    pub rows: Vec<NewRow<'a>>,
+    pub head: (u64, Mac),
+}
+
 /// Seals `entries` one after the other after the head `(seq, mac)`, all
-/// stamped `ts`. Returns each entry's outcome and the rows to insert.
-/// Backends call this inside the write transaction that read the head.
-pub(crate) fn seal_after(
-    head: (u64, Mac),
-    entries: Vec<Prepared>,
-    keyring: &Keyring,
-    ts: &str,
-) -> (Vec<Result<Sealed, SealError>>, Vec<NewRow>) {
+/// stamped `ts`. Backends call this inside the write transaction that read
+/// the head (or, on SQLite, with a remembered head the insert itself checks).
+/// Borrows the entries, so a refused attempt can seal them again.
+pub(crate) fn seal_after<'a>(head: (u64, Mac), entries: &'a [Prepared], keyring: &Keyring, ts: &str) -> Sealing<'a> {
     let mut sealer = match Sealer::new(keyring, ts) {
         Ok(s) => s,
-        Err(e) => return (entries.iter().map(|_| Err(e.clone())).collect(), Vec::new()),
+        Err(e) => return Sealing { results: entries.iter().map(|_| Err(e.clone())).collect(), rows: Vec::new(), head },
     };
     let (mut seq, mut prev) = head;
     let mut results = Vec::with_capacity(entries.len());
     let mut rows = Vec::with_capacity(entries.len());
     for prepared in entries {
-        match sealer.seal(&prepared, seq + 1, &prev) {
+        match sealer.seal(prepared, seq + 1, &prev) {
             Ok(mac) => {
                 seq += 1;
-                let (entry, details, reasons) = prepared.into_parts();
                 let mac_hex = mac.to_hex();
                 results.push(Ok(Sealed { seq, mac: mac_hex.clone() }));
                 rows.push(NewRow {
                     seq,
                     ts: sealer.ts().to_owned(),
-                    entry,
-                    details,
-                    reasons,
+                    entry: prepared.entry(),
+                    details: prepared.details_json(),
+                    reasons: prepared.reasons_json(),
                     key_id: sealer.key_id().to_owned(),
                     prev_mac: prev.to_hex(),
                     mac: mac_hex,
@@ -89,7 +92,7 @@ pub(crate) fn seal_after(
             Err(e) => results.push(Err(e)),
         }
     }
-    (results, rows)
+    Sealing { results, rows, head: (seq, prev) }
 }
 
 pub(crate) fn outcome_str(o: Outcome) -> &'static str {
@@ -150,26 +153,27 @@ where
 /// (<record columns>)`, in column order: one binding for every backend.
 /// `details` and `reasons` are stored as their canonical (JCS) text, so
 /// verification can splice them instead of re-canonicalizing.
-pub(crate) fn push_records<DB>(insert: &mut QueryBuilder<DB>, rows: impl IntoIterator<Item = NewRow>)
+pub(crate) fn push_records<'a, DB>(insert: &mut QueryBuilder<DB>, rows: impl IntoIterator<Item = NewRow<'a>>)
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
 {
     insert.push_values(rows, |mut row, r| {
         let e = r.entry;
         row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
             .push_bind(r.ts)
-            .push_bind(e.kind)
-            .push_bind(e.actor)
-            .push_bind(e.token_id)
-            .push_bind(e.token_owner)
-            .push_bind(e.connection)
-            .push_bind(e.project)
-            .push_bind(e.decision.map(|d| outcome_str(d).to_owned()))
+            .push_bind(e.kind.as_str())
+            .push_bind(e.actor.as_str())
+            .push_bind(e.token_id.as_deref())
+            .push_bind(e.token_owner.as_deref())
+            .push_bind(e.connection.as_deref())
+            .push_bind(e.project.as_deref())
+            .push_bind(e.decision.map(outcome_str))
             .push_bind(r.reasons)
-            .push_bind(e.policy_digest)
+            .push_bind(e.policy_digest.as_deref())
             .push_bind(r.details)
             .push_bind(r.key_id)
             .push_bind(r.prev_mac)
@@ -179,12 +183,13 @@ where
 
 /// Inserts `rows` with as few statements as the bound-parameter limit
 /// allows (`chunk` rows each; 15 parameters a row).
-pub(crate) fn insert_statements<DB>(rows: Vec<NewRow>, chunk: usize) -> Vec<QueryBuilder<DB>>
+pub(crate) fn insert_statements<'a, DB>(rows: Vec<NewRow<'a>>, chunk: usize) -> Vec<QueryBuilder<DB>>
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
-    for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
 {
     let mut statements = Vec::new();
     let mut rows = rows.into_iter().peekable();

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,6 +12,7 @@ use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::api_keys::StoredKey;
+use super::audit::HeadCache;
 use super::rows::token_of;
 use super::webhooks::Cursor;
 use super::{AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle};
@@ -31,6 +34,9 @@ const INSERT_CHUNK: usize = 500;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    head: Arc<HeadCache>,
+    /// Where the lookup postings end, as last seen (`u64::MAX`: not yet).
+    indexed_upto: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -48,7 +54,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
     }
 
     /// For reads.
@@ -238,7 +244,19 @@ impl Backend for SqliteStore {
         keyring: &Keyring,
         ts: &str,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
-        super::audit::append(self.writer(), entries, keyring, ts).await
+        super::audit::append(self.writer(), &self.head, entries, keyring, ts).await
+    }
+
+    async fn audit_index(&self) -> Result<u64, StoreError> {
+        // After each group commit: look at the database only once a
+        // partition may have closed since.
+        let upto = self.indexed_upto.load(Ordering::Relaxed);
+        if upto != u64::MAX && self.head.seq().is_some_and(|head| head < upto + super::lookup::PART) {
+            return Ok(upto);
+        }
+        let upto = super::lookup::index(self.pool(), self.writer()).await?;
+        self.indexed_upto.store(upto, Ordering::Relaxed);
+        Ok(upto)
     }
 
     async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {

@@ -42,12 +42,12 @@ pub async fn append(
         }
         None => (0, Mac::ZERO),
     };
-    let (results, rows) = seal_after(head, entries, keyring, ts);
-    for mut insert in insert_statements(rows, INSERT_CHUNK) {
+    let sealing = seal_after(head, &entries, keyring, ts);
+    for mut insert in insert_statements(sealing.rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(sealing.results)
 }
 
 pub async fn head(pool: &PgPool) -> Result<Option<(u64, String)>, StoreError> {
