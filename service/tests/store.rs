@@ -439,6 +439,74 @@ async fn sqlite_appends_from_two_handles_keep_one_chain() {
     forged(head + 1, head_mac).await.unwrap();
 }
 
+/// Runs of a SQLite log are read and checked in parallel and joined in
+/// order: a change to a run's first record, its last, one inside, or a
+/// missing record is reported at exactly the first affected `seq`, as a
+/// record-by-record pass reports it.
+#[tokio::test]
+async fn sqlite_parallel_verification_reports_the_first_bad_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries: Vec<Prepared> =
+        (0..5000).map(|i| Prepared::new(Entry::new(0, "", "decision", format!("actor{i}"))).unwrap()).collect();
+    store.append_audit(entries, &keys, "2026-11-23T00:00:00Z").await.unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_records_no_update; DROP TRIGGER audit_records_no_delete")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let verdict = || {
+        let store = store.clone();
+        let keys = keys.clone();
+        async move {
+            let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis()).strict_from(1);
+            let mut leaves = Vec::new();
+            let found = store.audit_verify_range((1, 5000, 10_000), &mut verifier, Some(&mut leaves)).await.unwrap();
+            (found.map_err(|b| (b.seq, b.reason)), leaves.len())
+        }
+    };
+    let all = store.audit_range(1, 5000, 10_000).await.unwrap();
+    let (found, leaves) = verdict().await;
+    assert_eq!(found, Ok(5000));
+    assert_eq!(leaves, 5000);
+    let tamper = |seq: i64| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query("UPDATE audit_records SET actor = 'mallory' WHERE seq = ?")
+                .bind(seq)
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    };
+    let restore = |seq: i64| {
+        let raw = raw.clone();
+        let actor = all[usize::try_from(seq - 1).unwrap()].actor.clone();
+        async move {
+            sqlx::query("UPDATE audit_records SET actor = ? WHERE seq = ?")
+                .bind(actor)
+                .bind(seq)
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    };
+    // Whatever the run size, these land on different runs and edges.
+    for (bad, also) in [(1025, 4000), (1024, 2000), (2049, 2050), (4999, 5000), (1, 3000), (3333, 4444)] {
+        tamper(also).await;
+        tamper(bad).await;
+        assert_eq!(verdict().await.0, Err((bad as u64, BreakReason::MacMismatch)), "tampered {bad} and {also}");
+        restore(bad).await;
+        restore(also).await;
+    }
+    assert_eq!(verdict().await.0, Ok(5000));
+    sqlx::query("DELETE FROM audit_records WHERE seq = 2048").execute(&raw).await.unwrap();
+    let (found, _) = verdict().await;
+    assert_eq!(found, Err((2048, BreakReason::SeqMismatch { expected: 2048, found: 2049 })));
+}
+
 #[tokio::test]
 async fn unknown_database_urls_are_refused() {
     let err = Store::open("mysql://x").await.unwrap_err();

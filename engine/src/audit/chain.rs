@@ -326,9 +326,47 @@ impl<'k> ChainVerifier<'k> {
             summary.key_ids.insert(record.key_id.to_owned());
         }
         self.prev_mac = mac;
-        self.prev_hex = hex_of(&mac);
+        // `mac` parsed from exactly this text: 64 lowercase hex digits.
+        self.prev_hex.copy_from_slice(record.mac.as_bytes());
         self.expected = expected.saturating_add(1);
         Ok(mac)
+    }
+
+    /// The keyring records are checked with.
+    pub fn keyring(&self) -> &'k Keyring {
+        self.keyring
+    }
+
+    /// From which `seq` on canonical text is required.
+    pub fn strict_seq(&self) -> u64 {
+        self.strict_from
+    }
+
+    /// Where the chain stands: the `seq` expected next and the MAC before it.
+    pub fn position(&self) -> ChainStart {
+        ChainStart::new(self.expected, self.prev_mac)
+    }
+
+    /// Takes over what another verifier checked from `start` on (`run`, its
+    /// summary), so runs of one log can be checked in parallel and joined in
+    /// order. The chain goes on only if this verifier stands at `start`
+    /// now; if not, the break is reported where it stands.
+    pub fn continue_with(&mut self, start: &ChainStart, run: VerifiedSummary) -> Result<(), ChainBreak> {
+        if self.position() != *start {
+            return Err(ChainBreak { seq: self.expected, reason: BreakReason::PrevMacMismatch });
+        }
+        if run.count == 0 {
+            return Ok(());
+        }
+        self.expected = run.next.seq;
+        self.prev_mac = run.next.prev_mac;
+        self.prev_hex = hex_of(&run.next.prev_mac);
+        let summary = &mut self.summary;
+        summary.count += run.count;
+        summary.first_seq = summary.first_seq.or(run.first_seq);
+        summary.last_seq = run.last_seq.or(summary.last_seq);
+        summary.key_ids.extend(run.key_ids);
+        Ok(())
     }
 
     /// What was verified, and where the next run continues.

@@ -72,11 +72,17 @@ pub async fn verify(
             None => return Ok(fail(report, from - 1, "the record before the range is missing".into())),
         }
     };
+    let mut checkpoints = store.checkpoints().await?;
+    checkpoints.extend_from_slice(kept);
+    // A partial range can only vouch for the checkpoints inside it.
+    checkpoints.retain(|c| reaches_end || c.tree_size <= to);
+    // The Merkle leaves are only needed to check checkpoints against.
+    let want_leaves = from == 1 && !checkpoints.is_empty();
     let mut leaves: Vec<Hash> = Vec::new();
     let mut verifier = ChainVerifier::new(keys.signing(), &start).strict_from(store.audit_canonical_since().await?);
     let mut next = from;
     while next <= to {
-        let wanted = if from == 1 { Some(&mut leaves) } else { None };
+        let wanted = if want_leaves { Some(&mut leaves) } else { None };
         match store.audit_verify_range((next, to, CHUNK), &mut verifier, wanted).await? {
             Ok(0) => return Ok(fail(report, next, format!("record {next} is missing"))),
             Ok(read) => {
@@ -93,10 +99,6 @@ pub async fn verify(
     if from != 1 {
         return Ok(report);
     }
-    let mut checkpoints = store.checkpoints().await?;
-    checkpoints.extend_from_slice(kept);
-    // A partial range can only vouch for the checkpoints inside it.
-    checkpoints.retain(|c| reaches_end || c.tree_size <= to);
     for c in &checkpoints {
         report.checkpoints_checked += 1;
         if let Err(e) = c.verify(keys.signing()) {

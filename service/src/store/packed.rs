@@ -12,16 +12,23 @@
 //!
 //! A length of -1 is NULL. The lengths are computed by SQLite from the
 //! stored values (`octet_length`), never stored, so the split is exact and
-//! the verifier sees the stored bytes unchanged. While one run is being
-//! verified, SQLite's worker thread already packs the next.
+//! the verifier sees the stored bytes unchanged. Several runs are read (each
+//! on its own connection) and checked (each on a blocking thread) at once,
+//! and joined into the chain in order.
 
-use sqlx::sqlite::SqlitePool;
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, StoredRecord, merkle};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use sqlx::Row as _;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use warrant_engine::audit::{
+    ChainBreak, ChainStart, ChainVerifier, Hash, Keyring, Mac, StoredRecord, VerifiedSummary, merkle,
+};
 
 use super::StoreError;
 
 /// Records per packed value (~0.5 KiB each).
-const RUN: u32 = 4096;
+const RUN: u32 = 1024;
 
 const PACKED: &str = concat!(
     "SELECT group_concat(concat(concat_ws(',', seq, octet_length(ts), octet_length(kind), octet_length(actor), ",
@@ -38,20 +45,112 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("packed audit records: {what}"))
 }
 
-/// Starts packing the records with `from <= seq <= to` on SQLite's worker
-/// thread.
-fn start(pool: &SqlitePool, from: u64, to: u64) -> tokio::task::JoinHandle<Result<String, StoreError>> {
+/// Runs read and checked at once, each on its own connection and blocking
+/// thread; joined in order.
+const AHEAD: usize = 8;
+
+/// A run read and checked apart from the chain: its first record is left
+/// for the caller's verifier (which knows the MAC before it); the rest were
+/// checked from that first record's MAC on.
+struct CheckedRun {
+    /// One column: the packed text (borrowed from the row, not copied).
+    packed: SqliteRow,
+    /// Where the rest starts: after the first record.
+    rest_start: ChainStart,
+    rest: Result<VerifiedSummary, ChainBreak>,
+    rest_leaves: Vec<Hash>,
+}
+
+/// Reads the records with `from <= seq <= to` packed (on SQLite's worker
+/// thread) and checks all but the first on a blocking thread.
+fn start(
+    pool: &SqlitePool,
+    (from, to): (u64, u64),
+    keyring: &Arc<Keyring>,
+    (strict_from, leaves): (u64, bool),
+) -> tokio::task::JoinHandle<Result<CheckedRun, StoreError>> {
     let pool = pool.clone();
-    let from = i64::try_from(from).unwrap_or(i64::MAX);
-    let to = i64::try_from(to).unwrap_or(i64::MAX);
+    let keyring = Arc::clone(keyring);
     tokio::spawn(async move {
-        let packed: Option<String> = sqlx::query_scalar(PACKED).bind(from).bind(to).fetch_one(&pool).await?;
-        Ok(packed.unwrap_or_default())
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let to = i64::try_from(to).unwrap_or(i64::MAX);
+        let packed = sqlx::query(PACKED).bind(from).bind(to).fetch_one(&pool).await?;
+        tokio::task::spawn_blocking(move || check_rest(packed, &keyring, strict_from, leaves))
+            .await
+            .map_err(|e| corrupt(&e.to_string()))?
     })
+}
+
+/// Checks all records of a packed run but the first; with their leaves if
+/// `leaves`.
+fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bool) -> Result<CheckedRun, StoreError> {
+    let records = records_of(text_of(&packed)?)?;
+    let Some(first) = records.first() else {
+        let nothing = ChainVerifier::new(keyring, &ChainStart::genesis()).finish();
+        return Ok(CheckedRun {
+            rest_start: ChainStart::genesis(),
+            rest: Ok(nothing),
+            rest_leaves: Vec::new(),
+            packed,
+        });
+    };
+    // If the first record's MAC is not genuine, the caller's verifier
+    // reports it before anything checked from it counts.
+    let rest_start = ChainStart::new(first.seq.saturating_add(1), Mac::from_hex(first.mac).unwrap_or(Mac::ZERO));
+    let mut verifier = ChainVerifier::new(keyring, &rest_start).strict_from(strict_from);
+    let mut rest_leaves = Vec::with_capacity(if leaves { records.len() } else { 0 });
+    let mut broken = None;
+    for record in records.get(1..).unwrap_or_default() {
+        match verifier.push(record) {
+            Ok(mac) if leaves => rest_leaves.push(merkle::leaf_hash(mac.as_bytes())),
+            Ok(_) => {}
+            Err(b) => {
+                broken = Some(b);
+                break;
+            }
+        }
+    }
+    let rest = match broken {
+        Some(b) => Err(b),
+        None => Ok(verifier.finish()),
+    };
+    drop(records);
+    Ok(CheckedRun { packed, rest_start, rest, rest_leaves })
+}
+
+/// A packed run's text (empty when the range holds no records).
+fn text_of(row: &SqliteRow) -> Result<&str, StoreError> {
+    Ok(row.try_get::<Option<&str>, _>(0)?.unwrap_or_default())
+}
+
+/// The records of a packed run, in `seq` order.
+fn records_of(packed: &str) -> Result<Vec<StoredRecord<'_>>, StoreError> {
+    let mut rest = packed;
+    let mut records = Vec::with_capacity(RUN as usize);
+    while !rest.is_empty() {
+        let (record, after) = split(rest)?;
+        rest = after;
+        records.push(record);
+    }
+    // SQLite concatenates in the order it scans, `seq` (the rowid) order
+    // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
+    // the cost), but does not promise it: restore the order if it ever
+    // differs, so a reordering of the query never reads as a reordered log.
+    if !records.is_sorted_by_key(|r| r.seq) {
+        records.sort_unstable_by_key(|r| r.seq);
+    }
+    Ok(records)
 }
 
 /// Verifies records `from..=to` (at most `limit`) like
 /// [`super::rows::verify_rows`], reading them packed.
+///
+/// Runs of [`RUN`] records are read and checked in parallel, each from its
+/// own first record's MAC on; they are joined in order by `verifier`, which
+/// checks each run's first record against the chain so far (`seq`,
+/// `prev_mac`, MAC) before taking over the rest. So every link is checked
+/// and the first bad `seq` reported is the one a record-by-record pass
+/// would report.
 pub async fn verify_range(
     pool: &SqlitePool,
     (from, to, limit): (u64, u64, u32),
@@ -61,52 +160,46 @@ pub async fn verify_range(
     // Runs are `seq` ranges: a gap inside one is the verifier's to report.
     let end = to.min(from.saturating_add(u64::from(limit)).saturating_sub(1));
     let run_end = |first: u64| end.min(first.saturating_add(u64::from(RUN) - 1));
-    let mut read = 0u64;
+    let keyring = Arc::new(verifier.keyring().clone());
+    let strict_from = verifier.strict_seq();
+    let mut pending = VecDeque::with_capacity(AHEAD);
     let mut next = from;
-    let mut pending = (next <= end).then(|| start(pool, next, run_end(next)));
-    while let Some(run) = pending.take() {
-        let packed = run.await.map_err(|e| corrupt(&e.to_string()))??;
-        let mut records = 0u64;
-        let mut rest = packed.as_str();
-        let mut batch = Vec::with_capacity(RUN as usize);
-        while !rest.is_empty() {
-            let (record, after) = split(rest)?;
-            rest = after;
-            batch.push(record);
+    let mut read = 0u64;
+    loop {
+        while pending.len() < AHEAD && next <= end {
+            pending.push_back(start(pool, (next, run_end(next)), &keyring, (strict_from, leaves.is_some())));
+            next = run_end(next).saturating_add(1);
         }
-        // SQLite concatenates in the order it scans, `seq` (the rowid) order
-        // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
-        // the cost), but does not promise it: restore the order if it ever differs,
-        // so a reordering of the query never reads as a reordered log.
-        if !batch.is_sorted_by_key(|r| r.seq) {
-            batch.sort_unstable_by_key(|r| r.seq);
-        }
-        // Pack the next run while this one is verified.
-        if run_end(next) < end {
-            next = run_end(next) + 1;
-            pending = Some(start(pool, next, run_end(next)));
-            // On a multi-thread runtime another worker runs it now; on a
-            // current-thread one, give it a turn to get its query going.
-            tokio::task::yield_now().await;
-        }
-        for record in &batch {
-            let mac = match verifier.push(record) {
-                Ok(mac) => mac,
-                Err(broken) => {
-                    if let Some(p) = pending {
-                        p.abort();
-                    }
-                    return Ok(Err(broken));
+        let Some(run) = pending.pop_front() else { break };
+        let run = run.await.map_err(|e| corrupt(&e.to_string()))??;
+        let joined = join(verifier, &run, leaves.as_deref_mut());
+        match joined {
+            Ok(records) => read += records,
+            Err(broken) => {
+                for p in pending {
+                    p.abort();
                 }
-            };
-            if let Some(l) = leaves.as_deref_mut() {
-                l.push(merkle::leaf_hash(mac.as_bytes()));
+                return Ok(Err(broken));
             }
-            records += 1;
         }
-        read += records;
     }
     Ok(Ok(read))
+}
+
+/// Checks a run's first record against the chain, then takes over the rest.
+fn join(verifier: &mut ChainVerifier<'_>, run: &CheckedRun, leaves: Option<&mut Vec<Hash>>) -> Result<u64, ChainBreak> {
+    let Some(first) = text_of(&run.packed).and_then(split).ok().map(|(record, _)| record) else {
+        return Ok(0); // an empty run (a bad one failed in `check_rest`)
+    };
+    let first_mac = verifier.push(&first)?;
+    let rest = run.rest.clone()?;
+    let count = rest.count;
+    verifier.continue_with(&run.rest_start, rest)?;
+    if let Some(l) = leaves {
+        l.push(merkle::leaf_hash(first_mac.as_bytes()));
+        l.extend_from_slice(&run.rest_leaves);
+    }
+    Ok(count + 1)
 }
 
 fn required(value: Option<&str>) -> Result<&str, StoreError> {
@@ -115,12 +208,37 @@ fn required(value: Option<&str>) -> Result<&str, StoreError> {
 
 /// The first packed record of `text`, and the rest.
 fn split(text: &str) -> Result<(StoredRecord<'_>, &str), StoreError> {
-    let (header, mut data) = text.split_once(';').ok_or_else(|| corrupt("no header"))?;
-    let mut numbers = header.split(',');
-    let seq: i64 = numbers.next().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt("bad seq"))?;
+    // The header: `seq` then 14 lengths (-1 for NULL), comma-separated,
+    // ended by `;`. Parsed by hand: it is per record, on the hot path.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    // A number and the byte after it.
+    let mut number = || -> Result<(i64, u8), StoreError> {
+        let negative = bytes.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        let digits = at;
+        let mut n: i64 = 0;
+        while let Some(d) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(i64::from(d - b'0')))
+                .ok_or_else(|| corrupt("bad number"))?;
+            at += 1;
+        }
+        let end = bytes.get(at).copied().filter(|_| at > digits).ok_or_else(|| corrupt("bad header"))?;
+        at += 1;
+        Ok((if negative { -n } else { n }, end))
+    };
+    let header = |(n, end): (i64, u8), want: u8| if end == want { Ok(n) } else { Err(corrupt("bad header")) };
+    let seq = header(number()?, b',')?;
+    let mut lengths = [0i64; 14];
+    for (i, len) in lengths.iter_mut().enumerate() {
+        *len = header(number()?, if i == 13 { b';' } else { b',' })?;
+    }
+    let mut data = text.get(at..).ok_or_else(|| corrupt("bad header"))?;
+    let mut lengths = lengths.into_iter();
     let mut column = || -> Result<Option<&str>, StoreError> {
-        let len: i64 = numbers.next().and_then(|n| n.parse().ok()).ok_or_else(|| corrupt("bad length"))?;
-        let Ok(len) = usize::try_from(len) else { return Ok(None) };
+        let Ok(len) = usize::try_from(lengths.next().unwrap_or(-1)) else { return Ok(None) };
         let value = data.get(..len).ok_or_else(|| corrupt("length past the end"))?;
         data = data.get(len..).unwrap_or_default();
         Ok(Some(value))

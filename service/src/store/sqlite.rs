@@ -58,7 +58,9 @@ impl SqliteStore {
         let pools = || SqlitePoolOptions::new().test_before_acquire(false);
         let writer = pools().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
-        let pool = pools().max_connections(4).connect_with(options).await?;
+        // Readers map the file instead of copying each page out of the
+        // kernel's cache (a long verification reads every page).
+        let pool = pools().max_connections(4).connect_with(options.pragma("mmap_size", "1073741824")).await?;
         Ok(Self { pool, writer, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
     }
 
