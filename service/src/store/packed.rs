@@ -55,6 +55,9 @@ const AHEAD: usize = 8;
 struct CheckedRun {
     /// One column: the packed text (borrowed from the row, not copied).
     packed: SqliteRow,
+    /// Where the first record (lowest `seq`) starts in it; `None` if the
+    /// run holds no record.
+    first_at: Option<usize>,
     /// Where the rest starts: after the first record.
     rest_start: ChainStart,
     rest: Result<VerifiedSummary, ChainBreak>,
@@ -84,13 +87,15 @@ fn start(
 /// Checks all records of a packed run but the first; with their leaves if
 /// `leaves`.
 fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bool) -> Result<CheckedRun, StoreError> {
-    let records = records_of(text_of(&packed)?)?;
-    let Some(first) = records.first() else {
+    let text = text_of(&packed)?;
+    let records = records_of(text)?;
+    let Some(&(first_at, ref first)) = records.first() else {
         let nothing = ChainVerifier::new(keyring, &ChainStart::genesis()).finish();
         return Ok(CheckedRun {
             rest_start: ChainStart::genesis(),
             rest: Ok(nothing),
             rest_leaves: Vec::new(),
+            first_at: None,
             packed,
         });
     };
@@ -100,7 +105,7 @@ fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bo
     let mut verifier = ChainVerifier::new(keyring, &rest_start).strict_from(strict_from);
     let mut rest_leaves = Vec::with_capacity(if leaves { records.len() } else { 0 });
     let mut broken = None;
-    for record in records.get(1..).unwrap_or_default() {
+    for (_, record) in records.get(1..).unwrap_or_default() {
         match verifier.push(record) {
             Ok(mac) if leaves => rest_leaves.push(merkle::leaf_hash(mac.as_bytes())),
             Ok(_) => {}
@@ -115,7 +120,7 @@ fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bo
         None => Ok(verifier.finish()),
     };
     drop(records);
-    Ok(CheckedRun { packed, rest_start, rest, rest_leaves })
+    Ok(CheckedRun { packed, first_at: Some(first_at), rest_start, rest, rest_leaves })
 }
 
 /// A packed run's text (empty when the range holds no records).
@@ -123,21 +128,23 @@ fn text_of(row: &SqliteRow) -> Result<&str, StoreError> {
     Ok(row.try_get::<Option<&str>, _>(0)?.unwrap_or_default())
 }
 
-/// The records of a packed run, in `seq` order.
-fn records_of(packed: &str) -> Result<Vec<StoredRecord<'_>>, StoreError> {
+/// The records of a packed run, each with where it starts in the text, in
+/// `seq` order.
+fn records_of(packed: &str) -> Result<Vec<(usize, StoredRecord<'_>)>, StoreError> {
     let mut rest = packed;
     let mut records = Vec::with_capacity(RUN as usize);
     while !rest.is_empty() {
+        let at = packed.len() - rest.len();
         let (record, after) = split(rest)?;
         rest = after;
-        records.push(record);
+        records.push((at, record));
     }
     // SQLite concatenates in the order it scans, `seq` (the rowid) order
     // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
     // the cost), but does not promise it: restore the order if it ever
     // differs, so a reordering of the query never reads as a reordered log.
-    if !records.is_sorted_by_key(|r| r.seq) {
-        records.sort_unstable_by_key(|r| r.seq);
+    if !records.is_sorted_by_key(|(_, r)| r.seq) {
+        records.sort_unstable_by_key(|(_, r)| r.seq);
     }
     Ok(records)
 }
@@ -172,7 +179,7 @@ pub async fn verify_range(
         }
         let Some(run) = pending.pop_front() else { break };
         let run = run.await.map_err(|e| corrupt(&e.to_string()))??;
-        let joined = join(verifier, &run, leaves.as_deref_mut());
+        let joined = join(verifier, &run, leaves.as_deref_mut())?;
         match joined {
             Ok(records) => read += records,
             Err(broken) => {
@@ -187,19 +194,25 @@ pub async fn verify_range(
 }
 
 /// Checks a run's first record against the chain, then takes over the rest.
-fn join(verifier: &mut ChainVerifier<'_>, run: &CheckedRun, leaves: Option<&mut Vec<Hash>>) -> Result<u64, ChainBreak> {
-    let Some(first) = text_of(&run.packed).and_then(split).ok().map(|(record, _)| record) else {
-        return Ok(0); // an empty run (a bad one failed in `check_rest`)
-    };
-    let first_mac = verifier.push(&first)?;
-    let rest = run.rest.clone()?;
-    let count = rest.count;
-    verifier.continue_with(&run.rest_start, rest)?;
-    if let Some(l) = leaves {
-        l.push(merkle::leaf_hash(first_mac.as_bytes()));
-        l.extend_from_slice(&run.rest_leaves);
-    }
-    Ok(count + 1)
+fn join(
+    verifier: &mut ChainVerifier<'_>,
+    run: &CheckedRun,
+    leaves: Option<&mut Vec<Hash>>,
+) -> Result<Result<u64, ChainBreak>, StoreError> {
+    let Some(first_at) = run.first_at else { return Ok(Ok(0)) };
+    let text = text_of(&run.packed)?.get(first_at..).ok_or_else(|| corrupt("first record offset"))?;
+    let (first, _) = split(text)?;
+    let checked = verifier.push(&first).and_then(|first_mac| {
+        let rest = run.rest.clone()?;
+        let count = rest.count;
+        verifier.continue_with(&run.rest_start, rest)?;
+        if let Some(l) = leaves {
+            l.push(merkle::leaf_hash(first_mac.as_bytes()));
+            l.extend_from_slice(&run.rest_leaves);
+        }
+        Ok(count + 1)
+    });
+    Ok(checked)
 }
 
 fn required(value: Option<&str>) -> Result<&str, StoreError> {
@@ -261,4 +274,46 @@ fn split(text: &str) -> Result<(StoredRecord<'_>, &str), StoreError> {
         mac: required(column()?)?,
     };
     Ok((record, data))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    /// A record packed as `PACKED` packs it, every optional column present
+    /// but `decision` (NULL).
+    fn packed(seq: u64, actor: &str) -> String {
+        let columns = ["2026-11-23T00:00:00Z", "decision", actor, "t", "o", "c", "p", "", "[]", "d", "{}", "k1"];
+        let macs = ["0".repeat(64), "1".repeat(64)];
+        let mut lengths: Vec<String> = columns.iter().map(|c| c.len().to_string()).collect();
+        lengths[7] = "-1".into();
+        lengths.extend(macs.iter().map(|m| m.len().to_string()));
+        let data: String = columns.iter().copied().chain(macs.iter().map(String::as_str)).collect();
+        format!("{seq},{};{data}", lengths.join(","))
+    }
+
+    #[test]
+    fn records_come_back_in_seq_order_with_their_offsets() {
+        let text = format!("{}{}{}", packed(3, "c"), packed(1, "a;b,1"), packed(2, "\u{0}é"));
+        let records = records_of(&text).unwrap();
+        assert_eq!(records.iter().map(|(_, r)| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(records[0].1.actor, "a;b,1");
+        assert_eq!(records[0].1.decision, None);
+        assert_eq!(records[1].1.actor, "\u{0}é");
+        for (at, record) in &records {
+            assert_eq!(split(&text[*at..]).unwrap().0.seq, record.seq, "offset of {}", record.seq);
+        }
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        let good = packed(1, "a");
+        assert!(split(&good).is_ok());
+        for bad in [good.replacen(',', ";", 1), good.replacen(';', ",", 1), good.replacen("1,", "x,", 1), String::new()]
+        {
+            assert!(split(&bad).is_err(), "{bad:?}");
+        }
+    }
 }
