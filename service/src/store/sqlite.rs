@@ -25,8 +25,9 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite")
 /// bound parameters; three per row).
 const INSERT_CHUNK: usize = 500;
 
-/// Two pools over one file: readers run in parallel (WAL), writers queue in
-/// process on a single connection. Several connections racing for SQLite's
+/// Pools over one file: readers run in parallel (WAL), verification scans
+/// on connections of their own, writers queue in process on a single
+/// connection. Several connections racing for SQLite's
 /// write lock fall into its busy handler, which sleeps and backs off (we
 /// measured p99 acknowledgements near 800 ms that way); one writer queue is
 /// fair and never sleeps.
@@ -34,6 +35,8 @@ const INSERT_CHUNK: usize = 500;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// For verification scans.
+    scan: SqlitePool,
     head: Arc<HeadCache>,
     /// Where the lookup postings end, as last seen (`u64::MAX`: not yet).
     indexed_upto: Arc<AtomicU64>,
@@ -58,10 +61,17 @@ impl SqliteStore {
         let pools = || SqlitePoolOptions::new().test_before_acquire(false);
         let writer = pools().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
-        // Readers map the file instead of copying each page out of the
-        // kernel's cache (a long verification reads every page).
-        let pool = pools().max_connections(4).connect_with(options.pragma("mmap_size", "1073741824")).await?;
-        Ok(Self { pool, writer, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
+        let pool = pools().max_connections(4).connect_with(options.clone()).await?;
+        // Verification reads every page: its connections map the file
+        // instead of copying each page out of the kernel's cache. Mapped
+        // pages count in the process's RSS, so these connections exist only
+        // while a verification runs (opened on demand, closed when idle).
+        let scan = pools()
+            .max_connections(4)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(2))
+            .connect_lazy_with(options.pragma("mmap_size", "1073741824"));
+        Ok(Self { pool, writer, scan, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
     }
 
     /// For reads.
@@ -284,7 +294,7 @@ impl Backend for SqliteStore {
         verifier: &mut ChainVerifier<'_>,
         leaves: Option<&mut Vec<Hash>>,
     ) -> Result<Result<u64, ChainBreak>, StoreError> {
-        super::packed::verify_range(self.pool(), range, verifier, leaves).await
+        super::packed::verify_range(&self.scan, range, verifier, leaves).await
     }
 
     async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
