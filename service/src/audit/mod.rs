@@ -19,10 +19,10 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
-use warrant_engine::audit::{Entry, Hash, Mac, Outcome, Prepared, merkle};
+use warrant_engine::audit::{Entry, Hash, Outcome, Prepared};
 
 use crate::keys::Keyring;
-use crate::store::{Sealed, Store, StoreError};
+use crate::store::{Sealed, Store, StoreError, leaf_of};
 
 /// Most events sealed and written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -81,20 +81,10 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
-/// The leaf hash of a stored MAC; a MAC that does not parse still gets a
-/// leaf (of its text), so the tree has one leaf per record and verification
-/// reports the damage.
-fn leaf_of(mac: &str) -> Hash {
-    match Mac::from_hex(mac) {
-        Ok(m) => merkle::leaf_hash(m.as_bytes()),
-        Err(_) => merkle::leaf_hash(mac.as_bytes()),
-    }
-}
-
 impl AuditLog {
     /// Loads the chain head and leaves, and starts the writer.
     pub async fn open(store: Store, keys: Keyring, decisions: DecisionAudit) -> Result<Self, StoreError> {
-        let leaves: Vec<Hash> = store.audit_macs().await?.iter().map(|m| leaf_of(m)).collect();
+        let leaves = store.audit_leaves().await?;
         let leaves = Arc::new(RwLock::new(leaves));
         let (queue, rx) = mpsc::channel(QUEUE);
         // Capacity 1: commits while the indexer works coalesce into one wake.

@@ -3,10 +3,10 @@
 
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
 
 use super::lookup::Candidates;
-use super::rows::{Sealed, insert_statements, seal_after};
+use super::rows::{Sealed, insert_statements, leaf_of, seal_after};
 
 use super::StoreError;
 
@@ -155,10 +155,26 @@ pub async fn canonical_since(pool: &SqlitePool) -> Result<u64, StoreError> {
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
-/// Every record's MAC in `seq` order (the Merkle leaves' data).
-pub async fn macs(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT mac FROM audit_records ORDER BY seq").fetch_all(pool).await?)
+/// Every record's Merkle leaf, in `seq` order, read a page of MACs at a
+/// time (a million MAC strings at once would be ~90 MB held at start).
+pub async fn leaves(pool: &SqlitePool) -> Result<Vec<Hash>, StoreError> {
+    let mut leaves = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let page: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, mac FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(after)
+                .bind(LEAF_PAGE)
+                .fetch_all(pool)
+                .await?;
+        let Some((last, _)) = page.last() else { return Ok(leaves) };
+        after = *last;
+        leaves.extend(page.iter().map(|(_, mac)| leaf_of(mac)));
+    }
 }
+
+/// MACs read per query while loading the leaves.
+const LEAF_PAGE: i64 = 8192;
 
 pub async fn count(pool: &SqlitePool) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_records").fetch_one(pool).await?;

@@ -80,7 +80,8 @@ pub trait Backend: Send + Sync {
     /// The first `seq` stored with canonical `details`/`reasons` text.
     fn audit_canonical_since(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    fn audit_macs(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Every record's Merkle leaf, in `seq` order.
+    fn audit_leaves(&self) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
 
     fn audit_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

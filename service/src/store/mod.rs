@@ -40,7 +40,7 @@ pub use sqlite::SqliteStore;
 
 use crate::tokens::TokenState;
 pub use audit::AuditFilter;
-pub use rows::Sealed;
+pub use rows::{Sealed, leaf_of};
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 /// A store failure: always a server-side problem (500), never the client's.
@@ -213,8 +213,8 @@ impl Store {
         dispatch!(self, audit_canonical_since())
     }
 
-    pub async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, audit_macs())
+    pub async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
+        dispatch!(self, audit_leaves())
     }
 
     pub async fn audit_count(&self) -> Result<u64, StoreError> {

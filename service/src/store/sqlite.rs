@@ -301,8 +301,8 @@ impl Backend for SqliteStore {
         super::audit::canonical_since(self.pool()).await
     }
 
-    async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
-        super::audit::macs(self.pool()).await
+    async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
+        super::audit::leaves(self.pool()).await
     }
 
     async fn audit_count(&self) -> Result<u64, StoreError> {

@@ -254,8 +254,8 @@ impl Backend for PgStore {
         audit::canonical_since(self.pool()).await
     }
 
-    async fn audit_macs(&self) -> Result<Vec<String>, StoreError> {
-        audit::macs(self.pool()).await
+    async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
+        audit::leaves(self.pool()).await
     }
 
     async fn audit_count(&self) -> Result<u64, StoreError> {
