@@ -45,9 +45,9 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("packed audit records: {what}"))
 }
 
-/// Runs read and checked at once, each on its own connection and blocking
-/// thread; joined in order.
-const AHEAD: usize = 8;
+/// Runs in flight: each is read on one of the scan pool's connections,
+/// then checked on a blocking thread; they are joined in order.
+const AHEAD: usize = 16;
 
 /// A run read and checked apart from the chain: its first record is left
 /// for the caller's verifier (which knows the MAC before it); the rest were
@@ -88,39 +88,94 @@ fn start(
 /// `leaves`.
 fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bool) -> Result<CheckedRun, StoreError> {
     let text = text_of(&packed)?;
-    let records = records_of(text)?;
-    let Some(&(first_at, ref first)) = records.first() else {
+    // SQLite concatenates in the order it scans, `seq` (the rowid) order
+    // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
+    // the cost), but does not promise it: records are checked as they come,
+    // and only if one comes out of order are they sorted and checked again,
+    // so a reordering of the query never reads as a reordered log.
+    let checked = match check_in_order(in_text_order(text), keyring, strict_from, leaves)? {
+        Some(checked) => checked,
+        None => {
+            let sorted = records_of(text)?.into_iter().map(Ok);
+            check_in_order(sorted, keyring, strict_from, leaves)?.ok_or_else(|| corrupt("records out of order"))?
+        }
+    };
+    let Checked { first_at, rest_start, rest, rest_leaves } = checked;
+    Ok(CheckedRun { packed, first_at, rest_start, rest, rest_leaves })
+}
+
+/// What [`check_in_order`] found.
+struct Checked {
+    first_at: Option<usize>,
+    rest_start: ChainStart,
+    rest: Result<VerifiedSummary, ChainBreak>,
+    rest_leaves: Vec<Hash>,
+}
+
+/// Checks `records` but the first, from the first one's MAC on; `None` if a
+/// record comes with a lower `seq` than one before it.
+fn check_in_order<'a>(
+    mut records: impl Iterator<Item = Result<(usize, StoredRecord<'a>), StoreError>>,
+    keyring: &Keyring,
+    strict_from: u64,
+    leaves: bool,
+) -> Result<Option<Checked>, StoreError> {
+    let Some((first_at, first)) = records.next().transpose()? else {
         let nothing = ChainVerifier::new(keyring, &ChainStart::genesis()).finish();
-        return Ok(CheckedRun {
-            rest_start: ChainStart::genesis(),
-            rest: Ok(nothing),
-            rest_leaves: Vec::new(),
-            first_at: None,
-            packed,
-        });
+        let rest_start = ChainStart::genesis();
+        return Ok(Some(Checked { first_at: None, rest_start, rest: Ok(nothing), rest_leaves: Vec::new() }));
     };
     // If the first record's MAC is not genuine, the caller's verifier
     // reports it before anything checked from it counts.
     let rest_start = ChainStart::new(first.seq.saturating_add(1), Mac::from_hex(first.mac).unwrap_or(Mac::ZERO));
     let mut verifier = ChainVerifier::new(keyring, &rest_start).strict_from(strict_from);
-    let mut rest_leaves = Vec::with_capacity(if leaves { records.len() } else { 0 });
+    let mut rest_leaves = Vec::with_capacity(if leaves { RUN as usize } else { 0 });
     let mut broken = None;
-    for (_, record) in records.get(1..).unwrap_or_default() {
-        match verifier.push(record) {
+    let mut last = first.seq;
+    for record in records {
+        let (_, record) = record?;
+        if record.seq < last {
+            return Ok(None);
+        }
+        last = record.seq;
+        // After a break, read on only to be sure of the order.
+        if broken.is_some() {
+            continue;
+        }
+        match verifier.push(&record) {
             Ok(mac) if leaves => rest_leaves.push(merkle::leaf_hash(mac.as_bytes())),
             Ok(_) => {}
-            Err(b) => {
-                broken = Some(b);
-                break;
-            }
+            Err(b) => broken = Some(b),
         }
     }
     let rest = match broken {
         Some(b) => Err(b),
         None => Ok(verifier.finish()),
     };
-    drop(records);
-    Ok(CheckedRun { packed, first_at: Some(first_at), rest_start, rest, rest_leaves })
+    Ok(Some(Checked { first_at: Some(first_at), rest_start, rest, rest_leaves }))
+}
+
+/// The records of a packed run as they come, each with where it starts.
+fn in_text_order(packed: &str) -> impl Iterator<Item = Result<(usize, StoredRecord<'_>), StoreError>> {
+    let mut rest = packed;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let at = packed.len() - rest.len();
+        Some(split(rest).map(|(record, after)| {
+            rest = after;
+            (at, record)
+        }))
+    })
+    .scan(false, |failed, item| {
+        // Stop after the first error.
+        if *failed {
+            return None;
+        }
+        *failed = item.is_err();
+        Some(item)
+    })
 }
 
 /// A packed run's text (empty when the range holds no records).
@@ -128,8 +183,8 @@ fn text_of(row: &SqliteRow) -> Result<&str, StoreError> {
     Ok(row.try_get::<Option<&str>, _>(0)?.unwrap_or_default())
 }
 
-/// The records of a packed run, each with where it starts in the text, in
-/// `seq` order.
+/// The records of a packed run, each with where it starts in the text,
+/// sorted by `seq` (equal ones keep their order).
 fn records_of(packed: &str) -> Result<Vec<(usize, StoredRecord<'_>)>, StoreError> {
     let mut rest = packed;
     let mut records = Vec::with_capacity(RUN as usize);
@@ -139,13 +194,7 @@ fn records_of(packed: &str) -> Result<Vec<(usize, StoredRecord<'_>)>, StoreError
         rest = after;
         records.push((at, record));
     }
-    // SQLite concatenates in the order it scans, `seq` (the rowid) order
-    // (an aggregate ORDER BY would sort again in a temp b-tree, a third of
-    // the cost), but does not promise it: restore the order if it ever
-    // differs, so a reordering of the query never reads as a reordered log.
-    if !records.is_sorted_by_key(|(_, r)| r.seq) {
-        records.sort_unstable_by_key(|(_, r)| r.seq);
-    }
+    records.sort_by_key(|(_, r)| r.seq);
     Ok(records)
 }
 
@@ -305,6 +354,25 @@ mod tests {
         for (at, record) in &records {
             assert_eq!(split(&text[*at..]).unwrap().0.seq, record.seq, "offset of {}", record.seq);
         }
+    }
+
+    #[test]
+    fn records_out_of_order_are_sorted_before_they_are_checked() {
+        let keyring = Keyring::new("k1", &[7u8; 32]).unwrap();
+        let check = |text: &str| check_in_order(in_text_order(text), &keyring, 0, false).unwrap();
+        let unordered = format!("{}{}{}", packed(1, "a"), packed(3, "c"), packed(2, "b"));
+        assert!(check(&unordered).is_none(), "a lower seq after a higher one sends the run to sorting");
+        // In order, the (fake) MACs fail at the second record, as they would
+        // after sorting the unordered run.
+        let ordered = format!("{}{}{}", packed(1, "a"), packed(2, "b"), packed(3, "c"));
+        let found = check(&ordered).unwrap();
+        assert_eq!(found.first_at, Some(0));
+        assert_eq!(found.rest.unwrap_err().seq, 2);
+        let sorted = records_of(&unordered).unwrap().into_iter().map(Ok);
+        let found = check_in_order(sorted, &keyring, 0, false).unwrap().unwrap();
+        assert_eq!(split(&unordered[found.first_at.unwrap()..]).unwrap().0.seq, 1);
+        assert_eq!(found.rest.unwrap_err().seq, 2);
+        assert!(check("").unwrap().first_at.is_none());
     }
 
     #[test]
