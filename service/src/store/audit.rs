@@ -1,6 +1,8 @@
 //! The audit log's storage, SQLite. Records go in as one multi-row INSERT per
 //! group commit; reads come back in `seq` order.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use warrant_engine::audit::{Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
@@ -43,22 +45,28 @@ const INSERT_CHUNK: usize = 2000;
 /// appended meanwhile makes the insert fail as a whole), and the schema
 /// refuses a record that does not follow the stored one (`0009`).
 #[derive(Debug, Default)]
-pub struct HeadCache(std::sync::Mutex<Option<(u64, Mac)>>);
+pub struct HeadCache {
+    head: std::sync::Mutex<Option<(u64, Mac)>>,
+    /// The last `seq` this handle stored (0: none yet); kept apart from
+    /// `head`, which is taken while an append is in flight.
+    stored: AtomicU64,
+}
 
 impl HeadCache {
     fn take(&self) -> Option<(u64, Mac)> {
-        self.0.lock().ok().and_then(|mut h| h.take())
+        self.head.lock().ok().and_then(|mut h| h.take())
     }
 
-    /// The remembered head's `seq`, if any.
-    pub fn seq(&self) -> Option<u64> {
-        self.0.lock().ok().and_then(|h| h.map(|(seq, _)| seq))
+    /// The last `seq` this handle stored (0 if none yet).
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
     }
 
     fn set(&self, head: (u64, Mac)) {
-        if let Ok(mut h) = self.0.lock() {
+        if let Ok(mut h) = self.head.lock() {
             *h = Some(head);
         }
+        self.stored.fetch_max(head.0, Ordering::Relaxed);
     }
 }
 

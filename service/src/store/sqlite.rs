@@ -268,7 +268,7 @@ impl Backend for SqliteStore {
         // After each group commit: look at the database only once a
         // partition may have closed since.
         let upto = self.indexed_upto.load(Ordering::Relaxed);
-        if upto != u64::MAX && self.head.seq().is_some_and(|head| head < upto + super::lookup::PART) {
+        if upto != u64::MAX && self.head.stored() < upto + super::lookup::PART {
             return Ok(upto);
         }
         let upto = super::lookup::index(self.pool(), self.writer()).await?;
