@@ -12,8 +12,8 @@
 //!
 //! A length of -1 is NULL. The lengths are computed by SQLite from the
 //! stored values (`octet_length`), never stored, so the split is exact and
-//! the verifier sees the stored bytes unchanged. Several runs are read (each
-//! on its own connection) and checked (each on a blocking thread) at once,
+//! the verifier sees the stored bytes unchanged. Several runs are read at
+//! once (on the scan connections) and checked (each on a blocking thread),
 //! and joined into the chain in order.
 
 use std::collections::VecDeque;
