@@ -112,7 +112,9 @@ async fn suite(store: Store) {
     assert_eq!(store.audit_range(2, 3, 100).await.unwrap().len(), 2);
     assert_eq!(store.audit_count().await.unwrap(), 5);
     assert_eq!(store.audit_leaves().await.unwrap(), all.iter().map(|r| r.leaf_hash().unwrap()).collect::<Vec<_>>());
-    assert_eq!(store.audit_macs_after(3).await.unwrap().len(), 2);
+    assert_eq!(store.audit_macs_after(3, 100).await.unwrap().len(), 2);
+    let page: Vec<u64> = store.audit_macs_after(1, 2).await.unwrap().iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(page, vec![2, 3], "a page stops at its limit");
     let filter =
         AuditFilter { kind: Some("decision".into()), project: Some("p0".into()), limit: 10, ..AuditFilter::default() };
     let found = store.audit_query(&filter).await.unwrap();

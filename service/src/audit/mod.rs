@@ -241,11 +241,11 @@ async fn sync_leaves(
     let written: Vec<&Sealed> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let Some(first) = written.first() else { return };
     let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
-    let missing = if first.seq > known + 1 { store.audit_macs_after(known).await.ok() } else { None };
+    let missing = if first.seq > known + 1 { store.audit_macs_after(known, u32::MAX).await.ok() } else { None };
     if let Ok(mut l) = leaves.write() {
         match missing {
             // Everything after what we knew, this batch included.
-            Some(macs) => l.extend(macs.iter().map(|m| leaf_of(m))),
+            Some(macs) => l.extend(macs.iter().map(|(_, m)| leaf_of(m))),
             None => l.extend(written.iter().map(|r| leaf_of(&r.mac))),
         }
     }

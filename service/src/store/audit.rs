@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Row as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use warrant_engine::audit::{Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
+use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
-use super::lookup::Candidates;
-use super::rows::{Sealed, insert_statements, leaf_of, seal_after};
+use super::rows::{Sealed, insert_statements, seal_after};
 
 use super::StoreError;
 
@@ -126,13 +125,17 @@ pub async fn append(
     Ok(sealing.results)
 }
 
-/// MACs of the records after `after_seq`, in order (to catch up on records
-/// other writers appended).
-pub async fn macs_after(pool: &SqlitePool, after_seq: u64) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT mac FROM audit_records WHERE seq > ? ORDER BY seq")
-        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?)
+/// The `seq` and MAC of the records after `after_seq`, in order, at most
+/// `limit` (to catch up on records other writers appended, and to load the
+/// Merkle leaves page by page).
+pub async fn macs_after(pool: &SqlitePool, after_seq: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, mac FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(seq, mac)| (u64::try_from(seq).unwrap_or(0), mac)).collect())
 }
 
 /// The last record's `seq` and `mac`, if any.
@@ -163,35 +166,20 @@ pub async fn canonical_since(pool: &SqlitePool) -> Result<u64, StoreError> {
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
-/// Every record's Merkle leaf, in `seq` order, read a page of MACs at a
-/// time (a million MAC strings at once would be ~90 MB held at start).
-pub async fn leaves(pool: &SqlitePool) -> Result<Vec<Hash>, StoreError> {
-    let mut leaves = Vec::new();
-    let mut after = 0i64;
-    loop {
-        let page: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, mac FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?")
-                .bind(after)
-                .bind(LEAF_PAGE)
-                .fetch_all(pool)
-                .await?;
-        let Some((last, _)) = page.last() else { return Ok(leaves) };
-        after = *last;
-        leaves.extend(page.iter().map(|(_, mac)| leaf_of(mac)));
-    }
-}
-
-/// MACs read per query while loading the leaves.
-const LEAF_PAGE: i64 = 8192;
-
 pub async fn count(pool: &SqlitePool) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_records").fetch_one(pool).await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Records matching `f`, through the lookup postings ([`super::lookup`]).
-pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, StoreError> {
-    super::lookup::query(pool, f).await
+/// Which records [`select`] reads, besides its filter.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidates<'a> {
+    /// Every record after the cursor.
+    All,
+    /// Only these `seq`s.
+    Listed(&'a [u64]),
+    /// Only `seq`s in this range (inclusive).
+    Range(u64, u64),
 }
 
 /// Records after `after` among `candidates` that match every condition of

@@ -53,8 +53,13 @@ pub trait Backend: Send + Sync {
         ts: &str,
     ) -> impl Future<Output = Result<Vec<Result<Sealed, SealError>>, StoreError>> + Send;
 
-    /// MACs of the records after `after_seq`, in order.
-    fn audit_macs_after(&self, after_seq: u64) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// The `seq` and MAC of the records after `after_seq`, in order, at
+    /// most `limit`.
+    fn audit_macs_after(
+        &self,
+        after_seq: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(u64, String)>, StoreError>> + Send;
 
     /// The last audit record's `seq` and `mac`.
     fn audit_head(&self) -> impl Future<Output = Result<Option<(u64, String)>, StoreError>> + Send;
@@ -79,9 +84,6 @@ pub trait Backend: Send + Sync {
 
     /// The first `seq` stored with canonical `details`/`reasons` text.
     fn audit_canonical_since(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    /// Every record's Merkle leaf, in `seq` order.
-    fn audit_leaves(&self) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
 
     fn audit_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

@@ -29,7 +29,7 @@ use sqlx::sqlite::SqlitePool;
 use warrant_engine::audit::Record;
 
 use super::StoreError;
-use super::audit::{AuditFilter, select};
+use super::audit::{AuditFilter, Candidates, select};
 
 /// Records per partition (fixed: stored postings are cut this way).
 pub const PART: u64 = 4096;
@@ -220,17 +220,6 @@ pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, St
     let rest = AuditFilter { limit: u32::try_from(limit - found.len()).unwrap_or(u32::MAX), ..f.clone() };
     found.extend(select(pool, &rest, f.after_seq.max(upto), Candidates::All).await?);
     Ok(found)
-}
-
-/// Which records [`select`] reads, besides its filter.
-#[derive(Debug, Clone, Copy)]
-pub enum Candidates<'a> {
-    /// Every record after the cursor.
-    All,
-    /// Only these `seq`s.
-    Listed(&'a [u64]),
-    /// Only `seq`s in this range (inclusive).
-    Range(u64, u64),
 }
 
 #[cfg(test)]

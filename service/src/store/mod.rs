@@ -182,9 +182,10 @@ impl Store {
         dispatch!(self, append_audit(entries, keyring, ts))
     }
 
-    /// MACs of the records after `after_seq`, in order.
-    pub async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, audit_macs_after(after_seq))
+    /// The `seq` and MAC of the records after `after_seq`, in order, at
+    /// most `limit`.
+    pub async fn audit_macs_after(&self, after_seq: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+        dispatch!(self, audit_macs_after(after_seq, limit))
     }
 
     /// The last audit record's `seq` and `mac`.
@@ -213,8 +214,19 @@ impl Store {
         dispatch!(self, audit_canonical_since())
     }
 
+    /// Every record's Merkle leaf, in `seq` order, read a page of MACs at
+    /// a time (a million MAC strings at once would be ~90 MB held at start).
     pub async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
-        dispatch!(self, audit_leaves())
+        /// MACs read per query.
+        const PAGE: u32 = 8192;
+        let mut leaves = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.audit_macs_after(after, PAGE).await?;
+            let Some((last, _)) = page.last() else { return Ok(leaves) };
+            after = *last;
+            leaves.extend(page.iter().map(|(_, mac)| leaf_of(mac)));
+        }
     }
 
     pub async fn audit_count(&self) -> Result<u64, StoreError> {

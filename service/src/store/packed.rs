@@ -55,13 +55,7 @@ const AHEAD: usize = 16;
 struct CheckedRun {
     /// One column: the packed text (borrowed from the row, not copied).
     packed: SqliteRow,
-    /// Where the first record (lowest `seq`) starts in it; `None` if the
-    /// run holds no record.
-    first_at: Option<usize>,
-    /// Where the rest starts: after the first record.
-    rest_start: ChainStart,
-    rest: Result<VerifiedSummary, ChainBreak>,
-    rest_leaves: Vec<Hash>,
+    checked: Checked,
 }
 
 /// Reads the records with `from <= seq <= to` packed (on SQLite's worker
@@ -100,13 +94,15 @@ fn check_rest(packed: SqliteRow, keyring: &Keyring, strict_from: u64, leaves: bo
             check_in_order(sorted, keyring, strict_from, leaves)?.ok_or_else(|| corrupt("records out of order"))?
         }
     };
-    let Checked { first_at, rest_start, rest, rest_leaves } = checked;
-    Ok(CheckedRun { packed, first_at, rest_start, rest, rest_leaves })
+    Ok(CheckedRun { packed, checked })
 }
 
 /// What [`check_in_order`] found.
 struct Checked {
+    /// Where the first record (lowest `seq`) starts in the packed text;
+    /// `None` if the run holds no record.
     first_at: Option<usize>,
+    /// Where the rest starts: after the first record.
     rest_start: ChainStart,
     rest: Result<VerifiedSummary, ChainBreak>,
     rest_leaves: Vec<Hash>,
@@ -248,16 +244,16 @@ fn join(
     run: &CheckedRun,
     leaves: Option<&mut Vec<Hash>>,
 ) -> Result<Result<u64, ChainBreak>, StoreError> {
-    let Some(first_at) = run.first_at else { return Ok(Ok(0)) };
+    let Some(first_at) = run.checked.first_at else { return Ok(Ok(0)) };
     let text = text_of(&run.packed)?.get(first_at..).ok_or_else(|| corrupt("first record offset"))?;
     let (first, _) = split(text)?;
     let checked = verifier.push(&first).and_then(|first_mac| {
-        let rest = run.rest.clone()?;
+        let rest = run.checked.rest.clone()?;
         let count = rest.count;
-        verifier.continue_with(&run.rest_start, rest)?;
+        verifier.continue_with(&run.checked.rest_start, rest)?;
         if let Some(l) = leaves {
             l.push(merkle::leaf_hash(first_mac.as_bytes()));
-            l.extend_from_slice(&run.rest_leaves);
+            l.extend_from_slice(&run.checked.rest_leaves);
         }
         Ok(count + 1)
     });

@@ -276,8 +276,8 @@ impl Backend for SqliteStore {
         Ok(upto)
     }
 
-    async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
-        super::audit::macs_after(self.pool(), after_seq).await
+    async fn audit_macs_after(&self, after_seq: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+        super::audit::macs_after(self.pool(), after_seq, limit).await
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
@@ -301,16 +301,12 @@ impl Backend for SqliteStore {
         super::audit::canonical_since(self.pool()).await
     }
 
-    async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
-        super::audit::leaves(self.pool()).await
-    }
-
     async fn audit_count(&self) -> Result<u64, StoreError> {
         super::audit::count(self.pool()).await
     }
 
     async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
-        super::audit::query(self.pool(), filter).await
+        super::lookup::query(self.pool(), filter).await
     }
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
 
-use crate::store::rows::{Sealed, insert_statements, leaf_of, record_of, seal_after, verify_rows};
+use crate::store::rows::{Sealed, insert_statements, record_of, seal_after, verify_rows};
 use crate::store::{AuditFilter, StoreError};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
@@ -85,31 +85,14 @@ pub async fn canonical_since(pool: &PgPool) -> Result<u64, StoreError> {
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
-/// Every record's Merkle leaf, in `seq` order, a page of MACs at a time.
-pub async fn leaves(pool: &PgPool) -> Result<Vec<Hash>, StoreError> {
-    let mut leaves = Vec::new();
-    let mut after = 0i64;
-    loop {
-        let page: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, mac FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
-                .bind(after)
-                .bind(LEAF_PAGE)
-                .fetch_all(pool)
-                .await?;
-        let Some((last, _)) = page.last() else { return Ok(leaves) };
-        after = *last;
-        leaves.extend(page.iter().map(|(_, mac)| leaf_of(mac)));
-    }
-}
-
-/// MACs read per query while loading the leaves.
-const LEAF_PAGE: i64 = 8192;
-
-pub async fn macs_after(pool: &PgPool, after_seq: u64) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT mac FROM audit_records WHERE seq > $1 ORDER BY seq")
-        .bind(as_i64(after_seq))
-        .fetch_all(pool)
-        .await?)
+pub async fn macs_after(pool: &PgPool, after_seq: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, mac FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(as_i64(after_seq))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(seq, mac)| (u64::try_from(seq).unwrap_or(0), mac)).collect())
 }
 
 pub async fn count(pool: &PgPool) -> Result<u64, StoreError> {

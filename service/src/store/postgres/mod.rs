@@ -229,8 +229,8 @@ impl Backend for PgStore {
         Ok(0)
     }
 
-    async fn audit_macs_after(&self, after_seq: u64) -> Result<Vec<String>, StoreError> {
-        audit::macs_after(self.pool(), after_seq).await
+    async fn audit_macs_after(&self, after_seq: u64, limit: u32) -> Result<Vec<(u64, String)>, StoreError> {
+        audit::macs_after(self.pool(), after_seq, limit).await
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>, StoreError> {
@@ -252,10 +252,6 @@ impl Backend for PgStore {
 
     async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
         audit::canonical_since(self.pool()).await
-    }
-
-    async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
-        audit::leaves(self.pool()).await
     }
 
     async fn audit_count(&self) -> Result<u64, StoreError> {
