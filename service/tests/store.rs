@@ -18,8 +18,22 @@ use warrant_engine::audit::{
 };
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
-use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle};
-use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, apply};
+use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle, TokenUpdate};
+use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
+
+/// A fresh token for the counting batches (`role` holds the count).
+fn fresh(id: &str) -> TokenState {
+    TokenState {
+        token_id: id.into(),
+        owner: "ann".into(),
+        connection: "snow".into(),
+        status: "active".into(),
+        role: "0".into(),
+        expires_at: "2030-01-01T00:00:00.000Z".into(),
+        updated_at: "n0".into(),
+        issued_at: None,
+    }
+}
 
 async fn suite(store: Store) {
     // Entities: replaced as a set; the version moves.
@@ -77,6 +91,75 @@ async fn suite(store: Store) {
     assert_eq!(store.tokens_of_owner("ann").await.unwrap().len(), 1);
     let owned = store.tokens_of_owner("ann").await.unwrap();
     assert_eq!(owned[0].issued_at.as_deref(), Some("2026-01-01T00:00:00.000Z"), "a revoke keeps the issue time");
+
+    // Batches: changes apply in order, each seeing the ones before it; a
+    // refused change or one that changes nothing leaves the token as it was.
+    let of = |id: &str, kind, owner: &str| TokenChange { token_id: id.into(), owner: owner.into(), ..change(kind) };
+    let batch = [
+        of("t2", TokenEventKind::Issued, "ann"),
+        of("t2", TokenEventKind::Revoked, "ann"),
+        of("t2", TokenEventKind::Refreshed, "ann"),
+        of("t3", TokenEventKind::Issued, "ann"),
+        of("t3", TokenEventKind::Used, "ann"),
+        of("t1", TokenEventKind::Issued, "bob"),
+    ];
+    let updates = batch
+        .iter()
+        .map(|c| TokenUpdate::new(c.token_id.clone(), move |b: Option<&TokenState>| apply(b, c, "n4")))
+        .collect();
+    let outcomes = store.update_tokens(updates).await.unwrap();
+    let statuses: Vec<Result<Option<&str>, &TokenConflict>> =
+        outcomes.iter().map(|o| o.as_ref().map(|t| t.as_ref().map(|t| t.status.as_str()))).collect();
+    assert_eq!(
+        &statuses[..5],
+        &[
+            Ok(Some("active")),
+            Ok(Some("revoked")),
+            Err(&TokenConflict::RefreshRevoked("t2".into())),
+            Ok(Some("active")),
+            Ok(None)
+        ]
+    );
+    assert!(matches!(statuses[5], Err(TokenConflict::Mismatch { .. })), "{:?}", statuses[5]);
+    assert_eq!(store.token("t2").await.unwrap().unwrap().status, "revoked", "the batch's last word on t2");
+    assert_eq!(store.token("t3").await.unwrap().unwrap().status, "active");
+    let t1 = store.token("t1").await.unwrap().unwrap();
+    assert_eq!((t1.owner.as_str(), t1.status.as_str()), ("ann", "revoked"), "a refused change writes nothing");
+    assert!(store.update_tokens::<TokenConflict>(Vec::new()).await.unwrap().is_empty());
+
+    // Concurrent batches over the same tokens, named in different orders,
+    // lose no update (each change counts one up in `role`) and never wait
+    // on each other in a cycle.
+    let count = |id: &'static str| {
+        TokenUpdate::new(id, move |b: Option<&TokenState>| {
+            let mut t = b.cloned().unwrap_or_else(|| fresh(id));
+            t.role = (t.role.parse::<u32>().unwrap_or(0) + 1).to_string();
+            Ok::<_, TokenConflict>(Some(t))
+        })
+    };
+    let names = ["c1", "c2", "c3", "c4"];
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..10 {
+                    let mut order: Vec<&str> = names.to_vec();
+                    order.rotate_left((task + round) % names.len());
+                    if task % 2 == 1 {
+                        order.reverse();
+                    }
+                    let outcomes = store.update_tokens(order.into_iter().map(count).collect()).await.unwrap();
+                    assert!(outcomes.iter().all(Result::is_ok));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for id in names {
+        assert_eq!(store.token(id).await.unwrap().unwrap().role, "80", "token {id}: 8 tasks x 10 batches");
+    }
 
     // Audit: sealed after the stored head, gap-free, verifiable, queryable.
     let keys = Keyring::new("k1", &[7u8; 32]).unwrap();

@@ -8,7 +8,7 @@ use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, Sealed, StoreError, StoreVersions, StoredBundle};
+use super::{AuditFilter, Sealed, StoreError, StoreVersions, StoredBundle, TokenOutcome, TokenUpdate};
 use crate::tokens::TokenState;
 
 /// What a storage backend provides. Both implementations pass the same
@@ -36,13 +36,13 @@ pub trait Backend: Send + Sync {
         connection: &str,
     ) -> impl Future<Output = Result<Vec<TokenState>, StoreError>> + Send;
 
-    /// Reads a token, lets `change` compute its next state, and writes it, in
-    /// one write transaction (no lost update between concurrent events).
-    fn update_token<E: Send>(
+    /// Applies `updates` (at least one) in order in one write transaction:
+    /// each change sees the state the earlier ones left (no lost update
+    /// between concurrent events). Outcomes in the same order.
+    fn update_tokens<'a, E: Send + 'a>(
         &self,
-        token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
-    ) -> impl Future<Output = Result<Result<Option<TokenState>, E>, StoreError>> + Send;
+        updates: Vec<TokenUpdate<'a, E>>,
+    ) -> impl Future<Output = Result<Vec<TokenOutcome<E>>, StoreError>> + Send;
 
     /// Seals `entries` after the stored head and appends them in one
     /// transaction (one fsync). Per entry: its record, or why it could not be sealed.

@@ -28,6 +28,7 @@ mod packed;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod tokens;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ pub use sqlite::SqliteStore;
 use crate::tokens::TokenState;
 pub use audit::AuditFilter;
 pub use rows::{Sealed, leaf_of};
+pub use tokens::{TokenOutcome, TokenUpdate};
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 /// A store failure: always a server-side problem (500), never the client's.
@@ -163,12 +165,25 @@ impl Store {
 
     /// Reads a token, lets `change` compute its next state, and writes it, in
     /// one write transaction (no lost update between concurrent events).
-    pub async fn update_token<E: Send>(
+    pub async fn update_token<'a, E: Send + 'a>(
         &self,
         token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
-    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
-        dispatch!(self, update_token(token_id, change))
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send + 'a,
+    ) -> Result<TokenOutcome<E>, StoreError> {
+        let mut outcomes = self.update_tokens(vec![TokenUpdate::new(token_id, change)]).await?;
+        outcomes.pop().ok_or_else(|| StoreError::Corrupt("a token update went unanswered".into()))
+    }
+
+    /// Applies `updates` in order in one write transaction (one commit): each
+    /// change sees the state the earlier ones left. Outcomes in the same order.
+    pub async fn update_tokens<'a, E: Send + 'a>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+    ) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, update_tokens(updates))
     }
 
     /// Seals `entries` after the stored head and appends them in one

@@ -14,8 +14,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use super::api_keys::StoredKey;
 use super::audit::HeadCache;
 use super::rows::token_of;
+use super::tokens;
 use super::webhooks::Cursor;
-use super::{AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle};
+use super::{
+    AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle, TokenOutcome, TokenUpdate,
+};
 use crate::tokens::TokenState;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
@@ -177,42 +180,21 @@ impl SqliteStore {
         rows.iter().map(token_of).collect()
     }
 
-    pub async fn update_token<E>(
-        &self,
-        token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E>,
-    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+    pub async fn update_tokens<E>(&self, updates: Vec<TokenUpdate<'_, E>>) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        let ids = tokens::ids_of(&updates);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = ?"))
-            .bind(token_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let before = row.map(|r| token_of(&r)).transpose()?;
-        let next = match change(before.as_ref()) {
-            Ok(next) => next,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(t) = &next {
-            sqlx::query(concat!(
-                "INSERT INTO tokens (",
-                token_columns!(),
-                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO UPDATE SET ",
-                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, ",
-                "updated_at = excluded.updated_at, issued_at = excluded.issued_at"
-            ))
-            .bind(&t.token_id)
-            .bind(&t.owner)
-            .bind(&t.connection)
-            .bind(&t.status)
-            .bind(&t.role)
-            .bind(&t.expires_at)
-            .bind(&t.updated_at)
-            .bind(&t.issued_at)
-            .execute(&mut *tx)
-            .await?;
+        let mut stored = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(tokens::CHUNK) {
+            for row in tokens::select(chunk).build().fetch_all(&mut *tx).await? {
+                stored.push(token_of(&row)?);
+            }
+        }
+        let (outcomes, writes) = tokens::apply(stored, updates);
+        for chunk in writes.chunks(tokens::CHUNK) {
+            tokens::upsert(chunk).build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Ok(next))
+        Ok(outcomes)
     }
 }
 
@@ -247,12 +229,11 @@ impl Backend for SqliteStore {
         self.tokens_of(owner, connection).await
     }
 
-    async fn update_token<E: Send>(
+    async fn update_tokens<'a, E: Send + 'a>(
         &self,
-        token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
-    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
-        self.update_token(token_id, change).await
+        updates: Vec<TokenUpdate<'a, E>>,
+    ) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        self.update_tokens(updates).await
     }
 
     async fn append_audit(

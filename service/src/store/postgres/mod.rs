@@ -16,8 +16,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
-use super::{AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle};
+use super::{
+    AuditFilter, Backend, BundleOrigin, Sealed, StoreError, StoreVersions, StoredBundle, TokenOutcome, TokenUpdate,
+};
 use crate::store::rows::token_of;
+use crate::store::tokens;
 use crate::tokens::TokenState;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
@@ -140,45 +143,33 @@ impl PgStore {
         rows.iter().map(token_of).collect()
     }
 
-    pub async fn update_token<E>(
-        &self,
-        token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E>,
-    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
+    pub async fn update_tokens<E>(&self, updates: Vec<TokenUpdate<'_, E>>) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        let ids = tokens::ids_of(&updates);
         let mut tx = self.pool.begin().await?;
-        // A token that does not exist yet cannot be row-locked: serialise its
-        // first event on an advisory lock keyed by the id.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(token_id).execute(&mut *tx).await?;
-        let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = $1 FOR UPDATE"))
-            .bind(token_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let before = row.map(|r| token_of(&r)).transpose()?;
-        let next = match change(before.as_ref()) {
-            Ok(next) => next,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Some(t) = &next {
-            sqlx::query(concat!(
-                "INSERT INTO tokens (",
-                token_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (token_id) DO UPDATE SET ",
-                "status = excluded.status, role = excluded.role, expires_at = excluded.expires_at, ",
-                "updated_at = excluded.updated_at, issued_at = excluded.issued_at"
-            ))
-            .bind(&t.token_id)
-            .bind(&t.owner)
-            .bind(&t.connection)
-            .bind(&t.status)
-            .bind(&t.role)
-            .bind(&t.expires_at)
-            .bind(&t.updated_at)
-            .bind(&t.issued_at)
-            .execute(&mut *tx)
-            .await?;
+        // A token that does not exist yet cannot be row-locked: serialise
+        // each id's events on an advisory lock keyed by it, taken in one
+        // order (the sorted array) so two batches never wait in a cycle.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest((SELECT array_agg(DISTINCT hashtext(id)::bigint \
+             ORDER BY hashtext(id)::bigint) FROM unnest($1::text[]) AS t(id))) AS k",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        let mut stored = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(tokens::CHUNK) {
+            let mut select = tokens::select(chunk);
+            select.push(" FOR UPDATE");
+            for row in select.build().fetch_all(&mut *tx).await? {
+                stored.push(token_of(&row)?);
+            }
+        }
+        let (outcomes, writes) = tokens::apply(stored, updates);
+        for chunk in writes.chunks(tokens::CHUNK) {
+            tokens::upsert(chunk).build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Ok(next))
+        Ok(outcomes)
     }
 }
 
@@ -207,12 +198,11 @@ impl Backend for PgStore {
         self.tokens_of(owner, connection).await
     }
 
-    async fn update_token<E: Send>(
+    async fn update_tokens<'a, E: Send + 'a>(
         &self,
-        token_id: &str,
-        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send,
-    ) -> Result<Result<Option<TokenState>, E>, StoreError> {
-        self.update_token(token_id, change).await
+        updates: Vec<TokenUpdate<'a, E>>,
+    ) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        self.update_tokens(updates).await
     }
 
     async fn append_audit(

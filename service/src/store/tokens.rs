@@ -1,0 +1,164 @@
+//! Token updates in batches, the same for every backend: read every token a
+//! batch names in one query, apply the changes in order in memory, write the
+//! tokens that changed in one statement, commit once. A batch costs one
+//! fsync however many events it carries, which is what lets token events
+//! keep up with the audit log's group commit.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::tokens::TokenState;
+
+/// Tokens read or written per statement (eight bound values a written
+/// row: well inside SQLite's 32,766 and PostgreSQL's 65,535).
+pub(crate) const CHUNK: usize = 512;
+
+/// A token's next state from its state before (`None`: not stored yet), or
+/// why the change is refused; `Ok(None)` leaves the token as it was.
+pub type TokenChangeFn<'a, E> = Box<dyn FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send + 'a>;
+
+/// One change of a batch.
+pub struct TokenUpdate<'a, E> {
+    pub token_id: String,
+    pub change: TokenChangeFn<'a, E>,
+}
+
+impl<'a, E> TokenUpdate<'a, E> {
+    pub fn new(
+        token_id: impl Into<String>,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send + 'a,
+    ) -> Self {
+        Self { token_id: token_id.into(), change: Box::new(change) }
+    }
+}
+
+impl<E> std::fmt::Debug for TokenUpdate<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenUpdate").field("token_id", &self.token_id).finish_non_exhaustive()
+    }
+}
+
+/// What one change answered.
+pub type TokenOutcome<E> = Result<Option<TokenState>, E>;
+
+/// The distinct token ids of a batch, sorted (PostgreSQL locks them in this
+/// order, so two batches never wait on each other in a cycle).
+pub(crate) fn ids_of<E>(updates: &[TokenUpdate<'_, E>]) -> Vec<String> {
+    let mut ids: Vec<String> = updates.iter().map(|u| u.token_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Applies `updates` in order over the states read in the transaction: a
+/// change sees what the batch's earlier changes of the same token left.
+/// Returns each change's outcome, in order, and the final state of every
+/// token that changed (to be written), by id.
+// INVARIANT: applying a batch gives the same outcomes and final states as
+// applying its changes one transaction each, in the same order.
+pub(crate) fn apply<E>(
+    stored: Vec<TokenState>,
+    updates: Vec<TokenUpdate<'_, E>>,
+) -> (Vec<TokenOutcome<E>>, Vec<TokenState>) {
+    let mut current: HashMap<String, TokenState> = stored.into_iter().map(|t| (t.token_id.clone(), t)).collect();
+    let mut changed = BTreeSet::new();
+    let mut outcomes = Vec::with_capacity(updates.len());
+    for TokenUpdate { token_id, change } in updates {
+        let outcome = change(current.get(&token_id));
+        if let Ok(Some(next)) = &outcome {
+            current.insert(token_id.clone(), next.clone());
+            changed.insert(token_id);
+        }
+        outcomes.push(outcome);
+    }
+    let writes = changed.into_iter().filter_map(|id| current.remove(&id)).collect();
+    (outcomes, writes)
+}
+
+/// `SELECT <token columns> FROM tokens WHERE token_id IN (…ids)`.
+pub(crate) fn select<'a, DB>(ids: &'a [String]) -> QueryBuilder<DB>
+where
+    DB: Database,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+{
+    let mut query = QueryBuilder::new(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id IN ("));
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id.as_str());
+    }
+    query.push(")");
+    query
+}
+
+/// One statement writing `tokens` (insert, or replace the mutable columns).
+pub(crate) fn upsert<'a, DB>(tokens: &'a [TokenState]) -> QueryBuilder<DB>
+where
+    DB: Database,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+{
+    let mut query = QueryBuilder::new(concat!("INSERT INTO tokens (", token_columns!(), ") "));
+    query.push_values(tokens, |mut row, t| {
+        row.push_bind(t.token_id.as_str())
+            .push_bind(t.owner.as_str())
+            .push_bind(t.connection.as_str())
+            .push_bind(t.status.as_str())
+            .push_bind(t.role.as_str())
+            .push_bind(t.expires_at.as_str())
+            .push_bind(t.updated_at.as_str())
+            .push_bind(t.issued_at.as_deref());
+    });
+    query.push(concat!(
+        " ON CONFLICT (token_id) DO UPDATE SET status = excluded.status, role = excluded.role, ",
+        "expires_at = excluded.expires_at, updated_at = excluded.updated_at, issued_at = excluded.issued_at"
+    ));
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(id: &str, status: &str) -> TokenState {
+        TokenState {
+            token_id: id.into(),
+            owner: "ann".into(),
+            connection: "snow".into(),
+            status: status.into(),
+            role: String::new(),
+            expires_at: "2030-01-01T00:00:00.000Z".into(),
+            updated_at: "n0".into(),
+            issued_at: None,
+        }
+    }
+
+    /// Sets the status, refusing to touch a revoked token.
+    fn set(id: &str, status: &'static str) -> TokenUpdate<'static, String> {
+        let new = token(id, status);
+        TokenUpdate::new(id, move |before: Option<&TokenState>| match before {
+            Some(b) if b.status == "revoked" => Err(format!("{} is revoked", b.token_id)),
+            Some(b) => Ok(Some(TokenState { status: status.into(), ..b.clone() })),
+            None => Ok(Some(new)),
+        })
+    }
+
+    #[test]
+    fn later_changes_see_earlier_ones_and_only_changed_tokens_are_written() {
+        let stored = vec![token("a", "active"), token("b", "active")];
+        let untouched = TokenUpdate::new("b", |_: Option<&TokenState>| Ok::<_, String>(None));
+        let updates = vec![set("a", "revoked"), set("a", "active"), untouched, set("c", "expired")];
+        let (outcomes, writes) = apply(stored, updates);
+        assert_eq!(outcomes[0].as_ref().unwrap().as_ref().unwrap().status, "revoked");
+        assert_eq!(outcomes[1], Err("a is revoked".into()), "the second change saw the first one's revoke");
+        assert_eq!(outcomes[2], Ok(None));
+        let written: Vec<(&str, &str)> = writes.iter().map(|t| (t.token_id.as_str(), t.status.as_str())).collect();
+        assert_eq!(written, vec![("a", "revoked"), ("c", "expired")], "b is unchanged; a written once, as it ended");
+    }
+
+    #[test]
+    fn ids_are_distinct_and_sorted() {
+        let updates = vec![set("b", "x"), set("a", "x"), set("b", "y")];
+        assert_eq!(ids_of(&updates), vec!["a".to_owned(), "b".to_owned()]);
+    }
+}
