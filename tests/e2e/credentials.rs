@@ -471,3 +471,57 @@ async fn token_events_change_resolution_outcomes() {
     issue(&server, "tok-new", "eddie", "c_wh", ANALYST).await;
     assert_own(&server, &ask().await, "tok-new").await;
 }
+
+/// Sends `kind` for `tokens` all at once (one task each, so the service
+/// sees them concurrently and groups them into shared commits); the
+/// answers' status codes and bodies, in the order of `tokens`.
+async fn events_at_once(server: &Server, kind: &'static str, tokens: &[String]) -> Vec<(StatusCode, Value)> {
+    let client = crate::server::authorized_client(&server.api_key, reqwest::Client::builder());
+    let url = server.url("/v1/tokens/events");
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|token| {
+            let (client, url) = (client.clone(), url.clone());
+            let body = json!({"kind": kind, "token_id": token, "owner": "eddie", "connection": "c_wh",
+                              "role": ANALYST, "expires_at": FUTURE});
+            tokio::spawn(async move {
+                let r = client.post(url).json(&body).send().await.expect("send");
+                (r.status(), r.json::<Value>().await.expect("a JSON answer"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
+
+#[tokio::test]
+async fn concurrent_token_events_each_get_their_own_answer_and_record() {
+    let server = setup().await;
+    let tokens: Vec<String> = (0..48).map(|i| format!("tok-burst-{i}")).collect();
+    let mut seqs = std::collections::BTreeSet::new();
+    for (kind, status) in [("token.issued", "active"), ("token.revoked", "revoked")] {
+        for (i, (code, body)) in events_at_once(&server, kind, &tokens).await.into_iter().enumerate() {
+            assert_eq!(code, StatusCode::CREATED, "{kind} {}: {body}", tokens[i]);
+            assert_eq!((&body["token"]["token_id"], &body["token"]["status"]), (&json!(tokens[i]), &json!(status)));
+            assert!(seqs.insert(body["seq"].as_u64().expect("seq")), "two answers share seq {}", body["seq"]);
+        }
+    }
+    // Every state change stuck: refreshing a revoked token is refused, for each.
+    for (i, (code, body)) in events_at_once(&server, "token.refreshed", &tokens).await.into_iter().enumerate() {
+        assert_eq!(code, StatusCode::CONFLICT, "{}: {body}", tokens[i]);
+        assert_eq!(body["error"]["code"], "token_revoked", "{body}");
+    }
+    // One record per accepted event, none for the refused ones.
+    let records = server.audit_events("kind=token.revoked").await;
+    assert_eq!(records.len(), tokens.len());
+    assert!(server.audit_events("kind=token.refreshed").await.is_empty());
+    for record in &records {
+        assert_eq!(record["details"]["status"], "revoked", "{record}");
+    }
+    // The events that arrived together reached the chain and it verifies.
+    let report = server.get("/v1/audit/verify").await;
+    assert_eq!(report.json["ok"], true, "{}", report.text);
+}

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
 use crate::audit::Event;
 use crate::state::AppState;
-use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, apply};
+use crate::tokens::{TokenChange, TokenConflict, TokenEventKind};
 
 const MAX_ID: usize = 1024;
 
@@ -113,12 +113,7 @@ async fn record(
         expires_at,
         issued_at,
     };
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let outcome = state
-        .store()
-        .update_token(&event.token_id, |before| apply(before, &change, &now))
-        .await
-        .map_err(ApiError::internal)?;
+    let outcome = state.tokens().apply(change).await.map_err(ApiError::internal)?;
     let token = outcome.map_err(|conflict| {
         let code = match conflict {
             TokenConflict::RefreshRevoked(_) => "token_revoked",

@@ -1,5 +1,10 @@
 //! Token lifecycle: how `token.*` events change a token's state, which token
 //! of a user counts for a connection, and the `Token` entity decisions see.
+//! [`writer`] applies the events to the store in groups.
+
+pub mod writer;
+
+pub use writer::TokenWriter;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
