@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TokenUpdate};
 use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
 
 /// Longest id accepted in a payload.
@@ -121,20 +121,24 @@ pub async fn apply_event(store: &Store, body: &[u8], now: &str) -> Result<Applie
     Ok(Applied { kind, owner, token: Some((token_id, connection)), changed: after.into_iter().collect() })
 }
 
+/// Revokes every live token of `owner` (on `connection`, if given) in one
+/// transaction: a deprovisioning is applied whole or not at all, and costs
+/// one commit however many tokens the user holds.
 async fn deprovision(
     store: &Store,
     owner: String,
     connection: Option<String>,
     now: &str,
 ) -> Result<Applied, EventError> {
-    let mut changed = Vec::new();
-    for token in store.tokens_of_owner(&owner).await? {
-        if token.status == "revoked" || connection.as_ref().is_some_and(|c| *c != token.connection) {
-            continue;
-        }
-        // Re-read inside the write: the token may have changed since the listing.
-        let after = store
-            .update_token(&token.token_id, |before| match before {
+    let updates: Vec<TokenUpdate<'_, TokenConflict>> = store
+        .tokens_of_owner(&owner)
+        .await?
+        .into_iter()
+        .filter(|t| t.status != "revoked" && connection.as_ref().is_none_or(|c| *c == t.connection))
+        .map(|token| {
+            // Decided on the state read inside the write: the token may have
+            // changed since the listing.
+            TokenUpdate::new(token.token_id, move |before: Option<&TokenState>| match before {
                 Some(b) if b.status != "revoked" => {
                     let change = TokenChange {
                         kind: TokenEventKind::Revoked,
@@ -149,8 +153,11 @@ async fn deprovision(
                 }
                 _ => Ok(None),
             })
-            .await??;
-        changed.extend(after);
+        })
+        .collect();
+    let mut changed = Vec::new();
+    for outcome in store.update_tokens(updates).await? {
+        changed.extend(outcome?);
     }
     Ok(Applied { kind: "user.deprovisioned", owner, token: None, changed })
 }
