@@ -330,12 +330,11 @@ async fn sqlite_accepts_non_canonical_text_only_before_the_canonical_mark() {
     assert_eq!(verdict(3).await, Err((1, BreakReason::MacMismatch)));
 }
 
-/// The SQLite verifier reads records packed many to a value, split by
-/// lengths SQLite computes: separators, NUL and multi-byte text inside
-/// fields, absent optionals and more records than one packed run must all
-/// come back exactly.
+/// The SQLite verifier reads records in parallel runs: separators, NUL and
+/// multi-byte text inside fields, absent optionals and more records than
+/// one run must all come back exactly.
 #[tokio::test]
-async fn sqlite_verifies_awkward_text_across_packed_runs() {
+async fn sqlite_verifies_awkward_text_across_runs() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
     let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
@@ -589,6 +588,24 @@ async fn sqlite_parallel_verification_reports_the_first_bad_seq() {
         restore(bad).await;
         restore(also).await;
     }
+    assert_eq!(verdict().await.0, Ok(5000));
+    // A column rewritten as a blob: the same bytes verify as the text they
+    // are; other bytes are a changed record; bytes that are not UTF-8 are
+    // refused, naming the record.
+    let original = all[2999].actor.clone();
+    sqlx::query("UPDATE audit_records SET actor = CAST(? AS BLOB) WHERE seq = 3000")
+        .bind(&original)
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert_eq!(verdict().await.0, Ok(5000));
+    sqlx::query("UPDATE audit_records SET actor = X'6d616c6c6f7279' WHERE seq = 3000").execute(&raw).await.unwrap();
+    assert_eq!(verdict().await.0, Err((3000, BreakReason::MacMismatch)));
+    sqlx::query("UPDATE audit_records SET actor = X'ff' WHERE seq = 3000").execute(&raw).await.unwrap();
+    let mut verifier = ChainVerifier::new(&keys, &ChainStart::genesis());
+    let refused = store.audit_verify_range((1, 5000, 10_000), &mut verifier, None).await.unwrap_err();
+    assert!(refused.to_string().contains("record 3000: `actor` is not UTF-8"), "{refused}");
+    restore(3000).await;
     assert_eq!(verdict().await.0, Ok(5000));
     sqlx::query("DELETE FROM audit_records WHERE seq = 2048").execute(&raw).await.unwrap();
     let (found, _) = verdict().await;

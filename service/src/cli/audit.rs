@@ -16,8 +16,8 @@ use crate::store::Store;
 const CHUNK: u32 = 10_000;
 
 pub fn run(command: AuditCommand) -> ExitCode {
-    // Two workers: verification reads the next packed run of records on one
-    // while it checks the current run on the other.
+    // Two workers: verification joins runs of records in order while its
+    // scan threads (blocking, one per core) read and check the next ones.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),

@@ -1,7 +1,7 @@
 //! SQLite through sqlx: WAL, `synchronous=FULL` (an acknowledged write
 //! survives power loss), writers serialised with `BEGIN IMMEDIATE`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +38,9 @@ const INSERT_CHUNK: usize = 500;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
-    /// For verification scans.
-    scan: SqlitePool,
+    /// The database file: verification scans open it on connections of
+    /// their own (`scan.rs`).
+    path: PathBuf,
     head: Arc<HeadCache>,
     /// Where the lookup postings end, as last seen (`u64::MAX`: not yet).
     indexed_upto: Arc<AtomicU64>,
@@ -53,7 +54,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let path = options.get_filename();
+        let path = options.get_filename().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir)?;
         }
@@ -65,16 +66,7 @@ impl SqliteStore {
         let writer = pools().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
         let pool = pools().max_connections(4).connect_with(options.clone()).await?;
-        // Verification reads every page: its connections map the file
-        // instead of copying each page out of the kernel's cache. Mapped
-        // pages count in the process's RSS, so these connections exist only
-        // while a verification runs (opened on demand, closed when idle).
-        let scan = pools()
-            .max_connections(4)
-            .min_connections(0)
-            .idle_timeout(Duration::from_secs(2))
-            .connect_lazy_with(options.pragma("mmap_size", "1073741824"));
-        Ok(Self { pool, writer, scan, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
+        Ok(Self { pool, writer, path, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
     }
 
     /// For reads.
@@ -275,7 +267,7 @@ impl Backend for SqliteStore {
         verifier: &mut ChainVerifier<'_>,
         leaves: Option<&mut Vec<Hash>>,
     ) -> Result<Result<u64, ChainBreak>, StoreError> {
-        super::packed::verify_range(&self.scan, range, verifier, leaves).await
+        super::scan::verify_range(&self.path, range, verifier, leaves).await
     }
 
     async fn audit_canonical_since(&self) -> Result<u64, StoreError> {
