@@ -204,13 +204,13 @@ fn load_times() {
     Bundle::load_dir(&repo().join("policies")).unwrap();
     println!("{:<44} {:>8.1} ms", "bundle load, the pack without rules", t.elapsed().as_secs_f64() * 1000.0);
     let cache = tempfile::tempdir().unwrap();
-    time("bundle load + 4 guests, compiled now", &RuleRuntime::new(Some(cache.path().to_owned())).unwrap());
-    let restarted = RuleRuntime::new(Some(cache.path().to_owned())).unwrap();
+    time("bundle load + 4 guests, compiled now", &RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap());
+    let restarted = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
     time("bundle load + 4 guests, precompiled on disk", &restarted);
     time("bundle load + 4 guests, compiled in memory", &restarted);
     for (name, file, _) in guests {
         let bytes = component(file);
-        let runtime = RuleRuntime::new(None).unwrap();
+        let runtime = RuleRuntime::new(None, None).unwrap();
         let t = Instant::now();
         runtime.compile(&bytes).unwrap();
         println!(

@@ -136,6 +136,8 @@ impl RedactionConfig {
 pub enum RedactError {
     #[error("the digest key is empty")]
     EmptyKey,
+    #[error("no randomness for a digest key: {0}")]
+    NoRandomness(String),
 }
 
 /// Applies a [`RedactionConfig`] with a digest key. Cheap to share: build one
@@ -164,6 +166,16 @@ impl Redactor {
         }
         let key = Hmac::<Sha256>::new_from_slice(key).map_err(|_| RedactError::EmptyKey)?;
         Ok(Self { config, key })
+    }
+
+    /// A redactor with the default lists and a random key of its own, for a
+    /// process that has no audit key to derive one from (`warrant check`,
+    /// the engine as a library): its digests correlate with nothing stored,
+    /// but a secret still never reaches a log in clear.
+    pub fn ephemeral() -> Result<Self, RedactError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| RedactError::NoRandomness(e.to_string()))?;
+        Self::new(RedactionConfig::default(), &key)
     }
 
     pub fn config(&self) -> &RedactionConfig {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
 use warrant_engine::rules::{Mode, Outcome, RuleRuntime};
-use warrant_engine::{Bundle, BundleError, EntityRef, Query};
+use warrant_engine::{Bundle, BundleError, EntityRef, Query, RedactionConfig, Redactor};
 
 const SCHEMA: &str = r#"
 entity User;
 entity Doc;
-action read, write appliesTo { principal: User, resource: Doc, context: {} };
+action read, write appliesTo { principal: User, resource: Doc, context: { note?: String } };
 "#;
 const POLICIES: &str = r#"
 @id("anyone-reads") permit(principal, action == Action::"read", resource);
@@ -59,11 +59,15 @@ fn load(dir: &tempfile::TempDir) -> Bundle {
 }
 
 fn read(bundle: &Bundle, action: &str) -> warrant_engine::Decision {
+    read_with(bundle, action, Map::new())
+}
+
+fn read_with(bundle: &Bundle, action: &str, context: Map<String, serde_json::Value>) -> warrant_engine::Decision {
     let query = Query {
         principal: EntityRef { type_name: "User".into(), id: "alice".into(), properties: None },
         action: action.into(),
         resource: EntityRef { type_name: "Doc".into(), id: "d1".into(), properties: None },
-        context: Map::new(),
+        context,
         entities: Vec::new(),
     };
     let entities = bundle.entity_set(Vec::new()).unwrap();
@@ -229,11 +233,79 @@ fn manifest_mistakes_are_located_and_named() {
     assert!(load_error(&dir).contains("no manifest"));
 }
 
+/// The log lines `f` writes through `tracing`, as text.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let subscriber = tracing_subscriber::fmt().with_writer({
+        let sink = sink.clone();
+        move || sink.clone()
+    });
+    tracing::subscriber::with_default(subscriber.with_ansi(false).finish(), f);
+    String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+}
+
+/// A rule's log line is redacted like audit text before it reaches the log
+/// (`audit.md`, "Redaction"): with the service's redactor, a token appears
+/// as the digest an auditor would search for; with none, still never in clear.
+#[test]
+fn a_rules_log_lines_are_redacted_before_they_reach_the_log() {
+    let dir = bundle_dir(&[("chatty", "log-context", json!({"mode": "observe"}))]);
+    let source = || warrant_engine::BundleSource::read_dir(dir.path()).unwrap();
+    let note = "retry with Bearer s3cr3t-token-abc; dsn=postgres://svc:hunter2@db.internal/x";
+    let context = || Map::from_iter([("note".to_owned(), json!(note))]);
+
+    let redactor = Redactor::new(RedactionConfig::default(), b"test digest key").unwrap();
+    let runtime = RuleRuntime::new(None, Some(redactor.clone())).unwrap();
+    let bundle = Bundle::load_with(source(), Some(&runtime)).unwrap();
+    let log = logged(|| assert!(read_with(&bundle, "read", context()).allowed));
+    assert!(log.contains("chatty"), "the line names its rule: {log}");
+    assert!(log.contains("retry with Bearer"), "the line is kept: {log}");
+    assert!(log.contains(&redactor.digest("s3cr3t-token-abc")), "the token as its digest: {log}");
+    assert!(log.contains(&redactor.digest("hunter2")), "the password as its digest: {log}");
+    assert!(!log.contains("s3cr3t") && !log.contains("hunter2"), "{log}");
+
+    let runtime = RuleRuntime::new(None, None).unwrap();
+    let bundle = Bundle::load_with(source(), Some(&runtime)).unwrap();
+    let log = logged(|| assert!(read_with(&bundle, "read", context()).allowed));
+    assert!(log.contains("retry with Bearer hmac-sha256:"), "{log}");
+    assert!(!log.contains("s3cr3t") && !log.contains("hunter2"), "{log}");
+}
+
+/// A line longer than the host scans is cut at a space before it is
+/// redacted, so the cut never leaves the head of a secret unrecognised: here
+/// a private key block (redacted to a few bytes, so what follows it shows)
+/// pushes a JWT across the scanned length (16 KiB of `{"note":"…`), at
+/// offsets from its first byte to its last.
+#[test]
+fn a_rules_overlong_log_line_is_cut_at_a_space_then_redacted() {
+    let bundle = load(&bundle_dir(&[("chatty", "log-context", json!({"mode": "observe"}))]));
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl";
+    for pad in (16_272..=16_320).step_by(4) {
+        let key = format!("-----BEGIN PRIVATE KEY-----{}-----END PRIVATE KEY-----", "A".repeat(pad));
+        let context = Map::from_iter([("note".to_owned(), json!(format!("{key} {jwt} tail")))]);
+        let log = logged(|| assert!(read_with(&bundle, "read", context).allowed));
+        assert!(log.contains("chatty") && log.contains("[REDACTED]"), "{log}");
+        assert!(!log.contains("eyJhbG") && !log.contains("AAAA"), "pad {pad}: {log}");
+        assert!(log.len() < 2_048, "one line of at most 1 KiB: {} bytes", log.len());
+    }
+}
+
 #[test]
 fn components_are_compiled_once_and_then_read_from_the_cache() {
     let cache = tempfile::tempdir().unwrap();
     let dir = bundle_dir(&[("says-no", "deny", json!({})), ("boom", "trap", json!({}))]);
-    let runtime = RuleRuntime::new(Some(cache.path().to_owned())).unwrap();
+    let runtime = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
     let source = || warrant_engine::BundleSource::read_dir(dir.path()).unwrap();
 
     let first = Bundle::load_with(source(), Some(&runtime)).unwrap();
@@ -241,7 +313,7 @@ fn components_are_compiled_once_and_then_read_from_the_cache() {
     let again = Bundle::load_with(source(), Some(&runtime)).unwrap();
     assert_eq!(again.rules().load_report().from_memory, 2, "a reload with the same components compiles nothing");
 
-    let restarted = RuleRuntime::new(Some(cache.path().to_owned())).unwrap();
+    let restarted = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
     let from_disk = Bundle::load_with(source(), Some(&restarted)).unwrap();
     assert_eq!(from_disk.rules().load_report().from_disk, 2, "a new process reads the precompiled artifacts");
     assert_eq!(read(&from_disk, "read").reasons, ["fixture_says_no", "rule_error:boom"]);
@@ -250,7 +322,7 @@ fn components_are_compiled_once_and_then_read_from_the_cache() {
     for entry in std::fs::read_dir(cache.path()).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
-    let restarted = RuleRuntime::new(Some(cache.path().to_owned())).unwrap();
+    let restarted = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
     let recompiled = Bundle::load_with(source(), Some(&restarted)).unwrap();
     assert_eq!(recompiled.rules().load_report().compiled, 2);
     assert_eq!(read(&recompiled, "read").reasons, ["fixture_says_no", "rule_error:boom"]);

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use warrant_engine::{Bundle, BundleError, BundleSource, Diagnostic, RuleRuntime};
+use warrant_engine::{Bundle, BundleError, BundleSource, Diagnostic, Redactor, RuleRuntime};
 
 #[derive(Debug)]
 pub struct RuleHost {
     cache_dir: Option<PathBuf>,
+    log_redactor: Option<Redactor>,
     runtime: OnceLock<Arc<RuleRuntime>>,
     slots: Semaphore,
 }
@@ -24,9 +25,11 @@ pub struct RuleHost {
 impl RuleHost {
     /// `cache_dir`: where compiled components are kept across restarts
     /// (`None`: compile at every start). `workers`: how many rule-running
-    /// decisions may execute at once.
-    pub fn new(cache_dir: Option<PathBuf>, workers: usize) -> Self {
-        Self { cache_dir, runtime: OnceLock::new(), slots: Semaphore::new(workers.max(1)) }
+    /// decisions may execute at once. `log_redactor`: what rules' log lines
+    /// are redacted with (the audit log's, so digests correlate; `None`: one
+    /// with a random key).
+    pub fn new(cache_dir: Option<PathBuf>, workers: usize, log_redactor: Option<Redactor>) -> Self {
+        Self { cache_dir, log_redactor, runtime: OnceLock::new(), slots: Semaphore::new(workers.max(1)) }
     }
 
     /// The default cache: `$XDG_CACHE_HOME/warrant/rules` or `~/.cache/warrant/rules`.
@@ -51,10 +54,10 @@ impl RuleHost {
         if let Some(r) = self.runtime.get() {
             return Ok(Arc::clone(r));
         }
-        let started = RuleRuntime::new(self.cache_dir.clone()).or_else(|e| {
+        let started = RuleRuntime::new(self.cache_dir.clone(), self.log_redactor.clone()).or_else(|e| {
             // An unusable cache directory costs compile time, not service.
             tracing::warn!(error = %e, "rule cache unavailable: compiling rules in memory only");
-            RuleRuntime::new(None)
+            RuleRuntime::new(None, self.log_redactor.clone())
         });
         let runtime = started
             .map_err(|e| BundleError::Invalid(vec![Diagnostic::file(warrant_engine::rules::MANIFEST_PATH, e)]))?;

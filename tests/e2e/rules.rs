@@ -300,6 +300,28 @@ async fn hostile_guests_each_deny_with_their_failure() {
     }
 }
 
+/// A rule's log line reaches the service's log redacted with the audit
+/// log's digest key: a token it logs shows as the digest an auditor gets
+/// from `/v1/audit/digest`, never in clear.
+#[tokio::test]
+async fn a_rules_log_line_reaches_the_service_log_redacted() {
+    let manifest = json!({"version": 1, "rules": [{"name": "chatty", "file": "log-context.wasm",
+                                                   "actions": ["run_query"], "mode": "observe"}]});
+    let dir = bundle(&manifest, &[("log-context.wasm", hostile("log-context"))]);
+    let server = Server::start_with(dir.path());
+    pack_entities_for_rules(&server).await;
+    let context = json!({"now": MONDAY, "sql": "select 1 -- as Bearer s3cr3t-token-abc"});
+    let answer = authorize(&server, "eddie", "run_query", ("Connection", "c_open"), context).await;
+    assert_eq!(verdict_of(&answer, "chatty")["verdict"], "abstain", "{answer}");
+
+    let digest = server.post("/v1/audit/digest", &json!({"value": "s3cr3t-token-abc"})).await;
+    let digest = digest.json["digest"].as_str().expect("a digest").to_owned();
+    server
+        .wait_for_log(Duration::from_secs(5), |log| log.contains("select 1 -- as Bearer") && log.contains(&digest))
+        .await;
+    assert!(!server.logs().contains("s3cr3t"), "the token in clear in the log:\n{}", server.logs());
+}
+
 #[tokio::test]
 async fn check_and_upload_refuse_a_forbidden_import() {
     let manifest = hostile_manifest("clock", "wall-clock", json!({}));

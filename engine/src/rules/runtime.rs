@@ -17,6 +17,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::manifest::MAX_MEMORY_BYTES;
+use crate::redact::Redactor;
 
 /// How often the epoch advances: the unit of `limits.timeout_ms`.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -47,6 +48,8 @@ pub struct RuleRuntime {
     /// Key: sha256 of the component bytes.
     compiled: Mutex<HashMap<[u8; 32], Component>>,
     stop_ticker: Arc<AtomicBool>,
+    /// What a guest's log line goes through before it reaches the log.
+    log_redactor: Arc<Redactor>,
 }
 
 impl std::fmt::Debug for RuleRuntime {
@@ -58,7 +61,16 @@ impl std::fmt::Debug for RuleRuntime {
 impl RuleRuntime {
     /// A runtime caching compiled components in `cache_dir` (created, mode
     /// 0700, if missing) or only in memory. Starts the epoch ticker thread.
-    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, String> {
+    ///
+    /// Guests' log lines are redacted like audit text (`audit.md`,
+    /// "Redaction") with `log_redactor`: the service passes the one its audit
+    /// log uses, so a token a rule logs has the digest an auditor searches
+    /// for. `None`: a redactor with a random key ([`Redactor::ephemeral`]).
+    pub fn new(cache_dir: Option<PathBuf>, log_redactor: Option<Redactor>) -> Result<Arc<Self>, String> {
+        let log_redactor = match log_redactor {
+            Some(r) => r,
+            None => Redactor::ephemeral().map_err(|e| format!("cannot start the rules engine: {e}"))?,
+        };
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(POOL_COMPONENT_INSTANCES)
             .total_core_instances(POOL_CORE_INSTANCES)
@@ -97,18 +109,28 @@ impl RuleRuntime {
                 })
                 .map_err(|e| format!("cannot start the rules epoch ticker: {e}"))?;
         }
-        Ok(Arc::new(Self { engine, cache_dir, compiled: Mutex::new(HashMap::new()), stop_ticker }))
+        Ok(Arc::new(Self {
+            engine,
+            cache_dir,
+            compiled: Mutex::new(HashMap::new()),
+            stop_ticker,
+            log_redactor: Arc::new(log_redactor),
+        }))
     }
 
     /// The runtime `Bundle::load` uses when the caller gives none: memory
     /// cache only, created on first use (bundles without rules never start it).
     pub fn shared() -> Result<Arc<Self>, String> {
         static SHARED: OnceLock<Result<Arc<RuleRuntime>, String>> = OnceLock::new();
-        SHARED.get_or_init(|| Self::new(None)).clone()
+        SHARED.get_or_init(|| Self::new(None, None)).clone()
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub(crate) fn log_redactor(&self) -> &Arc<Redactor> {
+        &self.log_redactor
     }
 
     /// The compiled form of `bytes`: from memory, from the disk cache, or

@@ -9,6 +9,7 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use super::Outcome;
 use super::manifest::Limits;
 use super::runtime::RuleRuntime;
+use crate::redact::Redactor;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -35,6 +36,8 @@ const INERT_PREFIXES: [&str; 2] = ["wasi:io/", "wasi:cli/"];
 /// Longest log line kept, and lines kept per evaluation.
 const LOG_LINE_BYTES: usize = 1_024;
 const LOG_LINES_PER_CALL: u32 = 16;
+/// Longest part of a log line scanned for secrets; the rest is dropped.
+const LOG_SCAN_BYTES: usize = 16 * 1_024;
 
 /// Why a rule gave no verdict. Every one denies when the rule enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +73,14 @@ impl Failure {
     }
 }
 
-/// Per-store state: the memory cap, and whether the guest hit it.
+/// Per-store state: the memory cap and whether the guest hit it, and the
+/// guest's log lines this call with what redacts them.
 pub(crate) struct HostState {
     rule: Arc<str>,
     limits: StoreLimits,
     memory_refused: bool,
     logged: u32,
+    redactor: Arc<Redactor>,
 }
 
 impl ResourceLimiter for HostState {
@@ -96,12 +101,27 @@ impl bindings::warrant::rule::host::Host for HostState {
         if self.logged > LOG_LINES_PER_CALL {
             return;
         }
-        let mut end = msg.len().min(LOG_LINE_BYTES);
-        while !msg.is_char_boundary(end) {
-            end -= 1;
-        }
-        tracing::info!(rule = %self.rule, "{}", msg.get(..end).unwrap_or_default());
+        // Redacted before it is cut to length, so the cut cannot separate a
+        // secret from what identifies it (a `Bearer `, a JWT's second dot);
+        // only a line longer than any real one is cut first, at a space.
+        let scanned = if msg.len() > LOG_SCAN_BYTES {
+            let head = prefix(&msg, LOG_SCAN_BYTES);
+            head.rfind(char::is_whitespace).and_then(|i| head.get(..i)).unwrap_or_default()
+        } else {
+            &msg
+        };
+        let line = self.redactor.redact_text(scanned);
+        tracing::info!(rule = %self.rule, "{}", prefix(&line, LOG_LINE_BYTES));
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 impl bindings::warrant::rule::types::Host for HostState {}
@@ -160,6 +180,7 @@ impl Prepared {
             limits: StoreLimitsBuilder::new().memory_size(memory).instances(64).tables(64).memories(8).build(),
             memory_refused: false,
             logged: 0,
+            redactor: Arc::clone(self.runtime.log_redactor()),
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| s);

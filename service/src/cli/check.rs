@@ -9,8 +9,9 @@ use crate::rules::RuleHost;
 
 /// Loads a bundle directory as the service would, rules compiled through the
 /// default cache (so `check` then `test` or `serve` compiles each once).
+/// No audit key here: rules' log lines are redacted with a random one.
 pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
-    RuleHost::new(RuleHost::default_cache_dir(), 1).load(BundleSource::read_dir(dir)?)
+    RuleHost::new(RuleHost::default_cache_dir(), 1, None).load(BundleSource::read_dir(dir)?)
 }
 
 pub fn run(dir: &Path) -> ExitCode {

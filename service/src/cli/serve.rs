@@ -37,7 +37,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let keys = Keyring::load(args.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
     let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
     let workers = args.rule_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let rules = RuleHost::new(args.rule_cache.clone().or_else(RuleHost::default_cache_dir), workers);
+    let cache = args.rule_cache.clone().or_else(RuleHost::default_cache_dir);
+    // Rules' log lines are redacted with the audit log's key, so a token a
+    // rule logs has the digest an auditor searches the log for.
+    let rules = RuleHost::new(cache, workers, Some(keys.redactor().clone()));
     let state = AppState::start(store, keys, args.policies.clone(), args.audit_decisions, rules).await.map_err(
         |e| match e {
             crate::state::ChangeError::Bundle(b) => {
