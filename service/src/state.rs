@@ -20,7 +20,6 @@ use crate::audit::{AuditLog, DecisionAudit, Event};
 use crate::keys::Keyring;
 use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
-use crate::tokens::TokenWriter;
 
 /// The active bundle and the entities decisions see.
 #[derive(Debug)]
@@ -69,7 +68,6 @@ struct Inner {
     store: Store,
     keys: Keyring,
     audit: AuditLog,
-    tokens: TokenWriter,
     auth: crate::auth::Authenticator,
     policies_dir: PathBuf,
     rules: RuleHost,
@@ -115,14 +113,12 @@ impl AppState {
             audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         }
         let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at, versions };
-        let tokens = TokenWriter::start(store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 store,
                 keys,
                 audit,
-                tokens,
                 auth: crate::auth::Authenticator::default(),
                 policies_dir,
                 rules,
@@ -155,11 +151,6 @@ impl AppState {
 
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
-    }
-
-    /// Applies token events to the store in group commits.
-    pub fn tokens(&self) -> &TokenWriter {
-        &self.inner.tokens
     }
 
     /// Validates `source`, checks the stored entities against it, records it

@@ -18,7 +18,7 @@ use warrant_engine::audit::{
 };
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
-use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoredBundle, TokenUpdate};
+use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoreError, StoredBundle, TokenUpdate};
 use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
 
 /// A fresh token for the counting batches (`role` holds the count).
@@ -216,6 +216,58 @@ async fn suite(store: Store) {
     store.save_checkpoint(&c).await.unwrap();
     store.save_checkpoint(&c).await.unwrap();
     assert_eq!(store.checkpoints().await.unwrap(), vec![c]);
+
+    // Token changes with their records, in one transaction: the records are
+    // made from the outcomes and seal after the head. A record that cannot
+    // be made, or cannot be sealed, stores neither it nor the change.
+    let revoke =
+        || TokenUpdate::new("t3", |b: Option<&TokenState>| apply(b, &of("t3", TokenEventKind::Revoked, "ann"), "n5"));
+    let unmade = store
+        .update_tokens_and_append(
+            vec![revoke()],
+            |outcomes| {
+                assert_eq!(outcomes[0].as_ref().unwrap().as_ref().unwrap().status, "revoked", "seen before commit");
+                Ok((vec![Prepared::new(Entry::new(0, "", "", "actor"))?], ()))
+            },
+            &keys,
+            "2026-01-04T00:00:00Z",
+        )
+        .await;
+    assert!(matches!(unmade, Err(StoreError::Seal(_))), "{unmade:?}");
+    let unsealed = store
+        .update_tokens_and_append(vec![revoke()], |_| Ok((entries(1, "token.revoked"), ())), &keys, "yesterday")
+        .await;
+    assert!(matches!(unsealed, Err(StoreError::Seal(_))), "{unsealed:?}");
+    assert_eq!(store.token("t3").await.unwrap().unwrap().status, "active", "no change without its record");
+    assert_eq!(store.audit_count().await.unwrap(), 5, "and no record");
+    let (status, sealed) = store
+        .update_tokens_and_append(
+            vec![revoke()],
+            |outcomes| {
+                let status = outcomes[0].as_ref().unwrap().as_ref().unwrap().status.clone();
+                Ok((entries(1, "token.revoked"), status))
+            },
+            &keys,
+            "2026-01-04T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, "revoked");
+    assert_eq!(sealed.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![6]);
+    assert_eq!(store.token("t3").await.unwrap().unwrap().status, "revoked");
+    let next = store.append_audit(entries(1, "decision"), &keys, "2026-01-05T00:00:00Z").await.unwrap();
+    assert_eq!(next[0].as_ref().unwrap().seq, 7, "a plain append follows the head the transaction left");
+    verify_chain(store.audit_range(1, 7, 100).await.unwrap(), &keys, &ChainStart::genesis()).unwrap();
+    let (none, sealed) = store
+        .update_tokens_and_append::<TokenConflict, _, _>(
+            Vec::new(),
+            |o| Ok((Vec::new(), o.len())),
+            &keys,
+            "2026-01-05T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    assert_eq!((none, sealed.len()), (0, 0), "nothing to change and nothing to record is fine");
 
     // API keys.
     let key = StoredKey {

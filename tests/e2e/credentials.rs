@@ -525,3 +525,62 @@ async fn concurrent_token_events_each_get_their_own_answer_and_record() {
     let report = server.get("/v1/audit/verify").await;
     assert_eq!(report.json["ok"], true, "{}", report.text);
 }
+
+/// A token's state and the record of the event that set it commit in one
+/// transaction: killed (`kill -9`) in the middle of a burst of events, the
+/// service leaves exactly the tokens the log records, no state without its
+/// record (the log would miss it) and no record without its state.
+#[tokio::test]
+async fn a_kill_mid_burst_leaves_every_stored_token_on_the_record() {
+    let mut server = Server::start();
+    let url = server.url("/v1/tokens/events");
+    let mut load = Vec::new();
+    for task in 0..16 {
+        let (client, url, key) = (reqwest::Client::new(), url.clone(), server.api_key.clone());
+        load.push(tokio::spawn(async move {
+            for i in 0.. {
+                let body = json!({"kind": "token.issued", "token_id": format!("burst-{task}-{i}"), "owner": "olivia",
+                                  "connection": "c_wh", "role": ANALYST, "expires_at": FUTURE});
+                match client.post(&url).bearer_auth(&key).json(&body).send().await {
+                    Ok(r) if r.status() == StatusCode::CREATED => {}
+                    _ => return i,
+                }
+            }
+            0
+        }));
+    }
+    let started = std::time::Instant::now();
+    while server.audit_events("kind=token.issued").await.len() < 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the burst did not get going");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.kill();
+    for task in load {
+        task.await.unwrap();
+    }
+    server.start_again();
+
+    let out = std::process::Command::new("sqlite3")
+        .arg(server.database_path())
+        .arg("SELECT token_id FROM tokens ORDER BY token_id")
+        .output()
+        .expect("run sqlite3 (apt install sqlite3)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert!(stored.len() >= 200, "{} tokens stored", stored.len());
+    let mut digests = std::collections::BTreeSet::new();
+    for token in &stored {
+        let r = server.post("/v1/audit/digest", &json!({"value": token})).await;
+        digests.insert(r.json["digest"].as_str().expect("digest").to_owned());
+    }
+    let recorded: std::collections::BTreeSet<String> = server
+        .audit_events("kind=token.issued")
+        .await
+        .iter()
+        .map(|r| r["token_id"].as_str().expect("token_id").to_owned())
+        .collect();
+    assert_eq!(recorded.len(), stored.len(), "one record per stored token (issued once each)");
+    assert_eq!(recorded, digests, "the stored tokens are exactly the recorded ones");
+    let verify = server.get("/v1/audit/verify").await;
+    assert_eq!(verify.json["ok"], true, "{}", verify.text);
+}

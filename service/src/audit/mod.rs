@@ -10,9 +10,15 @@
 //! - The Merkle leaves (one per record) are kept in memory for checkpoints
 //!   and proofs, loaded from the store at start.
 //!
-//! [`verify`] checks a stored log (online and from the CLI).
+//! - Token changes go through the same writer ([`AuditLog::apply_tokens`]):
+//!   a token's new state and the record of the event that changed it are
+//!   one transaction, so the log never misses a change that was stored.
+//!
+//! [`verify`] checks a stored log (online and from the CLI); [`writer`] is
+//! the group-commit task.
 
 pub mod verify;
+mod writer;
 
 use std::sync::{Arc, RwLock};
 
@@ -22,14 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 use warrant_engine::audit::{Entry, Hash, Outcome, Prepared};
 
 use crate::keys::Keyring;
-use crate::store::{Sealed, Store, StoreError, leaf_of};
+use crate::store::{Store, StoreError, TokenUpdate};
+use crate::tokens::{Applied, TokenConflict};
+use writer::Job;
+pub use writer::RecordOf;
 
-/// Most events sealed and written in one transaction.
-const MAX_BATCH: usize = 512;
-/// Scheduler turns the writer waits, at most, for the callers of its last
-/// batch to queue again before it starts the next one.
-const REFILL_TURNS: usize = 8;
-/// Events waiting for the writer before callers wait to enqueue.
+/// Jobs waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
 
 /// Which decisions become `decision` records.
@@ -62,14 +66,17 @@ pub struct Appended {
 #[error("the audit log could not record the event: {0}")]
 pub struct AuditError(String);
 
-struct Pending {
-    prepared: Prepared,
-    reply: oneshot::Sender<Result<Appended, AuditError>>,
+/// Token changes applied with their record: each change's outcome, in
+/// order, and where the record landed (`None`: the job asked for none).
+#[derive(Debug)]
+pub struct TokensRecorded {
+    pub outcomes: Vec<Applied>,
+    pub appended: Option<Appended>,
 }
 
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Job>,
     leaves: Arc<RwLock<Vec<Hash>>>,
     keys: Keyring,
     decisions: DecisionAudit,
@@ -89,8 +96,8 @@ impl AuditLog {
         let (queue, rx) = mpsc::channel(QUEUE);
         // Capacity 1: commits while the indexer works coalesce into one wake.
         let (committed, wakes) = mpsc::channel(1);
-        tokio::spawn(index_loop(store.clone(), wakes));
-        tokio::spawn(write_loop(rx, store, keys.clone(), Arc::clone(&leaves), committed));
+        tokio::spawn(writer::index_loop(store.clone(), wakes));
+        tokio::spawn(writer::write_loop(rx, store, keys.clone(), Arc::clone(&leaves), committed));
         Ok(Self { queue, leaves, keys, decisions })
     }
 
@@ -150,7 +157,7 @@ impl AuditLog {
                     continue;
                 }
             };
-            answers.push(match self.queue.send(Pending { prepared, reply }).await {
+            answers.push(match self.queue.send(Job::Record { prepared, reply }).await {
                 Ok(()) => Ok(answer),
                 Err(_) => Err(stopped()),
             });
@@ -164,90 +171,21 @@ impl AuditLog {
         }
         results
     }
-}
 
-/// Keeps the store's lookup structures (SQLite's postings) up to date behind
-/// the log, woken after each commit, so acknowledgements never wait for it.
-/// Ends with the writer.
-async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) {
-    loop {
-        if let Err(e) = store.audit_index().await {
-            // Queries stay correct (they scan what is not indexed); retry
-            // after the next commit.
-            tracing::warn!(error = %e, "audit lookup indexing failed");
-        }
-        if committed.recv().await.is_none() {
-            return;
-        }
-    }
-}
-
-async fn write_loop(
-    mut rx: mpsc::Receiver<Pending>,
-    store: Store,
-    keys: Keyring,
-    leaves: Arc<RwLock<Vec<Hash>>>,
-    committed: mpsc::Sender<()>,
-) {
-    let mut last_batch = 0;
-    while let Some(first) = rx.recv().await {
-        // The callers just answered are the likeliest to send again: give
-        // them a moment (a few scheduler turns, no sleep) to queue, so the
-        // next commit carries them instead of leaving them for the one after.
-        for _ in 0..REFILL_TURNS {
-            if rx.len() + 1 >= last_batch {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        last_batch = batch.len();
-        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let (entries, replies): (Vec<Prepared>, Vec<_>) = batch.into_iter().map(|p| (p.prepared, p.reply)).unzip();
-        match store.append_audit(entries, keys.signing(), &ts).await {
-            Ok(results) => {
-                sync_leaves(&store, &leaves, &results).await;
-                let _ = committed.try_send(());
-                for (result, reply) in results.into_iter().zip(replies) {
-                    let answer =
-                        result.map(|r| Appended { seq: r.seq, mac: r.mac }).map_err(|e| AuditError(e.to_string()));
-                    let _ = reply.send(answer);
-                }
-            }
-            Err(e) => {
-                // Nothing of the batch is stored: callers get an error (a 500).
-                tracing::error!(error = %e, "audit write failed");
-                for reply in replies {
-                    let _ = reply.send(Err(AuditError("storage failure".into())));
-                }
-            }
-        }
-    }
-}
-
-/// Extends the in-memory leaves with the batch just written, first catching
-/// up on records other writers (the CLI, other instances) appended.
-async fn sync_leaves(
-    store: &Store,
-    leaves: &RwLock<Vec<Hash>>,
-    results: &[Result<Sealed, warrant_engine::audit::SealError>],
-) {
-    let written: Vec<&Sealed> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    let Some(first) = written.first() else { return };
-    let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
-    let missing = if first.seq > known + 1 { store.audit_macs_after(known, u32::MAX).await.ok() } else { None };
-    if let Ok(mut l) = leaves.write() {
-        match missing {
-            // Everything after what we knew, this batch included.
-            Some(macs) => l.extend(macs.iter().map(|(_, m)| leaf_of(m))),
-            None => l.extend(written.iter().map(|r| leaf_of(&r.mac))),
-        }
+    /// Applies token changes and records the event `record` makes of their
+    /// outcomes, in one transaction shared with the other jobs of its group
+    /// commit: the changes are stored if and only if the record is. Returns
+    /// once both are durable.
+    pub async fn apply_tokens(
+        &self,
+        updates: Vec<TokenUpdate<'static, TokenConflict>>,
+        record: impl FnOnce(&[Applied]) -> Option<Event> + Send + 'static,
+    ) -> Result<TokensRecorded, AuditError> {
+        let stopped = || AuditError("the writer stopped".into());
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Tokens { updates, record: Box::new(record), reply };
+        self.queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 

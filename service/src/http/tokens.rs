@@ -13,7 +13,8 @@ use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
 use crate::audit::Event;
 use crate::state::AppState;
-use crate::tokens::{TokenChange, TokenConflict, TokenEventKind};
+use crate::store::TokenUpdate;
+use crate::tokens::{self, TokenChange, TokenConflict, TokenEventKind, TokenState};
 
 const MAX_ID: usize = 1024;
 
@@ -21,7 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tokens/events", post(record))
 }
 
-#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 pub struct TokenEvent {
     #[garde(skip)]
     kind: TokenEventKind,
@@ -79,8 +80,9 @@ fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
     operation_id = "record_token_event",
     tag = "tokens",
     summary = "Record a token lifecycle event",
-    description = "Applies the event to the token store and appends it to the audit log; answers once \
-        both are durable. Resending an event is safe.",
+    description = "Applies the event to the token store and appends it to the audit log in one \
+        transaction; answers once it is durable. A refused event (409) changes and records nothing. \
+        Resending an event is safe.",
     request_body = TokenEvent,
     responses(
         (status = 201, description = "recorded: the audit record's `seq` and `mac`, and the token's state", body = super::openapi::TokenEventRecorded),
@@ -113,7 +115,23 @@ async fn record(
         expires_at,
         issued_at,
     };
-    let outcome = state.tokens().apply(change).await.map_err(ApiError::internal)?;
+    // The change and its record commit together: a refused event changes
+    // nothing and records nothing (its 409 says why); a retry after a
+    // failure re-applies the same state, so events are safe to resend.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let update = TokenUpdate::new(event.token_id.clone(), move |before: Option<&TokenState>| {
+        tokens::apply(before, &change, &now)
+    });
+    let template = event.clone();
+    let recorded = state
+        .audit()
+        .apply_tokens(vec![update], move |outcomes| match outcomes {
+            [Ok(token)] => Some(token_record(template, token.as_ref())),
+            _ => None,
+        })
+        .await?;
+    let outcome =
+        recorded.outcomes.into_iter().next().ok_or_else(|| ApiError::internal("the change went unanswered"))?;
     let token = outcome.map_err(|conflict| {
         let code = match conflict {
             TokenConflict::RefreshRevoked(_) => "token_revoked",
@@ -121,15 +139,21 @@ async fn record(
         };
         ApiError::new(StatusCode::CONFLICT, code, conflict.to_string())
     })?;
-    // The state change is applied first (a refused event changes nothing and
-    // is not recorded as done); a retry after an audit failure re-applies
-    // the same state, so events are safe to resend.
-    let mut record = Event::new(event.kind.as_str(), event.actor.clone().unwrap_or_else(|| event.owner.clone()));
-    record.token_id = Some(event.token_id.clone());
-    record.token_owner = Some(event.owner.clone());
-    record.connection = Some(event.connection.clone());
-    record.details = event.details.clone().unwrap_or_default();
-    if let Some(t) = &token {
+    let appended = recorded.appended.ok_or_else(|| ApiError::internal("the event was not recorded"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": event.kind, "token": token })),
+    ))
+}
+
+/// The audit record of an applied event, with the token's state after it.
+fn token_record(event: TokenEvent, token: Option<&TokenState>) -> Event {
+    let mut record = Event::new(event.kind.as_str(), event.actor.unwrap_or_else(|| event.owner.clone()));
+    record.token_id = Some(event.token_id);
+    record.token_owner = Some(event.owner);
+    record.connection = Some(event.connection);
+    record.details = event.details.unwrap_or_default();
+    if let Some(t) = token {
         record.details.insert("status".into(), json!(t.status));
         record.details.insert("role".into(), json!(t.role));
         record.details.insert("expires_at".into(), json!(t.expires_at));
@@ -137,9 +161,5 @@ async fn record(
             record.details.insert("issued_at".into(), json!(issued_at));
         }
     }
-    let appended = state.audit().append(record).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": event.kind, "token": token })),
-    ))
+    record
 }

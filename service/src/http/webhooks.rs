@@ -29,7 +29,7 @@ use super::error::ApiError;
 use crate::audit::Event;
 use crate::state::AppState;
 use crate::tokens::TokenConflict;
-use crate::webhooks::inbound::{EventError, apply_event};
+use crate::webhooks::inbound::{EventError, Planned, changed, plan_event};
 use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
 use crate::webhooks::{Scheme, Webhooks};
 
@@ -120,9 +120,9 @@ async fn accept(
             ApiError::new(StatusCode::CONFLICT, "replayed", format!("the delivery `{id}` was already received"));
         return Err(Refusal::new(error, Some(id)));
     }
-    // 3. The event.
-    let applied = match apply_event(store, body, &stamp(now)).await {
-        Ok(a) => a,
+    // 3. The event: its changes and its record in one transaction.
+    let planned = match plan_event(store, body, &stamp(now)).await {
+        Ok(p) => p,
         Err(e) => {
             if let EventError::Store(_) = e {
                 forget(state, name, &id).await;
@@ -130,26 +130,44 @@ async fn accept(
             return Err(Refusal::new(event_error(e), Some(id)));
         }
     };
+    let Planned { kind, owner, token, updates } = planned;
     let mut event = Event::new("webhook.received", format!("webhook:{name}"));
-    event.token_owner = Some(applied.owner.clone());
-    if let Some((token_id, connection)) = &applied.token {
-        event.token_id = Some(token_id.clone());
-        event.connection = Some(connection.clone());
+    event.token_owner = Some(owner);
+    if let Some((token_id, connection)) = token {
+        event.token_id = Some(token_id);
+        event.connection = Some(connection);
     }
-    let digests: Vec<String> = applied.changed.iter().map(|t| state.keys().digest(&t.token_id)).collect();
     event.details.insert("source".into(), json!(name));
     event.details.insert("webhook_id".into(), json!(id));
-    event.details.insert("type".into(), json!(applied.kind));
-    event.details.insert("applied".into(), json!(applied.changed.len()));
-    event.details.insert("tokens".into(), json!(digests));
-    match state.audit().append(event).await {
-        Ok(appended) => Ok(json!({"applied": applied.changed.len(), "seq": appended.seq})),
+    event.details.insert("type".into(), json!(kind));
+    let keys = state.keys().clone();
+    let recorded = state
+        .audit()
+        .apply_tokens(updates, move |outcomes| {
+            // A refused change stores nothing; the refusal is recorded as
+            // `webhook.rejected` instead.
+            let changed = changed(outcomes).ok()?;
+            let digests: Vec<String> = changed.iter().map(|t| keys.digest(&t.token_id)).collect();
+            event.details.insert("applied".into(), json!(changed.len()));
+            event.details.insert("tokens".into(), json!(digests));
+            Some(event)
+        })
+        .await;
+    let recorded = match recorded {
+        Ok(r) => r,
         Err(e) => {
-            // Applied but not on the record: let the sender retry (applying
-            // the same change again is harmless) rather than lose the record.
+            // Nothing applied and nothing recorded: let the sender retry.
             forget(state, name, &id).await;
-            Err(Refusal::new(ApiError::internal(e), None))
+            return Err(Refusal::new(ApiError::internal(e), None));
         }
+    };
+    let applied = match changed(&recorded.outcomes) {
+        Ok(changed) => changed.len(),
+        Err(conflict) => return Err(Refusal::new(event_error(EventError::Conflict(conflict.clone())), Some(id))),
+    };
+    match recorded.appended {
+        Some(appended) => Ok(json!({"applied": applied, "seq": appended.seq})),
+        None => Err(Refusal::new(ApiError::internal("an applied delivery was not recorded"), None)),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Row as _;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use warrant_engine::audit::{Checkpoint, Keyring, Mac, Prepared, Record, SealError};
 
 use super::rows::{Sealed, insert_statements, seal_after};
@@ -52,7 +52,7 @@ pub struct HeadCache {
 }
 
 impl HeadCache {
-    fn take(&self) -> Option<(u64, Mac)> {
+    pub(super) fn take(&self) -> Option<(u64, Mac)> {
         self.head.lock().ok().and_then(|mut h| h.take())
     }
 
@@ -61,7 +61,7 @@ impl HeadCache {
         self.stored.load(Ordering::Relaxed)
     }
 
-    fn set(&self, head: (u64, Mac)) {
+    pub(super) fn set(&self, head: (u64, Mac)) {
         if let Ok(mut h) = self.head.lock() {
             *h = Some(head);
         }
@@ -109,20 +109,32 @@ pub async fn append(
         }
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let (results, new_head) = append_in(&mut tx, &entries, keyring, ts).await?;
+    tx.commit().await?;
+    cache.set(new_head);
+    Ok(results)
+}
+
+/// Seals `entries` after the head read inside the write transaction `tx`
+/// and inserts them there; returns each entry's outcome and the head once
+/// `tx` commits (the caller commits, then tells the [`HeadCache`]).
+pub(super) async fn append_in(
+    tx: &mut SqliteConnection,
+    entries: &[Prepared],
+    keyring: &Keyring,
+    ts: &str,
+) -> Result<(Vec<Result<Sealed, SealError>>, (u64, Mac)), StoreError> {
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
     let head = match head {
         Some(r) => (seq_of(&r)?, Mac::from_hex(&r.try_get::<String, _>("mac")?).unwrap_or(Mac::ZERO)),
         None => (0, Mac::ZERO),
     };
-    let sealing = seal_after(head, &entries, keyring, ts);
-    let new_head = sealing.head;
+    let sealing = seal_after(head, entries, keyring, ts);
     for mut insert in insert_statements(sealing.rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
-    tx.commit().await?;
-    cache.set(new_head);
-    Ok(sealing.results)
+    Ok((sealing.results, sealing.head))
 }
 
 /// The `seq` and MAC of the records after `after_seq`, in order, at most

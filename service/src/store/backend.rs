@@ -53,6 +53,22 @@ pub trait Backend: Send + Sync {
         ts: &str,
     ) -> impl Future<Output = Result<Vec<Result<Sealed, SealError>>, StoreError>> + Send;
 
+    /// Applies `updates` (possibly none) and appends the records `records`
+    /// makes of their outcomes, in one write transaction: a token change is
+    /// stored if and only if the records are. Every record must seal, or
+    /// nothing is stored ([`StoreError::Seal`]).
+    fn update_tokens_and_append<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> impl Future<Output = Result<(R, Vec<Sealed>), StoreError>> + Send
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a;
+
     /// The `seq` and MAC of the records after `after_seq`, in order, at
     /// most `limit`.
     fn audit_macs_after(

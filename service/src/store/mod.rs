@@ -58,6 +58,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not supported by this backend: {0}")]
     Unsupported(&'static str),
+    #[error("cannot seal an audit record: {0}")]
+    Seal(#[from] SealError),
 }
 
 /// A bundle that was activated, as recorded.
@@ -195,6 +197,25 @@ impl Store {
         ts: &str,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         dispatch!(self, append_audit(entries, keyring, ts))
+    }
+
+    /// Applies `updates` and appends the records `records` makes of their
+    /// outcomes, in one transaction: a token change is stored if and only
+    /// if the records are (all must seal). Returns what `records` answered
+    /// beside the records, and the records in order.
+    pub async fn update_tokens_and_append<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<(R, Vec<Sealed>), StoreError>
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a,
+    {
+        dispatch!(self, update_tokens_and_append(updates, records, keyring, ts))
     }
 
     /// The `seq` and MAC of the records after `after_seq`, in order, at

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::api_keys::StoredKey;
 use super::audit::HeadCache;
@@ -173,21 +175,31 @@ impl SqliteStore {
     }
 
     pub async fn update_tokens<E>(&self, updates: Vec<TokenUpdate<'_, E>>) -> Result<Vec<TokenOutcome<E>>, StoreError> {
-        let ids = tokens::ids_of(&updates);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut stored = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(tokens::CHUNK) {
-            for row in tokens::select(chunk).build().fetch_all(&mut *tx).await? {
-                stored.push(token_of(&row)?);
-            }
-        }
-        let (outcomes, writes) = tokens::apply(stored, updates);
-        for chunk in writes.chunks(tokens::CHUNK) {
-            tokens::upsert(chunk).build().execute(&mut *tx).await?;
-        }
+        let outcomes = update_tokens_in(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// Reads the tokens `updates` name, applies the changes and writes the
+/// tokens that changed, inside the write transaction `tx`.
+async fn update_tokens_in<E>(
+    tx: &mut SqliteConnection,
+    updates: Vec<TokenUpdate<'_, E>>,
+) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+    let ids = tokens::ids_of(&updates);
+    let mut stored = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(tokens::CHUNK) {
+        for row in tokens::select(chunk).build().fetch_all(&mut *tx).await? {
+            stored.push(token_of(&row)?);
+        }
+    }
+    let (outcomes, writes) = tokens::apply(stored, updates);
+    for chunk in writes.chunks(tokens::CHUNK) {
+        tokens::upsert(chunk).build().execute(&mut *tx).await?;
+    }
+    Ok(outcomes)
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
@@ -235,6 +247,28 @@ impl Backend for SqliteStore {
         ts: &str,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         super::audit::append(self.writer(), &self.head, entries, keyring, ts).await
+    }
+
+    async fn update_tokens_and_append<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<(R, Vec<Sealed>), StoreError>
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a,
+    {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let outcomes = update_tokens_in(&mut tx, updates).await?;
+        let (entries, answer) = records(outcomes)?;
+        let (results, head) = super::audit::append_in(&mut tx, &entries, keyring, ts).await?;
+        let sealed = tokens::all_sealed(results)?;
+        tx.commit().await?;
+        self.head.set(head);
+        Ok((answer, sealed))
     }
 
     async fn audit_index(&self) -> Result<u64, StoreError> {

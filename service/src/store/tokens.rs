@@ -7,7 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
+use warrant_engine::audit::SealError;
 
+use super::{Sealed, StoreError};
 use crate::tokens::TokenState;
 
 /// Tokens read or written per statement (eight bound values a written
@@ -74,6 +76,13 @@ pub(crate) fn apply<E>(
     }
     let writes = changed.into_iter().filter_map(|id| current.remove(&id)).collect();
     (outcomes, writes)
+}
+
+/// The records of a batch that changes tokens: all of them sealed, or the
+/// batch fails and nothing of it is stored (a token change is never stored
+/// without its record).
+pub(crate) fn all_sealed(results: Vec<Result<Sealed, SealError>>) -> Result<Vec<Sealed>, StoreError> {
+    results.into_iter().map(|r| r.map_err(StoreError::Seal)).collect()
 }
 
 /// `SELECT <token columns> FROM tokens WHERE token_id IN (…ids)`.

@@ -1,10 +1,7 @@
 //! Token lifecycle: how `token.*` events change a token's state, which token
 //! of a user counts for a connection, and the `Token` entity decisions see.
-//! [`writer`] applies the events to the store in groups.
-
-pub mod writer;
-
-pub use writer::TokenWriter;
+//! Changes reach the store through the audit log's writer
+//! ([`crate::audit::AuditLog::apply_tokens`]), with their records.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -102,6 +99,10 @@ pub struct TokenChange {
     /// Normalised RFC 3339 UTC; for `token.issued`, defaults to `now`.
     pub issued_at: Option<String>,
 }
+
+/// What a change came to: the token's state after it (`None`: the event
+/// changes no state), or the conflict that refused it.
+pub type Applied = Result<Option<TokenState>, TokenConflict>;
 
 /// An event that contradicts the token's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

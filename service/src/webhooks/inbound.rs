@@ -13,6 +13,9 @@
 //! `user.deprovisioned` revokes every token of `owner` (on `connection` only,
 //! if given). Events about an unknown token register it, as token events do:
 //! a revoke is never lost because the issue was.
+//!
+//! A delivery becomes a [`Planned`] set of token changes; the handler applies
+//! them through the audit log, in one transaction with their record.
 
 use serde_json::{Map, Value};
 
@@ -40,17 +43,34 @@ pub enum EventError {
     Store(#[from] StoreError),
 }
 
-/// What an event changed.
-#[derive(Debug, Clone)]
-pub struct Applied {
+/// What a delivery will change, decided on the state read inside the write.
+pub struct Planned {
     /// The payload's `type`.
     pub kind: &'static str,
     /// The user the event is about.
     pub owner: String,
-    /// The single token a `token.*` event names.
+    /// The single token a `token.*` event names, with its connection.
     pub token: Option<(String, String)>,
-    /// Tokens whose state changed, after the change.
-    pub changed: Vec<TokenState>,
+    pub updates: Vec<TokenUpdate<'static, TokenConflict>>,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("kind", &self.kind)
+            .field("updates", &self.updates.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tokens whose state a delivery changed, after the change; or the
+/// conflict that refused it (nothing of it is stored then).
+pub fn changed(outcomes: &[crate::tokens::Applied]) -> Result<Vec<&TokenState>, &TokenConflict> {
+    let mut changed = Vec::new();
+    for outcome in outcomes {
+        changed.extend(outcome.as_ref()?);
+    }
+    Ok(changed)
 }
 
 struct Data<'a>(&'a Map<String, Value>);
@@ -69,8 +89,9 @@ impl Data<'_> {
     }
 }
 
-/// Parses `body` (already verified) and applies it at `now` (RFC 3339).
-pub async fn apply_event(store: &Store, body: &[u8], now: &str) -> Result<Applied, EventError> {
+/// Parses `body` (already verified) into the changes it makes at `now`
+/// (RFC 3339). Reads the store only to list a deprovisioned user's tokens.
+pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned, EventError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| EventError::Malformed(e.to_string()))?;
     let Value::Object(payload) = value else {
         return Err(EventError::Invalid { field: "", message: "expected a JSON object".into() });
@@ -117,25 +138,28 @@ pub async fn apply_event(store: &Store, body: &[u8], now: &str) -> Result<Applie
         // Webhooks refresh or revoke; neither restarts a token's age.
         issued_at: None,
     };
-    let after = store.update_token(&token_id, |before| apply(before, &change, now)).await??;
-    Ok(Applied { kind, owner, token: Some((token_id, connection)), changed: after.into_iter().collect() })
+    let now = now.to_owned();
+    let update = TokenUpdate::new(token_id.clone(), move |before: Option<&TokenState>| apply(before, &change, &now));
+    Ok(Planned { kind, owner, token: Some((token_id, connection)), updates: vec![update] })
 }
 
-/// Revokes every live token of `owner` (on `connection`, if given) in one
-/// transaction: a deprovisioning is applied whole or not at all, and costs
-/// one commit however many tokens the user holds.
+/// Revokes every live token of `owner` (on `connection`, if given), all in
+/// the one transaction of the delivery's record: a deprovisioning is applied
+/// whole or not at all, and costs one commit however many tokens the user
+/// holds.
 async fn deprovision(
     store: &Store,
     owner: String,
     connection: Option<String>,
     now: &str,
-) -> Result<Applied, EventError> {
-    let updates: Vec<TokenUpdate<'_, TokenConflict>> = store
+) -> Result<Planned, EventError> {
+    let updates = store
         .tokens_of_owner(&owner)
         .await?
         .into_iter()
         .filter(|t| t.status != "revoked" && connection.as_ref().is_none_or(|c| *c == t.connection))
         .map(|token| {
+            let now = now.to_owned();
             // Decided on the state read inside the write: the token may have
             // changed since the listing.
             TokenUpdate::new(token.token_id, move |before: Option<&TokenState>| match before {
@@ -149,15 +173,11 @@ async fn deprovision(
                         expires_at: None,
                         issued_at: None,
                     };
-                    apply(Some(b), &change, now)
+                    apply(Some(b), &change, &now)
                 }
                 _ => Ok(None),
             })
         })
         .collect();
-    let mut changed = Vec::new();
-    for outcome in store.update_tokens(updates).await? {
-        changed.extend(outcome?);
-    }
-    Ok(Applied { kind: "user.deprovisioned", owner, token: None, changed })
+    Ok(Planned { kind: "user.deprovisioned", owner, token: None, updates })
 }

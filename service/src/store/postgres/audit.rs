@@ -3,7 +3,7 @@
 //! is read: N writers on N instances, one gap-free chain.
 
 use sqlx::Row as _;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError};
 
 use crate::store::rows::{Sealed, insert_statements, record_of, seal_after, verify_rows};
@@ -32,6 +32,19 @@ pub async fn append(
     ts: &str,
 ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
     let mut tx = pool.begin().await?;
+    let results = append_in(&mut tx, &entries, keyring, ts).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Takes the chain's lock, seals `entries` after the head and inserts them
+/// inside `tx` (the caller commits).
+pub(super) async fn append_in(
+    tx: &mut PgConnection,
+    entries: &[Prepared],
+    keyring: &Keyring,
+    ts: &str,
+) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
     let head =
         sqlx::query("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
@@ -42,11 +55,10 @@ pub async fn append(
         }
         None => (0, Mac::ZERO),
     };
-    let sealing = seal_after(head, &entries, keyring, ts);
+    let sealing = seal_after(head, entries, keyring, ts);
     for mut insert in insert_statements(sealing.rows, INSERT_CHUNK) {
         insert.build().execute(&mut *tx).await?;
     }
-    tx.commit().await?;
     Ok(sealing.results)
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::api_keys::StoredKey;
 use super::webhooks::Cursor;
@@ -144,33 +144,42 @@ impl PgStore {
     }
 
     pub async fn update_tokens<E>(&self, updates: Vec<TokenUpdate<'_, E>>) -> Result<Vec<TokenOutcome<E>>, StoreError> {
-        let ids = tokens::ids_of(&updates);
         let mut tx = self.pool.begin().await?;
-        // A token that does not exist yet cannot be row-locked: serialise
-        // each id's events on an advisory lock keyed by it, taken in one
-        // order (the sorted array) so two batches never wait in a cycle.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest((SELECT array_agg(DISTINCT hashtext(id)::bigint \
-             ORDER BY hashtext(id)::bigint) FROM unnest($1::text[]) AS t(id))) AS k",
-        )
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-        let mut stored = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(tokens::CHUNK) {
-            let mut select = tokens::select(chunk);
-            select.push(" FOR UPDATE");
-            for row in select.build().fetch_all(&mut *tx).await? {
-                stored.push(token_of(&row)?);
-            }
-        }
-        let (outcomes, writes) = tokens::apply(stored, updates);
-        for chunk in writes.chunks(tokens::CHUNK) {
-            tokens::upsert(chunk).build().execute(&mut *tx).await?;
-        }
+        let outcomes = update_tokens_in(&mut tx, updates).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// Locks, reads, changes and writes the tokens `updates` name inside `tx`.
+async fn update_tokens_in<E>(
+    tx: &mut PgConnection,
+    updates: Vec<TokenUpdate<'_, E>>,
+) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+    let ids = tokens::ids_of(&updates);
+    // A token that does not exist yet cannot be row-locked: serialise each
+    // id's events on an advisory lock keyed by it, taken in one order (the
+    // sorted array) so two batches never wait in a cycle.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest((SELECT array_agg(DISTINCT hashtext(id)::bigint \
+         ORDER BY hashtext(id)::bigint) FROM unnest($1::text[]) AS t(id))) AS k",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    let mut stored = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(tokens::CHUNK) {
+        let mut select = tokens::select(chunk);
+        select.push(" FOR UPDATE");
+        for row in select.build().fetch_all(&mut *tx).await? {
+            stored.push(token_of(&row)?);
+        }
+    }
+    let (outcomes, writes) = tokens::apply(stored, updates);
+    for chunk in writes.chunks(tokens::CHUNK) {
+        tokens::upsert(chunk).build().execute(&mut *tx).await?;
+    }
+    Ok(outcomes)
 }
 
 impl Backend for PgStore {
@@ -212,6 +221,29 @@ impl Backend for PgStore {
         ts: &str,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         audit::append(self.pool(), entries, keyring, ts).await
+    }
+
+    /// The tokens' locks are taken before the chain's, as every path does,
+    /// so two instances never wait on each other in a cycle.
+    async fn update_tokens_and_append<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<(R, Vec<Sealed>), StoreError>
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a,
+    {
+        let mut tx = self.pool.begin().await?;
+        let outcomes = update_tokens_in(&mut tx, updates).await?;
+        let (entries, answer) = records(outcomes)?;
+        let results = audit::append_in(&mut tx, &entries, keyring, ts).await?;
+        let sealed = tokens::all_sealed(results)?;
+        tx.commit().await?;
+        Ok((answer, sealed))
     }
 
     /// PostgreSQL keeps ordinary indexes: nothing to build behind the log.

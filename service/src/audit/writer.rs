@@ -1,0 +1,239 @@
+//! The single writer task: takes every job waiting, seals the records after
+//! the chain's head and commits them in one transaction (group commit), then
+//! answers each caller. Token changes travel as jobs too, so a token's new
+//! state and the record of the event that changed it commit together.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use warrant_engine::audit::{Hash, Prepared, SealError};
+
+use super::{Appended, AuditError, Event, TokensRecorded};
+use crate::keys::Keyring;
+use crate::store::{Sealed, Store, StoreError, TokenUpdate, leaf_of};
+use crate::tokens::{Applied, TokenConflict};
+
+/// Most jobs sealed and written in one transaction.
+const MAX_BATCH: usize = 512;
+/// Scheduler turns the writer waits, at most, for the callers of its last
+/// batch to queue again before it starts the next one.
+const REFILL_TURNS: usize = 8;
+
+/// What makes a token job's record from its changes' outcomes, in order
+/// (`None`: nothing to record, for instance a refused change).
+pub type RecordOf = Box<dyn FnOnce(&[Applied]) -> Option<Event> + Send>;
+
+/// One caller's work for the writer.
+#[allow(clippy::large_enum_variant, reason = "records are the hot path: boxing would allocate once per record")]
+pub(super) enum Job {
+    /// A record, prepared on the caller's task.
+    Record { prepared: Prepared, reply: oneshot::Sender<Result<Appended, AuditError>> },
+    /// Token changes and the record made of their outcomes.
+    Tokens {
+        updates: Vec<TokenUpdate<'static, TokenConflict>>,
+        record: RecordOf,
+        reply: oneshot::Sender<Result<TokensRecorded, AuditError>>,
+    },
+}
+
+enum Reply {
+    Record(oneshot::Sender<Result<Appended, AuditError>>),
+    Tokens(oneshot::Sender<Result<TokensRecorded, AuditError>>),
+}
+
+impl Reply {
+    fn fail(self, error: AuditError) {
+        match self {
+            Self::Record(r) => drop(r.send(Err(error))),
+            Self::Tokens(r) => drop(r.send(Err(error))),
+        }
+    }
+}
+
+/// A job inside the transaction, once its reply is set aside.
+#[allow(clippy::large_enum_variant, reason = "as `Job`: no allocation per record")]
+enum Step {
+    Record(Prepared),
+    Tokens { count: usize, record: RecordOf },
+}
+
+/// Where a job's record landed in the batch, and its token outcomes.
+struct Placed {
+    entry: Option<usize>,
+    outcomes: Vec<Applied>,
+}
+
+pub(super) async fn write_loop(
+    mut rx: mpsc::Receiver<Job>,
+    store: Store,
+    keys: Keyring,
+    leaves: Arc<RwLock<Vec<Hash>>>,
+    committed: mpsc::Sender<()>,
+) {
+    let mut last_batch = 0;
+    while let Some(first) = rx.recv().await {
+        // The callers just answered are the likeliest to send again: give
+        // them a moment (a few scheduler turns, no sleep) to queue, so the
+        // next commit carries them instead of leaving them for the one after.
+        for _ in 0..REFILL_TURNS {
+            if rx.len() + 1 >= last_batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        last_batch = batch.len();
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let written = if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
+            commit_with_tokens(&store, &keys, batch, &ts).await
+        } else {
+            commit_records(&store, &keys, batch, &ts).await
+        };
+        if let Some(sealed) = written {
+            sync_leaves(&store, &leaves, &sealed).await;
+            let _ = committed.try_send(());
+        }
+    }
+}
+
+/// Records only: one statement, and a record that cannot be sealed fails
+/// alone. Returns what was stored.
+async fn commit_records(store: &Store, keys: &Keyring, batch: Vec<Job>, ts: &str) -> Option<Vec<Sealed>> {
+    let mut entries = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Job::Record { prepared, reply } = job {
+            entries.push(prepared);
+            replies.push(reply);
+        }
+    }
+    match store.append_audit(entries, keys.signing(), ts).await {
+        Ok(results) => {
+            let stored = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+            for (result, reply) in results.into_iter().zip(replies) {
+                let _ = reply.send(result.map(appended).map_err(|e: SealError| AuditError(e.to_string())));
+            }
+            Some(stored)
+        }
+        Err(e) => {
+            fail(replies.into_iter().map(Reply::Record), &e);
+            None
+        }
+    }
+}
+
+/// Token changes with records: one transaction holds both, and every record
+/// of the batch must seal, or nothing of it is stored.
+async fn commit_with_tokens(store: &Store, keys: &Keyring, batch: Vec<Job>, ts: &str) -> Option<Vec<Sealed>> {
+    let mut updates = Vec::new();
+    let mut steps = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        match job {
+            Job::Record { prepared, reply } => {
+                steps.push(Step::Record(prepared));
+                replies.push(Reply::Record(reply));
+            }
+            Job::Tokens { updates: changes, record, reply } => {
+                steps.push(Step::Tokens { count: changes.len(), record });
+                updates.extend(changes);
+                replies.push(Reply::Tokens(reply));
+            }
+        }
+    }
+    let records = move |outcomes: Vec<Applied>| -> Result<(Vec<Prepared>, Vec<Placed>), StoreError> {
+        let mut outcomes = outcomes.into_iter();
+        let mut entries = Vec::with_capacity(steps.len());
+        let mut placed = Vec::with_capacity(steps.len());
+        for step in steps {
+            match step {
+                Step::Record(prepared) => {
+                    placed.push(Placed { entry: Some(entries.len()), outcomes: Vec::new() });
+                    entries.push(prepared);
+                }
+                Step::Tokens { count, record } => {
+                    let mine: Vec<Applied> = outcomes.by_ref().take(count).collect();
+                    let entry = match record(&mine) {
+                        Some(event) => {
+                            entries.push(Prepared::new(event.into_entry(keys))?);
+                            Some(entries.len() - 1)
+                        }
+                        None => None,
+                    };
+                    placed.push(Placed { entry, outcomes: mine });
+                }
+            }
+        }
+        Ok((entries, placed))
+    };
+    match store.update_tokens_and_append(updates, records, keys.signing(), ts).await {
+        Ok((placed, sealed)) => {
+            for (job, reply) in placed.into_iter().zip(replies) {
+                let record = job.entry.and_then(|i| sealed.get(i)).cloned().map(appended);
+                match reply {
+                    Reply::Record(r) => {
+                        let _ = r.send(record.ok_or_else(|| AuditError("the record was not stored".into())));
+                    }
+                    Reply::Tokens(r) => {
+                        let _ = r.send(Ok(TokensRecorded { outcomes: job.outcomes, appended: record }));
+                    }
+                }
+            }
+            Some(sealed)
+        }
+        Err(e) => {
+            fail(replies, &e);
+            None
+        }
+    }
+}
+
+fn appended(sealed: Sealed) -> Appended {
+    Appended { seq: sealed.seq, mac: sealed.mac }
+}
+
+/// Nothing of the batch is stored: every caller gets an error (a 500).
+fn fail(replies: impl IntoIterator<Item = Reply>, error: &StoreError) {
+    tracing::error!(error = %error, "audit write failed");
+    for reply in replies {
+        reply.fail(AuditError("storage failure".into()));
+    }
+}
+
+/// Keeps the store's lookup structures (SQLite's postings) up to date behind
+/// the log, woken after each commit, so acknowledgements never wait for it.
+/// Ends with the writer.
+pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) {
+    loop {
+        if let Err(e) = store.audit_index().await {
+            // Queries stay correct (they scan what is not indexed); retry
+            // after the next commit.
+            tracing::warn!(error = %e, "audit lookup indexing failed");
+        }
+        if committed.recv().await.is_none() {
+            return;
+        }
+    }
+}
+
+/// Extends the in-memory leaves with the batch just written, first catching
+/// up on records other writers (the CLI, other instances) appended.
+async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[Sealed]) {
+    let Some(first) = written.first() else { return };
+    let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
+    let missing = if first.seq > known + 1 { store.audit_macs_after(known, u32::MAX).await.ok() } else { None };
+    if let Ok(mut l) = leaves.write() {
+        match missing {
+            // Everything after what we knew, this batch included.
+            Some(macs) => l.extend(macs.iter().map(|(_, m)| leaf_of(m))),
+            None => l.extend(written.iter().map(|r| leaf_of(&r.mac))),
+        }
+    }
+}
