@@ -1,5 +1,6 @@
 //! The audit writer with a real SQLite file: what it keeps up to date
-//! behind the acknowledgements.
+//! behind the acknowledgements, and token changes committed with their
+//! records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
 
@@ -7,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use warrant_service::audit::{AuditLog, DecisionAudit, Event};
 use warrant_service::keys::Keyring;
-use warrant_service::store::{AuditFilter, Store};
+use warrant_service::store::{AuditFilter, Store, TokenUpdate};
+use warrant_service::tokens::{Applied, TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
 
 const KEY: &str = "k1 5f2c9a01b7e34d6f8a1c2e3b4d5f60718293a4b5c6d7e8f90123456789abcdef";
 
@@ -58,4 +60,83 @@ async fn the_writer_indexes_complete_partitions_behind_itself() {
     let expected: Vec<u64> = (0..4200u64).filter(|i| i % 13 == 5).map(|i| i + 1).collect();
     assert_eq!(after, expected);
     assert_eq!(before, expected.iter().copied().filter(|s| *s <= 4000).collect::<Vec<_>>());
+}
+
+/// Token changes travel through the writer beside plain records: each job's
+/// record is made from its outcomes and shares the group commit; a refused
+/// change records nothing; a job that changes a token but gives no record
+/// stores nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_changes_commit_with_their_records_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
+    let log = AuditLog::open(store.clone(), Keyring::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
+    let change = |id: &str, kind| TokenChange {
+        kind,
+        token_id: id.into(),
+        owner: "ann".into(),
+        connection: "snow".into(),
+        role: None,
+        expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+        issued_at: None,
+    };
+    let update = move |id: &str, kind| {
+        let c = change(id, kind);
+        TokenUpdate::new(id, move |b: Option<&TokenState>| apply(b, &c, "2026-01-01T00:00:00.000Z"))
+    };
+    let record = |kind: &'static str| {
+        move |outcomes: &[Applied]| outcomes.first()?.as_ref().ok().map(|_| Event::new(kind, "ann"))
+    };
+
+    // Many at once, token jobs and plain records interleaved: one gap-free chain.
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let seq = if i % 2 == 0 {
+                let done =
+                    log.apply_tokens(vec![update(&format!("t{i}"), TokenEventKind::Issued)], record("token.issued"));
+                done.await.unwrap().appended.unwrap().seq
+            } else {
+                log.append(Event::new("decision", "bob")).await.unwrap().seq
+            };
+            assert!(log.size() >= seq, "acknowledged {seq} before its Merkle leaf ({} leaves)", log.size());
+            seq
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=64).collect::<Vec<u64>>());
+    // Plain records alone take the one-statement path: same promise.
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let seq = log.append(Event::new("decision", "bob")).await.unwrap().seq;
+            assert!(log.size() >= seq, "acknowledged {seq} before its Merkle leaf ({} leaves)", log.size());
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.token("t0").await.unwrap().unwrap().status, "active");
+
+    // A refused change: the outcome says why, nothing is recorded.
+    log.apply_tokens(vec![update("t0", TokenEventKind::Revoked)], record("token.revoked")).await.unwrap();
+    let refused =
+        log.apply_tokens(vec![update("t0", TokenEventKind::Refreshed)], record("token.refreshed")).await.unwrap();
+    assert_eq!(refused.outcomes, vec![Err(TokenConflict::RefreshRevoked("t0".into()))]);
+    assert!(refused.appended.is_none());
+    assert_eq!(store.audit_count().await.unwrap(), 129);
+
+    // A change without its record is refused whole.
+    let unrecorded = log.apply_tokens(vec![update("t2", TokenEventKind::Revoked)], |_| None).await;
+    assert!(unrecorded.is_err(), "{unrecorded:?}");
+    assert_eq!(store.token("t2").await.unwrap().unwrap().status, "active", "the change was not stored");
+    assert_eq!(store.audit_count().await.unwrap(), 129);
+    // The writer goes on.
+    assert_eq!(log.append(Event::new("decision", "bob")).await.unwrap().seq, 130);
 }

@@ -20,8 +20,10 @@ const MAX_BATCH: usize = 512;
 /// batch to queue again before it starts the next one.
 const REFILL_TURNS: usize = 8;
 
-/// What makes a token job's record from its changes' outcomes, in order
-/// (`None`: nothing to record, for instance a refused change).
+/// What makes a token job's record from its changes' outcomes, in order.
+/// `None` (nothing to record) is for a job that changed no token, such as a
+/// refused change; a job that changed one and gives no record fails its
+/// whole batch, since a change is never stored without its record.
 pub type RecordOf = Box<dyn FnOnce(&[Applied]) -> Option<Event> + Send>;
 
 /// One caller's work for the writer.
@@ -91,106 +93,120 @@ pub(super) async fn write_loop(
         }
         last_batch = batch.len();
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let written = if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
-            commit_with_tokens(&store, &keys, batch, &ts).await
+        let commit = Commit { store: &store, keys: &keys, leaves: &leaves, committed: &committed, ts: &ts };
+        if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
+            commit.with_tokens(batch).await;
         } else {
-            commit_records(&store, &keys, batch, &ts).await
+            commit.records(batch).await;
+        }
+    }
+}
+
+/// One group commit, and what it keeps up to date.
+struct Commit<'a> {
+    store: &'a Store,
+    keys: &'a Keyring,
+    leaves: &'a RwLock<Vec<Hash>>,
+    committed: &'a mpsc::Sender<()>,
+    ts: &'a str,
+}
+
+impl Commit<'_> {
+    /// After a commit, before anyone is answered: the leaves include every
+    /// acknowledged record (a proof can be asked for at once), and the
+    /// indexer is woken.
+    async fn stored(&self, sealed: Vec<&Sealed>) {
+        sync_leaves(self.store, self.leaves, &sealed).await;
+        let _ = self.committed.try_send(());
+    }
+
+    /// Records only: one statement, and a record that cannot be sealed fails
+    /// alone.
+    async fn records(&self, batch: Vec<Job>) {
+        let (store, keys, ts) = (self.store, self.keys, self.ts);
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Job::Record { prepared, reply } = job {
+                entries.push(prepared);
+                replies.push(reply);
+            }
+        }
+        match store.append_audit(entries, keys.signing(), ts).await {
+            Ok(results) => {
+                self.stored(results.iter().filter_map(|r| r.as_ref().ok()).collect()).await;
+                for (result, reply) in results.into_iter().zip(replies) {
+                    let _ = reply.send(result.map(appended).map_err(|e: SealError| AuditError(e.to_string())));
+                }
+            }
+            Err(e) => fail(replies.into_iter().map(Reply::Record), &e),
+        }
+    }
+
+    /// Token changes with records: one transaction holds both, and every
+    /// record of the batch must seal, or nothing of it is stored.
+    async fn with_tokens(&self, batch: Vec<Job>) {
+        let (store, keys, ts) = (self.store, self.keys, self.ts);
+        let mut updates = Vec::new();
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch {
+            match job {
+                Job::Record { prepared, reply } => {
+                    steps.push(Step::Record(prepared));
+                    replies.push(Reply::Record(reply));
+                }
+                Job::Tokens { updates: changes, record, reply } => {
+                    steps.push(Step::Tokens { count: changes.len(), record });
+                    updates.extend(changes);
+                    replies.push(Reply::Tokens(reply));
+                }
+            }
+        }
+        let records = move |outcomes: Vec<Applied>| -> Result<(Vec<Prepared>, Vec<Placed>), StoreError> {
+            let mut outcomes = outcomes.into_iter();
+            let mut entries = Vec::with_capacity(steps.len());
+            let mut placed = Vec::with_capacity(steps.len());
+            for step in steps {
+                match step {
+                    Step::Record(prepared) => {
+                        placed.push(Placed { entry: Some(entries.len()), outcomes: Vec::new() });
+                        entries.push(prepared);
+                    }
+                    Step::Tokens { count, record } => {
+                        let mine: Vec<Applied> = outcomes.by_ref().take(count).collect();
+                        let entry = match record(&mine) {
+                            Some(event) => {
+                                entries.push(Prepared::new(event.into_entry(keys))?);
+                                Some(entries.len() - 1)
+                            }
+                            None if mine.iter().any(|o| matches!(o, Ok(Some(_)))) => {
+                                return Err(StoreError::Corrupt("a token change came without its audit record".into()));
+                            }
+                            None => None,
+                        };
+                        placed.push(Placed { entry, outcomes: mine });
+                    }
+                }
+            }
+            Ok((entries, placed))
         };
-        if let Some(sealed) = written {
-            sync_leaves(&store, &leaves, &sealed).await;
-            let _ = committed.try_send(());
-        }
-    }
-}
-
-/// Records only: one statement, and a record that cannot be sealed fails
-/// alone. Returns what was stored.
-async fn commit_records(store: &Store, keys: &Keyring, batch: Vec<Job>, ts: &str) -> Option<Vec<Sealed>> {
-    let mut entries = Vec::with_capacity(batch.len());
-    let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
-        if let Job::Record { prepared, reply } = job {
-            entries.push(prepared);
-            replies.push(reply);
-        }
-    }
-    match store.append_audit(entries, keys.signing(), ts).await {
-        Ok(results) => {
-            let stored = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
-            for (result, reply) in results.into_iter().zip(replies) {
-                let _ = reply.send(result.map(appended).map_err(|e: SealError| AuditError(e.to_string())));
-            }
-            Some(stored)
-        }
-        Err(e) => {
-            fail(replies.into_iter().map(Reply::Record), &e);
-            None
-        }
-    }
-}
-
-/// Token changes with records: one transaction holds both, and every record
-/// of the batch must seal, or nothing of it is stored.
-async fn commit_with_tokens(store: &Store, keys: &Keyring, batch: Vec<Job>, ts: &str) -> Option<Vec<Sealed>> {
-    let mut updates = Vec::new();
-    let mut steps = Vec::with_capacity(batch.len());
-    let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
-        match job {
-            Job::Record { prepared, reply } => {
-                steps.push(Step::Record(prepared));
-                replies.push(Reply::Record(reply));
-            }
-            Job::Tokens { updates: changes, record, reply } => {
-                steps.push(Step::Tokens { count: changes.len(), record });
-                updates.extend(changes);
-                replies.push(Reply::Tokens(reply));
-            }
-        }
-    }
-    let records = move |outcomes: Vec<Applied>| -> Result<(Vec<Prepared>, Vec<Placed>), StoreError> {
-        let mut outcomes = outcomes.into_iter();
-        let mut entries = Vec::with_capacity(steps.len());
-        let mut placed = Vec::with_capacity(steps.len());
-        for step in steps {
-            match step {
-                Step::Record(prepared) => {
-                    placed.push(Placed { entry: Some(entries.len()), outcomes: Vec::new() });
-                    entries.push(prepared);
-                }
-                Step::Tokens { count, record } => {
-                    let mine: Vec<Applied> = outcomes.by_ref().take(count).collect();
-                    let entry = match record(&mine) {
-                        Some(event) => {
-                            entries.push(Prepared::new(event.into_entry(keys))?);
-                            Some(entries.len() - 1)
+        match store.update_tokens_and_append(updates, records, keys.signing(), ts).await {
+            Ok((placed, sealed)) => {
+                self.stored(sealed.iter().collect()).await;
+                for (job, reply) in placed.into_iter().zip(replies) {
+                    let record = job.entry.and_then(|i| sealed.get(i)).cloned().map(appended);
+                    match reply {
+                        Reply::Record(r) => {
+                            let _ = r.send(record.ok_or_else(|| AuditError("the record was not stored".into())));
                         }
-                        None => None,
-                    };
-                    placed.push(Placed { entry, outcomes: mine });
-                }
-            }
-        }
-        Ok((entries, placed))
-    };
-    match store.update_tokens_and_append(updates, records, keys.signing(), ts).await {
-        Ok((placed, sealed)) => {
-            for (job, reply) in placed.into_iter().zip(replies) {
-                let record = job.entry.and_then(|i| sealed.get(i)).cloned().map(appended);
-                match reply {
-                    Reply::Record(r) => {
-                        let _ = r.send(record.ok_or_else(|| AuditError("the record was not stored".into())));
-                    }
-                    Reply::Tokens(r) => {
-                        let _ = r.send(Ok(TokensRecorded { outcomes: job.outcomes, appended: record }));
+                        Reply::Tokens(r) => {
+                            let _ = r.send(Ok(TokensRecorded { outcomes: job.outcomes, appended: record }));
+                        }
                     }
                 }
             }
-            Some(sealed)
-        }
-        Err(e) => {
-            fail(replies, &e);
-            None
+            Err(e) => fail(replies, &e),
         }
     }
 }
@@ -225,7 +241,7 @@ pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) 
 
 /// Extends the in-memory leaves with the batch just written, first catching
 /// up on records other writers (the CLI, other instances) appended.
-async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[Sealed]) {
+async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Sealed]) {
     let Some(first) = written.first() else { return };
     let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
     let missing = if first.seq > known + 1 { store.audit_macs_after(known, u32::MAX).await.ok() } else { None };
