@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tokens/events", post(record))
 }
 
-#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct TokenEvent {
     #[garde(skip)]
     kind: TokenEventKind,
@@ -122,11 +122,11 @@ async fn record(
     let update = TokenUpdate::new(event.token_id.clone(), move |before: Option<&TokenState>| {
         tokens::apply(before, &change, &now)
     });
-    let template = event.clone();
+    let kind = event.kind;
     let recorded = state
         .audit()
         .apply_tokens(vec![update], move |outcomes| match outcomes {
-            [Ok(token)] => Some(token_record(template, token.as_ref())),
+            [Ok(token)] => Some(token_record(event, token.as_ref())),
             _ => None,
         })
         .await?;
@@ -140,10 +140,7 @@ async fn record(
         ApiError::new(StatusCode::CONFLICT, code, conflict.to_string())
     })?;
     let appended = recorded.appended.ok_or_else(|| ApiError::internal("the event was not recorded"))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": event.kind, "token": token })),
-    ))
+    Ok((StatusCode::CREATED, Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": kind, "token": token }))))
 }
 
 /// The audit record of an applied event, with the token's state after it.
