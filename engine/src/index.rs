@@ -21,7 +21,7 @@
 //! or an action group A belongs to (transitively); `candidates` returns a
 //! subset of it that keeps every policy whose principal and resource scopes
 //! can match the request. Decisions against either equal decisions against
-//! the whole set (`engine/tests/index_differential.rs`).
+//! the whole set (`engine/tests/engine/index_differential.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -18,7 +18,7 @@
 //! HMAC.
 //!
 //! The output is byte-identical to `serde_json_canonicalizer` over the whole
-//! record (`engine/tests/canonical.rs` checks it over generated records).
+//! record (`engine/tests/engine/canonical.rs` checks it over generated records).
 
 use serde_json::{Map, Value};
 

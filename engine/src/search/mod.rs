@@ -18,7 +18,7 @@
 //!
 //! Candidates Cedar allows then go through the action's custom rules, if
 //! it has any: a search never lists what a decision would deny.
-//! `engine/tests/search_differential.rs` checks both paths against
+//! `engine/tests/engine/search_differential.rs` checks both paths against
 //! deciding every candidate.
 
 mod candidates;

@@ -15,8 +15,6 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -27,7 +25,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::json;
 use warrant_engine::{Bundle, BundleSource, EntityRef, Query};
 
-use common::Rng;
+use crate::common::Rng;
 
 const SCHEMA: &str = r#"namespace D {
     type Ctx = { now: datetime, flag?: Bool };

@@ -16,7 +16,6 @@ impl Rng {
         self.next() % n
     }
 
-    #[allow(dead_code, reason = "not every test picks from a list")]
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }

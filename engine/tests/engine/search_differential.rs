@@ -13,15 +13,13 @@
     reason = "tests fail by panicking"
 )]
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use warrant_engine::{Bundle, BundleSource, EntityRef, EntitySet, Query, Search, SearchMode, SearchPath, Searched};
 
-use common::Rng;
+use crate::common::Rng;
 
 const SCHEMA: &str = r#"namespace S {
     type Ctx = { flag?: Bool };
