@@ -2,11 +2,7 @@
 //! generic JCS serializer.
 //!
 //! A record's JCS form is one flat object with fixed key names, so its key
-//! order is fixed too (RFC 8785 sorts by UTF-16 code units; every key is
-//! ASCII):
-//!
-//! `actor, connection?, decision?, details, key_id, kind, policy_digest?,
-//! prev_mac, project?, reasons?, seq, token_id?, token_owner?, ts`
+//! order is fixed too; `write_fields` is the one place it is written.
 //!
 //! Every value is a string, a string array, `seq` (an integer below 2^53,
 //! which JCS writes as plain digits) or `details`. Only `details` needs a
@@ -22,9 +18,8 @@
 
 use serde_json::{Map, Value};
 
-use super::chain::StoredRecord;
 use super::keyring::Keyring;
-use super::record::{Entry, MAX_SEQ, Mac, Outcome, SealError, check_timestamp};
+use super::record::{Entry, MAX_SEQ, Mac, Outcome, Record, SealError, check_timestamp};
 
 /// Appends `s` as a JCS string literal: ECMAScript `JSON.stringify`, i.e.
 /// `"` and `\` escaped, the two-character escapes for U+0008, U+0009,
@@ -89,13 +84,6 @@ pub fn reasons_json(reasons: &[String]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-pub(crate) const fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Allow => "allow",
-        Outcome::Deny => "deny",
-    }
-}
-
 /// `"name":"value",`
 fn field(out: &mut Vec<u8>, name: &[u8], value: &str) {
     out.extend_from_slice(name);
@@ -131,27 +119,188 @@ fn push_seq(out: &mut Vec<u8>, seq: u64) -> Result<(), SealError> {
     Ok(())
 }
 
+/// A record as a store holds it, borrowed from the row: `decision` as its
+/// text, `reasons` and `details` as their stored JSON text. Verifying this
+/// form splices the stored JSON into the canonical bytes instead of parsing
+/// and re-canonicalizing it; it is also what the canonical writer reads
+/// (with JCS text in `details`/`reasons`, `mac` not written).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRecord<'a> {
+    pub seq: u64,
+    pub ts: &'a str,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub token_id: Option<&'a str>,
+    pub token_owner: Option<&'a str>,
+    pub connection: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub decision: Option<&'a str>,
+    pub reasons: Option<&'a str>,
+    pub policy_digest: Option<&'a str>,
+    pub details: &'a str,
+    pub key_id: &'a str,
+    pub prev_mac: &'a str,
+    pub mac: &'a str,
+}
+
+impl<'a> StoredRecord<'a> {
+    /// `record` as the canonical writer takes it, with `details` and
+    /// `reasons` given as JCS text.
+    fn of(record: &'a Record, details_json: &'a str, reasons_json: Option<&'a str>) -> Self {
+        Self {
+            seq: record.seq,
+            ts: &record.ts,
+            kind: &record.kind,
+            actor: &record.actor,
+            token_id: record.token_id.as_deref(),
+            token_owner: record.token_owner.as_deref(),
+            connection: record.connection.as_deref(),
+            project: record.project.as_deref(),
+            decision: record.decision.map(Outcome::as_str),
+            reasons: reasons_json,
+            policy_digest: record.policy_digest.as_deref(),
+            details: details_json,
+            key_id: &record.key_id,
+            prev_mac: &record.prev_mac,
+            mac: &record.mac,
+        }
+    }
+
+    /// The same record with other `details` and `reasons` text.
+    pub(super) fn with_text(&self, details: &'a str, reasons: Option<&'a str>) -> Self {
+        Self { details, reasons, ..*self }
+    }
+
+    /// The stored `details` and `reasons` parsed and re-canonicalized:
+    /// `None` if either is not the JSON a record holds.
+    pub(super) fn recanonicalized(&self) -> Option<(String, Option<String>)> {
+        let details = match serde_json::from_str::<Value>(self.details) {
+            Ok(Value::Object(map)) => details_json(&map).ok()?,
+            _ => return None,
+        };
+        let reasons = match self.reasons {
+            Some(text) => Some(reasons_json(&serde_json::from_str::<Vec<String>>(text).ok()?)),
+            None => None,
+        };
+        Some((details, reasons))
+    }
+
+    fn own(&self) -> Own<'a> {
+        Own {
+            actor: self.actor,
+            connection: self.connection,
+            decision: self.decision,
+            details: self.details,
+            kind: self.kind,
+            policy_digest: self.policy_digest,
+            project: self.project,
+            reasons: self.reasons,
+            token_id: self.token_id,
+            token_owner: self.token_owner,
+        }
+    }
+
+    fn placed(&self) -> Placed<'a> {
+        Placed { key_id: self.key_id, prev_mac: self.prev_mac, seq: self.seq, ts: self.ts }
+    }
+}
+
+impl Record {
+    /// RFC 8785 (JCS) bytes of this record without `mac`: the message its
+    /// MAC covers, after the 32 bytes of `prev_mac`. Defined here, beside
+    /// the one writer of canonical bytes, so that `record` needs none of it.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, SealError> {
+        let details = details_json(&self.details)?;
+        let reasons = self.reasons.as_deref().map(reasons_json);
+        let mut out = Vec::with_capacity(256 + details.len());
+        write(&mut out, &StoredRecord::of(self, &details, reasons.as_deref()))?;
+        Ok(out)
+    }
+}
+
+/// The fields an entry brings itself, as canonical text: `details` and
+/// `reasons` as JCS text, `decision` as its string.
+struct Own<'a> {
+    actor: &'a str,
+    connection: Option<&'a str>,
+    decision: Option<&'a str>,
+    details: &'a str,
+    kind: &'a str,
+    policy_digest: Option<&'a str>,
+    project: Option<&'a str>,
+    reasons: Option<&'a str>,
+    token_id: Option<&'a str>,
+    token_owner: Option<&'a str>,
+}
+
+/// The four fields that depend on a record's place in the chain: the single
+/// writer assigns them, everything else is the entry's own.
+struct Placed<'a> {
+    key_id: &'a str,
+    prev_mac: &'a str,
+    seq: u64,
+    ts: &'a str,
+}
+
+/// Which of the [`Placed`] fields goes at a spot in the canonical bytes.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    KeyId,
+    PrevMac,
+    Seq,
+    Ts,
+}
+
+impl Placed<'_> {
+    /// Writes the field `slot` names. `ts` is the last key: no comma follows it.
+    fn write(&self, out: &mut Vec<u8>, slot: Slot) -> Result<(), SealError> {
+        match slot {
+            Slot::KeyId => field(out, b"\"key_id\":", self.key_id),
+            Slot::PrevMac => field(out, b"\"prev_mac\":", self.prev_mac),
+            Slot::Seq => push_seq(out, self.seq)?,
+            Slot::Ts => {
+                out.extend_from_slice(b"\"ts\":");
+                push_str(out, self.ts);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a record's canonical bytes, every key in JCS order (RFC 8785
+/// sorts by UTF-16 code units; every key is ASCII): the one place that
+/// order is written. At each of the four chain-dependent fields it calls
+/// `slot`, which writes that field or, for a [`Prepared`] entry, marks
+/// where it goes.
+fn write_fields(
+    out: &mut Vec<u8>,
+    own: &Own<'_>,
+    mut slot: impl FnMut(&mut Vec<u8>, Slot) -> Result<(), SealError>,
+) -> Result<(), SealError> {
+    out.push(b'{');
+    field(out, b"\"actor\":", own.actor);
+    optional(out, b"\"connection\":", own.connection);
+    optional(out, b"\"decision\":", own.decision);
+    raw(out, b"\"details\":", Some(own.details));
+    slot(out, Slot::KeyId)?;
+    field(out, b"\"kind\":", own.kind);
+    optional(out, b"\"policy_digest\":", own.policy_digest);
+    slot(out, Slot::PrevMac)?;
+    optional(out, b"\"project\":", own.project);
+    raw(out, b"\"reasons\":", own.reasons);
+    slot(out, Slot::Seq)?;
+    optional(out, b"\"token_id\":", own.token_id);
+    optional(out, b"\"token_owner\":", own.token_owner);
+    slot(out, Slot::Ts)?;
+    out.push(b'}');
+    Ok(())
+}
+
 /// Appends the canonical bytes of `f` (without its `mac`) to `out`; its
 /// `details` and `reasons` are spliced as they are, so they must be JCS text.
 pub(crate) fn write(out: &mut Vec<u8>, f: &StoredRecord<'_>) -> Result<(), SealError> {
-    out.push(b'{');
-    field(out, b"\"actor\":", f.actor);
-    optional(out, b"\"connection\":", f.connection);
-    optional(out, b"\"decision\":", f.decision);
-    raw(out, b"\"details\":", Some(f.details));
-    field(out, b"\"key_id\":", f.key_id);
-    field(out, b"\"kind\":", f.kind);
-    optional(out, b"\"policy_digest\":", f.policy_digest);
-    field(out, b"\"prev_mac\":", f.prev_mac);
-    optional(out, b"\"project\":", f.project);
-    raw(out, b"\"reasons\":", f.reasons);
-    push_seq(out, f.seq)?;
-    optional(out, b"\"token_id\":", f.token_id);
-    optional(out, b"\"token_owner\":", f.token_owner);
-    out.extend_from_slice(b"\"ts\":");
-    push_str(out, f.ts);
-    out.push(b'}');
-    Ok(())
+    let placed = f.placed();
+    write_fields(out, &f.own(), |out, slot| placed.write(out, slot))
 }
 
 /// An entry made ready for sealing away from the writer: its `details` and
@@ -163,11 +312,10 @@ pub struct Prepared {
     entry: Entry,
     details_json: String,
     reasons_json: Option<String>,
-    /// Rendered fields, in canonical order, cut where `key_id`, `prev_mac`
-    /// and `seq` go: `{actor…details,` | `kind…policy_digest,` |
-    /// `project…reasons,` | `token_id…token_owner,`.
+    /// Rendered fields, in canonical order, cut where the four
+    /// chain-dependent fields go (in the order `write_fields` meets them).
     body: Vec<u8>,
-    cuts: [usize; 3],
+    cuts: [(usize, Slot); 4],
 }
 
 impl Prepared {
@@ -181,22 +329,28 @@ impl Prepared {
         }
         let details_json = details_json(&entry.details)?;
         let reasons_json = entry.reasons.as_deref().map(reasons_json);
+        let own = Own {
+            actor: &entry.actor,
+            connection: entry.connection.as_deref(),
+            decision: entry.decision.map(Outcome::as_str),
+            details: &details_json,
+            kind: &entry.kind,
+            policy_digest: entry.policy_digest.as_deref(),
+            project: entry.project.as_deref(),
+            reasons: reasons_json.as_deref(),
+            token_id: entry.token_id.as_deref(),
+            token_owner: entry.token_owner.as_deref(),
+        };
         let mut body = Vec::with_capacity(128 + details_json.len());
-        body.push(b'{');
-        field(&mut body, b"\"actor\":", &entry.actor);
-        optional(&mut body, b"\"connection\":", entry.connection.as_deref());
-        optional(&mut body, b"\"decision\":", entry.decision.map(outcome_str));
-        raw(&mut body, b"\"details\":", Some(&details_json));
-        let key_id_at = body.len();
-        field(&mut body, b"\"kind\":", &entry.kind);
-        optional(&mut body, b"\"policy_digest\":", entry.policy_digest.as_deref());
-        let prev_mac_at = body.len();
-        optional(&mut body, b"\"project\":", entry.project.as_deref());
-        raw(&mut body, b"\"reasons\":", reasons_json.as_deref());
-        let seq_at = body.len();
-        optional(&mut body, b"\"token_id\":", entry.token_id.as_deref());
-        optional(&mut body, b"\"token_owner\":", entry.token_owner.as_deref());
-        Ok(Self { entry, details_json, reasons_json, body, cuts: [key_id_at, prev_mac_at, seq_at] })
+        let mut cuts = [(0, Slot::KeyId); 4];
+        let mut next = cuts.iter_mut();
+        write_fields(&mut body, &own, |out, slot| {
+            if let Some(cut) = next.next() {
+                *cut = (out.len(), slot);
+            }
+            Ok(())
+        })?;
+        Ok(Self { entry, details_json, reasons_json, body, cuts })
     }
 
     /// The entry's fields (`seq` and `ts` not yet assigned).
@@ -252,25 +406,19 @@ impl<'k> Sealer<'k> {
         if seq == 0 || seq > MAX_SEQ {
             return Err(SealError::SeqOutOfRange(seq));
         }
-        let [a, b, c] = prepared.cuts;
-        let part = |range: std::ops::Range<usize>| prepared.body.get(range).unwrap_or_default();
+        let prev_hex = prev_mac.hex_bytes();
+        // INVARIANT: hex digits are ASCII.
+        let prev_text = std::str::from_utf8(&prev_hex).unwrap_or_default();
+        let placed = Placed { key_id: self.keyring.current_key_id(), prev_mac: prev_text, seq, ts: &self.ts };
         let buf = &mut self.buf;
         buf.clear();
-        buf.extend_from_slice(part(0..a));
-        field(buf, b"\"key_id\":", self.keyring.current_key_id());
-        buf.extend_from_slice(part(a..b));
-        buf.extend_from_slice(b"\"prev_mac\":\"");
-        let mut hex = [0u8; 64];
-        // INVARIANT: 64 bytes is exactly the hex length of 32 bytes.
-        let _ = hex::encode_to_slice(prev_mac.as_bytes(), &mut hex);
-        buf.extend_from_slice(&hex);
-        buf.extend_from_slice(b"\",");
-        buf.extend_from_slice(part(b..c));
-        push_seq(buf, seq)?;
-        buf.extend_from_slice(part(c..prepared.body.len()));
-        buf.extend_from_slice(b"\"ts\":");
-        push_str(buf, &self.ts);
-        buf.push(b'}');
+        let mut start = 0;
+        for &(at, slot) in &prepared.cuts {
+            buf.extend_from_slice(prepared.body.get(start..at).unwrap_or_default());
+            placed.write(buf, slot)?;
+            start = at;
+        }
+        buf.extend_from_slice(prepared.body.get(start..).unwrap_or_default());
         let (_, mac) = self.keyring.sign(&[prev_mac.as_bytes(), buf]);
         Ok(mac)
     }

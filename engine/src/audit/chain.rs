@@ -11,9 +11,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use super::canonical;
+use super::canonical::{self, StoredRecord};
 use super::keyring::{Keyring, MacCheck};
 use super::record::{Entry, Mac, Record, SealError, check_entry};
 
@@ -173,58 +171,6 @@ where
     Ok(summary)
 }
 
-fn hex_of(mac: &Mac) -> [u8; 64] {
-    let mut hex = [0u8; 64];
-    // INVARIANT: 64 bytes is exactly the hex length of 32 bytes.
-    let _ = hex::encode_to_slice(mac.as_bytes(), &mut hex);
-    hex
-}
-
-/// A record as a store holds it, borrowed from the row: `decision` as its
-/// text, `reasons` and `details` as their stored JSON text. Verifying this
-/// form splices the stored JSON into the canonical bytes instead of parsing
-/// and re-canonicalizing it; it is also what the canonical writer reads
-/// (with JCS text in `details`/`reasons`, `mac` not written).
-#[derive(Debug, Clone, Copy)]
-pub struct StoredRecord<'a> {
-    pub seq: u64,
-    pub ts: &'a str,
-    pub kind: &'a str,
-    pub actor: &'a str,
-    pub token_id: Option<&'a str>,
-    pub token_owner: Option<&'a str>,
-    pub connection: Option<&'a str>,
-    pub project: Option<&'a str>,
-    pub decision: Option<&'a str>,
-    pub reasons: Option<&'a str>,
-    pub policy_digest: Option<&'a str>,
-    pub details: &'a str,
-    pub key_id: &'a str,
-    pub prev_mac: &'a str,
-    pub mac: &'a str,
-}
-
-impl<'a> StoredRecord<'a> {
-    /// The same record with other `details` and `reasons` text.
-    fn with_text(&self, details: &'a str, reasons: Option<&'a str>) -> Self {
-        Self { details, reasons, ..*self }
-    }
-
-    /// The stored `details` and `reasons` parsed and re-canonicalized:
-    /// `None` if either is not the JSON a record holds.
-    fn recanonicalized(&self) -> Option<(String, Option<String>)> {
-        let details = match serde_json::from_str::<Value>(self.details) {
-            Ok(Value::Object(map)) => canonical::details_json(&map).ok()?,
-            _ => return None,
-        };
-        let reasons = match self.reasons {
-            Some(text) => Some(canonical::reasons_json(&serde_json::from_str::<Vec<String>>(text).ok()?)),
-            None => None,
-        };
-        Some((details, reasons))
-    }
-}
-
 /// Verifies stored records one at a time, in order, with the same checks
 /// and the same first-bad-`seq` report as [`verify_chain`].
 ///
@@ -260,7 +206,7 @@ impl<'k> ChainVerifier<'k> {
             keyring,
             expected: start.seq,
             prev_mac: start.prev_mac,
-            prev_hex: hex_of(&start.prev_mac),
+            prev_hex: start.prev_mac.hex_bytes(),
             strict_from: 0,
             buf: Vec::with_capacity(1024),
             summary: VerifiedSummary {
@@ -360,7 +306,7 @@ impl<'k> ChainVerifier<'k> {
         }
         self.expected = run.next.seq;
         self.prev_mac = run.next.prev_mac;
-        self.prev_hex = hex_of(&run.next.prev_mac);
+        self.prev_hex = run.next.prev_mac.hex_bytes();
         let summary = &mut self.summary;
         summary.count += run.count;
         summary.first_seq = summary.first_seq.or(run.first_seq);

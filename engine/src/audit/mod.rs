@@ -5,10 +5,10 @@
 //! wrote it, so every piece here is deterministic and independently
 //! re-implementable:
 //!
-//! - [`record`]: one event, its fixed field names and its RFC 8785 (JCS)
-//!   canonical bytes.
-//! - [`canonical`]: those bytes written directly, and entries prepared for
-//!   sealing away from the single writer.
+//! - [`record`]: one event and its fixed field names.
+//! - [`canonical`]: its RFC 8785 (JCS) canonical bytes, written directly;
+//!   records as stores hold them; entries prepared for sealing away from
+//!   the single writer.
 //! - [`keyring`]: the HMAC keys, by id, and which one signs new records.
 //! - [`chain`]: `mac_n = HMAC-SHA256(key[key_id], prev_mac ‖ canonical(record_n without mac))`;
 //!   sealing a record and verifying a run of records, naming the first bad `seq`.
@@ -25,10 +25,8 @@ pub mod keyring;
 pub mod merkle;
 pub mod record;
 
-pub use canonical::{Prepared, Sealer};
-pub use chain::{
-    BreakReason, ChainBreak, ChainStart, ChainVerifier, StoredRecord, VerifiedSummary, seal, verify_chain,
-};
+pub use canonical::{Prepared, Sealer, StoredRecord};
+pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};
 pub use merkle::{Hash, ProofError};

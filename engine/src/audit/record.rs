@@ -1,5 +1,6 @@
-//! One audit record: the fixed field names of `audit.md`, and the canonical
-//! bytes its MAC covers.
+//! One audit record: the fixed field names of `audit.md`. The canonical
+//! bytes its MAC covers are written by `canonical`, which reads this module
+//! (never the other way round).
 //!
 //! The canonical form is RFC 8785 (JCS) JSON of the record without `mac`, so
 //! an auditor can recompute it in any language with an off-the-shelf JCS
@@ -13,8 +14,6 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::canonical;
-use super::chain::StoredRecord;
 use super::merkle::{self, Hash};
 
 /// The largest `seq` whose JCS encoding (an IEEE double) is still exact.
@@ -43,6 +42,14 @@ impl Mac {
     /// Lowercase hex, as stored in `prev_mac` and `mac`.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
+    }
+
+    /// [`to_hex`](Self::to_hex) without allocating.
+    pub(crate) fn hex_bytes(&self) -> [u8; 64] {
+        let mut hex = [0u8; 64];
+        // INVARIANT: 64 bytes is exactly the hex length of 32 bytes.
+        let _ = hex::encode_to_slice(self.0, &mut hex);
+        hex
     }
 
     /// Parses exactly 64 lowercase hex digits. Uppercase is refused so that a
@@ -107,6 +114,16 @@ pub enum Outcome {
     Deny,
 }
 
+impl Outcome {
+    /// The `decision` field's text, as serde writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
 /// An event to be sealed: every record field except `key_id`, `prev_mac` and
 /// `mac`, which sealing fills in.
 ///
@@ -145,8 +162,8 @@ impl Entry {
 /// line). Optional fields are absent, never `null`, when unset.
 ///
 /// Fields are public because a record is data read back from a store or an
-/// export; whether it is genuine is what [`verify_chain`](super::verify_chain)
-/// decides, never its type.
+/// export; whether it is genuine is what the chain's verification decides,
+/// never its type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
@@ -177,38 +194,6 @@ pub struct Record {
 }
 
 impl Record {
-    /// RFC 8785 (JCS) bytes of this record without `mac`: the message its
-    /// MAC covers, after the 32 bytes of `prev_mac`.
-    pub fn canonical_bytes(&self) -> Result<Vec<u8>, SealError> {
-        let details = canonical::details_json(&self.details)?;
-        let reasons = self.reasons.as_deref().map(canonical::reasons_json);
-        let mut out = Vec::with_capacity(256 + details.len());
-        canonical::write(&mut out, &self.fields(&details, reasons.as_deref()))?;
-        Ok(out)
-    }
-
-    /// The record as the canonical writer takes it, with `details` and
-    /// `reasons` given as JCS text.
-    pub(crate) fn fields<'a>(&'a self, details_json: &'a str, reasons_json: Option<&'a str>) -> StoredRecord<'a> {
-        StoredRecord {
-            seq: self.seq,
-            ts: &self.ts,
-            kind: &self.kind,
-            actor: &self.actor,
-            token_id: self.token_id.as_deref(),
-            token_owner: self.token_owner.as_deref(),
-            connection: self.connection.as_deref(),
-            project: self.project.as_deref(),
-            decision: self.decision.map(canonical::outcome_str),
-            reasons: reasons_json,
-            policy_digest: self.policy_digest.as_deref(),
-            details: details_json,
-            key_id: &self.key_id,
-            prev_mac: &self.prev_mac,
-            mac: &self.mac,
-        }
-    }
-
     /// The record's `mac`, parsed.
     pub fn mac(&self) -> Result<Mac, MacParseError> {
         Mac::from_hex(&self.mac)
