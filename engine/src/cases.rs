@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
-use crate::decide::{EntityRef, Query};
+use crate::request::{EntityRef, Query};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

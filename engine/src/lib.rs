@@ -1,8 +1,11 @@
 //! The pure core of warrant: no network, no database, no clock of its own.
 //!
 //! - [`bundle`] loads and validates a policy bundle and computes its digest.
-//! - [`entities`] holds the entity store that decisions read.
-//! - [`decide`] turns a request into a decision with reasons.
+//! - [`entities`] holds the entity store that decisions read, and the
+//!   indexes searches build over it.
+//! - [`request`] is a request as clients pose it, and why one is refused.
+//! - [`decide`] turns a request into a decision with reasons, through what
+//!   a bundle fixes for decisions (its `Decider`).
 //! - `index` slices the policy set by action, so a decision evaluates only
 //!   the policies that can apply to it.
 //! - [`names`] resolves the type and action names clients send, once per bundle.
@@ -13,23 +16,30 @@
 //! - [`rules`] runs custom rules, WebAssembly components, after Cedar:
 //!   sandboxed, limited, failing closed.
 //! - [`redact`] strips secrets from events before anything stores or logs them.
+//! - [`diagnostic`] locates a problem in a bundle file (file, line, column).
+//! - `cedar` turns Cedar's errors into our messages and builds uids.
 
 pub mod audit;
 pub mod bundle;
 pub mod cases;
+mod cedar;
 pub mod decide;
+pub mod diagnostic;
 pub mod entities;
 mod index;
 pub mod names;
 pub mod redact;
+pub mod request;
 pub mod rules;
 pub mod search;
 mod time;
 
 pub use audit::{Checkpoint, Keyring, Record};
-pub use bundle::{Bundle, BundleError, BundleSource, Diagnostic};
-pub use decide::{Decision, EntityRef, Query, RequestError};
+pub use bundle::{Bundle, BundleError, BundleSource};
+pub use decide::Decision;
+pub use diagnostic::Diagnostic;
 pub use entities::{EntitiesError, EntitySet};
 pub use redact::{RedactionConfig, Redactor};
+pub use request::{EntityRef, Query, RequestError};
 pub use rules::{RuleRuntime, RuleSet, RuleVerdict};
 pub use search::{Found, Search, SearchMode, SearchPath, Searched};

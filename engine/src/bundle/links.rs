@@ -19,7 +19,9 @@ use std::str::FromStr;
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, SlotId};
 use serde::Deserialize;
 
-use super::{Diagnostic, PolicyFacts};
+use crate::cedar::cedar_message;
+use crate::decide::PolicyFacts;
+use crate::diagnostic::Diagnostic;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +97,7 @@ pub(super) fn link_all(
             Ok(()) => {
                 facts.insert(id, template_facts);
             }
-            Err(e) => diagnostics.push(problem(super::super::entities::cedar_message(&e))),
+            Err(e) => diagnostics.push(problem(cedar_message(&e))),
         }
     }
 }

@@ -7,7 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest as _, Sha256};
 
-use super::{BundleError, Diagnostic};
+use super::error::BundleError;
+use crate::diagnostic::Diagnostic;
 
 /// Largest bundle file we read; a policy file larger than this is a mistake.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;

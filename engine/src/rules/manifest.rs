@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bundle::Diagnostic;
+use crate::diagnostic::Diagnostic;
 
 /// Bundle-relative path of the manifest.
 pub const MANIFEST_PATH: &str = "rules/manifest.json";
@@ -119,7 +119,7 @@ impl Manifest {
         let mut at = |name: &str, message: String| {
             let mut d = Diagnostic::file(MANIFEST_PATH, message);
             if let Some(offset) = text.find(&format!("\"{name}\"")) {
-                let (line, column) = crate::bundle::line_column(text, offset);
+                let (line, column) = crate::diagnostic::line_column(text, offset);
                 d.line = Some(line);
                 d.column = Some(column);
             }

@@ -5,6 +5,7 @@
 //! - `runtime` is the process-wide wasmtime engine and compiled-component cache.
 //! - `sandbox` checks a component's imports, links it and runs one
 //!   evaluation under its limits.
+//! - `verdict` is what one rule said, and the reason it adds to a deny.
 //! - This module loads a bundle's rules and evaluates those that apply to a
 //!   request, reusing warm instances.
 //!
@@ -16,19 +17,20 @@
 mod manifest;
 mod runtime;
 mod sandbox;
+mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cedar_policy::EntityUid;
-use serde::Serialize;
 
 pub use manifest::{Isolation, Limits, MANIFEST_PATH, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS, Mode};
-pub use runtime::{CompiledFrom, RuleRuntime};
+pub use runtime::{CompileError, CompiledFrom, RuleRuntime, RuntimeError};
 pub use sandbox::{Failure, WIT_PACKAGE};
+pub use verdict::{Outcome, RULE_DENIED, RULE_ERROR, RuleVerdict};
 
-use crate::bundle::Diagnostic;
+use crate::diagnostic::Diagnostic;
 use manifest::Manifest;
 use sandbox::{Instance, Prepared, Request};
 
@@ -38,50 +40,6 @@ pub const RECYCLE_AFTER_CALLS: u32 = 10_000;
 /// Idle warm instances kept per rule; more concurrent callers instantiate
 /// and then drop theirs.
 const MAX_IDLE_PER_RULE: usize = 8;
-
-/// Prefix of the reason given when an enforcing rule fails: `rule_error:<name>`.
-pub const RULE_ERROR: &str = "rule_error:";
-/// Reason given when an enforcing rule denies without a reason of its own.
-pub const RULE_DENIED: &str = "rule_denied:";
-
-/// What one rule said about one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleVerdict {
-    pub rule: String,
-    pub mode: Mode,
-    /// `allow`, `deny`, `abstain`, or `error` when the rule gave no verdict.
-    pub verdict: Outcome,
-    /// The rule's reason code; for an error, the failure code
-    /// (`out_of_fuel`, `timeout`, `memory_limit`, `trap`, `instantiate`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// For an error: what happened, for people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Allow,
-    Deny,
-    Abstain,
-    Error,
-}
-
-impl RuleVerdict {
-    /// The reason this verdict adds to a decision's reasons, if it changes
-    /// the decision (an enforcing deny or failure).
-    pub fn deny_reason(&self) -> Option<String> {
-        match (self.mode, self.verdict) {
-            (Mode::Enforce, Outcome::Deny) => {
-                Some(self.reason.clone().unwrap_or_else(|| format!("{RULE_DENIED}{}", self.rule)))
-            }
-            (Mode::Enforce, Outcome::Error) => Some(format!("{RULE_ERROR}{}", self.rule)),
-            _ => None,
-        }
-    }
-}
 
 /// How a bundle's rules were loaded (for `warrant check` and benchmarks).
 #[derive(Debug, Clone, Default, PartialEq)]

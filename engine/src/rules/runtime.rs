@@ -30,6 +30,27 @@ const POOL_CORE_INSTANCES: u32 = 2_048;
 const POOL_MEMORIES: u32 = 512;
 const POOL_TABLES: u32 = 1_024;
 
+/// Why the rules host could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start the rules engine: {0}")]
+    Engine(String),
+    #[error("cannot create rule cache `{dir}`: {message}")]
+    CacheDir { dir: String, message: String },
+    #[error("cannot start the rules epoch ticker: {0}")]
+    Ticker(String),
+}
+
+/// Why a component could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// wasmtime refused the component; its message, causes included.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("rule cache lock poisoned")]
+    CachePoisoned,
+}
+
 /// Where compiled components come from, for load-time reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompiledFrom {
@@ -66,10 +87,10 @@ impl RuleRuntime {
     /// "Redaction") with `log_redactor`: the service passes the one its audit
     /// log uses, so a token a rule logs has the digest an auditor searches
     /// for. `None`: a redactor with a random key ([`Redactor::ephemeral`]).
-    pub fn new(cache_dir: Option<PathBuf>, log_redactor: Option<Redactor>) -> Result<Arc<Self>, String> {
+    pub fn new(cache_dir: Option<PathBuf>, log_redactor: Option<Redactor>) -> Result<Arc<Self>, RuntimeError> {
         let log_redactor = match log_redactor {
             Some(r) => r,
-            None => Redactor::ephemeral().map_err(|e| format!("cannot start the rules engine: {e}"))?,
+            None => Redactor::ephemeral().map_err(|e| RuntimeError::Engine(e.to_string()))?,
         };
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(POOL_COMPONENT_INSTANCES)
@@ -91,9 +112,10 @@ impl RuleRuntime {
             .concurrency_support(false)
             .cranelift_opt_level(OptLevel::Speed)
             .max_wasm_stack(512 * 1024);
-        let engine = Engine::new(&config).map_err(|e| format!("cannot start the rules engine: {e}"))?;
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         if let Some(dir) = &cache_dir {
-            create_private_dir(dir).map_err(|e| format!("cannot create rule cache `{}`: {e}", dir.display()))?;
+            create_private_dir(dir)
+                .map_err(|e| RuntimeError::CacheDir { dir: dir.display().to_string(), message: e.to_string() })?;
         }
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
@@ -107,7 +129,7 @@ impl RuleRuntime {
                         engine.increment_epoch();
                     }
                 })
-                .map_err(|e| format!("cannot start the rules epoch ticker: {e}"))?;
+                .map_err(|e| RuntimeError::Ticker(e.to_string()))?;
         }
         Ok(Arc::new(Self {
             engine,
@@ -120,8 +142,8 @@ impl RuleRuntime {
 
     /// The runtime `Bundle::load` uses when the caller gives none: memory
     /// cache only, created on first use (bundles without rules never start it).
-    pub fn shared() -> Result<Arc<Self>, String> {
-        static SHARED: OnceLock<Result<Arc<RuleRuntime>, String>> = OnceLock::new();
+    pub fn shared() -> Result<Arc<Self>, RuntimeError> {
+        static SHARED: OnceLock<Result<Arc<RuleRuntime>, RuntimeError>> = OnceLock::new();
         SHARED.get_or_init(|| Self::new(None, None)).clone()
     }
 
@@ -136,9 +158,9 @@ impl RuleRuntime {
     /// The compiled form of `bytes`: from memory, from the disk cache, or
     /// compiled now (and then cached in both).
     #[allow(unsafe_code, reason = "Component::deserialize trusts its input: see the SAFETY notes")]
-    pub fn compile(&self, bytes: &[u8]) -> Result<(Component, CompiledFrom), String> {
+    pub fn compile(&self, bytes: &[u8]) -> Result<(Component, CompiledFrom), CompileError> {
         let key: [u8; 32] = Sha256::digest(bytes).into();
-        if let Some(c) = self.compiled.lock().map_err(|_| "rule cache lock poisoned")?.get(&key) {
+        if let Some(c) = self.compiled.lock().map_err(|_| CompileError::CachePoisoned)?.get(&key) {
             return Ok((c.clone(), CompiledFrom::Memory));
         }
         let path = self.cache_dir.as_ref().map(|dir| dir.join(self.artifact_name(&key)));
@@ -156,17 +178,19 @@ impl RuleRuntime {
         let (component, from) = match from_disk {
             Some(c) => (c, CompiledFrom::Disk),
             None => {
-                let artifact = self.engine.precompile_component(bytes).map_err(|e| format!("{e:#}"))?;
+                let artifact =
+                    self.engine.precompile_component(bytes).map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
                 if let Some(path) = &path {
                     // Best effort: a read-only cache only costs a recompile.
                     let _ = write_atomically(path, &artifact);
                 }
                 // SAFETY: produced just now by this very engine.
-                let c = unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| format!("{e:#}"))?;
+                let c = unsafe { Component::deserialize(&self.engine, &artifact) }
+                    .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
                 (c, CompiledFrom::Compiled)
             }
         };
-        self.compiled.lock().map_err(|_| "rule cache lock poisoned")?.insert(key, component.clone());
+        self.compiled.lock().map_err(|_| CompileError::CachePoisoned)?.insert(key, component.clone());
         Ok((component, from))
     }
 

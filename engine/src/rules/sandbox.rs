@@ -6,9 +6,9 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
-use super::Outcome;
 use super::manifest::Limits;
 use super::runtime::RuleRuntime;
+use super::verdict::Outcome;
 use crate::redact::Redactor;
 
 mod bindings {
@@ -38,6 +38,25 @@ const LOG_LINE_BYTES: usize = 1_024;
 const LOG_LINES_PER_CALL: u32 = 16;
 /// Longest part of a log line scanned for secrets; the rest is dropped.
 const LOG_SCAN_BYTES: usize = 16 * 1_024;
+
+/// Why a component cannot be a rule: what it imports or fails to export.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LinkError {
+    #[error(
+        "imports {imports}: a rule may import only `warrant:rule/host` ({}); it gets no clock, randomness, \
+         files or network (read time from the request context)",
+        WIT_PACKAGE
+    )]
+    RefusedImports { imports: String },
+    /// wasmtime could not link the component.
+    #[error("{0}")]
+    Link(String),
+    #[error(
+        "does not export `evaluate: func(config-json: string, req: request) -> verdict` of {}: {message}",
+        WIT_PACKAGE
+    )]
+    MissingExport { message: String },
+}
 
 /// Why a rule gave no verdict. Every one denies when the rule enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +163,12 @@ pub(crate) struct Instance {
 impl Prepared {
     /// Checks the component's imports and exports and links it. Errors name
     /// the offending import or the missing export.
-    pub fn new(runtime: &Arc<RuleRuntime>, component: &Component, name: &str, limits: Limits) -> Result<Self, String> {
+    pub fn new(
+        runtime: &Arc<RuleRuntime>,
+        component: &Component,
+        name: &str,
+        limits: Limits,
+    ) -> Result<Self, LinkError> {
         let engine = runtime.engine();
         let mut refused = Vec::new();
         for (import, _) in component.component_type().imports(engine) {
@@ -154,21 +178,14 @@ impl Prepared {
             }
         }
         if !refused.is_empty() {
-            return Err(format!(
-                "imports {}: a rule may import only `warrant:rule/host` ({WIT_PACKAGE}); it gets no clock, \
-                 randomness, files or network (read time from the request context)",
-                refused.join(", ")
-            ));
+            return Err(LinkError::RefusedImports { imports: refused.join(", ") });
         }
         let mut linker: Linker<HostState> = Linker::new(engine);
-        Rule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| format!("{e:#}"))?;
-        linker.define_unknown_imports_as_traps(component).map_err(|e| format!("{e:#}"))?;
-        let pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
-        let pre = RulePre::new(pre).map_err(|e| {
-            format!(
-                "does not export `evaluate: func(config-json: string, req: request) -> verdict` of {WIT_PACKAGE}: {e:#}"
-            )
-        })?;
+        let link = |e: wasmtime::Error| LinkError::Link(format!("{e:#}"));
+        Rule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(link)?;
+        linker.define_unknown_imports_as_traps(component).map_err(link)?;
+        let pre = linker.instantiate_pre(component).map_err(link)?;
+        let pre = RulePre::new(pre).map_err(|e| LinkError::MissingExport { message: format!("{e:#}") })?;
         Ok(Self { runtime: Arc::clone(runtime), pre, name: Arc::from(name), limits })
     }
 

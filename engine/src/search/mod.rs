@@ -9,8 +9,9 @@
 //!    of the store, once per query. What is left per policy is an expression
 //!    over the unknown entity alone.
 //! 2. Each residual is answered from indexes over the candidates
-//!    ([`candidates`]: attribute value → entities, ancestor → entities),
-//!    built on first use and kept for the store version ([`residual`]).
+//!    (`entities::candidates`: attribute value → entities, ancestor →
+//!    entities), built on first use and kept for the store version
+//!    (`residual`).
 //!    Cedar's combining, with warrant's fail-closed forbids, is then set
 //!    algebra: (∪ true permits) − (∪ forbids that are true or error).
 //! 3. A residual outside the indexed forms (or a store slice too large)
@@ -21,10 +22,7 @@
 //! `engine/tests/engine/search_differential.rs` checks both paths against
 //! deciding every candidate.
 
-mod candidates;
 mod residual;
-
-pub(crate) use candidates::SearchCache;
 
 use cedar_policy::pst::{Effect, Var};
 use cedar_policy::{
@@ -33,10 +31,11 @@ use cedar_policy::{
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::bundle::Bundle;
-use crate::decide::{EntityRef, RequestError};
-use crate::entities::{EntitySet, collect_refs, uid};
-use candidates::Bits;
+use crate::cedar::uid;
+use crate::decide::Decider;
+use crate::entities::candidates::Bits;
+use crate::entities::{EntitySet, collect_refs};
+use crate::request::{EntityRef, RequestError};
 use residual::Residuals;
 
 /// How a search found its answer.
@@ -81,49 +80,27 @@ pub struct Found {
     pub path: SearchPath,
 }
 
-impl Bundle {
-    /// Ids of the `search.resource.type` entities `search.subject` may
-    /// `search.action`, in id order. An unknown type has no results.
-    pub fn search_resources(
-        &self,
-        entities: &EntitySet,
-        search: &Search,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, RequestError> {
-        Ok(self.search_entities(entities, search, Searched::Resources, SearchMode::Auto, now)?.ids)
-    }
-
-    /// Ids of the `search.subject.type` entities that may `search.action`
-    /// on `search.resource`, in id order.
-    pub fn search_subjects(
-        &self,
-        entities: &EntitySet,
-        search: &Search,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, RequestError> {
-        Ok(self.search_entities(entities, search, Searched::Subjects, SearchMode::Auto, now)?.ids)
-    }
-
+impl Search {
     /// Resources or subjects of the searched-for type allowed to take part in
-    /// `search.action` with the other, given side.
-    pub fn search_entities(
+    /// `self.action` with the other, given side, as `decider` decides.
+    pub(crate) fn find(
         &self,
+        decider: &Decider,
         entities: &EntitySet,
-        search: &Search,
         searched: Searched,
         mode: SearchMode,
         now: DateTime<Utc>,
     ) -> Result<Found, RequestError> {
         let nothing = |path| Ok(Found { ids: Vec::new(), path });
-        let Some((p_type, r_type)) = self.search_types(search) else { return nothing(SearchPath::EveryCandidate) };
-        let action = self
+        let Some((p_type, r_type)) = self.types(decider) else { return nothing(SearchPath::EveryCandidate) };
+        let action = decider
             .names
-            .action(&search.action)
-            .ok_or_else(|| RequestError::UnknownAction { name: search.action.clone() })?;
-        let (context, context_json) = self.context(action, &search.context, now)?;
+            .action(&self.action)
+            .ok_or_else(|| RequestError::UnknownAction { name: self.action.clone() })?;
+        let (context, context_json) = decider.context(action, &self.context, now)?;
         let (known, candidate_type, var) = match searched {
-            Searched::Resources => (uid(p_type, &search.subject.id), r_type, Var::Resource),
-            Searched::Subjects => (uid(r_type, &search.resource.id), p_type, Var::Principal),
+            Searched::Resources => (uid(p_type, &self.subject.id), r_type, Var::Resource),
+            Searched::Subjects => (uid(r_type, &self.resource.id), p_type, Var::Principal),
         };
         let pair = |candidate: EntityUid| match searched {
             Searched::Resources => (known.clone(), candidate),
@@ -134,61 +111,62 @@ impl Bundle {
         // Types and context are checked once; a pair the schema rules out
         // (e.g. an action that does not apply to the type) has no results.
         let (p, r) = pair(uid(candidate_type, first));
-        if Request::new(p, action.clone(), r, context.clone(), Some(&self.schema)).is_err() {
+        if Request::new(p, action.clone(), r, context.clone(), Some(&decider.schema)).is_err() {
             return nothing(SearchPath::EveryCandidate);
         }
         let query = Partial { action, context: &context, context_json: &context_json, known: &known, var };
-        let indexed = match mode {
-            SearchMode::Auto => self.indexed(entities, &query, candidate_type, ids),
+        let from_indexes = match mode {
+            SearchMode::Auto => indexed(decider, entities, &query, candidate_type, ids),
             SearchMode::EveryCandidate => None,
         };
-        let (mut found, path) = match indexed {
+        let (mut found, path) = match from_indexes {
             Some(found) => (found, SearchPath::Indexed),
             None => {
                 let every = ids.iter().filter(|id| {
                     let (p, r) = pair(uid(candidate_type, id));
                     // Already validated above for this type pair.
                     Request::new(p, action.clone(), r, context.clone(), None)
-                        .is_ok_and(|request| self.authorized(&request, action, entities))
+                        .is_ok_and(|request| authorized(decider, &request, action, entities))
                 });
                 (every.cloned().collect(), SearchPath::EveryCandidate)
             }
         };
-        if self.rules.applies_to(action) {
+        if decider.rules.applies_to(action) {
             found.retain(|id| {
                 let (p, r) = pair(uid(candidate_type, id));
-                self.rule_verdicts(action, &p, &r, &context_json).iter().all(|v| v.deny_reason().is_none())
+                decider.rule_verdicts(action, &p, &r, &context_json).iter().all(|v| v.deny_reason().is_none())
             });
         }
         Ok(Found { ids: found, path })
     }
 
-    /// Action ids `search.subject` may take on `search.resource`.
-    pub fn search_actions(
+    /// Action ids `self.subject` may take on `self.resource`, as `decider`
+    /// decides.
+    pub(crate) fn actions(
         &self,
+        decider: &Decider,
         entities: &EntitySet,
-        search: &Search,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, RequestError> {
-        let Some((p_type, r_type)) = self.search_types(search) else { return Ok(Vec::new()) };
-        let principal = uid(p_type, &search.subject.id);
-        let resource = uid(r_type, &search.resource.id);
+        let Some((p_type, r_type)) = self.types(decider) else { return Ok(Vec::new()) };
+        let principal = uid(p_type, &self.subject.id);
+        let resource = uid(r_type, &self.resource.id);
         let mut allowed = Vec::new();
-        for action in self.schema.actions_for_principal_and_resource(p_type, r_type) {
-            let Some((context, context_json)) = self.context(action, &search.context, now).ok() else { continue };
+        for action in decider.schema.actions_for_principal_and_resource(p_type, r_type) {
+            let Some((context, context_json)) = decider.context(action, &self.context, now).ok() else { continue };
             let Ok(request) =
-                Request::new(principal.clone(), action.clone(), resource.clone(), context, Some(&self.schema))
+                Request::new(principal.clone(), action.clone(), resource.clone(), context, Some(&decider.schema))
             else {
                 continue;
             };
             let denied_by_rule = || {
-                self.rules.applies_to(action)
-                    && self
+                decider.rules.applies_to(action)
+                    && decider
                         .rule_verdicts(action, &principal, &resource, &context_json)
                         .iter()
                         .any(|v| v.deny_reason().is_some())
             };
-            if self.authorized(&request, action, entities) && !denied_by_rule() {
+            if authorized(decider, &request, action, entities) && !denied_by_rule() {
                 allowed.push(action.id().unescaped().to_owned());
             }
         }
@@ -197,66 +175,69 @@ impl Bundle {
         Ok(allowed)
     }
 
-    /// The subject and resource types a search names, if the schema declares
-    /// both (an unknown type has no results, not an error).
-    fn search_types(&self, search: &Search) -> Option<(&EntityTypeName, &EntityTypeName)> {
-        Some((self.names.entity_type(&search.subject.type_name)?, self.names.entity_type(&search.resource.type_name)?))
+    /// The subject and resource types this search names, if the schema
+    /// declares both (an unknown type has no results, not an error).
+    fn types<'d>(&self, decider: &'d Decider) -> Option<(&'d EntityTypeName, &'d EntityTypeName)> {
+        let names = &decider.names;
+        Some((names.entity_type(&self.subject.type_name)?, names.entity_type(&self.resource.type_name)?))
     }
+}
 
-    /// The indexed path: `None` when it cannot answer (see the module docs).
-    fn indexed(
-        &self,
-        entities: &EntitySet,
-        query: &Partial<'_>,
-        candidate_type: &EntityTypeName,
-        ids: &[String],
-    ) -> Option<Vec<String>> {
-        let mut roots = vec![(query.known.type_name().to_string(), query.known.id().unescaped().to_owned())];
-        collect_refs(&Value::Object(query.context_json.clone()), &mut roots);
-        roots.extend(self.literal_refs.iter().cloned());
-        let slice = entities.slice(roots, Vec::new(), &self.action_entities)?.ok()?;
-        let partial_entities = PartialEntities::from_concrete(slice, &self.schema).ok()?;
-        let known = PartialEntityUid::from_concrete(query.known.clone());
-        let unknown = PartialEntityUid::new(candidate_type.clone(), None);
-        let (principal, resource) = match query.var {
-            Var::Resource => (known, unknown),
-            _ => (unknown, known),
-        };
-        let request =
-            PartialRequest::new(principal, query.action.clone(), resource, Some(query.context.clone()), &self.schema)
-                .ok()?;
-        let policies = self.index.slice(query.action).unwrap_or(&self.policies);
-        let response = policies.tpe(&request, &partial_entities, &self.schema).ok()?;
-        // A forbid that holds, or errors (warrant fails closed), for any
-        // candidate holds for all of them.
-        if response.true_forbids().next().is_some() || response.error_forbids().next().is_some() {
-            return Some(Vec::new());
-        }
-        let candidates = entities.search.candidates(candidate_type, ids);
-        let residuals = Residuals {
-            var: query.var.clone(),
-            candidates: &candidates,
-            entities: &entities.cedar,
-            type_name: candidate_type.to_string(),
-        };
-        let n = candidates.len();
-        let mut permitted = if response.true_permits().next().is_some() { Bits::all(n) } else { Bits::none(n) };
-        let mut forbidden = Bits::none(n);
-        for policy in response.residual_policies() {
-            let (effect, condition) = residuals.policy(&policy.to_pst().ok()?)?;
-            match effect {
-                Effect::Permit => permitted = permitted.union(&condition.t),
-                Effect::Forbid => forbidden = forbidden.union(&condition.t).union(&condition.e),
-            }
-        }
-        Some(permitted.minus(&forbidden).positions().filter_map(|p| candidates.ids.get(p).cloned()).collect())
+/// The indexed path: `None` when it cannot answer (see the module docs).
+fn indexed(
+    decider: &Decider,
+    entities: &EntitySet,
+    query: &Partial<'_>,
+    candidate_type: &EntityTypeName,
+    ids: &[String],
+) -> Option<Vec<String>> {
+    let mut roots = vec![(query.known.type_name().to_string(), query.known.id().unescaped().to_owned())];
+    collect_refs(&Value::Object(query.context_json.clone()), &mut roots);
+    roots.extend(decider.literal_refs.iter().cloned());
+    let slice = entities.slice(roots, Vec::new(), &decider.action_entities)?.ok()?;
+    let partial_entities = PartialEntities::from_concrete(slice, &decider.schema).ok()?;
+    let known = PartialEntityUid::from_concrete(query.known.clone());
+    let unknown = PartialEntityUid::new(candidate_type.clone(), None);
+    let (principal, resource) = match query.var {
+        Var::Resource => (known, unknown),
+        _ => (unknown, known),
+    };
+    let request =
+        PartialRequest::new(principal, query.action.clone(), resource, Some(query.context.clone()), &decider.schema)
+            .ok()?;
+    let policies = decider.index.slice(query.action).unwrap_or(&decider.policies);
+    let response = policies.tpe(&request, &partial_entities, &decider.schema).ok()?;
+    // A forbid that holds, or errors (warrant fails closed), for any
+    // candidate holds for all of them.
+    if response.true_forbids().next().is_some() || response.error_forbids().next().is_some() {
+        return Some(Vec::new());
     }
+    let candidates = entities.search.candidates(candidate_type, ids);
+    let residuals = Residuals {
+        var: query.var.clone(),
+        candidates: &candidates,
+        entities: &entities.cedar,
+        type_name: candidate_type.to_string(),
+    };
+    let n = candidates.len();
+    let mut permitted = if response.true_permits().next().is_some() { Bits::all(n) } else { Bits::none(n) };
+    let mut forbidden = Bits::none(n);
+    for policy in response.residual_policies() {
+        let (effect, condition) = residuals.policy(&policy.to_pst().ok()?)?;
+        match effect {
+            Effect::Permit => permitted = permitted.union(&condition.t),
+            Effect::Forbid => forbidden = forbidden.union(&condition.t).union(&condition.e),
+        }
+    }
+    Some(permitted.minus(&forbidden).positions().filter_map(|p| candidates.ids.get(p).cloned()).collect())
+}
 
-    fn authorized(&self, request: &Request, action: &EntityUid, entities: &EntitySet) -> bool {
-        let policies = self.index.slice(action).unwrap_or(&self.policies);
-        let response = Authorizer::new().is_authorized(request, policies, &entities.cedar);
-        self.explain(&response).allowed
-    }
+/// Whether `decider` allows `request` (Cedar with warrant's fail-closed
+/// forbids; rules are the caller's).
+fn authorized(decider: &Decider, request: &Request, action: &EntityUid, entities: &EntitySet) -> bool {
+    let policies = decider.index.slice(action).unwrap_or(&decider.policies);
+    let response = Authorizer::new().is_authorized(request, policies, &entities.cedar);
+    decider.explain(&response).allowed
 }
 
 /// The known parts of a search, as partial evaluation takes them.

@@ -22,7 +22,7 @@ use cedar_policy::pst::{
     UnaryOp, Var,
 };
 
-use super::candidates::{Bits, Candidates, Key};
+use crate::entities::candidates::{AttrIndex, Bits, Candidates, Key};
 
 /// Where an expression is true and where it errors, over the candidates;
 /// false everywhere else.
@@ -255,7 +255,7 @@ impl Residuals<'_> {
 
     /// An expression on `v.attr`: true where `f` says, an error where the
     /// candidate has no such attribute.
-    fn attr_tri(&self, attr: &str, f: impl FnOnce(&super::candidates::AttrIndex) -> Bits) -> Tri {
+    fn attr_tri(&self, attr: &str, f: impl FnOnce(&AttrIndex) -> Bits) -> Tri {
         let index = self.candidates.attr(attr, self.entities);
         let present = Bits::from_positions(self.len(), &index.present);
         Tri { t: f(&index).intersect(&present), e: present.complement() }

@@ -1,20 +1,33 @@
 //! Deciding one request: names resolved, context completed, Cedar evaluated,
 //! and the answer explained (reasons, determining policies, errors).
+//!
+//! A [`Decider`] is everything a decision needs that a bundle fixes, built
+//! once when the bundle loads. It knows nothing of files or digests, so the
+//! bundle (which owns one) depends on this module and never the reverse;
+//! searches decide through it too.
+
+mod context;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use cedar_policy::{
-    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Request, RequestValidationError,
-    RestrictedExpression,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityTypeName,
+    EntityUid, PolicyId, PolicySet, Request, RequestValidationError, Response, Schema,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::bundle::{Bundle, ContextShape};
-use crate::entities::{EntitySet, cedar_message, collect_refs, uid, with_properties};
-use crate::rules::{RuleRequest, RuleVerdict};
-use crate::time;
+pub use context::{ContextShape, ContextShapes};
+
+use crate::cedar::{cedar_message, uid};
+use crate::entities::{self, EntitySet, UidKey, collect_refs, with_properties};
+use crate::index::PolicyIndex;
+use crate::names::Names;
+use crate::request::{Query, RequestError};
+use crate::rules::{RuleRequest, RuleSet, RuleVerdict};
+use context::{complete_context, fast_context};
 
 /// Reason reported for a deny that no forbid determined.
 pub const NO_PERMIT: &str = "no_permit";
@@ -23,24 +36,31 @@ pub const NO_PERMIT: &str = "no_permit";
 /// fail closed instead of skipping it as Cedar would.
 pub const POLICY_ERROR: &str = "policy_error:";
 
-/// An entity named in a request, with optional attributes to merge over the
-/// stored entity of the same id.
-#[derive(Debug, Clone, Default)]
-pub struct EntityRef {
-    pub type_name: String,
-    pub id: String,
-    pub properties: Option<Map<String, Value>>,
+/// What the bundle fixes about one policy.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyFacts {
+    pub effect: Effect,
+    /// The `@reason` annotation, reported when this forbid determines a deny.
+    pub reason: Option<String>,
 }
 
-/// A request as clients pose it, before any name is resolved.
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub principal: EntityRef,
-    pub action: String,
-    pub resource: EntityRef,
-    pub context: Map<String, Value>,
-    /// Extra Cedar entities JSON documents seen only by this request.
-    pub entities: Vec<Value>,
+/// Everything a decision needs that the bundle fixes (policy reasons and
+/// effects, resolved type names, the shape of each action's context, the
+/// policy index, the rules), computed once so that no request rebuilds it.
+#[derive(Debug)]
+pub(crate) struct Decider {
+    pub(crate) schema: Schema,
+    pub(crate) policies: PolicySet,
+    pub(crate) index: PolicyIndex,
+    pub(crate) facts: HashMap<PolicyId, PolicyFacts>,
+    pub(crate) names: Names,
+    pub(crate) contexts: ContextShapes,
+    /// The schema's action entities: every entity slice includes them.
+    pub(crate) action_entities: Vec<Entity>,
+    /// Entities the policies name literally: roots of every entity slice.
+    pub(crate) literal_refs: Vec<UidKey>,
+    /// Custom rules consulted after Cedar (`rules/`); empty without one.
+    pub(crate) rules: RuleSet,
 }
 
 /// The answer, with why.
@@ -60,48 +80,15 @@ pub struct Decision {
     pub rules: Vec<RuleVerdict>,
 }
 
-/// A request the bundle cannot answer because the request is wrong.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
-    #[error("unknown entity type `{name}`")]
-    UnknownEntityType { field: &'static str, name: String },
-    #[error("unknown action `{name}`")]
-    UnknownAction { name: String },
-    #[error("invalid context: {0}")]
-    InvalidContext(String),
-    #[error("invalid entity: {message}")]
-    InvalidEntity { field: &'static str, message: String },
-    #[error("{0}")]
-    NotApplicable(String),
-}
-
-impl RequestError {
-    /// Stable machine-readable code for API errors.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownEntityType { .. } => "unknown_entity_type",
-            Self::UnknownAction { .. } => "unknown_action",
-            Self::InvalidContext(_) => "invalid_context",
-            Self::InvalidEntity { .. } => "invalid_entity",
-            Self::NotApplicable(_) => "invalid_request",
-        }
-    }
-
-    /// The request field at fault (AuthZEN names), when one is.
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            Self::UnknownEntityType { field, .. } | Self::InvalidEntity { field, .. } => Some(field),
-            Self::UnknownAction { .. } => Some("action"),
-            Self::InvalidContext(_) => Some("context"),
-            Self::NotApplicable(_) => None,
-        }
-    }
-}
-
-impl Bundle {
+impl Decider {
     /// Decides `query` against `entities`; `now` fills the context's `now`
     /// when the action takes one and the caller left it out.
-    pub fn decide(&self, entities: &EntitySet, query: &Query, now: DateTime<Utc>) -> Result<Decision, RequestError> {
+    pub(crate) fn decide(
+        &self,
+        entities: &EntitySet,
+        query: &Query,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, RequestError> {
         let principal_type = self.names.entity_type(&query.principal.type_name).ok_or_else(|| {
             RequestError::UnknownEntityType { field: "subject.type", name: query.principal.type_name.clone() }
         })?;
@@ -170,7 +157,7 @@ impl Bundle {
     /// The context as Cedar wants it: `now` filled in, datetimes normalised.
     pub(crate) fn context(
         &self,
-        action: &cedar_policy::EntityUid,
+        action: &EntityUid,
         given: &Map<String, Value>,
         now: DateTime<Utc>,
     ) -> Result<(Context, Map<String, Value>), RequestError> {
@@ -181,9 +168,9 @@ impl Bundle {
     /// The verdicts of `action`'s custom rules on a request Cedar allowed.
     pub(crate) fn rule_verdicts(
         &self,
-        action: &cedar_policy::EntityUid,
-        principal: &cedar_policy::EntityUid,
-        resource: &cedar_policy::EntityUid,
+        action: &EntityUid,
+        principal: &EntityUid,
+        resource: &EntityUid,
         context: &Map<String, Value>,
     ) -> Vec<RuleVerdict> {
         let principal_type = self.names.qualified(principal.type_name());
@@ -199,11 +186,7 @@ impl Bundle {
     }
 
     /// Parses a completed context through Cedar's schema-directed JSON parser.
-    fn cedar_context(
-        &self,
-        action: &cedar_policy::EntityUid,
-        context: &Map<String, Value>,
-    ) -> Result<Context, RequestError> {
+    fn cedar_context(&self, action: &EntityUid, context: &Map<String, Value>) -> Result<Context, RequestError> {
         Context::from_json_value(Value::Object(context.clone()), Some((&self.schema, action)))
             .map_err(|e| RequestError::InvalidContext(cedar_message(&e)))
     }
@@ -217,9 +200,9 @@ impl Bundle {
         entities: &'a EntitySet,
         query: &Query,
         context: &Map<String, Value>,
-        principal_type: &cedar_policy::EntityTypeName,
-        resource_type: &cedar_policy::EntityTypeName,
-    ) -> Result<Cow<'a, cedar_policy::Entities>, RequestError> {
+        principal_type: &EntityTypeName,
+        resource_type: &EntityTypeName,
+    ) -> Result<Cow<'a, Entities>, RequestError> {
         let mut extra = Vec::new();
         for (entity, ty, field) in [
             (&query.principal, principal_type, "subject.properties"),
@@ -229,15 +212,13 @@ impl Bundle {
                 && !properties.is_empty()
             {
                 let doc = with_properties(entities, ty, &entity.id, properties);
-                let parsed = self
-                    .parse_entities(vec![doc])
+                let parsed = entities::parse(&self.schema, vec![doc])
                     .map_err(|e| RequestError::InvalidEntity { field, message: e.to_string() })?;
                 extra.extend(parsed);
             }
         }
         if !query.entities.is_empty() {
-            let parsed = self
-                .parse_entities(query.entities.clone())
+            let parsed = entities::parse(&self.schema, query.entities.clone())
                 .map_err(|e| RequestError::InvalidEntity { field: "entities", message: e.to_string() })?;
             extra.extend(parsed);
         }
@@ -263,7 +244,7 @@ impl Bundle {
         }
     }
 
-    pub(crate) fn explain(&self, response: &cedar_policy::Response) -> Decision {
+    pub(crate) fn explain(&self, response: &Response) -> Decision {
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
         let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
@@ -301,97 +282,4 @@ impl Bundle {
             }
         }
     }
-}
-
-/// A Cedar context built directly from JSON scalars: strings (as datetimes
-/// for the schema's datetime keys), booleans and integers. `None` for
-/// anything else (records, sets, entity references, extension values, other
-/// numbers): the caller parses those through Cedar's JSON path.
-///
-/// The last few contexts built are kept per thread: most requests carry only
-/// `now`, which concurrent requests share at millisecond precision, and
-/// evaluating `datetime("…")` (Cedar's regex parse) is the larger part of
-/// building one.
-fn fast_context(context: &Map<String, Value>, datetime_keys: Option<&[String]>) -> Option<Context> {
-    const KEEP: usize = 4;
-    type Built = (Map<String, Value>, Vec<String>, Context);
-    thread_local! {
-        static RECENT: std::cell::RefCell<Vec<Built>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let datetime_keys = datetime_keys.unwrap_or_default();
-    let hit = RECENT.with_borrow(|recent| {
-        recent.iter().find(|(m, k, _)| m == context && k.as_slice() == datetime_keys).map(|(_, _, c)| c.clone())
-    });
-    if hit.is_some() {
-        return hit;
-    }
-    let built = build_context(context, datetime_keys)?;
-    RECENT.with_borrow_mut(|recent| {
-        if recent.len() >= KEEP {
-            recent.remove(0);
-        }
-        recent.push((context.clone(), datetime_keys.to_vec(), built.clone()));
-    });
-    Some(built)
-}
-
-fn build_context(context: &Map<String, Value>, datetime_keys: &[String]) -> Option<Context> {
-    let mut pairs = Vec::with_capacity(context.len());
-    for (key, value) in context {
-        let expr = match value {
-            Value::String(s) if datetime_keys.iter().any(|k| k == key) => datetime(s),
-            Value::String(s) => RestrictedExpression::new_string(s.clone()),
-            Value::Bool(b) => RestrictedExpression::new_bool(*b),
-            Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
-            _ => return None,
-        };
-        pairs.push((key.clone(), expr));
-    }
-    Context::from_pairs(pairs).ok()
-}
-
-/// `datetime("text")`. cedar-policy's `RestrictedExpression::new_datetime`
-/// parses the name `datetime` with its LALRPOP parser on every call (a lexer
-/// and a lazy DFA built each time: about 7% of an HTTP decision in
-/// profiles), so the last few per thread are kept: concurrent requests share
-/// `now` at millisecond precision.
-fn datetime(text: &str) -> RestrictedExpression {
-    const KEEP: usize = 4;
-    thread_local! {
-        static RECENT: std::cell::RefCell<Vec<(String, RestrictedExpression)>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    RECENT.with_borrow_mut(|recent| {
-        if let Some((_, expr)) = recent.iter().find(|(t, _)| t == text) {
-            return expr.clone();
-        }
-        let expr = RestrictedExpression::new_datetime(text);
-        if recent.len() >= KEEP {
-            recent.remove(0);
-        }
-        recent.push((text.to_owned(), expr.clone()));
-        expr
-    })
-}
-
-/// `given` with `now` filled in (when the action takes one and the caller
-/// left it out) and datetimes normalised to Cedar's spelling.
-fn complete_context(
-    shape: Option<&ContextShape>,
-    given: &Map<String, Value>,
-    now: DateTime<Utc>,
-) -> Map<String, Value> {
-    let mut context = given.clone();
-    if let Some(shape) = shape {
-        if shape.takes_now && !context.contains_key("now") {
-            context.insert("now".into(), Value::String(time::cedar_datetime(now)));
-        }
-        for key in &shape.datetime_keys {
-            if let Some(Value::String(text)) = context.get(key)
-                && let Some(normal) = time::normalize(text)
-            {
-                context.insert(key.clone(), Value::String(normal));
-            }
-        }
-    }
-    context
 }

@@ -4,15 +4,21 @@
 //! Each entity is kept twice: as Cedar `Entities` (what `is_authorized`
 //! reads) and as its JSON document, so a request's AuthZEN `properties` can be
 //! merged over the stored attributes of the same id.
+//!
+//! A set also carries the indexes searches build over it (`candidates`):
+//! a set never changes, so they never go stale.
+
+pub(crate) mod candidates;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 
-use cedar_policy::{Entities, Entity, EntityId, EntityTypeName, EntityUid};
+use cedar_policy::{Entities, Entity, EntityTypeName, EntityUid, Schema};
 use serde_json::{Map, Value};
 
-use crate::bundle::Bundle;
-use crate::search::SearchCache;
+pub(crate) use candidates::SearchCache;
+
+use crate::cedar::{cedar_message, uid};
 
 /// Why a set of entities was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +54,52 @@ pub struct EntitySet {
 }
 
 impl EntitySet {
+    /// Builds the entity set decisions see: the bundle's `entities.json`
+    /// (`base`), then `stored` (later wins for the same uid), all checked
+    /// against `schema`. Duplicates within `stored` are refused: a store
+    /// replace must be unambiguous.
+    pub(crate) fn build(schema: &Schema, base: &[Value], stored: Vec<Value>) -> Result<Self, EntitiesError> {
+        let mut docs = HashMap::new();
+        for (index, doc) in base.iter().enumerate() {
+            let (key, doc) = normalize(doc.clone(), index)?;
+            docs.insert(key, doc);
+        }
+        let stored_count = stored.len();
+        let mut seen = BTreeMap::new();
+        for (index, doc) in stored.into_iter().enumerate() {
+            let (key, doc) = normalize(doc, index)?;
+            if seen.insert(key.clone(), ()).is_some() {
+                return Err(EntitiesError::Duplicate { uid: format!("{}::\"{}\"", key.0, key.1) });
+            }
+            docs.insert(key, doc);
+        }
+        let all = Value::Array(docs.values().cloned().collect());
+        let cedar =
+            Entities::from_json_value(all, Some(schema)).map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
+        let mut type_names: HashMap<String, EntityTypeName> = HashMap::new();
+        let mut uids = HashMap::with_capacity(docs.len());
+        let mut refs = HashMap::with_capacity(docs.len());
+        let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, doc) in &docs {
+            if !type_names.contains_key(&key.0) {
+                // The schema accepted every entity, so its type name parses.
+                let Ok(ty) = EntityTypeName::from_str(&key.0) else { continue };
+                type_names.insert(key.0.clone(), ty);
+            }
+            if let Some(ty) = type_names.get(&key.0) {
+                uids.insert(key.clone(), uid(ty, &key.1));
+            }
+            let mut out = Vec::new();
+            if let Some(attrs) = doc.get("attrs") {
+                collect_refs(attrs, &mut out);
+            }
+            refs.insert(key.clone(), out);
+            by_type.entry(key.0.clone()).or_default().push(key.1.clone());
+        }
+        by_type.values_mut().for_each(|ids| ids.sort_unstable());
+        Ok(Self { docs, cedar, stored: stored_count, uids, refs, by_type, search: SearchCache::default() })
+    }
+
     /// How many entities (bundle and stored) decisions see.
     pub fn len(&self) -> usize {
         self.docs.len()
@@ -190,87 +242,22 @@ pub(crate) fn collect_refs(value: &Value, out: &mut Vec<UidKey>) {
     }
 }
 
-impl Bundle {
-    /// Builds the entity set decisions see: this bundle's `entities.json`, then
-    /// `stored` (later wins for the same uid), all checked against the schema.
-    /// Duplicates within `stored` are refused: a store replace must be unambiguous.
-    pub fn entity_set(&self, stored: Vec<Value>) -> Result<EntitySet, EntitiesError> {
-        let mut docs = HashMap::new();
-        for (index, doc) in self.base_entities.iter().enumerate() {
-            let (key, doc) = normalize(doc.clone(), index)?;
-            docs.insert(key, doc);
-        }
-        let stored_count = stored.len();
-        let mut seen = BTreeMap::new();
-        for (index, doc) in stored.into_iter().enumerate() {
+/// Parses request-carried entity documents against `schema`, keeping each
+/// one's uid and the references its attributes make.
+pub(crate) fn parse(schema: &Schema, docs: Vec<Value>) -> Result<Vec<(UidKey, Vec<UidKey>, Entity)>, EntitiesError> {
+    docs.into_iter()
+        .enumerate()
+        .map(|(index, doc)| {
             let (key, doc) = normalize(doc, index)?;
-            if seen.insert(key.clone(), ()).is_some() {
-                return Err(EntitiesError::Duplicate { uid: format!("{}::\"{}\"", key.0, key.1) });
-            }
-            docs.insert(key, doc);
-        }
-        let all = Value::Array(docs.values().cloned().collect());
-        let cedar =
-            Entities::from_json_value(all, Some(&self.schema)).map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
-        let mut type_names: HashMap<String, EntityTypeName> = HashMap::new();
-        let mut uids = HashMap::with_capacity(docs.len());
-        let mut refs = HashMap::with_capacity(docs.len());
-        let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
-        for (key, doc) in &docs {
-            if !type_names.contains_key(&key.0) {
-                // The schema accepted every entity, so its type name parses.
-                let Ok(ty) = EntityTypeName::from_str(&key.0) else { continue };
-                type_names.insert(key.0.clone(), ty);
-            }
-            if let Some(ty) = type_names.get(&key.0) {
-                uids.insert(key.clone(), uid(ty, &key.1));
-            }
-            let mut out = Vec::new();
+            let mut refs = Vec::new();
             if let Some(attrs) = doc.get("attrs") {
-                collect_refs(attrs, &mut out);
+                collect_refs(attrs, &mut refs);
             }
-            refs.insert(key.clone(), out);
-            by_type.entry(key.0.clone()).or_default().push(key.1.clone());
-        }
-        by_type.values_mut().for_each(|ids| ids.sort_unstable());
-        Ok(EntitySet { docs, cedar, stored: stored_count, uids, refs, by_type, search: SearchCache::default() })
-    }
-
-    /// Parses request-carried entity documents against the schema, keeping
-    /// each one's uid and the references its attributes make.
-    pub(crate) fn parse_entities(&self, docs: Vec<Value>) -> Result<Vec<(UidKey, Vec<UidKey>, Entity)>, EntitiesError> {
-        docs.into_iter()
-            .enumerate()
-            .map(|(index, doc)| {
-                let (key, doc) = normalize(doc, index)?;
-                let mut refs = Vec::new();
-                if let Some(attrs) = doc.get("attrs") {
-                    collect_refs(attrs, &mut refs);
-                }
-                let entity = Entity::from_json_value(doc, Some(&self.schema))
-                    .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })?;
-                Ok((key, refs, entity))
-            })
-            .collect()
-    }
-}
-
-/// Cedar's message, the causes under it and its help, on one line.
-pub(crate) fn cedar_message(e: &dyn miette::Diagnostic) -> String {
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = inner.source();
-    }
-    if let Some(help) = e.help() {
-        message.push_str(&format!(" (help: {help})"));
-    }
-    message
+            let entity = Entity::from_json_value(doc, Some(schema))
+                .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })?;
+            Ok((key, refs, entity))
+        })
+        .collect()
 }
 
 /// Checks the outer shape of one Cedar entity document and returns its uid
@@ -321,8 +308,4 @@ pub(crate) fn with_properties(
         }
     }
     doc
-}
-
-pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
-    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }

@@ -20,9 +20,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A problem with a whole file.
-    pub fn file(file: &str, message: impl Into<String>) -> Self {
-        Self { file: file.to_owned(), line: None, column: None, message: message.into() }
+    /// A problem with a whole file. `message` is anything displayable, so
+    /// a typed error can be reported as it is.
+    pub fn file(file: &str, message: impl fmt::Display) -> Self {
+        Self { file: file.to_owned(), line: None, column: None, message: message.to_string() }
     }
 
     /// A problem reported by Cedar (`miette` diagnostic) in `file`, whose text

@@ -1,7 +1,7 @@
 //! What a search answers from: the stored entities of one type, numbered in
 //! id order, with lookups built on first use and kept for the store version
-//! (an [`EntitySet`](crate::entities::EntitySet) is immutable, so its indexes
-//! never go stale).
+//! (an entity set is immutable, so its indexes never go stale). They live
+//! with the entity set that owns them; `search` reads them.
 //!
 //! - [`Bits`]: a set of candidate positions.
 //! - [`Candidates`]: one type's entities, the attribute indexes (value →
@@ -233,7 +233,7 @@ impl SearchCache {
         if let Some(found) = self.types.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return found;
         }
-        let uids = ids.iter().map(|id| crate::entities::uid(type_name, id)).collect();
+        let uids = ids.iter().map(|id| crate::cedar::uid(type_name, id)).collect();
         let built = Arc::new(Candidates::new(ids, uids));
         if let Ok(mut map) = self.types.lock() {
             return Arc::clone(map.entry(key).or_insert(built));
