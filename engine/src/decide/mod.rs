@@ -121,7 +121,13 @@ impl Decider {
                         RequestError::InvalidContext(cedar_message(&e))
                     }
                     RequestValidationError::InvalidEnumEntity(_) => {
-                        RequestError::InvalidEntity { field: "subject.id", message: cedar_message(&e) }
+                        let message = cedar_message(&e);
+                        let principal = uid(principal_type, &query.principal.id);
+                        let resource = uid(resource_type, &query.resource.id);
+                        RequestError::InvalidEntity {
+                            field: enum_entity_field(&message, &principal, &resource),
+                            message,
+                        }
                     }
                     _ => RequestError::NotApplicable(cedar_message(&e)),
                 })?
@@ -281,5 +287,19 @@ impl Decider {
                 Decision { allowed: false, reasons, policies, errors, rules: Vec::new() }
             }
         }
+    }
+}
+
+/// The request field an `InvalidEnumEntity` error is about, from the uid its
+/// message names (cedar-policy's error exposes the uid only there, as
+/// `` entity `Ns::Type::"id"` is of an enumerated entity type… ``). Cedar
+/// checks the principal, then the resource, then uids in the context.
+fn enum_entity_field(message: &str, principal: &EntityUid, resource: &EntityUid) -> &'static str {
+    if message.contains(&format!("`{principal}`")) {
+        "subject.id"
+    } else if message.contains(&format!("`{resource}`")) {
+        "resource.id"
+    } else {
+        "context"
     }
 }

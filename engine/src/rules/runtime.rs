@@ -168,11 +168,18 @@ impl RuleRuntime {
         if let Some(path) = &path
             && let Ok(artifact) = std::fs::read(path)
         {
-            // SAFETY: the artifact was written by `precompile_component` of
-            // an engine with the same compatibility hash (it is in the file
-            // name) into a directory only this user can write (0700); a
-            // corrupt or foreign file fails deserialization's own checks and
-            // we compile from source instead.
+            // SAFETY: wasmtime requires these bytes to be the unmodified
+            // output of `Engine::precompile_component` (or
+            // `Component::serialize`); it only lightly validates them, so
+            // other bytes could run arbitrary code. What it does promise is
+            // that such output from any other wasmtime version or engine
+            // configuration is refused with an `Err` (we then compile from
+            // source). We rely on: the file was written by
+            // `precompile_component` (the compatibility hash is in its name),
+            // whole (`write_atomically` renames a complete temporary file into
+            // place), into the cache directory, which `new` creates 0700 when
+            // it is missing. An existing directory keeps the permissions the
+            // operator gave it: whoever can write there can run code as us.
             from_disk = unsafe { Component::deserialize(&self.engine, &artifact) }.ok();
         }
         let (component, from) = match from_disk {
@@ -184,7 +191,8 @@ impl RuleRuntime {
                     // Best effort: a read-only cache only costs a recompile.
                     let _ = write_atomically(path, &artifact);
                 }
-                // SAFETY: produced just now by this very engine.
+                // SAFETY: the unmodified output of `precompile_component` of
+                // this very engine, just now: what wasmtime requires.
                 let c = unsafe { Component::deserialize(&self.engine, &artifact) }
                     .map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
                 (c, CompiledFrom::Compiled)

@@ -137,6 +137,36 @@ fn bad_requests_name_the_problem() {
     assert_eq!(b.decide(&set, &q, now()).unwrap_err().code(), "invalid_context");
 }
 
+/// An id outside an enumerated entity type's ids is reported against the
+/// request field that holds it, the resource's as well as the subject's.
+#[test]
+fn an_id_outside_an_enumerated_type_names_its_field() {
+    let schema = r#"namespace E {
+    entity User;
+    entity Stage enum ["draft", "live"];
+    action view appliesTo { principal: User, resource: Stage };
+    action act appliesTo { principal: Stage, resource: User };
+}
+"#;
+    let b = Bundle::load(source(&[("e.cedarschema", schema), ("p.cedar", "permit (principal, action, resource);")]))
+        .unwrap();
+    let set = b.entity_set(Vec::new()).unwrap();
+    let field = |action: &str, (p_type, p_id): (&str, &str), (r_type, r_id): (&str, &str)| {
+        let q = Query {
+            principal: EntityRef { type_name: p_type.into(), id: p_id.into(), properties: None },
+            action: action.into(),
+            resource: EntityRef { type_name: r_type.into(), id: r_id.into(), properties: None },
+            ..Query::default()
+        };
+        match b.decide(&set, &q, now()) {
+            Err(RequestError::InvalidEntity { field, .. }) => field,
+            other => panic!("expected an invalid entity, got {other:?}"),
+        }
+    };
+    assert_eq!(field("view", ("User", "ann"), ("Stage", "gone")), "resource.id");
+    assert_eq!(field("act", ("Stage", "gone"), ("User", "ann")), "subject.id");
+}
+
 #[test]
 fn a_forbid_that_errors_fails_closed() {
     let policies = r#"@id("all") permit (principal, action, resource);
