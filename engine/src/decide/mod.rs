@@ -1,7 +1,7 @@
 //! Deciding one request: names resolved, context completed, Cedar evaluated,
 //! and the answer explained (reasons, determining policies, errors).
 //!
-//! A [`Decider`] is everything a decision needs that a bundle fixes, built
+//! A `Decider` is everything a decision needs that a bundle fixes, built
 //! once when the bundle loads. It knows nothing of files or digests, so the
 //! bundle (which owns one) depends on this module and never the reverse;
 //! searches decide through it too.
