@@ -10,7 +10,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
-use warrant_engine::audit::{Outcome, merkle};
+use warrant_engine::audit::{MAX_SEQ, Outcome, merkle};
 
 use super::decision::Verdict;
 use super::error::{ApiError, ErrorBody};
@@ -294,7 +294,7 @@ struct RangeParams {
 )]
 async fn export(State(state): State<AppState>, ApiQuery(p): ApiQuery<RangeParams>) -> Response {
     let store = state.store().clone();
-    let to = p.to.unwrap_or(u64::MAX >> 11);
+    let to = p.to.unwrap_or(MAX_SEQ);
     let stream = futures_stream(store, p.from.unwrap_or(1), to);
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
 }
