@@ -263,7 +263,7 @@ async fn service(dir: &Path) -> (Router, String, String) {
     )
     .unwrap();
     let webhooks = Webhooks::new(WebhookConfig::load(&config_path).unwrap());
-    let app = warrant_service::app(state, HttpConfig::default()).layer(axum::Extension(webhooks));
+    let app = warrant_service::app(state.with_webhooks(webhooks), HttpConfig::default());
     (app, every.key, decide_only.key)
 }
 

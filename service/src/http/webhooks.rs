@@ -25,7 +25,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -39,9 +39,9 @@ use utoipa::{Modify, ToSchema};
 use super::error::{self, ApiError};
 use crate::audit::Event;
 use crate::state::AppState;
+use crate::webhooks::Scheme;
 use crate::webhooks::inbound::{EventError, Planned, TYPES, changed, plan_event};
 use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
-use crate::webhooks::{Scheme, Webhooks};
 
 /// Bodies up to this size are kept (redacted) in a rejection's record;
 /// larger ones only by size and digest.
@@ -73,7 +73,6 @@ impl Refusal {
 
 async fn receive(
     State(state): State<AppState>,
-    hooks: Option<Extension<Webhooks>>,
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -95,21 +94,15 @@ async fn receive(
             return Err(reject(&state, &source, Refusal::new(error, claimed), None).await);
         }
     };
-    match accept(&state, hooks.map(|Extension(h)| h), &source, &headers, &body).await {
+    match accept(&state, &source, &headers, &body).await {
         Ok(answer) => Ok(Json(answer)),
         Err(refusal) => Err(reject(&state, &source, refusal, Some(&body)).await),
     }
 }
 
-async fn accept(
-    state: &AppState,
-    hooks: Option<Webhooks>,
-    name: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<WebhookAccepted, Refusal> {
+async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<WebhookAccepted, Refusal> {
     let claimed = verify::claimed_id(headers);
-    let Some(source) = hooks.as_ref().and_then(|h| h.source(name)) else {
+    let Some(source) = state.webhooks().source(name) else {
         let error = ApiError::new(StatusCode::NOT_FOUND, "unknown_source", format!("no webhook source `{name}`"));
         return Err(Refusal::new(error, claimed));
     };
