@@ -409,6 +409,7 @@ async fn every_documented_operation_answers_as_documented() {
         (&get, "/v1/audit/events", "/v1/audit/events?limit=3".into(), None),
         (&get, "/v1/audit/events", "/v1/audit/events?limit=0".into(), None),
         (&get, "/v1/audit/export", "/v1/audit/export?from=1&to=5".into(), None),
+        (&get, "/v1/audit/export", "/v1/audit/export".into(), None),
         (&get, "/v1/audit/verify", "/v1/audit/verify".into(), None),
         (&get, "/v1/audit/checkpoint", "/v1/audit/checkpoint".into(), None),
         (&get, "/v1/audit/proofs/inclusion", "/v1/audit/proofs/inclusion?seq=2".into(), None),

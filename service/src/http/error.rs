@@ -240,3 +240,23 @@ impl From<ChangeError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error's detail goes to the log layer, never to the client.
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_detail_out_of_the_body() {
+        let response = ApiError::internal("disk `/var/lib/warrant` is full").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let failure = response.extensions().get::<Failure>().map(|f| f.0.clone());
+        assert_eq!(failure.as_deref(), Some("disk `/var/lib/warrant` is full"));
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error; see the service log"}})
+        );
+    }
+}
