@@ -20,6 +20,7 @@ use crate::audit::{AuditLog, DecisionAudit, Event};
 use crate::keys::Keyring;
 use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
+use crate::webhooks::Webhooks;
 
 /// The active bundle and the entities decisions see.
 #[derive(Debug)]
@@ -60,6 +61,9 @@ pub struct Activation {
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// The inbound webhook sources (none until [`AppState::with_webhooks`]:
+    /// every source is unknown).
+    webhooks: Webhooks,
 }
 
 #[derive(Debug)]
@@ -124,7 +128,20 @@ impl AppState {
                 rules,
                 write_lock: Mutex::new(()),
             }),
+            webhooks: Webhooks::default(),
         })
+    }
+
+    /// This state with the inbound webhook sources deliveries are verified
+    /// against. Set it on the state the router is built with.
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
     }
 
     /// The snapshot a request should use from start to end.

@@ -77,7 +77,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         max_bulk_body_bytes: args.max_bulk_body_bytes,
         public_url: args.public_url.clone(),
     };
-    let app = http::app(state, config).layer(axum::Extension(webhooks));
+    let app = http::app(state.with_webhooks(webhooks), config);
     let listener =
         TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

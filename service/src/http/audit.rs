@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use garde::Validate;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
-use warrant_engine::audit::{Checkpoint, merkle};
+use warrant_engine::audit::{MAX_SEQ, Outcome, merkle};
 
-use super::error::ApiError;
+use super::decision::Verdict;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use super::query::ApiQuery;
-use crate::audit::verify;
+use super::query::{ApiQuery, unsigned};
+use crate::audit::verify::{self, VerifyError};
 use crate::state::AppState;
 use crate::store::AuditFilter;
 
@@ -33,6 +34,150 @@ pub fn router() -> Router<AppState> {
         .route("/v1/audit/proofs/inclusion", get(inclusion))
         .route("/v1/audit/proofs/consistency", get(consistency))
         .route("/v1/audit/digest", post(digest))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvents {
+    events: Vec<AuditRecord>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<u64>,
+}
+
+/// One sealed audit record (also one line of the export), exactly as stored:
+/// optional fields are absent, never null, when unset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditRecord {
+    seq: u64,
+    /// RFC 3339 UTC.
+    ts: String,
+    kind: String,
+    actor: String,
+    /// The token id's keyed digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_digest: Option<String>,
+    #[schema(value_type = Object)]
+    details: Map<String, Value>,
+    key_id: String,
+    /// The previous record's `mac` (zeros for seq 1).
+    prev_mac: String,
+    mac: String,
+}
+
+impl From<warrant_engine::Record> for AuditRecord {
+    fn from(r: warrant_engine::Record) -> Self {
+        let warrant_engine::Record {
+            seq,
+            ts,
+            kind,
+            actor,
+            token_id,
+            token_owner,
+            connection,
+            project,
+            decision,
+            reasons,
+            policy_digest,
+            details,
+            key_id,
+            prev_mac,
+            mac,
+        } = r;
+        let decision = decision.map(|d| match d {
+            Outcome::Allow => Verdict::Allow,
+            Outcome::Deny => Verdict::Deny,
+        });
+        Self {
+            seq,
+            ts,
+            kind,
+            actor,
+            token_id,
+            token_owner,
+            connection,
+            project,
+            decision,
+            reasons,
+            policy_digest,
+            details,
+            key_id,
+            prev_mac,
+            mac,
+        }
+    }
+}
+
+/// A signed tree head.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checkpoint {
+    /// Records covered: seq 1..=tree_size.
+    tree_size: u64,
+    /// RFC 9162 root, 64 hex digits.
+    root: String,
+    /// When it was signed, RFC 3339 UTC.
+    ts: String,
+    key_id: String,
+    mac: String,
+}
+
+impl From<warrant_engine::Checkpoint> for Checkpoint {
+    fn from(c: warrant_engine::Checkpoint) -> Self {
+        let warrant_engine::Checkpoint { tree_size, root, ts, key_id, mac } = c;
+        Self { tree_size, root, ts, key_id, mac }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProof {
+    seq: u64,
+    leaf_index: u64,
+    tree_size: u64,
+    leaf_hash: String,
+    root: String,
+    proof: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    from: u64,
+    to: u64,
+    root_from: String,
+    root_to: String,
+    proof: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Digest {
+    /// `hmac-sha256:<hex>`.
+    digest: String,
+}
+
+/// A proof the handler's range checks said exists could not be built.
+impl From<merkle::ProofError> for ApiError {
+    fn from(e: merkle::ProofError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Range(message) => Self::bad_request("invalid_query", message),
+            VerifyError::Store(e) => e.into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -55,7 +200,7 @@ struct EventsParams {
     #[param(pattern = "^(allow|deny)$")]
     decision: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[param(schema_with = super::openapi::unsigned)]
+    #[param(schema_with = unsigned)]
     cursor: Option<u64>,
     /// Records per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -83,12 +228,15 @@ fn utc(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     summary = "Query the audit log, oldest first, a page at a time",
     params(EventsParams),
     responses(
-        (status = 200, description = "one page of records; `next_cursor` is null on the last", body = super::openapi::AuditEvents),
-        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+        (status = 200, description = "one page of records; `next_cursor` is null on the last", body = AuditEvents),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = ErrorBody),
     ),
     security(("bearer" = ["audit:read"]))
 )]
-async fn events(State(state): State<AppState>, ApiQuery(p): ApiQuery<EventsParams>) -> Result<Json<Value>, ApiError> {
+async fn events(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<EventsParams>,
+) -> Result<Json<AuditEvents>, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(
@@ -113,19 +261,19 @@ async fn events(State(state): State<AppState>, ApiQuery(p): ApiQuery<EventsParam
         after_seq: p.cursor.unwrap_or(0),
         limit,
     };
-    let records = state.store().audit_query(&filter).await.map_err(ApiError::internal)?;
-    let next = (records.len() as u32 == limit).then(|| records.last().map(|r| r.seq)).flatten();
-    Ok(Json(json!({"events": records, "next_cursor": next})))
+    let records = state.store().audit_query(&filter).await?;
+    let next_cursor = (records.len() as u32 == limit).then(|| records.last().map(|r| r.seq)).flatten();
+    Ok(Json(AuditEvents { events: records.into_iter().map(AuditRecord::from).collect(), next_cursor }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RangeParams {
     /// First `seq` (default 1).
-    #[param(schema_with = super::openapi::unsigned)]
+    #[param(schema_with = unsigned)]
     from: Option<u64>,
     /// Last `seq` (default: the last record).
-    #[param(schema_with = super::openapi::unsigned)]
+    #[param(schema_with = unsigned)]
     to: Option<u64>,
 }
 
@@ -140,13 +288,13 @@ struct RangeParams {
     params(RangeParams),
     responses(
         (status = 200, description = "the records, one JSON object per line", body = String, content_type = "application/x-ndjson"),
-        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = ErrorBody),
     ),
     security(("bearer" = ["audit:read"]))
 )]
 async fn export(State(state): State<AppState>, ApiQuery(p): ApiQuery<RangeParams>) -> Response {
     let store = state.store().clone();
-    let to = p.to.unwrap_or(u64::MAX >> 11);
+    let to = p.to.unwrap_or(MAX_SEQ);
     let stream = futures_stream(store, p.from.unwrap_or(1), to);
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
 }
@@ -169,8 +317,8 @@ fn futures_stream(
             };
             let Some(last) = chunk.last().map(|r| r.seq) else { return };
             let mut lines = Vec::new();
-            for record in &chunk {
-                if serde_json::to_writer(&mut lines, record).is_ok() {
+            for record in chunk.into_iter().map(AuditRecord::from) {
+                if serde_json::to_writer(&mut lines, &record).is_ok() {
                     lines.push(b'\n');
                 }
             }
@@ -198,10 +346,10 @@ where
 #[into_params(parameter_in = Query)]
 struct VerifyParams {
     /// First `seq` to check (default 1).
-    #[param(schema_with = super::openapi::unsigned)]
+    #[param(schema_with = unsigned)]
     from: Option<u64>,
     /// Last `seq` to check (default: the last record).
-    #[param(schema_with = super::openapi::unsigned)]
+    #[param(schema_with = unsigned)]
     to: Option<u64>,
     /// A checkpoint the auditor kept: its size and root (hex); both or neither.
     #[param(maximum = 9007199254740991_u64)]
@@ -220,7 +368,7 @@ struct VerifyParams {
     params(VerifyParams),
     responses(
         (status = 200, description = "the verification report", body = verify::Report),
-        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = ErrorBody),
     ),
     security(("bearer" = ["audit:read"]))
 )]
@@ -236,20 +384,16 @@ async fn verify_log(
                 ApiError::bad_request("invalid_query", "`root` must be 64 hex digits").with_field("root")
             })?;
             let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let signed = Checkpoint::sign(tree_size, &hash, &ts, state.keys().signing()).map_err(|e| {
-                ApiError::bad_request("invalid_query", format!("`tree_size`: {e}")).with_field("tree_size")
-            })?;
+            let signed =
+                warrant_engine::Checkpoint::sign(tree_size, &hash, &ts, state.keys().signing()).map_err(|e| {
+                    ApiError::bad_request("invalid_query", format!("`tree_size`: {e}")).with_field("tree_size")
+                })?;
             vec![signed]
         }
         (None, None) => Vec::new(),
         _ => return Err(ApiError::bad_request("invalid_query", "give both `tree_size` and `root`, or neither")),
     };
-    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, |_| {}).await.map_err(
-        |e| match e {
-            verify::VerifyError::Range(message) => ApiError::bad_request("invalid_query", message),
-            verify::VerifyError::Store(e) => ApiError::internal(e),
-        },
-    )?;
+    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, |_| {}).await?;
     Ok(Json(report))
 }
 
@@ -260,16 +404,17 @@ async fn verify_log(
     operation_id = "audit_checkpoint",
     tag = "audit",
     summary = "Sign (and keep) a checkpoint of the log as it is now",
-    responses((status = 200, description = "the signed tree head", body = super::openapi::CheckpointDoc)),
+    responses((status = 200, description = "the signed tree head", body = Checkpoint)),
     security(("bearer" = ["audit:read"]))
 )]
 async fn checkpoint(State(state): State<AppState>) -> Result<Json<Checkpoint>, ApiError> {
     let leaves = state.audit().leaves();
     let root = merkle::root(&leaves);
     let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let c = Checkpoint::sign(leaves.len() as u64, &root, &ts, state.keys().signing()).map_err(ApiError::internal)?;
-    state.store().save_checkpoint(&c).await.map_err(ApiError::internal)?;
-    Ok(Json(c))
+    let c = warrant_engine::Checkpoint::sign(leaves.len() as u64, &root, &ts, state.keys().signing())
+        .map_err(ApiError::internal)?;
+    state.store().save_checkpoint(&c).await?;
+    Ok(Json(c.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -289,16 +434,16 @@ struct InclusionParams {
     summary = "RFC 9162 inclusion proof of a record",
     params(InclusionParams),
     responses(
-        (status = 200, description = "the proof and the root it leads to", body = super::openapi::InclusionProof),
-        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = super::openapi::ApiErrorBody),
-        (status = 404, description = "no such record in a tree of that size", body = super::openapi::ApiErrorBody),
+        (status = 200, description = "the proof and the root it leads to", body = InclusionProof),
+        (status = 400, description = "an invalid query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 404, description = "no such record in a tree of that size", body = ErrorBody),
     ),
     security(("bearer" = ["audit:read"]))
 )]
 async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<InclusionParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InclusionProof>, ApiError> {
     let leaves = state.audit().leaves();
     let size = p.tree_size.unwrap_or(leaves.len() as u64);
     if p.seq == 0 || p.seq > size || size > leaves.len() as u64 {
@@ -309,13 +454,17 @@ async fn inclusion(
         )));
     }
     let index = p.seq - 1;
-    let proof = merkle::inclusion_proof(&leaves, index, size).map_err(ApiError::internal)?;
-    let root = merkle::root_at(&leaves, size).map_err(ApiError::internal)?;
-    let leaf = leaves.get(usize::try_from(index).unwrap_or(usize::MAX)).map(hex::encode).unwrap_or_default();
-    Ok(Json(json!({
-        "seq": p.seq, "leaf_index": index, "tree_size": size, "leaf_hash": leaf,
-        "root": hex::encode(root), "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    let proof = merkle::inclusion_proof(&leaves, index, size)?;
+    let root = merkle::root_at(&leaves, size)?;
+    let leaf_hash = leaves.get(usize::try_from(index).unwrap_or(usize::MAX)).map(hex::encode).unwrap_or_default();
+    Ok(Json(InclusionProof {
+        seq: p.seq,
+        leaf_index: index,
+        tree_size: size,
+        leaf_hash,
+        root: hex::encode(root),
+        proof: proof.iter().map(hex::encode).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -335,27 +484,28 @@ struct ConsistencyParams {
     summary = "RFC 9162 consistency proof between two tree sizes",
     params(ConsistencyParams),
     responses(
-        (status = 200, description = "the proof and both roots", body = super::openapi::ConsistencyProof),
-        (status = 400, description = "an invalid query parameter or range (`invalid_query`)", body = super::openapi::ApiErrorBody),
+        (status = 200, description = "the proof and both roots", body = ConsistencyProof),
+        (status = 400, description = "an invalid query parameter or range (`invalid_query`)", body = ErrorBody),
     ),
     security(("bearer" = ["audit:read"]))
 )]
 async fn consistency(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ConsistencyParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConsistencyProof>, ApiError> {
     let leaves = state.audit().leaves();
     let to = p.to.unwrap_or(leaves.len() as u64);
     if p.from == 0 || p.from > to || to > leaves.len() as u64 {
         return Err(ApiError::bad_request("invalid_query", format!("need 1 <= from <= to <= {}", leaves.len())));
     }
-    let proof = merkle::consistency_proof(&leaves, p.from, to).map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "from": p.from, "to": to,
-        "root_from": hex::encode(merkle::root_at(&leaves, p.from).map_err(ApiError::internal)?),
-        "root_to": hex::encode(merkle::root_at(&leaves, to).map_err(ApiError::internal)?),
-        "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
-    })))
+    let proof = merkle::consistency_proof(&leaves, p.from, to)?;
+    Ok(Json(ConsistencyProof {
+        from: p.from,
+        to,
+        root_from: hex::encode(merkle::root_at(&leaves, p.from)?),
+        root_to: hex::encode(merkle::root_at(&leaves, to)?),
+        proof: proof.iter().map(hex::encode).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -373,9 +523,9 @@ struct DigestRequest {
     tag = "audit",
     summary = "The keyed digest of a value, to search the log for it",
     request_body = DigestRequest,
-    responses((status = 200, description = "`hmac-sha256:<hex>`", body = super::openapi::Digest)),
+    responses((status = 200, description = "`hmac-sha256:<hex>`", body = Digest)),
     security(("bearer" = ["audit:read"]))
 )]
-async fn digest(State(state): State<AppState>, ApiJson(body): ApiJson<DigestRequest>) -> Json<Value> {
-    Json(json!({"digest": state.keys().digest(&body.value)}))
+async fn digest(State(state): State<AppState>, ApiJson(body): ApiJson<DigestRequest>) -> Json<Digest> {
+    Json(Digest { digest: state.keys().digest(&body.value) })
 }

@@ -8,12 +8,12 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use warrant_engine::{EntityRef, Query, RuleVerdict};
+use warrant_engine::{EntityRef, Query};
 
-use super::authzen::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
-use super::decision::{Decided, decide, record};
-use super::error::ApiError;
+use super::decision::{Decided, RuleVerdict, Verdict, decide, record};
+use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
+use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
 use crate::state::AppState;
 
 /// Most request-carried entities in one request.
@@ -64,8 +64,7 @@ pub struct BatchRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizeResponse {
-    #[schema(value_type = super::openapi::Verdict)]
-    decision: &'static str,
+    decision: Verdict,
     /// The `@reason` annotations of the determining forbids, or `no_permit`.
     reasons: Vec<String>,
     /// Ids of the determining policies.
@@ -73,7 +72,6 @@ pub struct AuthorizeResponse {
     errors: Vec<String>,
     /// What each custom Wasm rule for the action said (consulted only when
     /// Cedar allows; an enforcing deny or failure makes the decision a deny).
-    #[schema(value_type = Vec<super::openapi::RuleVerdict>)]
     rules: Vec<RuleVerdict>,
     decision_id: String,
     policy_digest: String,
@@ -82,15 +80,38 @@ pub struct AuthorizeResponse {
 impl From<Decided> for AuthorizeResponse {
     fn from(d: Decided) -> Self {
         Self {
-            decision: if d.decision.allowed { "allow" } else { "deny" },
+            decision: Verdict::of(d.decision.allowed),
             reasons: d.decision.reasons,
             policies: d.decision.policies,
             errors: d.decision.errors,
-            rules: d.decision.rules,
+            rules: d.decision.rules.into_iter().map(RuleVerdict::from).collect(),
             decision_id: d.decision_id,
             policy_digest: d.policy_digest,
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// One per request, in order.
+    results: Vec<BatchResult>,
+    /// The digest of the bundle every request was decided against.
+    policy_digest: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Decided(AuthorizeResponse),
+    Failed(BatchFailure),
+}
+
+/// A request of the batch that could not be decided: a deny with the reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchFailure {
+    /// Always `deny`.
+    decision: Verdict,
+    error: ItemError,
 }
 
 fn query(r: &AuthorizeRequest) -> Query {
@@ -135,25 +156,28 @@ async fn authorize(
     summary = "Decide up to 1000 Cedar requests against one policy snapshot",
     description = "A request that cannot be decided is answered in its place with a deny and an `error`.",
     request_body = BatchRequest,
-    responses((status = 200, description = "one result per request, in order", body = super::openapi::BatchAnswer)),
+    responses((status = 200, description = "one result per request, in order", body = BatchAnswer)),
     security(("bearer" = ["decide"]))
 )]
-async fn batch(State(state): State<AppState>, ApiJson(body): ApiJson<BatchRequest>) -> Result<Json<Value>, ApiError> {
+async fn batch(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BatchRequest>,
+) -> Result<Json<BatchAnswer>, ApiError> {
     let snapshot = state.snapshot();
     let queries: Vec<Query> = body.requests.iter().map(query).collect();
-    let mut outcomes: Vec<Result<Decided, ApiError>> = Vec::with_capacity(queries.len());
+    let mut outcomes = Vec::with_capacity(queries.len());
     for q in &queries {
         outcomes.push(decide(&state, &snapshot, q).await);
     }
     let pairs: Vec<(&Decided, &Query)> =
         outcomes.iter().zip(&queries).filter_map(|(o, q)| o.as_ref().ok().map(|d| (d, q))).collect();
     record(&state, &pairs).await?;
-    let results: Vec<Value> = outcomes
+    let results = outcomes
         .into_iter()
         .map(|o| match o {
-            Ok(d) => serde_json::to_value(AuthorizeResponse::from(d)).unwrap_or(Value::Null),
-            Err(e) => serde_json::json!({"decision": "deny", "error": {"code": e.code(), "message": e.message(), "field": e.field()}}),
+            Ok(d) => BatchResult::Decided(d.into()),
+            Err(e) => BatchResult::Failed(BatchFailure { decision: Verdict::Deny, error: e.into() }),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "results": results, "policy_digest": snapshot.bundle.digest() })))
+    Ok(Json(BatchAnswer { results, policy_digest: snapshot.bundle.digest().to_owned() }))
 }

@@ -12,21 +12,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Query};
 
-use super::decision::{Decided, decide, record};
-use super::error::ApiError;
+use super::decision::{Decided, RuleVerdict, decide, record, rule_verdicts};
+use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
+use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
 use crate::state::AppState;
-
-/// Longest entity type or action name accepted.
-pub const MAX_NAME: usize = 256;
-/// Longest entity id accepted.
-pub const MAX_ID: usize = 1024;
-/// Most evaluations in one batch.
-pub const MAX_EVALUATIONS: usize = 1000;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/access/v1/evaluation", post(evaluation)).route("/access/v1/evaluations", post(evaluations))
@@ -158,8 +152,59 @@ pub struct EvaluationItem {
 pub struct Answer {
     decision: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    context: Option<Value>,
+    context: Option<AnswerContext>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AnswerContext {
+    Explained(Explanation),
+    Failed(Failed),
+}
+
+/// Why the decision is what it is (`options.explain`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Explanation {
+    decision_id: String,
+    /// The digest of the bundle the request was decided against.
+    policy_digest: String,
+    /// The `@reason` annotations of the determining forbids, or `no_permit`.
+    reasons: Vec<String>,
+    /// Ids of the determining policies.
+    policies: Vec<String>,
+    errors: Vec<String>,
+    rules: Vec<RuleVerdict>,
+}
+
+/// A batch item that could not be decided (its `decision` is `false`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Failed {
+    error: ItemError,
+}
+
+/// A batch answer, or one decision when the request had no `evaluations`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EvaluationsResponse {
+    Batch(Evaluations),
+    Single(Answer),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Evaluations {
+    /// One per evaluation, in order; fewer if `evaluations_semantic` stopped the batch.
+    evaluations: Vec<Answer>,
+}
+
+/// AuthZEN PDP metadata: absolute endpoint URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PdpMetadata {
+    policy_decision_point: String,
+    access_evaluation_endpoint: String,
+    access_evaluations_endpoint: String,
+    search_subject_endpoint: String,
+    search_resource_endpoint: String,
+    search_action_endpoint: String,
 }
 
 fn query(subject: &Entity, action: &Action, resource: &Entity, context: Option<&Map<String, Value>>) -> Query {
@@ -174,13 +219,13 @@ fn query(subject: &Entity, action: &Action, resource: &Entity, context: Option<&
 
 fn answer(decided: &Decided, explain: bool) -> Answer {
     let context = explain.then(|| {
-        json!({
-            "decision_id": decided.decision_id,
-            "policy_digest": decided.policy_digest,
-            "reasons": decided.decision.reasons,
-            "policies": decided.decision.policies,
-            "errors": decided.decision.errors,
-            "rules": decided.decision.rules,
+        AnswerContext::Explained(Explanation {
+            decision_id: decided.decision_id.clone(),
+            policy_digest: decided.policy_digest.clone(),
+            reasons: decided.decision.reasons.clone(),
+            policies: decided.decision.policies.clone(),
+            errors: decided.decision.errors.clone(),
+            rules: rule_verdicts(&decided.decision.rules),
         })
     });
     Answer { decision: decided.decision.allowed, context }
@@ -219,13 +264,13 @@ async fn evaluation(
         stop the batch at the first deny or permit; an item that cannot be decided is a deny with \
         `context.error`.",
     request_body = EvaluationsRequest,
-    responses((status = 200, description = "the decisions, in request order", body = super::openapi::EvaluationsResponse)),
+    responses((status = 200, description = "the decisions, in request order", body = EvaluationsResponse)),
     security(("bearer" = ["decide"]))
 )]
 async fn evaluations(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EvaluationsRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EvaluationsResponse>, ApiError> {
     let snapshot = state.snapshot();
     let options = body.options.clone().unwrap_or_default();
     let items = match &body.evaluations {
@@ -250,7 +295,7 @@ async fn evaluations(
             let q = query(subject, action, resource, body.context.as_ref());
             let decided = decide(&state, &snapshot, &q).await?;
             record(&state, &[(&decided, &q)]).await?;
-            return Ok(Json(serde_json::to_value(answer(&decided, options.explain)).map_err(ApiError::internal)?));
+            return Ok(Json(EvaluationsResponse::Single(answer(&decided, options.explain))));
         }
     };
 
@@ -264,7 +309,10 @@ async fn evaluations(
         let outcome = match (subject, action, resource) {
             (Some(s), Some(a), Some(r)) => {
                 let q = query(s, a, r, context);
-                decide(&state, &snapshot, &q).await.inspect(|d| decided_items.push((d.clone(), q)))
+                decide(&state, &snapshot, &q)
+                    .await
+                    .map_err(ItemError::from)
+                    .inspect(|d| decided_items.push((d.clone(), q)))
             }
             _ => {
                 let missing = if subject.is_none() {
@@ -278,16 +326,14 @@ async fn evaluations(
                     "invalid_body",
                     format!("`{missing}` is missing from this evaluation and from the defaults"),
                 )
-                .with_field(format!("evaluations[{index}].{missing}")))
+                .with_field(format!("evaluations[{index}].{missing}"))
+                .into_item())
             }
         };
         let (allowed, rendered) = match outcome {
             Ok(decided) => (decided.decision.allowed, answer(&decided, options.explain)),
             // A failing item is a deny that says why; the batch goes on.
-            Err(e) => {
-                let error = json!({"code": e.code(), "message": e.message(), "field": e.field()});
-                (false, Answer { decision: false, context: Some(json!({ "error": error })) })
-            }
+            Err(error) => (false, Answer { decision: false, context: Some(AnswerContext::Failed(Failed { error })) }),
         };
         answers.push(rendered);
         let stop = match options.evaluations_semantic {
@@ -301,7 +347,7 @@ async fn evaluations(
     }
     let pairs: Vec<(&Decided, &Query)> = decided_items.iter().map(|(d, q)| (d, q)).collect();
     record(&state, &pairs).await?;
-    Ok(Json(json!({ "evaluations": answers })))
+    Ok(Json(EvaluationsResponse::Batch(Evaluations { evaluations: answers })))
 }
 
 /// PDP metadata (AuthZEN 1.0 §"Policy Decision Point Metadata").
@@ -311,20 +357,20 @@ async fn evaluations(
     operation_id = "authzen_configuration",
     tag = "authzen",
     summary = "The PDP metadata document (public)",
-    responses((status = 200, description = "endpoints, absolute, on the host the request named", body = super::openapi::PdpMetadata))
+    responses((status = 200, description = "endpoints, absolute, on the host the request named", body = PdpMetadata))
 )]
-async fn configuration(headers: HeaderMap, public_url: Option<String>) -> Json<Value> {
+async fn configuration(headers: HeaderMap, public_url: Option<String>) -> Json<PdpMetadata> {
     let base = public_url.unwrap_or_else(|| {
         let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
         format!("http://{host}")
     });
     let base = base.trim_end_matches('/');
-    Json(json!({
-        "policy_decision_point": base,
-        "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
-        "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
-        "search_subject_endpoint": format!("{base}/access/v1/search/subject"),
-        "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
-        "search_action_endpoint": format!("{base}/access/v1/search/action"),
-    }))
+    Json(PdpMetadata {
+        policy_decision_point: base.to_owned(),
+        access_evaluation_endpoint: format!("{base}/access/v1/evaluation"),
+        access_evaluations_endpoint: format!("{base}/access/v1/evaluations"),
+        search_subject_endpoint: format!("{base}/access/v1/search/subject"),
+        search_resource_endpoint: format!("{base}/access/v1/search/resource"),
+        search_action_endpoint: format!("{base}/access/v1/search/action"),
+    })
 }

@@ -4,17 +4,17 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use garde::Validate;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
+use super::decision::Verdict;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::limits::{MAX_ID, MAX_NAME};
 use crate::audit::Event;
-use crate::credentials::{Ask, ResolveError, resolve};
+use crate::credentials::{Ask, Credential, ResolveError, resolve};
 use crate::state::AppState;
-
-const MAX_ID: usize = 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/credentials/resolve", post(handle))
@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 #[schema(as = CredentialPrincipal)]
 pub struct Principal {
     #[serde(rename = "type")]
-    #[garde(length(min = 1, max = 256))]
+    #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     type_name: String,
     #[garde(length(min = 1, max = MAX_ID))]
@@ -61,6 +61,27 @@ pub struct ResolveRequest {
     purpose: Option<String>,
 }
 
+/// `credential` when allowed; the deny `reasons` otherwise.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resolution {
+    decision: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<Credential>,
+    reasons: Vec<String>,
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::Request(r) => r.into(),
+            ResolveError::Store(s) => s.into(),
+            ResolveError::PrincipalType(_) => {
+                ApiError::bad_request("invalid_field", e.to_string()).with_field("principal.type")
+            }
+        }
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/v1/credentials/resolve",
@@ -70,13 +91,13 @@ pub struct ResolveRequest {
     description = "The project owner's token, the principal's own token or the service account; \
         or a deny with the reasons collected (a 200). Every resolution is audited as `token.used`.",
     request_body = ResolveRequest,
-    responses((status = 200, description = "the credential, or a deny with reasons", body = super::openapi::Resolution)),
+    responses((status = 200, description = "the credential, or a deny with reasons", body = Resolution)),
     security(("bearer" = ["decide"]))
 )]
 async fn handle(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResolveRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resolution>, ApiError> {
     let snapshot = state.snapshot();
     let ask = Ask {
         principal_type: body.principal.type_name,
@@ -93,14 +114,7 @@ async fn handle(
     };
     // Resolution may run rules between store reads: hold a rule slot throughout.
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
-    let resolution =
-        resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await.map_err(|e| match e {
-            ResolveError::Request(r) => r.into(),
-            ResolveError::Store(s) => ApiError::internal(s),
-            ResolveError::PrincipalType(_) => {
-                ApiError::bad_request("invalid_field", e.to_string()).with_field("principal.type")
-            }
-        })?;
+    let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await?;
     // Every resolution is a token use on the record, allowed or not.
     let mut event = Event::new("token.used", format!("{}::{}", ask.principal_type, ask.principal_id));
     event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());
@@ -120,7 +134,7 @@ async fn handle(
     }
     state.audit().append(event).await?;
     Ok(Json(match resolution.credential {
-        Some(credential) => json!({"decision": "allow", "credential": credential, "reasons": []}),
-        None => json!({"decision": "deny", "reasons": resolution.reasons}),
+        Some(credential) => Resolution { decision: Verdict::Allow, credential: Some(credential), reasons: Vec::new() },
+        None => Resolution { decision: Verdict::Deny, credential: None, reasons: resolution.reasons },
     }))
 }

@@ -1,9 +1,13 @@
 //! The one path every decision endpoint takes: decide against the request's
 //! snapshot, give the decision an id, and record it in the audit log (as
-//! `--audit-decisions` says) before anyone is answered.
+//! `--audit-decisions` says) before anyone is answered. Also the verdict
+//! types every decision answer shares.
 
 use chrono::Utc;
-use warrant_engine::{Decision, Query};
+use serde::Serialize;
+use utoipa::ToSchema;
+use warrant_engine::rules::{Mode, Outcome};
+use warrant_engine::{Decision, Query, RequestError};
 
 use super::error::ApiError;
 use crate::audit::Event;
@@ -19,7 +23,7 @@ pub struct Decided {
 
 /// Decides `query`; a decision that may run custom rules runs on a rule
 /// slot, off the async workers (see [`crate::rules::RuleHost::run`]).
-pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
+pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestError> {
     if snapshot.bundle.action_has_rules(&query.action) {
         state.rules().run(|| decide_now(snapshot, query)).await
     } else {
@@ -27,7 +31,7 @@ pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Res
     }
 }
 
-fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, ApiError> {
+fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestError> {
     let decision = snapshot.bundle.decide(&snapshot.entities, query, Utc::now())?;
     Ok(Decided {
         decision,
@@ -69,4 +73,73 @@ pub async fn record(state: &AppState, decisions: &[(&Decided, &Query)]) -> Resul
         result?;
     }
     Ok(())
+}
+
+/// A native decision: `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+impl Verdict {
+    pub fn of(allowed: bool) -> Self {
+        if allowed { Self::Allow } else { Self::Deny }
+    }
+}
+
+/// What one custom rule said about a request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuleVerdict {
+    /// The rule's name in `rules/manifest.json`.
+    rule: String,
+    mode: RuleMode,
+    verdict: RuleOutcome,
+    /// The rule's reason code (`token_too_old`); for an `error`, the failure:
+    /// `out_of_fuel`, `timeout`, `memory_limit`, `trap` or `instantiate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// For an `error`: what happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `enforce`: a deny or failure denies the request. `observe`: reported only.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMode {
+    Enforce,
+    Observe,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleOutcome {
+    Allow,
+    Deny,
+    Abstain,
+    Error,
+}
+
+impl From<warrant_engine::RuleVerdict> for RuleVerdict {
+    fn from(v: warrant_engine::RuleVerdict) -> Self {
+        let warrant_engine::RuleVerdict { rule, mode, verdict, reason, error } = v;
+        let mode = match mode {
+            Mode::Enforce => RuleMode::Enforce,
+            Mode::Observe => RuleMode::Observe,
+        };
+        let verdict = match verdict {
+            Outcome::Allow => RuleOutcome::Allow,
+            Outcome::Deny => RuleOutcome::Deny,
+            Outcome::Abstain => RuleOutcome::Abstain,
+            Outcome::Error => RuleOutcome::Error,
+        };
+        Self { rule, mode, verdict, reason, error }
+    }
+}
+
+/// The rule verdicts of a decision, as answers show them.
+pub fn rule_verdicts(rules: &[warrant_engine::RuleVerdict]) -> Vec<RuleVerdict> {
+    rules.iter().cloned().map(RuleVerdict::from).collect()
 }

@@ -4,10 +4,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
-
 use garde::Validate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -31,7 +30,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = ["policy:admin"]))
 )]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
-    Ok(Json(state.store().entities().await.map_err(ApiError::internal)?))
+    Ok(Json(state.store().entities().await?))
 }
 
 /// The body is a Cedar entities JSON array (the format Cedar's tools read).
@@ -39,6 +38,12 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiErro
 #[serde(transparent)]
 #[schema(as = EntitiesUpload, value_type = Vec<Object>)]
 struct Upload(#[garde(length(max = MAX_ENTITIES))] Vec<Value>);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitiesStored {
+    /// How many entities are stored now.
+    stored: usize,
+}
 
 #[utoipa::path(
     put,
@@ -49,13 +54,13 @@ struct Upload(#[garde(length(max = MAX_ENTITIES))] Vec<Value>);
     description = "Validated against the active schema, then swapped in whole and atomically; \
         refused entities leave the stored set unchanged.",
     request_body = Upload,
-    responses((status = 200, description = "how many entities are now stored", body = super::openapi::EntitiesStored)),
+    responses((status = 200, description = "how many entities are now stored", body = EntitiesStored)),
     security(("bearer" = ["policy:admin"]))
 )]
 async fn replace(
     State(state): State<AppState>,
     ApiJson(Upload(docs)): ApiJson<Upload>,
-) -> Result<Json<Value>, ApiError> {
-    let count = state.replace_entities(docs).await?;
-    Ok(Json(json!({ "stored": count })))
+) -> Result<Json<EntitiesStored>, ApiError> {
+    let stored = state.replace_entities(docs).await?;
+    Ok(Json(EntitiesStored { stored }))
 }

@@ -1,15 +1,23 @@
-//! The one error type every handler returns, rendered as
+//! The one error type every handler returns, rendered as [`ErrorBody`]:
 //! `{"error": {"code", "message", "field"?, "diagnostics"?}}`.
 //!
 //! Client mistakes are 4xx and say what is wrong; anything internal is a 500
-//! with a generic message, logged in full with the request id.
+//! with a generic message. Building an error does nothing else: the detail
+//! of an internal one travels in the response's extensions ([`Failure`]) to
+//! the one layer that logs it with the request id (`mod.rs`).
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use warrant_engine::{BundleError, Diagnostic, RequestError};
+use utoipa::ToSchema;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::{ContentBuilder, Ref};
+use warrant_engine::{BundleError, RequestError};
 
+use crate::audit::AuditError;
 use crate::state::ChangeError;
+use crate::store::StoreError;
+use crate::tokens::TokenConflict;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -19,26 +27,78 @@ pub struct ApiError {
     field: Option<String>,
     diagnostics: Vec<Diagnostic>,
     close_connection: bool,
+    /// For a 5xx: what really happened, for the log only.
+    failure: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case (`invalid_body`, `unauthorized`, `not_found`, …).
+    code: &'static str,
+    message: String,
+    /// The offending field, as a JSON path (`subject.type`, `evaluations[2].action`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    diagnostics: &'a [Diagnostic],
+    field: Option<String>,
+    /// Located problems of a refused policy bundle.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    diagnostics: Vec<Diagnostic>,
 }
+
+/// One problem found in a bundle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Diagnostic {
+    /// Bundle-relative path of the file at fault.
+    file: String,
+    /// 1-based line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    /// 1-based column, in characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<usize>,
+    message: String,
+}
+
+impl From<warrant_engine::Diagnostic> for Diagnostic {
+    fn from(d: warrant_engine::Diagnostic) -> Self {
+        let warrant_engine::Diagnostic { file, line, column, message } = d;
+        Self { file, line, column, message }
+    }
+}
+
+/// A batch item that could not be decided: its error, in its answer's place
+/// (`field` is always present, null when no one field is at fault).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ItemError {
+    code: &'static str,
+    message: String,
+    #[schema(required = true)]
+    field: Option<String>,
+}
+
+/// The detail of a server-side failure, carried in the response's
+/// extensions to the layer that logs it; never sent.
+#[derive(Debug, Clone)]
+pub struct Failure(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, diagnostics: Vec::new(), close_connection: false }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            diagnostics: Vec::new(),
+            close_connection: false,
+            failure: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -63,10 +123,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
-    /// A server-side failure: logged here, hidden from the client.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A server-side failure: the client is told only that it happened; the
+    /// detail goes to the log with the response (see [`Failure`]).
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %error, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the service log")
+        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the service log");
+        e.failure = Some(error.to_string());
+        e
     }
 
     pub fn status(&self) -> StatusCode {
@@ -81,29 +147,39 @@ impl ApiError {
         &self.message
     }
 
-    pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+    /// The body of a refusal in a batch, when the batch goes on without it.
+    pub fn into_item(self) -> ItemError {
+        ItemError { code: self.code, message: self.message, field: self.field }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                diagnostics: &self.diagnostics,
+                message: self.message,
+                field: self.field,
+                diagnostics: self.diagnostics,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.close_connection {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(failure) = self.failure {
+            response.extensions_mut().insert(Failure(failure));
         }
         response
     }
+}
+
+/// A documented error response: `description`, with the [`ErrorBody`] schema.
+pub fn documented(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
+        .build()
 }
 
 impl From<RequestError> for ApiError {
@@ -113,15 +189,37 @@ impl From<RequestError> for ApiError {
     }
 }
 
-impl From<crate::audit::AuditError> for ApiError {
-    fn from(e: crate::audit::AuditError) -> Self {
+impl From<RequestError> for ItemError {
+    fn from(e: RequestError) -> Self {
+        ApiError::from(e).into_item()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         Self::internal(e)
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<TokenConflict> for ApiError {
+    fn from(conflict: TokenConflict) -> Self {
+        let code = match conflict {
+            TokenConflict::RefreshRevoked(_) => "token_revoked",
+            TokenConflict::Mismatch { .. } => "token_mismatch",
+        };
+        Self::conflict(code, conflict.to_string())
     }
 }
 
 impl From<BundleError> for ApiError {
     fn from(e: BundleError) -> Self {
-        let diagnostics = e.diagnostics();
+        let diagnostics = e.diagnostics().into_iter().map(Diagnostic::from).collect();
         let mut error = Self::bad_request("invalid_bundle", e.to_string());
         error.diagnostics = diagnostics;
         error
@@ -137,8 +235,28 @@ impl From<ChangeError> for ApiError {
                 format!("the stored entities do not conform to this bundle's schema: {inner}"),
             ),
             ChangeError::Entities(inner) => Self::bad_request("invalid_entities", inner.to_string()),
-            ChangeError::Store(inner) => Self::internal(inner),
+            ChangeError::Store(inner) => inner.into(),
             ChangeError::Audit(inner) => Self::internal(inner),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An internal error's detail goes to the log layer, never to the client.
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_detail_out_of_the_body() {
+        let response = ApiError::internal("disk `/var/lib/warrant` is full").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let failure = response.extensions().get::<Failure>().map(|f| f.0.clone());
+        assert_eq!(failure.as_deref(), Some("disk `/var/lib/warrant` is full"));
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error; see the service log"}})
+        );
     }
 }

@@ -2,17 +2,38 @@
 //! verified) webhooks needs a key with the route's scope. 401 without a
 //! valid key, 403 with the wrong scope; refusals of a presented key are
 //! audited (`api_key.rejected`).
+//!
+//! The OpenAPI document names this guard's scheme [`SCHEME`]; each guarded
+//! operation lists the scope it needs under it.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::ApiError;
 use crate::audit::Event;
 use crate::auth::{Refusal, Scope};
 use crate::state::AppState;
+
+/// The name of the API-key security scheme in the OpenAPI document.
+pub const SCHEME: &str = "bearer";
+
+/// How the document describes [`SCHEME`].
+pub fn security_scheme() -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("wrnt_<id>_<secret>")
+            .description(Some(
+                "An API key minted with `warrant keys create --scope SCOPE…`. Each operation names the \
+                 scope it needs (`decide`, `events:write`, `audit:read`, `policy:admin`).",
+            ))
+            .build(),
+    )
+}
 
 /// The id of the API key a request was made with (a request extension).
 #[derive(Debug, Clone)]

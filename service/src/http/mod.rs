@@ -1,6 +1,11 @@
 //! The HTTP API: one module per resource, each with its `router()`, joined
 //! here with the cross-cutting layers (request ids, tracing, body limits,
-//! panics turned into JSON 500s, JSON 404/405).
+//! panics turned into JSON 500s, JSON 404/405, and the one place server
+//! errors are logged).
+//!
+//! Modules depend one way: `openapi` gathers the handlers' documentation;
+//! handlers share `limits`, `error`, `decision` and the extractors, never
+//! `openapi`.
 
 mod audit;
 mod authorize;
@@ -12,6 +17,7 @@ pub mod error;
 mod guard;
 mod health;
 pub mod json;
+mod limits;
 mod openapi;
 mod policies;
 mod query;
@@ -24,14 +30,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request as AxumRequest;
 use axum::http::{HeaderName, Request, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use self::error::ApiError;
+use self::error::{ApiError, Failure};
 use self::guard::Guard;
 use crate::auth::Scope;
 use crate::state::AppState;
@@ -84,6 +91,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(log_server_errors))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -118,6 +126,30 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal("a request handler panicked").into_response()
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    ApiError::internal(format!("a request handler panicked: {message}")).into_response()
+}
+
+/// Logs every 5xx answer, and only here: with the request id and the
+/// failure the response carries for the log ([`Failure`]), which the client
+/// is not shown. A 503 (not ready) is a warning, anything else an error.
+async fn log_server_errors(req: AxumRequest, next: Next) -> Response {
+    let request_id = req.extensions().get::<RequestId>().cloned();
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.is_server_error() {
+        let request_id = request_id.as_ref().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+        let error = response.extensions().get::<Failure>().map_or("", |f| f.0.as_str());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(status = status.as_u16(), request_id, error, "service unavailable");
+        } else {
+            tracing::error!(status = status.as_u16(), request_id, error, "internal error");
+        }
+    }
+    response
 }

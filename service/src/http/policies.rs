@@ -10,13 +10,12 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use garde::Validate;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use warrant_engine::BundleSource;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::guard::Caller;
 use super::json::ApiJson;
 use super::query::ApiQuery;
@@ -38,6 +37,61 @@ struct ShowParams {
     content: bool,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyBundle {
+    digest: String,
+    /// The schema's namespace, if it has one.
+    #[schema(required = true)]
+    namespace: Option<String>,
+    /// How many policies.
+    policies: usize,
+    origin: Origin,
+    /// RFC 3339 UTC.
+    activated_at: String,
+    /// Sorted by path.
+    files: Vec<PolicyFile>,
+}
+
+/// Where the active bundle came from.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = BundleOrigin)]
+pub enum Origin {
+    /// Read from the policies directory (at start or on SIGHUP).
+    Disk,
+    /// Uploaded with `PUT /v1/policies`.
+    Api,
+}
+
+impl From<BundleOrigin> for Origin {
+    fn from(origin: BundleOrigin) -> Self {
+        match origin {
+            BundleOrigin::Disk => Self::Disk,
+            BundleOrigin::Api => Self::Api,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyFile {
+    path: String,
+    bytes: usize,
+    sha256: String,
+    /// The text, with `?content=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    /// How `content` is encoded when it is not the text itself: rule
+    /// components are binary and shown as base64, the form `PUT` takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Base64,
+}
+
 #[utoipa::path(
     get,
     path = "/v1/policies",
@@ -46,46 +100,43 @@ struct ShowParams {
     summary = "The active policy bundle",
     params(ShowParams),
     responses(
-        (status = 200, description = "its digest, namespace, origin and files", body = super::openapi::PolicyBundle),
-        (status = 400, description = "an invalid query parameter", body = super::openapi::ApiErrorBody),
+        (status = 200, description = "its digest, namespace, origin and files", body = PolicyBundle),
+        (status = 400, description = "an invalid query parameter", body = ErrorBody),
     ),
     security(("bearer" = ["policy:admin"]))
 )]
-async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowParams>) -> Json<Value> {
+async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowParams>) -> Json<PolicyBundle> {
     let snapshot = state.snapshot();
     let source = snapshot.bundle.source();
     let text = source.files().map(|(path, text)| (path, text.as_bytes(), None));
     // Rule components are binary: their content is shown base64-encoded, the
     // form `PUT /v1/policies` takes.
-    let binary = source.binaries().map(|(path, bytes)| (path, bytes, Some("base64")));
-    let mut files: Vec<Value> = text
+    let binary = source.binaries().map(|(path, bytes)| (path, bytes, Some(Encoding::Base64)));
+    let mut files: Vec<PolicyFile> = text
         .chain(binary)
         .map(|(path, bytes, encoding)| {
-            let mut file = json!({"path": path, "bytes": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes))});
-            if params.content
-                && let Some(obj) = file.as_object_mut()
-            {
-                let content = match encoding {
-                    Some(_) => BASE64.encode(bytes),
-                    None => String::from_utf8_lossy(bytes).into_owned(),
-                };
-                obj.insert("content".into(), Value::String(content));
-                if let Some(encoding) = encoding {
-                    obj.insert("encoding".into(), json!(encoding));
-                }
+            let content = params.content.then(|| match encoding {
+                Some(Encoding::Base64) => BASE64.encode(bytes),
+                None => String::from_utf8_lossy(bytes).into_owned(),
+            });
+            PolicyFile {
+                path: path.to_owned(),
+                bytes: bytes.len(),
+                sha256: hex::encode(Sha256::digest(bytes)),
+                encoding: encoding.filter(|_| content.is_some()),
+                content,
             }
-            file
         })
         .collect();
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    Json(json!({
-        "digest": snapshot.bundle.digest(),
-        "namespace": snapshot.bundle.namespace(),
-        "policies": snapshot.bundle.policy_count(),
-        "origin": snapshot.origin,
-        "activated_at": snapshot.activated_at,
-        "files": files,
-    }))
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Json(PolicyBundle {
+        digest: snapshot.bundle.digest().to_owned(),
+        namespace: snapshot.bundle.namespace().map(str::to_owned),
+        policies: snapshot.bundle.policy_count(),
+        origin: snapshot.origin.into(),
+        activated_at: snapshot.activated_at.clone(),
+        files,
+    })
 }
 
 /// `{"files": {"relative/path.cedar": "text", …}}`: the whole new bundle.

@@ -4,6 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::schema::SchemaFormat;
+use utoipa::openapi::{Object, ObjectBuilder, Type};
 
 use super::error::ApiError;
 
@@ -18,4 +20,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| Self(q.0))
             .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query parameters: {}", e.body_text())))
     }
+}
+
+/// The schema of a `u64` query parameter the service accepts whole: without
+/// utoipa's default `int64` format, which would cap it at 2^63 - 1.
+pub fn unsigned() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::Custom("uint64".to_owned())))
+        .minimum(Some(0))
+        .build()
 }

@@ -15,14 +15,15 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use garde::Validate;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Search};
 
-use super::authzen::{Action, Entity, MAX_NAME};
+use super::authzen::{Action, Entity};
 use super::error::ApiError;
 use super::json::{ApiJson, shallow_object};
+use super::limits::MAX_NAME;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 1000;
@@ -104,6 +105,48 @@ pub struct ActionSearch {
     page: Option<Page>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchEntity {
+    #[serde(rename = "type")]
+    type_name: String,
+    id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchAction {
+    name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageInfo {
+    /// Pass as `page.token` for the next page; empty on the last page.
+    next_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntitySearchResults {
+    results: Vec<SearchEntity>,
+    page: PageInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<SearchContext>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionSearchResults {
+    results: Vec<SearchAction>,
+    page: PageInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<SearchContext>,
+}
+
+/// Present only when there is something to say about the answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchContext {
+    /// E.g. a given subject that is not in the entity store (nothing can be
+    /// listed for it).
+    warnings: Vec<String>,
+}
+
 fn entity_ref(e: &Entity) -> EntityRef {
     EntityRef { type_name: e.type_name.clone(), id: e.id.clone(), properties: None }
 }
@@ -129,27 +172,23 @@ fn paginate(items: Vec<String>, page: Option<&Page>) -> Result<(Vec<String>, Str
     Ok((taken, next))
 }
 
-/// One page of `items` as an AuthZEN search answer, each rendered by `render`.
-/// `unknown` names given entities missing from the store: Cedar reads a
-/// missing entity's attributes as errors, so nothing is listed for it, and
-/// the answer says why in `context.warnings` rather than looking like a
-/// genuine empty listing.
-fn respond(
+/// One page of `items` as the parts of an AuthZEN search answer, each item
+/// rendered by `render`. `unknown` names given entities missing from the
+/// store: Cedar reads a missing entity's attributes as errors, so nothing is
+/// listed for it, and the answer says why in `context.warnings` rather than
+/// looking like a genuine empty listing.
+fn respond<T>(
     items: Vec<String>,
     page: Option<&Page>,
     unknown: Vec<String>,
-    render: impl Fn(String) -> Value,
-) -> Result<Json<Value>, ApiError> {
-    let (items, next) = paginate(items, page)?;
-    let results: Vec<Value> = items.into_iter().map(render).collect();
-    let mut answer = serde_json::Map::new();
-    answer.insert("results".into(), Value::Array(results));
-    answer.insert("page".into(), json!({"next_token": next}));
-    if !unknown.is_empty() {
-        let warnings: Vec<String> = unknown.into_iter().map(|e| format!("{e} is not in the entity store")).collect();
-        answer.insert("context".into(), json!({"warnings": warnings}));
-    }
-    Ok(Json(Value::Object(answer)))
+    render: impl Fn(String) -> T,
+) -> Result<(Vec<T>, PageInfo, Option<SearchContext>), ApiError> {
+    let (items, next_token) = paginate(items, page)?;
+    let results = items.into_iter().map(render).collect();
+    let context = (!unknown.is_empty()).then(|| SearchContext {
+        warnings: unknown.into_iter().map(|e| format!("{e} is not in the entity store")).collect(),
+    });
+    Ok((results, PageInfo { next_token }, context))
 }
 
 /// The given entities whose type is declared but which
@@ -172,13 +211,13 @@ fn unknown(snapshot: &crate::state::Snapshot, given: &[&Entity]) -> Vec<String> 
     summary = "Resources of a type the subject may act on (AuthZEN Resource Search API)",
     description = "An unknown resource type has no results.",
     request_body = ResourceSearch,
-    responses((status = 200, description = "one page of resources, sorted by id", body = super::openapi::EntitySearchResults)),
+    responses((status = 200, description = "one page of resources, sorted by id", body = EntitySearchResults)),
     security(("bearer" = ["decide"]))
 )]
 async fn resources(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResourceSearch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntitySearchResults>, ApiError> {
     let snapshot = state.snapshot();
     let search = Search {
         subject: entity_ref(&body.subject),
@@ -188,12 +227,10 @@ async fn resources(
     };
     let ids =
         state.rules().run(|| snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(
-        ids,
-        body.page.as_ref(),
-        unknown(&snapshot, &[&body.subject]),
-        |id| json!({"type": body.resource.type_name, "id": id}),
-    )
+    let (results, page, context) = respond(ids, body.page.as_ref(), unknown(&snapshot, &[&body.subject]), |id| {
+        SearchEntity { type_name: body.resource.type_name.clone(), id }
+    })?;
+    Ok(Json(EntitySearchResults { results, page, context }))
 }
 
 #[utoipa::path(
@@ -204,13 +241,13 @@ async fn resources(
     summary = "Subjects of a type that may act on the resource (AuthZEN Subject Search API)",
     description = "An unknown subject type has no results.",
     request_body = SubjectSearch,
-    responses((status = 200, description = "one page of subjects, sorted by id", body = super::openapi::EntitySearchResults)),
+    responses((status = 200, description = "one page of subjects, sorted by id", body = EntitySearchResults)),
     security(("bearer" = ["decide"]))
 )]
 async fn subjects(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SubjectSearch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntitySearchResults>, ApiError> {
     let snapshot = state.snapshot();
     let search = Search {
         subject: typed(&body.subject),
@@ -220,12 +257,10 @@ async fn subjects(
     };
     let ids =
         state.rules().run(|| snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(
-        ids,
-        body.page.as_ref(),
-        unknown(&snapshot, &[&body.resource]),
-        |id| json!({"type": body.subject.type_name, "id": id}),
-    )
+    let (results, page, context) = respond(ids, body.page.as_ref(), unknown(&snapshot, &[&body.resource]), |id| {
+        SearchEntity { type_name: body.subject.type_name.clone(), id }
+    })?;
+    Ok(Json(EntitySearchResults { results, page, context }))
 }
 
 #[utoipa::path(
@@ -235,10 +270,13 @@ async fn subjects(
     tag = "authzen",
     summary = "Actions the subject may take on the resource (AuthZEN Action Search API)",
     request_body = ActionSearch,
-    responses((status = 200, description = "one page of action names, sorted", body = super::openapi::ActionSearchResults)),
+    responses((status = 200, description = "one page of action names, sorted", body = ActionSearchResults)),
     security(("bearer" = ["decide"]))
 )]
-async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSearch>) -> Result<Json<Value>, ApiError> {
+async fn actions(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ActionSearch>,
+) -> Result<Json<ActionSearchResults>, ApiError> {
     let snapshot = state.snapshot();
     let search = Search {
         subject: entity_ref(&body.subject),
@@ -248,10 +286,7 @@ async fn actions(State(state): State<AppState>, ApiJson(body): ApiJson<ActionSea
     };
     let names =
         state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    respond(
-        names,
-        body.page.as_ref(),
-        unknown(&snapshot, &[&body.subject, &body.resource]),
-        |name| json!({"name": name}),
-    )
+    let unknown = unknown(&snapshot, &[&body.subject, &body.resource]);
+    let (results, page, context) = respond(names, body.page.as_ref(), unknown, |name| SearchAction { name })?;
+    Ok(Json(ActionSearchResults { results, page, context }))
 }

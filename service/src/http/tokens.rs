@@ -5,18 +5,17 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use garde::Validate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, shallow_object};
+use super::limits::MAX_ID;
 use crate::audit::Event;
 use crate::state::AppState;
 use crate::store::TokenUpdate;
-use crate::tokens::{self, TokenChange, TokenConflict, TokenEventKind, TokenState};
-
-const MAX_ID: usize = 1024;
+use crate::tokens::{self, TokenChange, TokenEventKind, TokenState};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tokens/events", post(record))
@@ -64,6 +63,18 @@ pub struct TokenEvent {
     details: Option<Map<String, Value>>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenEventRecorded {
+    /// The audit record's `seq`.
+    seq: u64,
+    /// The audit record's `mac`.
+    mac: String,
+    kind: TokenEventKind,
+    /// The token's state after the event (null for `token.used`).
+    #[schema(required = true)]
+    token: Option<TokenState>,
+}
+
 /// `text` as normalised RFC 3339 UTC, or a 400 naming `field`.
 fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -85,15 +96,15 @@ fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
         Resending an event is safe.",
     request_body = TokenEvent,
     responses(
-        (status = 201, description = "recorded: the audit record's `seq` and `mac`, and the token's state", body = super::openapi::TokenEventRecorded),
-        (status = 409, description = "the event contradicts the token's state (`token_revoked`, `token_mismatch`)", body = super::openapi::ApiErrorBody),
+        (status = 201, description = "recorded: the audit record's `seq` and `mac`, and the token's state", body = TokenEventRecorded),
+        (status = 409, description = "the event contradicts the token's state (`token_revoked`, `token_mismatch`)", body = ErrorBody),
     ),
     security(("bearer" = ["events:write"]))
 )]
 async fn record(
     State(state): State<AppState>,
     ApiJson(event): ApiJson<TokenEvent>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenEventRecorded>), ApiError> {
     let expires_at = match &event.expires_at {
         Some(text) => Some(rfc3339("expires_at", text)?),
         None if matches!(event.kind, TokenEventKind::Issued | TokenEventKind::Refreshed) => {
@@ -132,15 +143,9 @@ async fn record(
         .await?;
     let outcome =
         recorded.outcomes.into_iter().next().ok_or_else(|| ApiError::internal("the change went unanswered"))?;
-    let token = outcome.map_err(|conflict| {
-        let code = match conflict {
-            TokenConflict::RefreshRevoked(_) => "token_revoked",
-            TokenConflict::Mismatch { .. } => "token_mismatch",
-        };
-        ApiError::new(StatusCode::CONFLICT, code, conflict.to_string())
-    })?;
+    let token = outcome?;
     let appended = recorded.appended.ok_or_else(|| ApiError::internal("the event was not recorded"))?;
-    Ok((StatusCode::CREATED, Json(json!({ "seq": appended.seq, "mac": appended.mac, "kind": kind, "token": token }))))
+    Ok((StatusCode::CREATED, Json(TokenEventRecorded { seq: appended.seq, mac: appended.mac, kind, token })))
 }
 
 /// The audit record of an applied event, with the token's state after it.

@@ -13,25 +13,35 @@
 //!    state → 409.
 //!
 //! Accepted: the change is applied, audited as `webhook.received`, and
-//! answered 200 `{"applied": <tokens changed>, "seq": <audit seq>}`.
+//! answered 200 [`WebhookAccepted`].
+//!
+//! The operation is documented by [`Document`] rather than `#[utoipa::path]`:
+//! its body is raw bytes under a signature, not a JSON request type, so the
+//! JSON-body responses (`415`) the document adds to other operations do not
+//! apply.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
+use utoipa::{Modify, ToSchema};
 
-use super::error::ApiError;
+use super::error::{self, ApiError};
 use crate::audit::Event;
 use crate::state::AppState;
-use crate::tokens::TokenConflict;
-use crate::webhooks::inbound::{EventError, Planned, changed, plan_event};
+use crate::webhooks::Scheme;
+use crate::webhooks::inbound::{EventError, Planned, TYPES, changed, plan_event};
 use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
-use crate::webhooks::{Scheme, Webhooks};
 
 /// Bodies up to this size are kept (redacted) in a rejection's record;
 /// larger ones only by size and digest.
@@ -39,6 +49,14 @@ const MAX_AUDITED_BODY: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/{source}", post(receive))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAccepted {
+    /// Tokens whose state changed.
+    applied: usize,
+    /// The `webhook.received` record's `seq`.
+    seq: u64,
 }
 
 /// One delivery's refusal, before it is audited.
@@ -55,11 +73,10 @@ impl Refusal {
 
 async fn receive(
     State(state): State<AppState>,
-    hooks: Option<Extension<Webhooks>>,
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookAccepted>, ApiError> {
     let claimed = verify::claimed_id(&headers);
     let body = match body {
         Ok(b) => b,
@@ -77,21 +94,15 @@ async fn receive(
             return Err(reject(&state, &source, Refusal::new(error, claimed), None).await);
         }
     };
-    match accept(&state, hooks.map(|Extension(h)| h), &source, &headers, &body).await {
+    match accept(&state, &source, &headers, &body).await {
         Ok(answer) => Ok(Json(answer)),
         Err(refusal) => Err(reject(&state, &source, refusal, Some(&body)).await),
     }
 }
 
-async fn accept(
-    state: &AppState,
-    hooks: Option<Webhooks>,
-    name: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Value, Refusal> {
+async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<WebhookAccepted, Refusal> {
     let claimed = verify::claimed_id(headers);
-    let Some(source) = hooks.as_ref().and_then(|h| h.source(name)) else {
+    let Some(source) = state.webhooks().source(name) else {
         let error = ApiError::new(StatusCode::NOT_FOUND, "unknown_source", format!("no webhook source `{name}`"));
         return Err(Refusal::new(error, claimed));
     };
@@ -114,7 +125,7 @@ async fn accept(
     let fresh = store
         .webhook_seen(name, &id, &stamp(now), expires.as_deref())
         .await
-        .map_err(|e| Refusal::new(ApiError::internal(e), Some(id.clone())))?;
+        .map_err(|e| Refusal::new(e.into(), Some(id.clone())))?;
     if !fresh {
         let error =
             ApiError::new(StatusCode::CONFLICT, "replayed", format!("the delivery `{id}` was already received"));
@@ -163,10 +174,10 @@ async fn accept(
     };
     let applied = match changed(&recorded.outcomes) {
         Ok(changed) => changed.len(),
-        Err(conflict) => return Err(Refusal::new(event_error(EventError::Conflict(conflict.clone())), Some(id))),
+        Err(conflict) => return Err(Refusal::new(conflict.clone().into(), Some(id))),
     };
     match recorded.appended {
-        Some(appended) => Ok(json!({"applied": applied, "seq": appended.seq})),
+        Some(appended) => Ok(WebhookAccepted { applied, seq: appended.seq }),
         None => Err(Refusal::new(ApiError::internal("an applied delivery was not recorded"), None)),
     }
 }
@@ -191,14 +202,8 @@ fn event_error(e: EventError) -> ApiError {
         EventError::Malformed(_) => ApiError::bad_request("malformed_json", e.to_string()),
         EventError::Invalid { field, .. } => ApiError::bad_request("invalid_body", e.to_string()).with_field(field),
         EventError::Unsupported(_) => ApiError::bad_request("unsupported_event", e.to_string()).with_field("type"),
-        EventError::Conflict(c) => {
-            let code = match c {
-                TokenConflict::RefreshRevoked(_) => "token_revoked",
-                TokenConflict::Mismatch { .. } => "token_mismatch",
-            };
-            ApiError::new(StatusCode::CONFLICT, code, c.to_string())
-        }
-        EventError::Store(s) => ApiError::internal(s),
+        EventError::Conflict(c) => c.into(),
+        EventError::Store(s) => s.into(),
     }
 }
 
@@ -208,7 +213,7 @@ fn event_error(e: EventError) -> ApiError {
 async fn reject(state: &AppState, source: &str, refusal: Refusal, body: Option<&[u8]>) -> ApiError {
     let Refusal { error, webhook_id } = refusal;
     if error.status().is_server_error() {
-        // Our failure, not the sender's: logged by `ApiError::internal`.
+        // Our failure, not the sender's: logged with the response (`mod.rs`).
         return error;
     }
     let mut event = Event::new("webhook.rejected", format!("webhook:{source}"));
@@ -231,5 +236,89 @@ async fn reject(state: &AppState, source: &str, refusal: Refusal, body: Option<&
     match state.audit().append(event).await {
         Ok(_) => error,
         Err(e) => ApiError::internal(e),
+    }
+}
+
+/// Documents `POST /v1/webhooks/{source}`: authenticated by a signature over
+/// the raw body, not an API key.
+#[derive(Debug)]
+pub struct Document;
+
+impl Modify for Document {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(string()))
+                .build()
+        };
+        let source = ParameterBuilder::new()
+            .name("source")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some("a source configured in the webhooks file"))
+            .schema(Some(string()))
+            .build();
+        // The payload as `crate::webhooks::inbound` reads it, once verified:
+        // no request type exists to derive this from.
+        let payload = ObjectBuilder::new()
+            .description(Some("A webhook payload (Standard Webhooks' `{type, timestamp?, data}`)."))
+            .property(
+                "type",
+                string()
+                    .description(Some("`token.revoked`, `token.refreshed` or `user.deprovisioned`."))
+                    .enum_values(Some(TYPES)),
+            )
+            .required("type")
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("`token_id`, `owner`, `connection`, `expires_at`, `role`, as the type needs.")),
+            )
+            .required("data")
+            .build();
+        doc.components.get_or_insert_with(Default::default).schemas.insert("WebhookEvent".to_owned(), payload.into());
+        let json = |schema: &str| ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+        let refused = |description: &str| RefOr::T(error::documented(description));
+        let accepted = ResponseBuilder::new()
+            .description("applied and audited as `webhook.received`")
+            .content("application/json", json("WebhookAccepted"))
+            .build();
+        let operation = OperationBuilder::new()
+            .tag("webhooks")
+            .summary(Some("Receive a signed delivery (no API key)"))
+            .description(Some(
+                "Authenticated by its signature: Standard Webhooks (`webhook-id`, `webhook-timestamp`, \
+                 `webhook-signature`) or an HMAC-SHA256 of the body (`x-signature-256` or \
+                 `x-hub-signature-256`), as the source is configured. Payloads: `token.revoked`, \
+                 `token.refreshed`, `user.deprovisioned` (`{\"type\", \"data\"}`). Every refusal is \
+                 audited as `webhook.rejected`.",
+            ))
+            .operation_id(Some("receive_webhook"))
+            .parameter(source)
+            .parameter(header("webhook-id", "Standard Webhooks: the delivery id"))
+            .parameter(header("webhook-timestamp", "Standard Webhooks: Unix seconds, within 5 minutes"))
+            .parameter(header("webhook-signature", "Standard Webhooks: `v1,<base64 HMAC>`…"))
+            .parameter(header("x-signature-256", "`sha256=<hex HMAC of the body>`"))
+            .parameter(header("x-hub-signature-256", "`sha256=<hex HMAC of the body>` (GitHub's name)"))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", json("WebhookEvent"))
+                    .required(Some(Required::True))
+                    .build(),
+            ))
+            .response("200", accepted)
+            .response("400", refused("missing or malformed signature headers, or an unsupported payload"))
+            .response("401", refused("a bad signature, or a timestamp more than 5 minutes off"))
+            .response("404", refused("no such source (`unknown_source`)"))
+            .response("409", refused("a replayed delivery (`replayed`), or one the token's state contradicts"))
+            .response("413", RefOr::Ref(Ref::from_response_name("PayloadTooLarge")))
+            .build();
+        doc.paths.add_path_operation("/v1/webhooks/{source}", vec![HttpMethod::Post], operation);
     }
 }
