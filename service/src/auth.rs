@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+pub use crate::scope::Scope;
 use crate::store::api_keys::StoredKey;
 use crate::store::{Store, StoreError};
 
@@ -22,34 +23,6 @@ pub const CACHE_TTL: Duration = Duration::from_secs(1);
 /// Keys expire after this long unless told otherwise (seed 002 advises 90 days).
 pub const DEFAULT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(90);
 const PREFIX: &str = "wrnt_";
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Scope {
-    /// Ask for decisions, searches and credential resolutions.
-    #[value(name = "decide")]
-    Decide,
-    /// Report token lifecycle events.
-    #[value(name = "events:write")]
-    EventsWrite,
-    /// Read, export and verify the audit log.
-    #[value(name = "audit:read")]
-    AuditRead,
-    /// Read and change policies and entities.
-    #[value(name = "policy:admin")]
-    PolicyAdmin,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Decide => "decide",
-            Self::EventsWrite => "events:write",
-            Self::AuditRead => "audit:read",
-            Self::PolicyAdmin => "policy:admin",
-        }
-    }
-}
 
 /// Why a request's key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +71,7 @@ pub fn mint(
     getrandom::fill(&mut id).map_err(|e| e.to_string())?;
     getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
     let (id, secret) = (hex::encode(id), hex::encode(secret));
-    let mut names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let mut names = scopes.to_vec();
     names.sort();
     names.dedup();
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -169,7 +142,7 @@ impl Authenticator {
         if expired {
             return refuse(Refusal::Expired);
         }
-        if !key.scopes.iter().any(|s| s == scope.as_str()) {
+        if !key.scopes.contains(&scope) {
             return refuse(Refusal::Scope(scope.as_str()));
         }
         Ok(Ok(id.to_owned()))

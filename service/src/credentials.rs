@@ -161,7 +161,7 @@ pub async fn resolve(
         Some(o) => best(&store.tokens_of(o, &ask.connection).await?, now).cloned(),
         None => None,
     };
-    let owner_status = owner_token.as_ref().map_or("none", |t| t.status_at(now));
+    let owner_status = owner_token.as_ref().map_or("none", |t| t.status_at(now).as_str());
     let shared = d.decide(
         user,
         "use_owner_credentials",

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod http;
 pub mod keys;
 pub mod rules;
+pub mod scope;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -14,12 +14,14 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use warrant_engine::audit::{
-    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, Record, merkle, verify_chain,
+    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, Record, SealError, merkle,
+    verify_chain,
 };
+use warrant_service::scope::Scope;
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::webhooks::Cursor;
-use warrant_service::store::{AuditFilter, BundleOrigin, Store, StoreError, StoredBundle, TokenUpdate};
-use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
+use warrant_service::store::{AuditFilter, BundleOrigin, Sealed, Store, StoreError, StoredBundle, TokenUpdate};
+use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, TokenStatus, apply};
 
 /// A fresh token for the counting batches (`role` holds the count).
 fn fresh(id: &str) -> TokenState {
@@ -27,7 +29,7 @@ fn fresh(id: &str) -> TokenState {
         token_id: id.into(),
         owner: "ann".into(),
         connection: "snow".into(),
-        status: "active".into(),
+        status: TokenStatus::Active,
         role: "0".into(),
         expires_at: "2030-01-01T00:00:00.000Z".into(),
         updated_at: "n0".into(),
@@ -35,7 +37,115 @@ fn fresh(id: &str) -> TokenState {
     }
 }
 
-async fn suite(store: Store) {
+// One test per concern, each on both backends, each on a fresh database.
+on_both_backends!(
+    entities_are_replaced_as_a_set,
+    the_newest_bundle_activation_wins,
+    a_token_changes_in_one_read_modify_write,
+    a_token_batch_applies_in_order,
+    concurrent_token_batches_lose_no_update,
+    audit_records_are_gap_free_verifiable_and_queryable,
+    checkpoints_are_kept_once_per_size,
+    token_changes_commit_with_their_records,
+    api_keys_are_stored_and_revoked,
+    webhook_state_is_kept,
+);
+
+/// Defines, for each case, `sqlite::<case>` and `postgres::<case>` tests
+/// running it on a fresh database of that backend.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _dir) = super::sqlite_store().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(store) = super::postgres_store(stringify!($case)).await else { return };
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+use on_both_backends;
+
+/// A store on a fresh SQLite file (kept while the directory lives).
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    (Store::open(&url).await.unwrap(), dir)
+}
+
+/// A store on a fresh PostgreSQL database on `WARRANT_TEST_POSTGRES_URL`;
+/// `None` (the case skips) without one, which CI refuses.
+async fn postgres_store(case: &str) -> Option<Store> {
+    let Ok(admin) = std::env::var("WARRANT_TEST_POSTGRES_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_POSTGRES_URL is not set: run the suite with tests/run");
+        eprintln!("skipping: WARRANT_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("warrant_store_{}_{case}", std::process::id());
+    let out = std::process::Command::new("psql")
+        .arg(&admin)
+        .args(["-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some(Store::open(&format!("{base}/{name}")).await.unwrap())
+}
+
+/// A token change of `kind` to `t1`, owned by ann, as the cases send it.
+fn change(kind: TokenEventKind) -> TokenChange {
+    TokenChange {
+        kind,
+        token_id: "t1".into(),
+        owner: "ann".into(),
+        connection: "snow".into(),
+        role: Some("ANALYST".into()),
+        expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+        issued_at: Some("2026-01-01T00:00:00.000Z".into()),
+    }
+}
+
+fn of(id: &str, kind: TokenEventKind, owner: &str) -> TokenChange {
+    TokenChange { token_id: id.into(), owner: owner.into(), ..change(kind) }
+}
+
+fn keys() -> Keyring {
+    Keyring::new("k1", &[7u8; 32]).unwrap()
+}
+
+/// `n` entries of `kind` by `actor0…`, alternating projects `p0`/`p1`.
+fn entries(n: usize, kind: &str) -> Vec<Prepared> {
+    (0..n)
+        .map(|i| {
+            let mut e = Entry::new(0, "", kind, format!("actor{i}"));
+            e.project = Some(format!("p{}", i % 2));
+            Prepared::new(e).unwrap()
+        })
+        .collect()
+}
+
+type Appended = Vec<Result<Sealed, SealError>>;
+
+/// Five records: three decisions on day 1, two token uses on day 2.
+async fn five_records(store: &Store) -> (Appended, Appended) {
+    let keys = keys();
+    let first = store.append_audit(entries(3, "decision"), &keys, "2026-01-01T00:00:00Z").await.unwrap();
+    let second = store.append_audit(entries(2, "token.used"), &keys, "2026-01-02T00:00:00Z").await.unwrap();
+    (first, second)
+}
+
+async fn entities_are_replaced_as_a_set(store: Store) {
     // Entities: replaced as a set; the version moves.
     let v0 = store.versions().await.unwrap();
     let docs = vec![
@@ -50,7 +160,9 @@ async fn suite(store: Store) {
     assert_eq!(store.replace_entities(&docs[..1]).await.unwrap(), v1 + 1);
     assert_eq!(store.entities().await.unwrap().len(), 1);
     assert_eq!(store.versions().await.unwrap().entities, v1 + 1);
+}
 
+async fn the_newest_bundle_activation_wins(store: Store) {
     // Bundles: the newest activation wins; ids increase.
     assert!(store.active_bundle().await.unwrap().is_none());
     let bundle = |digest: &str, origin| StoredBundle {
@@ -67,17 +179,10 @@ async fn suite(store: Store) {
     assert_eq!((active.id, active.digest.as_str(), active.origin), (id2, "sha256:2", BundleOrigin::Api));
     assert_eq!(active.files["p.cedar"], "// x");
     assert_eq!(store.versions().await.unwrap().bundle, id2);
+}
 
+async fn a_token_changes_in_one_read_modify_write(store: Store) {
     // Tokens: read-modify-write in one transaction; conflicts change nothing.
-    let change = |kind| TokenChange {
-        kind,
-        token_id: "t1".into(),
-        owner: "ann".into(),
-        connection: "snow".into(),
-        role: Some("ANALYST".into()),
-        expires_at: Some("2030-01-01T00:00:00.000Z".into()),
-        issued_at: Some("2026-01-01T00:00:00.000Z".into()),
-    };
     let issued = store.update_token("t1", |b| apply(b, &change(TokenEventKind::Issued), "n1")).await.unwrap().unwrap();
     assert_eq!(issued.unwrap().status, "active");
     let stored = store.token("t1").await.unwrap().unwrap();
@@ -91,10 +196,14 @@ async fn suite(store: Store) {
     assert_eq!(store.tokens_of_owner("ann").await.unwrap().len(), 1);
     let owned = store.tokens_of_owner("ann").await.unwrap();
     assert_eq!(owned[0].issued_at.as_deref(), Some("2026-01-01T00:00:00.000Z"), "a revoke keeps the issue time");
+}
 
+async fn a_token_batch_applies_in_order(store: Store) {
+    // t1 as the read-modify-write case leaves it: issued to ann, then revoked.
+    store.update_token("t1", |b| apply(b, &change(TokenEventKind::Issued), "n1")).await.unwrap().unwrap();
+    store.update_token("t1", |b| apply(b, &change(TokenEventKind::Revoked), "n2")).await.unwrap().unwrap();
     // Batches: changes apply in order, each seeing the ones before it; a
     // refused change or one that changes nothing leaves the token as it was.
-    let of = |id: &str, kind, owner: &str| TokenChange { token_id: id.into(), owner: owner.into(), ..change(kind) };
     let batch = [
         of("t2", TokenEventKind::Issued, "ann"),
         of("t2", TokenEventKind::Revoked, "ann"),
@@ -126,7 +235,9 @@ async fn suite(store: Store) {
     let t1 = store.token("t1").await.unwrap().unwrap();
     assert_eq!((t1.owner.as_str(), t1.status.as_str()), ("ann", "revoked"), "a refused change writes nothing");
     assert!(store.update_tokens::<TokenConflict>(Vec::new()).await.unwrap().is_empty());
+}
 
+async fn concurrent_token_batches_lose_no_update(store: Store) {
     // Concurrent batches over the same tokens, named in different orders,
     // lose no update (each change counts one up in `role`) and never wait
     // on each other in a cycle.
@@ -160,20 +271,12 @@ async fn suite(store: Store) {
     for id in names {
         assert_eq!(store.token(id).await.unwrap().unwrap().role, "80", "token {id}: 8 tasks x 10 batches");
     }
+}
 
+async fn audit_records_are_gap_free_verifiable_and_queryable(store: Store) {
     // Audit: sealed after the stored head, gap-free, verifiable, queryable.
-    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
-    let entries = |n: usize, kind: &str| {
-        (0..n)
-            .map(|i| {
-                let mut e = Entry::new(0, "", kind, format!("actor{i}"));
-                e.project = Some(format!("p{}", i % 2));
-                Prepared::new(e).unwrap()
-            })
-            .collect::<Vec<_>>()
-    };
-    let first = store.append_audit(entries(3, "decision"), &keys, "2026-01-01T00:00:00Z").await.unwrap();
-    let second = store.append_audit(entries(2, "token.used"), &keys, "2026-01-02T00:00:00Z").await.unwrap();
+    let keys = keys();
+    let (first, second) = five_records(&store).await;
     let seqs: Vec<u64> = first.iter().chain(&second).map(|r| r.as_ref().unwrap().seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     let (head_seq, head_mac) = store.audit_head().await.unwrap().unwrap();
@@ -209,14 +312,24 @@ async fn suite(store: Store) {
         .await
         .unwrap();
     assert_eq!(since.len(), 2);
+}
 
+async fn checkpoints_are_kept_once_per_size(store: Store) {
+    let keys = keys();
+    five_records(&store).await;
+    let all = store.audit_range(1, 5, 100).await.unwrap();
     // Checkpoints: kept once per size.
     let leaves: Vec<_> = all.iter().map(|r| r.leaf_hash().unwrap()).collect();
     let c = Checkpoint::sign(5, &merkle::root(&leaves), "2026-01-03T00:00:00Z", &keys).unwrap();
     store.save_checkpoint(&c).await.unwrap();
     store.save_checkpoint(&c).await.unwrap();
     assert_eq!(store.checkpoints().await.unwrap(), vec![c]);
+}
 
+async fn token_changes_commit_with_their_records(store: Store) {
+    let keys = keys();
+    five_records(&store).await;
+    store.update_token("t3", |b| apply(b, &of("t3", TokenEventKind::Issued, "ann"), "n4")).await.unwrap().unwrap();
     // Token changes with their records, in one transaction: the records are
     // made from the outcomes and seal after the head. A record that cannot
     // be made, or cannot be sealed, stores neither it nor the change.
@@ -244,7 +357,7 @@ async fn suite(store: Store) {
         .update_tokens_and_append(
             vec![revoke()],
             |outcomes| {
-                let status = outcomes[0].as_ref().unwrap().as_ref().unwrap().status.clone();
+                let status = outcomes[0].as_ref().unwrap().as_ref().unwrap().status;
                 Ok((entries(1, "token.revoked"), status))
             },
             &keys,
@@ -268,12 +381,14 @@ async fn suite(store: Store) {
         .await
         .unwrap();
     assert_eq!((none, sealed.len()), (0, 0), "nothing to change and nothing to record is fine");
+}
 
+async fn api_keys_are_stored_and_revoked(store: Store) {
     // API keys.
     let key = StoredKey {
         id: "0123456789abcdef".into(),
         secret_hash: "h".into(),
-        scopes: vec!["decide".into()],
+        scopes: vec![Scope::Decide],
         description: "d".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
         expires_at: "2026-04-01T00:00:00Z".into(),
@@ -284,7 +399,9 @@ async fn suite(store: Store) {
     assert!(store.revoke_api_key(&key.id, "2026-02-01T00:00:00Z").await.unwrap());
     assert!(!store.revoke_api_key(&key.id, "2026-02-01T00:00:00Z").await.unwrap(), "revoking twice is a no-op");
     assert_eq!(store.api_keys().await.unwrap()[0].revoked_at.as_deref(), Some("2026-02-01T00:00:00Z"));
+}
 
+async fn webhook_state_is_kept(store: Store) {
     // Webhook state.
     assert!(store.webhook_seen("okta", "msg_1", "2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z")).await.unwrap());
     assert!(!store.webhook_seen("okta", "msg_1", "2026-01-01T00:01:00Z", None).await.unwrap(), "a replay");
@@ -299,31 +416,12 @@ async fn suite(store: Store) {
 }
 
 #[tokio::test]
-async fn sqlite_passes_the_store_suite() {
-    let dir = tempfile::tempdir().unwrap();
+async fn only_an_existing_database_opens_existing() {
+    let (_, dir) = sqlite_store().await;
     let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    suite(Store::open(&url).await.unwrap()).await;
     // An existing database opens without creating; a missing one is an error.
     assert!(Store::open_existing(&url).await.is_ok());
     assert!(Store::open_existing(&format!("sqlite://{}", dir.path().join("none.db").display())).await.is_err());
-}
-
-#[tokio::test]
-async fn postgres_passes_the_store_suite() {
-    let Ok(admin) = std::env::var("WARRANT_TEST_POSTGRES_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_POSTGRES_URL is not set: run the suite with tests/run");
-        eprintln!("skipping: WARRANT_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    let name = format!("warrant_store_{}", std::process::id());
-    let out = std::process::Command::new("psql")
-        .arg(&admin)
-        .args(["-qc", &format!("CREATE DATABASE {name}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    suite(Store::open(&format!("{base}/{name}")).await.unwrap()).await;
 }
 
 /// Rows stored before details were stored as canonical text verify when

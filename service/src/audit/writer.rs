@@ -244,12 +244,68 @@ pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) 
 async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Sealed]) {
     let Some(first) = written.first() else { return };
     let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
-    let missing = if first.seq > known + 1 { store.audit_macs_after(known, u32::MAX).await.ok() } else { None };
-    if let Ok(mut l) = leaves.write() {
-        match missing {
-            // Everything after what we knew, this batch included.
-            Some(macs) => l.extend(macs.iter().map(|(_, m)| leaf_of(m))),
-            None => l.extend(written.iter().map(|r| leaf_of(&r.mac))),
-        }
+    let caught_up = if first.seq > known + 1 { Some(store.audit_macs_after(known, u32::MAX).await) } else { None };
+    if let Ok(mut l) = leaves.write()
+        && let Err(e) = extend_leaves(&mut l, written, caught_up)
+    {
+        // The leaves stay a correct prefix of the log: proofs past it wait
+        // for the next commit's catch-up rather than being built over a tree
+        // with a hole in it.
+        tracing::error!(error = %e, known, first = first.seq, "audit leaves not extended");
+    }
+}
+
+/// Appends the leaves of the records after `leaves`: the batch just written
+/// when it follows them, else what the catch-up read (which includes the
+/// batch). Leaves `leaves` untouched unless the result is gap-free.
+// INVARIANT: `leaves[i]` is the leaf of the record with `seq == i + 1`
+// (tested by `a_failed_catch_up_leaves_the_leaves_as_they_were`).
+fn extend_leaves(
+    leaves: &mut Vec<Hash>,
+    written: &[&Sealed],
+    caught_up: Option<Result<Vec<(u64, String)>, StoreError>>,
+) -> Result<(), StoreError> {
+    let next = leaves.len() as u64 + 1;
+    let macs: Vec<(u64, &str)> = match &caught_up {
+        None => written.iter().map(|r| (r.seq, r.mac.as_str())).collect(),
+        Some(Ok(read)) => read.iter().map(|(seq, mac)| (*seq, mac.as_str())).collect(),
+        Some(Err(e)) => return Err(StoreError::Corrupt(format!("catching up on records after {}: {e}", next - 1))),
+    };
+    if let Some(gap) = macs.iter().zip(next..).find(|((seq, _), want)| seq != want) {
+        return Err(StoreError::Corrupt(format!("expected seq {}, read {}", gap.1, gap.0.0)));
+    }
+    leaves.extend(macs.iter().map(|(_, mac)| leaf_of(mac)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    fn sealed(seq: u64) -> Sealed {
+        Sealed { seq, mac: format!("{seq:064x}") }
+    }
+
+    #[test]
+    fn a_failed_catch_up_leaves_the_leaves_as_they_were() {
+        let mut leaves = vec![leaf_of(&sealed(1).mac)];
+        let (four, five) = (sealed(4), sealed(5));
+        let failed = Some(Err(StoreError::Corrupt("the database went away".into())));
+        assert!(extend_leaves(&mut leaves, &[&four, &five], failed).is_err());
+        assert_eq!(leaves.len(), 1, "records 2 and 3 are missing: the batch must not become leaves 2 and 3");
+
+        let read = (2..=5).map(|s| (s, sealed(s).mac)).collect();
+        extend_leaves(&mut leaves, &[&four, &five], Some(Ok(read))).unwrap();
+        assert_eq!(leaves, (1..=5).map(|s| leaf_of(&sealed(s).mac)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_that_does_not_follow_the_leaves_is_refused() {
+        let mut leaves = vec![leaf_of(&sealed(1).mac)];
+        assert!(extend_leaves(&mut leaves, &[&sealed(3)], None).is_err());
+        extend_leaves(&mut leaves, &[&sealed(2)], None).unwrap();
+        assert_eq!(leaves.len(), 2);
     }
 }

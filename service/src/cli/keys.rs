@@ -54,7 +54,7 @@ async fn create(log: AuditLogArgs, scopes: &[Scope], expires_in: &str, descripti
     eprintln!(
         "created key {} with scopes {} (expires {}); it is shown once:",
         minted.stored.id,
-        minted.stored.scopes.join(", "),
+        minted.stored.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
         minted.stored.expires_at
     );
     println!("{}", minted.key);
@@ -76,7 +76,7 @@ async fn list(log: AuditLogArgs) -> Result<ExitCode, String> {
             "{}  {:8}  {:40}  expires {}  {}",
             key.id,
             state,
-            key.scopes.join(","),
+            key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
             key.expires_at,
             key.description
         );

@@ -1,9 +1,9 @@
-//! API keys, SQLite: stored by id with only a hash of the secret.
+//! API keys, stored by id with only a hash of the secret.
 
-use sqlx::Row as _;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::StoreError;
+use super::{Store, StoreError};
+use crate::scope::Scope;
 
 /// An API key as stored (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -11,14 +11,26 @@ pub struct StoredKey {
     pub id: String,
     #[serde(skip)]
     pub secret_hash: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub description: String,
     pub created_at: String,
     pub expires_at: String,
     pub revoked_at: Option<String>,
 }
 
-fn key_of(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+macro_rules! key_columns {
+    () => {
+        "id, secret_hash, scopes, description, created_at, expires_at, revoked_at"
+    };
+}
+
+fn key_of<R>(row: &R) -> Result<StoredKey, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database>,
+{
     let scopes: String = row.try_get("scopes")?;
     Ok(StoredKey {
         id: row.try_get("id")?,
@@ -31,37 +43,55 @@ fn key_of(row: &SqliteRow) -> Result<StoredKey, StoreError> {
     })
 }
 
-pub async fn insert(pool: &SqlitePool, key: &StoredKey) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, secret_hash, scopes, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&key.id)
-    .bind(&key.secret_hash)
-    .bind(serde_json::to_string(&key.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-    .bind(&key.description)
-    .bind(&key.created_at)
-    .bind(&key.expires_at)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+impl Store {
+    pub async fn insert_api_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let scopes = serde_json::to_string(&key.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        on_backend!(self, b => {
+            sqlx::query(
+                "INSERT INTO api_keys (id, secret_hash, scopes, description, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.id)
+            .bind(&key.secret_hash)
+            .bind(&scopes)
+            .bind(&key.description)
+            .bind(&key.created_at)
+            .bind(&key.expires_at)
+            .execute(b.writer())
+            .await?;
+        });
+        Ok(())
+    }
 
-pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<StoredKey>, StoreError> {
-    let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?").bind(id).fetch_optional(pool).await?;
-    row.as_ref().map(key_of).transpose()
-}
+    pub async fn api_key(&self, id: &str) -> Result<Option<StoredKey>, StoreError> {
+        on_backend!(self, b => {
+            let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(b.reader())
+                .await?;
+            row.as_ref().map(key_of).transpose()
+        })
+    }
 
-pub async fn list(pool: &SqlitePool) -> Result<Vec<StoredKey>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(pool).await?;
-    rows.iter().map(key_of).collect()
-}
+    pub async fn api_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        on_backend!(self, b => {
+            let rows = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY created_at, id"))
+                .fetch_all(b.reader())
+                .await?;
+            rows.iter().map(key_of).collect()
+        })
+    }
 
-/// Marks a key revoked; false when there is no such key (or it already was).
-pub async fn revoke(pool: &SqlitePool, id: &str, at: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(at)
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    /// Marks a key revoked; false when there is no such key (or it already was).
+    pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+        let done = on_backend!(self, b => {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(b.writer())
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
 }

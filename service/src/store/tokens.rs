@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
-use warrant_engine::audit::SealError;
+use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
-use super::{Sealed, StoreError};
-use crate::tokens::TokenState;
+use super::{Store, StoreError};
+use crate::tokens::{TokenState, TokenStatus};
 
 /// Tokens read or written per statement (eight bound values a written
 /// row: well inside SQLite's 32,766 and PostgreSQL's 65,535).
@@ -78,15 +77,93 @@ pub(crate) fn apply<E>(
     (outcomes, writes)
 }
 
-/// The records of a batch that changes tokens: all of them sealed, or the
-/// batch fails and nothing of it is stored (a token change is never stored
-/// without its record).
-pub(crate) fn all_sealed(results: Vec<Result<Sealed, SealError>>) -> Result<Vec<Sealed>, StoreError> {
-    results.into_iter().map(|r| r.map_err(StoreError::Seal)).collect()
+/// A stored token row.
+pub(crate) fn token_of<R>(row: &R) -> Result<TokenState, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database>,
+{
+    Ok(TokenState {
+        token_id: row.try_get("token_id")?,
+        owner: row.try_get("owner")?,
+        connection: row.try_get("connection")?,
+        status: {
+            let stored: String = row.try_get("status")?;
+            TokenStatus::parse(&stored).ok_or_else(|| StoreError::Corrupt(format!("token status `{stored}`")))?
+        },
+        role: row.try_get("role")?,
+        expires_at: row.try_get("expires_at")?,
+        updated_at: row.try_get("updated_at")?,
+        issued_at: row.try_get("issued_at")?,
+    })
+}
+
+impl Store {
+    /// One token by id.
+    pub async fn token(&self, token_id: &str) -> Result<Option<TokenState>, StoreError> {
+        on_backend!(self, b => {
+            let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_id = $1"))
+                .bind(token_id)
+                .fetch_optional(b.reader())
+                .await?;
+            row.map(|r| token_of(&r)).transpose()
+        })
+    }
+
+    /// A user's tokens for a connection.
+    pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        on_backend!(self, b => {
+            let rows =
+                sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE owner = $1 AND connection = $2"))
+                    .bind(owner)
+                    .bind(connection)
+                    .fetch_all(b.reader())
+                    .await?;
+            rows.iter().map(token_of).collect()
+        })
+    }
+
+    /// Every token of `owner`, on any connection, by token id
+    /// (`user.deprovisioned` revokes them all).
+    pub async fn tokens_of_owner(&self, owner: &str) -> Result<Vec<TokenState>, StoreError> {
+        on_backend!(self, b => {
+            let rows = sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE owner = $1 ORDER BY token_id"))
+                .bind(owner)
+                .fetch_all(b.reader())
+                .await?;
+            rows.iter().map(token_of).collect()
+        })
+    }
+
+    /// Reads a token, lets `change` compute its next state, and writes it, in
+    /// one write transaction (no lost update between concurrent events).
+    pub async fn update_token<'a, E: Send + 'a>(
+        &self,
+        token_id: &str,
+        change: impl FnOnce(Option<&TokenState>) -> Result<Option<TokenState>, E> + Send + 'a,
+    ) -> Result<TokenOutcome<E>, StoreError> {
+        let mut outcomes = self.update_tokens(vec![TokenUpdate::new(token_id, change)]).await?;
+        outcomes.pop().ok_or_else(|| StoreError::corrupt("a token update went unanswered"))
+    }
+
+    /// Applies `updates` in order in one write transaction (one commit): each
+    /// change sees the state the earlier ones left. Outcomes in the same order.
+    pub async fn update_tokens<'a, E: Send + 'a>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+    ) -> Result<Vec<TokenOutcome<E>>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (outcomes, _) = self.write(updates, |outcomes| Ok((Vec::new(), outcomes)), None, "", true).await?;
+        Ok(outcomes)
+    }
 }
 
 /// `SELECT <token columns> FROM tokens WHERE token_id IN (…ids)`.
-pub(crate) fn select<'a, DB>(ids: &'a [String]) -> QueryBuilder<DB>
+pub(crate) fn select<'a, DB>(ids: &'a [String], for_update: &str) -> QueryBuilder<DB>
 where
     DB: Database,
     for<'s> &'s str: Encode<'s, DB> + Type<DB>,
@@ -96,7 +173,7 @@ where
     for id in ids {
         list.push_bind(id.as_str());
     }
-    query.push(")");
+    query.push(")").push(for_update);
     query
 }
 
@@ -129,12 +206,12 @@ where
 mod tests {
     use super::*;
 
-    fn token(id: &str, status: &str) -> TokenState {
+    fn token(id: &str, status: TokenStatus) -> TokenState {
         TokenState {
             token_id: id.into(),
             owner: "ann".into(),
             connection: "snow".into(),
-            status: status.into(),
+            status,
             role: String::new(),
             expires_at: "2030-01-01T00:00:00.000Z".into(),
             updated_at: "n0".into(),
@@ -143,20 +220,21 @@ mod tests {
     }
 
     /// Sets the status, refusing to touch a revoked token.
-    fn set(id: &str, status: &'static str) -> TokenUpdate<'static, String> {
+    fn set(id: &str, status: TokenStatus) -> TokenUpdate<'static, String> {
         let new = token(id, status);
         TokenUpdate::new(id, move |before: Option<&TokenState>| match before {
-            Some(b) if b.status == "revoked" => Err(format!("{} is revoked", b.token_id)),
-            Some(b) => Ok(Some(TokenState { status: status.into(), ..b.clone() })),
+            Some(b) if b.status == TokenStatus::Revoked => Err(format!("{} is revoked", b.token_id)),
+            Some(b) => Ok(Some(TokenState { status, ..b.clone() })),
             None => Ok(Some(new)),
         })
     }
 
     #[test]
     fn later_changes_see_earlier_ones_and_only_changed_tokens_are_written() {
-        let stored = vec![token("a", "active"), token("b", "active")];
+        use TokenStatus::{Active, Expired, Revoked};
+        let stored = vec![token("a", Active), token("b", Active)];
         let untouched = TokenUpdate::new("b", |_: Option<&TokenState>| Ok::<_, String>(None));
-        let updates = vec![set("a", "revoked"), set("a", "active"), untouched, set("c", "expired")];
+        let updates = vec![set("a", Revoked), set("a", Active), untouched, set("c", Expired)];
         let (outcomes, writes) = apply(stored, updates);
         assert_eq!(outcomes[0].as_ref().unwrap().as_ref().unwrap().status, "revoked");
         assert_eq!(outcomes[1], Err("a is revoked".into()), "the second change saw the first one's revoke");
@@ -167,7 +245,8 @@ mod tests {
 
     #[test]
     fn ids_are_distinct_and_sorted() {
-        let updates = vec![set("b", "x"), set("a", "x"), set("b", "y")];
+        let updates =
+            vec![set("b", TokenStatus::Active), set("a", TokenStatus::Active), set("b", TokenStatus::Expired)];
         assert_eq!(ids_of(&updates), vec!["a".to_owned(), "b".to_owned()]);
     }
 }

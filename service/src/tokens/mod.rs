@@ -34,14 +34,56 @@ impl TokenEventKind {
     }
 }
 
+/// A token's state as last reported (stored as its lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// The stored name back; `None` for anything the schema's CHECK allows not.
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "active" => Some(Self::Active),
+            "expired" => Some(Self::Expired),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets tests and logs compare with the wire name.
+impl PartialEq<&str> for TokenStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A token as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenState {
     pub token_id: String,
     pub owner: String,
     pub connection: String,
-    /// `active`, `expired` or `revoked` as last reported.
-    pub status: String,
+    /// As last reported; see [`TokenState::status_at`] for the one that holds now.
+    pub status: TokenStatus,
     pub role: String,
     /// RFC 3339 UTC.
     pub expires_at: String,
@@ -54,11 +96,11 @@ pub struct TokenState {
 
 impl TokenState {
     /// The status that holds at `now`: an active token past its expiry is expired.
-    pub fn status_at(&self, now: DateTime<Utc>) -> &'static str {
-        match self.status.as_str() {
-            "revoked" => "revoked",
-            "active" if self.expires().is_some_and(|t| t > now) => "active",
-            _ => "expired",
+    pub fn status_at(&self, now: DateTime<Utc>) -> TokenStatus {
+        match self.status {
+            TokenStatus::Revoked => TokenStatus::Revoked,
+            TokenStatus::Active if self.expires().is_some_and(|t| t > now) => TokenStatus::Active,
+            _ => TokenStatus::Expired,
         }
     }
 
@@ -77,7 +119,7 @@ impl TokenState {
             "attrs": {
                 "owner": {"__entity": {"type": q("User"), "id": self.owner}},
                 "connection": {"__entity": {"type": q("Connection"), "id": self.connection}},
-                "status": self.status,
+                "status": self.status.as_str(),
                 "role": self.role,
                 "expires_at": {"__extn": {"fn": "datetime", "arg": self.expires_at}},
             },
@@ -134,7 +176,7 @@ pub fn apply(
         token_id: change.token_id.clone(),
         owner: change.owner.clone(),
         connection: change.connection.clone(),
-        status: "active".into(),
+        status: TokenStatus::Active,
         role: String::new(),
         expires_at: now.to_owned(),
         updated_at: now.to_owned(),
@@ -145,7 +187,7 @@ pub fn apply(
     }
     match change.kind {
         TokenEventKind::Issued => {
-            next.status = "active".into();
+            next.status = TokenStatus::Active;
             // A refresh continues the same grant; only an issue (the user
             // authenticating again) restarts the token's age.
             next.issued_at = Some(change.issued_at.clone().unwrap_or_else(|| now.to_owned()));
@@ -154,18 +196,18 @@ pub fn apply(
             }
         }
         TokenEventKind::Refreshed => {
-            if before.is_some_and(|b| b.status == "revoked") {
+            if before.is_some_and(|b| b.status == TokenStatus::Revoked) {
                 return Err(TokenConflict::RefreshRevoked(change.token_id.clone()));
             }
-            next.status = "active".into();
+            next.status = TokenStatus::Active;
             if let Some(e) = &change.expires_at {
                 next.expires_at = e.clone();
             }
         }
-        TokenEventKind::Revoked => next.status = "revoked".into(),
+        TokenEventKind::Revoked => next.status = TokenStatus::Revoked,
         TokenEventKind::Expired => {
-            if next.status != "revoked" {
-                next.status = "expired".into();
+            if next.status != TokenStatus::Revoked {
+                next.status = TokenStatus::Expired;
             }
         }
         TokenEventKind::Used => return Ok(None),
@@ -179,7 +221,7 @@ pub fn apply(
 pub fn best(tokens: &[TokenState], now: DateTime<Utc>) -> Option<&TokenState> {
     tokens
         .iter()
-        .filter(|t| t.status_at(now) == "active")
+        .filter(|t| t.status_at(now) == TokenStatus::Active)
         .max_by(|a, b| a.expires_at.cmp(&b.expires_at))
         .or_else(|| tokens.iter().max_by(|a, b| a.updated_at.cmp(&b.updated_at)))
 }

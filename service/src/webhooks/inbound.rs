@@ -20,7 +20,7 @@
 use serde_json::{Map, Value};
 
 use crate::store::{Store, StoreError, TokenUpdate};
-use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
+use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, TokenStatus, apply};
 
 /// Longest id accepted in a payload.
 const MAX_ID: usize = 1024;
@@ -157,13 +157,13 @@ async fn deprovision(
         .tokens_of_owner(&owner)
         .await?
         .into_iter()
-        .filter(|t| t.status != "revoked" && connection.as_ref().is_none_or(|c| *c == t.connection))
+        .filter(|t| t.status != TokenStatus::Revoked && connection.as_ref().is_none_or(|c| *c == t.connection))
         .map(|token| {
             let now = now.to_owned();
             // Decided on the state read inside the write: the token may have
             // changed since the listing.
             TokenUpdate::new(token.token_id, move |before: Option<&TokenState>| match before {
-                Some(b) if b.status != "revoked" => {
+                Some(b) if b.status != TokenStatus::Revoked => {
                     let change = TokenChange {
                         kind: TokenEventKind::Revoked,
                         token_id: b.token_id.clone(),

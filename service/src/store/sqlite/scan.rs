@@ -30,7 +30,7 @@ use warrant_engine::audit::{
     BreakReason, ChainBreak, ChainStart, ChainVerifier, Hash, Keyring, Mac, StoredRecord, VerifiedSummary, merkle,
 };
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Records per run: small enough that the workers finish a range together.
 const RUN: u64 = 1024;

@@ -28,8 +28,8 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqlitePool;
 use warrant_engine::audit::Record;
 
-use super::StoreError;
-use super::audit::{AuditFilter, Candidates, select};
+use crate::store::StoreError;
+use crate::store::audit::{AuditFilter, Candidates, record_of, select};
 
 /// Records per partition (fixed: stored postings are cut this way).
 pub const PART: u64 = 4096;
@@ -63,8 +63,17 @@ fn bucket(key: u64) -> i64 {
     i64::from((key >> 56) as u8)
 }
 
-fn as_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+use crate::store::i64_of as as_i64;
+
+/// Reads what [`select`] asks for.
+async fn fetch(
+    pool: &SqlitePool,
+    f: &AuditFilter,
+    after: u64,
+    candidates: Candidates<'_>,
+) -> Result<Vec<Record>, StoreError> {
+    let rows = select(f, after, candidates).build().fetch_all(pool).await?;
+    rows.iter().map(record_of).collect()
 }
 
 /// The field and value a filter is looked up by, if it names one.
@@ -182,7 +191,7 @@ fn seqs_in(blob: &[u8], key: u64) -> Vec<u64> {
 pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, StoreError> {
     let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
     let Some((field, value)) = lookup_of(f) else {
-        return select(pool, f, f.after_seq, Candidates::All).await;
+        return fetch(pool, f, f.after_seq, Candidates::All).await;
     };
     let upto = indexed_upto(pool).await?;
     let mut found = Vec::new();
@@ -210,7 +219,7 @@ pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, St
                     listed => Candidates::Listed(listed),
                 };
                 let want = AuditFilter { limit: u32::try_from(limit - found.len()).unwrap_or(u32::MAX), ..f.clone() };
-                found.extend(select(pool, &want, f.after_seq, candidates).await?);
+                found.extend(fetch(pool, &want, f.after_seq, candidates).await?);
                 if found.len() >= limit {
                     return Ok(found);
                 }
@@ -218,7 +227,7 @@ pub async fn query(pool: &SqlitePool, f: &AuditFilter) -> Result<Vec<Record>, St
         }
     }
     let rest = AuditFilter { limit: u32::try_from(limit - found.len()).unwrap_or(u32::MAX), ..f.clone() };
-    found.extend(select(pool, &rest, f.after_seq.max(upto), Candidates::All).await?);
+    found.extend(fetch(pool, &rest, f.after_seq.max(upto), Candidates::All).await?);
     Ok(found)
 }
 

@@ -1,0 +1,143 @@
+//! Sealing, the same for every backend: prepared entries become chained,
+//! MAC'd rows after the stored head, and the INSERT statements that store
+//! them. Backends call it inside the write that read (or remembered) the head.
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+use warrant_engine::audit::{Entry, Hash, Keyring, Mac, Outcome, Prepared, SealError, Sealer, merkle};
+
+/// A record just appended: where it landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub seq: u64,
+    /// 64 lowercase hex digits.
+    pub mac: String,
+}
+
+/// One row to insert, borrowing the prepared entry it seals.
+pub(crate) struct NewRow<'a> {
+    seq: u64,
+    ts: String,
+    entry: &'a Entry,
+    details: &'a str,
+    reasons: Option<&'a str>,
+    key_id: String,
+    prev_mac: String,
+    mac: String,
+}
+
+/// Entries sealed after a head: each entry's outcome, the rows to insert,
+/// and the head once they are stored.
+pub(crate) struct Sealing<'a> {
+    pub results: Vec<Result<Sealed, SealError>>,
+    pub rows: Vec<NewRow<'a>>,
+    pub head: (u64, Mac),
+}
+
+/// Seals `entries` one after the other after the head `(seq, mac)`, all
+/// stamped `ts`. Backends call this inside the write transaction that read
+/// the head (or, on SQLite, with a remembered head the insert itself checks).
+/// Borrows the entries, so a refused attempt can seal them again.
+pub(crate) fn seal_after<'a>(head: (u64, Mac), entries: &'a [Prepared], keyring: &Keyring, ts: &str) -> Sealing<'a> {
+    let mut sealer = match Sealer::new(keyring, ts) {
+        Ok(s) => s,
+        Err(e) => return Sealing { results: entries.iter().map(|_| Err(e.clone())).collect(), rows: Vec::new(), head },
+    };
+    let (mut seq, mut prev) = head;
+    let mut results = Vec::with_capacity(entries.len());
+    let mut rows = Vec::with_capacity(entries.len());
+    for prepared in entries {
+        match sealer.seal(prepared, seq + 1, &prev) {
+            Ok(mac) => {
+                seq += 1;
+                let mac_hex = mac.to_hex();
+                results.push(Ok(Sealed { seq, mac: mac_hex.clone() }));
+                rows.push(NewRow {
+                    seq,
+                    ts: sealer.ts().to_owned(),
+                    entry: prepared.entry(),
+                    details: prepared.details_json(),
+                    reasons: prepared.reasons_json(),
+                    key_id: sealer.key_id().to_owned(),
+                    prev_mac: prev.to_hex(),
+                    mac: mac_hex,
+                });
+                prev = mac;
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    Sealing { results, rows, head: (seq, prev) }
+}
+
+/// The Merkle leaf of a stored MAC; a MAC that does not parse still gets a
+/// leaf (of its text), so the tree has one leaf per record and verification
+/// reports the damage.
+pub fn leaf_of(mac: &str) -> Hash {
+    match Mac::from_hex(mac) {
+        Ok(m) => merkle::leaf_hash(m.as_bytes()),
+        Err(_) => merkle::leaf_hash(mac.as_bytes()),
+    }
+}
+
+pub(crate) fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Allow => "allow",
+        Outcome::Deny => "deny",
+    }
+}
+
+/// Appends `rows` as the VALUES of an `INSERT INTO audit_records
+/// (<record columns>)`, in column order: one binding for every backend.
+/// `details` and `reasons` are stored as their canonical (JCS) text, so
+/// verification can splice them instead of re-canonicalizing.
+pub(crate) fn push_records<'a, DB>(insert: &mut QueryBuilder<DB>, rows: impl IntoIterator<Item = NewRow<'a>>)
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+{
+    insert.push_values(rows, |mut row, r| {
+        let e = r.entry;
+        row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
+            .push_bind(r.ts)
+            .push_bind(e.kind.as_str())
+            .push_bind(e.actor.as_str())
+            .push_bind(e.token_id.as_deref())
+            .push_bind(e.token_owner.as_deref())
+            .push_bind(e.connection.as_deref())
+            .push_bind(e.project.as_deref())
+            .push_bind(e.decision.map(outcome_str))
+            .push_bind(r.reasons)
+            .push_bind(e.policy_digest.as_deref())
+            .push_bind(r.details)
+            .push_bind(r.key_id)
+            .push_bind(r.prev_mac)
+            .push_bind(r.mac);
+    });
+}
+
+/// Inserts `rows` with as few statements as the bound-parameter limit
+/// allows (`chunk` rows each; 15 parameters a row).
+pub(crate) fn insert_statements<'a, DB>(rows: Vec<NewRow<'a>>, chunk: usize) -> Vec<QueryBuilder<DB>>
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+{
+    let mut statements = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut insert = QueryBuilder::new(concat!(
+            "INSERT INTO audit_records (",
+            "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, ",
+            "policy_digest, details, key_id, prev_mac, mac) "
+        ));
+        push_records(&mut insert, rows.by_ref().take(chunk.max(1)));
+        statements.push(insert);
+    }
+    statements
+}

@@ -1,0 +1,105 @@
+//! The one write transaction every token change and every audit append
+//! goes through (but SQLite's single-statement append after a remembered
+//! head, `sqlite/append.rs`): apply token changes in order, seal the
+//! records made of their outcomes after the chain's head, insert, commit.
+//! A token change is stored if and only if its records are.
+//!
+//! Locks are taken in one order on every path, tokens before the chain, so
+//! two PostgreSQL instances never wait on each other in a cycle; on SQLite
+//! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
+
+use warrant_engine::audit::{Keyring, Mac, Prepared, SealError};
+
+use super::audit::head_of;
+use super::sealing::{Sealed, insert_statements, seal_after};
+use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
+use super::{Store, StoreError};
+
+/// Records per INSERT statement: 15 bound parameters a row, under SQLite's
+/// limit of 32,766 (PostgreSQL's is 65,535).
+pub(super) const RECORDS_PER_INSERT: usize = 2000;
+
+impl Store {
+    /// Applies `updates` (possibly none) and appends the records `records`
+    /// makes of their outcomes, in one transaction: a token change is
+    /// stored if and only if the records are. Every record must seal, or
+    /// nothing is stored ([`StoreError::Seal`]). Returns what `records`
+    /// answered beside the records, and the records in order.
+    pub async fn update_tokens_and_append<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<(R, Vec<Sealed>), StoreError>
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a,
+    {
+        let (answer, results) = self.write(updates, records, Some(keyring), ts, true).await?;
+        let sealed = results.into_iter().collect::<Result<_, _>>()?;
+        Ok((answer, sealed))
+    }
+
+    /// The write transaction. With `all_or_nothing`, a record that does not
+    /// seal fails the whole transaction; otherwise the others are stored
+    /// and its error is returned in its place.
+    pub(super) async fn write<'a, E, F, R>(
+        &self,
+        updates: Vec<TokenUpdate<'a, E>>,
+        records: F,
+        keyring: Option<&Keyring>,
+        ts: &str,
+        all_or_nothing: bool,
+    ) -> Result<(R, Vec<Result<Sealed, SealError>>), StoreError>
+    where
+        E: Send + 'a,
+        F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
+        R: Send + 'a,
+    {
+        on_backend!(self, b => {
+            let mut tx = b.begin_write().await?;
+            let mut outcomes = Vec::new();
+            if !updates.is_empty() {
+                let ids = tokens::ids_of(&updates);
+                b.lock_tokens(&mut tx, &ids).await?;
+                let mut stored = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(tokens::CHUNK) {
+                    for row in tokens::select(chunk, b.for_update()).build().fetch_all(&mut *tx).await? {
+                        stored.push(token_of(&row)?);
+                    }
+                }
+                let writes;
+                (outcomes, writes) = tokens::apply(stored, updates);
+                for chunk in writes.chunks(tokens::CHUNK) {
+                    tokens::upsert(chunk).build().execute(&mut *tx).await?;
+                }
+            }
+            let (entries, answer) = records(outcomes)?;
+            let mut results = Vec::new();
+            let mut head: Option<(u64, Mac)> = None;
+            if let (false, Some(keyring)) = (entries.is_empty(), keyring) {
+                b.lock_chain(&mut tx).await?;
+                let stored: Option<(i64, String)> =
+                    sqlx::query_as("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let sealing = seal_after(head_of(stored)?, &entries, keyring, ts);
+                if all_or_nothing && let Some(Err(e)) = sealing.results.iter().find(|r| r.is_err()) {
+                    return Err(StoreError::Seal(e.clone()));
+                }
+                for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
+                    insert.build().execute(&mut *tx).await?;
+                }
+                results = sealing.results;
+                head = Some(sealing.head);
+            }
+            tx.commit().await?;
+            if let Some(head) = head {
+                b.appended(head);
+            }
+            Ok((answer, results))
+        })
+    }
+}
