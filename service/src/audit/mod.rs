@@ -17,21 +17,22 @@
 //! [`verify`] checks a stored log (online and from the CLI); [`writer`] is
 //! the group-commit task.
 
+mod event;
 pub mod verify;
 mod writer;
 
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
-use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
-use warrant_engine::audit::{Entry, Hash, Outcome, Prepared};
+use warrant_engine::audit::Hash;
 
 use crate::keys::Keyring;
 use crate::store::{Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
+pub use event::Event;
 use writer::Job;
-pub use writer::RecordOf;
+pub use writer::{Appended, AuditError, RecordOf, TokensRecorded};
 
 /// Jobs waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
@@ -53,25 +54,6 @@ impl DecisionAudit {
             Self::None => false,
         }
     }
-}
-
-/// Where a durable record landed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Appended {
-    pub seq: u64,
-    pub mac: String,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the audit log could not record the event: {0}")]
-pub struct AuditError(String);
-
-/// Token changes applied with their record: each change's outcome, in
-/// order, and where the record landed (`None`: the job asked for none).
-#[derive(Debug)]
-pub struct TokensRecorded {
-    pub outcomes: Vec<Applied>,
-    pub appended: Option<Appended>,
 }
 
 #[derive(Clone)]
@@ -121,20 +103,19 @@ impl AuditLog {
 
     /// Redacts and records `event`; returns once it is durable.
     pub async fn append(&self, event: Event) -> Result<Appended, AuditError> {
-        self.append_all(vec![event]).await.pop().unwrap_or_else(|| Err(AuditError("no answer".into())))
+        self.append_all(vec![event]).await.pop().unwrap_or_else(|| Err(AuditError::new("no answer")))
     }
 
     /// Records `event` straight into `store`, without a running writer (the
     /// CLI); the transaction keeps the chain single with any running service.
     pub async fn append_direct(store: &Store, keys: &Keyring, event: Event) -> Result<Appended, AuditError> {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let prepared = event.prepare(keys)?;
-        let mut results =
-            store.append_audit(vec![prepared], keys.signing(), &ts).await.map_err(|e| AuditError(e.to_string()))?;
+        let prepared = event.prepare(keys).map_err(AuditError::new)?;
+        let mut results = store.append_audit(vec![prepared], keys.signing(), &ts).await.map_err(AuditError::new)?;
         match results.pop() {
             Some(Ok(r)) => Ok(Appended { seq: r.seq, mac: r.mac }),
-            Some(Err(e)) => Err(AuditError(e.to_string())),
-            None => Err(AuditError("nothing written".into())),
+            Some(Err(e)) => Err(AuditError::new(e)),
+            None => Err(AuditError::new("nothing written")),
         }
     }
 
@@ -146,14 +127,14 @@ impl AuditLog {
     /// record's place in the chain) happen here, on the callers' tasks, so
     /// the single writer only splices four fields and computes the HMAC.
     pub async fn append_all(&self, events: Vec<Event>) -> Vec<Result<Appended, AuditError>> {
-        let stopped = || AuditError("the writer stopped".into());
+        let stopped = || AuditError::new("the writer stopped");
         let mut answers = Vec::with_capacity(events.len());
         for event in events {
             let (reply, answer) = oneshot::channel();
             let prepared = match event.prepare(&self.keys) {
                 Ok(p) => p,
                 Err(e) => {
-                    answers.push(Err(e));
+                    answers.push(Err(AuditError::new(e)));
                     continue;
                 }
             };
@@ -181,56 +162,10 @@ impl AuditLog {
         updates: Vec<TokenUpdate<'static, TokenConflict>>,
         record: impl FnOnce(&[Applied]) -> Option<Event> + Send + 'static,
     ) -> Result<TokensRecorded, AuditError> {
-        let stopped = || AuditError("the writer stopped".into());
+        let stopped = || AuditError::new("the writer stopped");
         let (reply, answer) = oneshot::channel();
         let job = Job::Tokens { updates, record: Box::new(record), reply };
         self.queue.send(job).await.map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
-    }
-}
-
-/// An event before redaction and sealing.
-#[derive(Debug, Clone, Default)]
-pub struct Event {
-    pub kind: String,
-    pub actor: String,
-    /// In clear here; stored as its keyed digest.
-    pub token_id: Option<String>,
-    pub token_owner: Option<String>,
-    pub connection: Option<String>,
-    pub project: Option<String>,
-    pub decision: Option<bool>,
-    pub reasons: Option<Vec<String>>,
-    pub policy_digest: Option<String>,
-    pub details: Map<String, Value>,
-}
-
-impl Event {
-    pub fn new(kind: impl Into<String>, actor: impl Into<String>) -> Self {
-        Self { kind: kind.into(), actor: actor.into(), ..Self::default() }
-    }
-
-    /// Redacts the event and renders it for sealing.
-    fn prepare(self, keys: &Keyring) -> Result<Prepared, AuditError> {
-        Prepared::new(self.into_entry(keys)).map_err(|e| AuditError(e.to_string()))
-    }
-
-    fn into_entry(self, keys: &Keyring) -> Entry {
-        let redactor = keys.redactor();
-        let text = |s: String| redactor.redact_text(&s);
-        let details = match redactor.redact_value(&Value::Object(self.details)) {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
-        let mut entry = Entry::new(0, "", text(self.kind), text(self.actor));
-        entry.token_id = self.token_id.map(|t| keys.digest(&t));
-        entry.token_owner = self.token_owner.map(text);
-        entry.connection = self.connection.map(text);
-        entry.project = self.project.map(text);
-        entry.decision = self.decision.map(|a| if a { Outcome::Allow } else { Outcome::Deny });
-        entry.reasons = self.reasons.map(|r| r.into_iter().map(text).collect());
-        entry.policy_digest = self.policy_digest;
-        entry.details = details;
-        entry
     }
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::audit::{Hash, Prepared, SealError};
 
-use super::{Appended, AuditError, Event, TokensRecorded};
+use super::event::Event;
 use crate::keys::Keyring;
 use crate::store::{Sealed, Store, StoreError, TokenUpdate, leaf_of};
 use crate::tokens::{Applied, TokenConflict};
@@ -19,6 +19,31 @@ const MAX_BATCH: usize = 512;
 /// Scheduler turns the writer waits, at most, for the callers of its last
 /// batch to queue again before it starts the next one.
 const REFILL_TURNS: usize = 8;
+
+/// Where a durable record landed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Appended {
+    pub seq: u64,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the audit log could not record the event: {0}")]
+pub struct AuditError(String);
+
+impl AuditError {
+    pub(super) fn new(why: impl std::fmt::Display) -> Self {
+        Self(why.to_string())
+    }
+}
+
+/// Token changes applied with their record: each change's outcome, in
+/// order, and where the record landed (`None`: the job asked for none).
+#[derive(Debug)]
+pub struct TokensRecorded {
+    pub outcomes: Vec<Applied>,
+    pub appended: Option<Appended>,
+}
 
 /// What makes a token job's record from its changes' outcomes, in order.
 /// `None` (nothing to record) is for a job that changed no token, such as a

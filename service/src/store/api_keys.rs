@@ -2,7 +2,8 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::open::Store;
 use crate::scope::Scope;
 
 /// An API key as stored (never the secret).

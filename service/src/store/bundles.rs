@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::open::Store;
 
 /// A bundle that was activated, as recorded.
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::open::Store;
 
 /// Rows per multi-row INSERT (three bound parameters a row, well under
 /// SQLite's 32,766).

@@ -5,6 +5,12 @@
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use warrant_engine::audit::{Entry, Hash, Keyring, Mac, Outcome, Prepared, SealError, Sealer, merkle};
 
+use super::error::i64_of;
+
+/// Records per INSERT statement: 15 bound parameters a row, under SQLite's
+/// limit of 32,766 (PostgreSQL's is 65,535).
+pub(super) const RECORDS_PER_INSERT: usize = 2000;
+
 /// A record just appended: where it landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -100,7 +106,7 @@ where
 {
     insert.push_values(rows, |mut row, r| {
         let e = r.entry;
-        row.push_bind(i64::try_from(r.seq).unwrap_or(i64::MAX))
+        row.push_bind(i64_of(r.seq))
             .push_bind(r.ts)
             .push_bind(e.kind.as_str())
             .push_bind(e.actor.as_str())

@@ -8,7 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::open::Store;
 use crate::tokens::{TokenState, TokenStatus};
 
 /// Tokens read or written per statement (eight bound values a written

@@ -1,7 +1,8 @@
 //! Webhook state: inbound delivery ids already seen (replay refusal) and
 //! outbound cursors (delivery progress through the audit log).
 
-use super::{Store, StoreError, i64_of, u64_of};
+use super::error::{StoreError, i64_of, u64_of};
+use super::open::Store;
 
 /// A subscription's progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,14 +10,11 @@
 
 use warrant_engine::audit::{Keyring, Mac, Prepared, SealError};
 
-use super::audit::head_of;
-use super::sealing::{Sealed, insert_statements, seal_after};
+use super::error::StoreError;
+use super::open::Store;
+use super::records::head_of;
+use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
 use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
-use super::{Store, StoreError};
-
-/// Records per INSERT statement: 15 bound parameters a row, under SQLite's
-/// limit of 32,766 (PostgreSQL's is 65,535).
-pub(super) const RECORDS_PER_INSERT: usize = 2000;
 
 impl Store {
     /// Applies `updates` (possibly none) and appends the records `records`

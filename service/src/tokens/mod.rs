@@ -1,7 +1,7 @@
 //! Token lifecycle: how `token.*` events change a token's state, which token
 //! of a user counts for a connection, and the `Token` entity decisions see.
 //! Changes reach the store through the audit log's writer
-//! ([`crate::audit::AuditLog::apply_tokens`]), with their records.
+//! (`AuditLog::apply_tokens` in `audit/`), with their records.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

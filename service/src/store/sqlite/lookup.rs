@@ -28,8 +28,8 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqlitePool;
 use warrant_engine::audit::Record;
 
-use crate::store::StoreError;
-use crate::store::audit::{AuditFilter, Candidates, record_of, select};
+use crate::store::error::StoreError;
+use crate::store::records::{AuditFilter, Candidates, record_of, select};
 
 /// Records per partition (fixed: stored postings are cut this way).
 pub const PART: u64 = 4096;
@@ -63,7 +63,7 @@ fn bucket(key: u64) -> i64 {
     i64::from((key >> 56) as u8)
 }
 
-use crate::store::i64_of as as_i64;
+use crate::store::error::i64_of as as_i64;
 
 /// Reads what [`select`] asks for.
 async fn fetch(

@@ -1,12 +1,11 @@
 //! SQLite through sqlx: WAL, `synchronous=FULL` (an acknowledged write
 //! survives power loss), writers serialised with `BEGIN IMMEDIATE` on one
-//! connection. What only SQLite does lives beside this file: the append
-//! after a remembered head (`append.rs`), lookups through postings built
-//! behind the log (`lookup.rs`), and the parallel verification scan
-//! (`scan.rs`).
+//! connection. What only SQLite does: the append after a remembered head
+//! (below, with `head.rs`), lookups through postings built behind the log
+//! (`lookup.rs`), and the parallel verification scan (`scan.rs`).
 
-mod append;
-pub(crate) mod lookup;
+mod head;
+mod lookup;
 mod scan;
 
 use std::path::{Path, PathBuf};
@@ -19,11 +18,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError};
 
-pub(crate) use append::HeadCache;
-
-use super::StoreError;
+use self::head::HeadCache;
+use super::error::StoreError;
+use super::records::AuditFilter;
+use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -118,6 +118,11 @@ impl SqliteStore {
         Ok(upto)
     }
 
+    /// Records matching `filter`, through the postings where they cover the log.
+    pub(super) async fn query(&self, filter: &AuditFilter) -> Result<Vec<Record>, StoreError> {
+        lookup::query(self.reader(), filter).await
+    }
+
     /// Streams records through `verifier` on connections of its own.
     pub(super) async fn verify_range(
         &self,
@@ -126,6 +131,54 @@ impl SqliteStore {
         leaves: Option<&mut Vec<Hash>>,
     ) -> Result<Result<u64, ChainBreak>, StoreError> {
         scan::verify_range(&self.path, range, verifier, leaves).await
+    }
+}
+
+/// SQLite's fast append: a group commit as one INSERT after the head this
+/// handle remembers, with no transaction to open and no head to read.
+///
+/// Whether the remembered head is still the head is the insert's to check:
+/// the next record's `seq` is the table's primary key (a record someone else
+/// appended meanwhile makes the insert fail as a whole), and the schema
+/// refuses a record that does not follow the stored one (migration `0009`).
+/// When it is refused, or nothing is remembered, the caller takes the write
+/// transaction every backend shares (`store/write.rs`).
+impl SqliteStore {
+    /// Seals `entries` after the remembered head and inserts them as one
+    /// statement (SQLite commits a statement atomically on its own). `None`
+    /// when there is no remembered head or the insert was refused because
+    /// another writer appended meanwhile: nothing of it is stored, and the
+    /// caller appends in a transaction that reads the head.
+    pub(super) async fn append_after_remembered_head(
+        &self,
+        entries: &[Prepared],
+        keyring: &Keyring,
+        ts: &str,
+    ) -> Result<Option<Vec<Result<Sealed, SealError>>>, StoreError> {
+        let Some(head) = self.head.take() else { return Ok(None) };
+        let sealing = seal_after(head, entries, keyring, ts);
+        let mut statements = insert_statements(sealing.rows, RECORDS_PER_INSERT);
+        let attempt = match statements.as_mut_slice() {
+            [] => Ok(()),
+            [insert] => insert.build().execute(self.writer()).await.map(|_| ()),
+            // More than one statement needs a transaction.
+            [_, _, ..] => return Ok(None),
+        };
+        match attempt {
+            Ok(()) => {
+                self.head.set(sealing.head);
+                Ok(Some(sealing.results))
+            }
+            // SQLite refused the statement, so nothing of it is stored:
+            // someone else appended meanwhile.
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
+                Ok(None)
+            }
+            // Anything else could have come after the commit: retrying
+            // might store the batch twice, so the batch fails.
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

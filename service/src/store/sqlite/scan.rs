@@ -30,7 +30,7 @@ use warrant_engine::audit::{
     BreakReason, ChainBreak, ChainStart, ChainVerifier, Hash, Keyring, Mac, StoredRecord, VerifiedSummary, merkle,
 };
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Records per run: small enough that the workers finish a range together.
 const RUN: u64 = 1024;
@@ -71,7 +71,7 @@ fn database(e: rusqlite::Error) -> StoreError {
 }
 
 /// Verifies records `from..=to` (at most `limit`) of the SQLite file at
-/// `path` like [`super::rows::verify_rows`], several runs at once.
+/// `path` like the generic row verifier (`store/records.rs`), several runs at once.
 pub async fn verify_range(
     path: &Path,
     (from, to, limit): (u64, u64, u32),
