@@ -22,7 +22,7 @@ pub mod verify;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{ConfigError, Scheme, Source, Subscription, WebhookConfig};
+pub use config::{ConfigError, ParseError, Scheme, SecretError, Source, Subscription, UrlError, WebhookConfig};
 
 use crate::store::Store;
 
