@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError};
 
 /// How long a verified key is trusted without looking at the store again.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Keys expire after this long unless told otherwise (seed 002 advises 90 days).
+/// Keys expire after this long unless told otherwise (90 days by default; docs/cli.md#keys).
 pub const DEFAULT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(90);
 const PREFIX: &str = "wrnt_";
 
