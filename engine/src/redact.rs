@@ -1,5 +1,5 @@
 //! Redaction: sensitive values never reach storage, the service's logs or
-//! outgoing webhooks in clear (`audit.md`, "Redaction").
+//! outgoing webhooks in clear (docs/audit.md#redaction).
 //!
 //! Two treatments, chosen by key name (ASCII case-insensitive, `-` and `_`
 //! alike, at any depth, inside arrays too):
@@ -75,7 +75,7 @@ pub struct RedactionConfig {
 }
 
 impl Default for RedactionConfig {
-    /// The lists of `audit.md`, with free-text scanning on.
+    /// The default lists (docs/audit.md#redaction), with free-text scanning on.
     fn default() -> Self {
         Self::empty()
             .with_digest_keys(DEFAULT_DIGEST_KEYS.iter().copied())

@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError};
 
 /// How long a verified key is trusted without looking at the store again.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Keys expire after this long unless told otherwise (seed 002 advises 90 days).
+/// Keys expire after this long unless told otherwise (90 days by default; docs/cli.md#keys).
 pub const DEFAULT_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(90);
 const PREFIX: &str = "wrnt_";
 
@@ -55,6 +55,24 @@ pub struct Minted {
     pub stored: StoredKey,
 }
 
+/// Why a key could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no randomness for a new key: {0}")]
+    Randomness(getrandom::Error),
+    #[error("the lifetime is too long")]
+    LifetimeTooLong,
+}
+
+/// Why a key lifetime (`--expires-in`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifetimeError {
+    #[error("`{0}`: expected a number and a unit, like `90d`")]
+    NotANumber(String),
+    #[error("`{0}`: use a positive number of d, h, m or s")]
+    OutOfRange(String),
+}
+
 fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -65,17 +83,17 @@ pub fn mint(
     lifetime: chrono::TimeDelta,
     description: &str,
     now: DateTime<Utc>,
-) -> Result<Minted, String> {
+) -> Result<Minted, MintError> {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut id).map_err(|e| e.to_string())?;
-    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut id).map_err(MintError::Randomness)?;
+    getrandom::fill(&mut secret).map_err(MintError::Randomness)?;
     let (id, secret) = (hex::encode(id), hex::encode(secret));
     let mut names = scopes.to_vec();
     names.sort();
     names.dedup();
     let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let expires = now.checked_add_signed(lifetime).ok_or("the lifetime is too long")?;
+    let expires = now.checked_add_signed(lifetime).ok_or(MintError::LifetimeTooLong)?;
     Ok(Minted {
         key: format!("{PREFIX}{id}_{secret}"),
         stored: StoredKey {
@@ -156,9 +174,9 @@ impl Authenticator {
 }
 
 /// `90d`, `12h`, `30m`, `45s`.
-pub fn parse_lifetime(text: &str) -> Result<chrono::TimeDelta, String> {
+pub fn parse_lifetime(text: &str) -> Result<chrono::TimeDelta, LifetimeError> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 = number.parse().map_err(|_| format!("`{text}`: expected a number and a unit, like `90d`"))?;
+    let n: i64 = number.parse().map_err(|_| LifetimeError::NotANumber(text.to_owned()))?;
     let delta = match unit {
         "d" => chrono::TimeDelta::try_days(n),
         "h" => chrono::TimeDelta::try_hours(n),
@@ -166,9 +184,7 @@ pub fn parse_lifetime(text: &str) -> Result<chrono::TimeDelta, String> {
         "s" => chrono::TimeDelta::try_seconds(n),
         _ => None,
     };
-    delta
-        .filter(|d| *d > chrono::TimeDelta::zero())
-        .ok_or_else(|| format!("`{text}`: use a positive number of d, h, m or s"))
+    delta.filter(|d| *d > chrono::TimeDelta::zero()).ok_or_else(|| LifetimeError::OutOfRange(text.to_owned()))
 }
 
 #[cfg(test)]

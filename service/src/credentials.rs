@@ -1,4 +1,5 @@
-//! Credential resolution (domain.md): which credential a query runs under.
+//! Credential resolution (docs/domain.md#credential-resolution): which
+//! credential a query runs under.
 //!
 //! In order: a `Service` → the service account (R16); the project owner's
 //! token when `use_owner_credentials` allows and the token passes `use_token`

@@ -27,14 +27,21 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// Shortest secret accepted: HMAC-SHA256 wants at least its output size.
 const MIN_SECRET_BYTES: usize = 32;
 
+/// Why the audit keyring could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read the audit key file `{path}`: {message}")]
-    Read { path: String, message: String },
-    #[error("cannot create the audit key file `{path}`: {message}")]
-    Create { path: String, message: String },
+    #[error("cannot read the audit key file `{path}`: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("cannot create the audit key file `{path}`: {error}")]
+    Create { path: String, error: std::io::Error },
+    #[error("cannot create the audit key file `{path}`: no randomness: {error}")]
+    Randomness { path: String, error: getrandom::Error },
     #[error("audit keys, line {line}: {message}")]
-    Malformed { line: usize, message: String },
+    Malformed { line: usize, message: &'static str },
+    #[error("audit keys: {0}")]
+    Keyring(#[from] warrant_engine::audit::KeyringError),
+    #[error("audit keys: {0}")]
+    Redaction(#[from] warrant_engine::redact::RedactError),
     #[error("no audit key: the key file or `WARRANT_AUDIT_KEY` holds no key")]
     Empty,
     #[error("no home directory to keep the generated audit key in: pass `--audit-key-file`")]
@@ -65,7 +72,7 @@ impl Keyring {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let malformed = |message: &str| KeyError::Malformed { line: index + 1, message: message.to_owned() };
+            let malformed = |message: &'static str| KeyError::Malformed { line: index + 1, message };
             let mut parts = line.split_whitespace();
             let (Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(malformed("expected `<key-id> <hex secret>`"));
@@ -83,16 +90,14 @@ impl Keyring {
         let Some((first_id, first_secret)) = entries.next() else {
             return Err(KeyError::Empty);
         };
-        let invalid = |e: warrant_engine::audit::KeyringError| KeyError::Malformed { line: 0, message: e.to_string() };
-        let mut signing = warrant_engine::audit::Keyring::new(first_id.clone(), first_secret).map_err(invalid)?;
+        let mut signing = warrant_engine::audit::Keyring::new(first_id.clone(), first_secret)?;
         for (id, secret) in entries {
-            signing.rotate(id.clone(), secret).map_err(invalid)?;
+            signing.rotate(id.clone(), secret)?;
         }
         // Digests use a key derived from the oldest key, so they stay stable
         // when signing keys rotate, and differ from any signing key.
         let digest_key = hmac_sha256(first_secret, b"warrant/digest/v1");
-        let redactor = Redactor::new(RedactionConfig::default(), &digest_key)
-            .map_err(|e| KeyError::Malformed { line: 0, message: e.to_string() })?;
+        let redactor = Redactor::new(RedactionConfig::default(), &digest_key)?;
         Ok(Self { keys, signing, redactor: Arc::new(redactor) })
     }
 
@@ -116,7 +121,7 @@ impl Keyring {
 
     fn read(path: &Path) -> Result<Self, KeyError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| KeyError::Read { path: path.display().to_string(), message: e.to_string() })?;
+            .map_err(|error| KeyError::Read { path: path.display().to_string(), error })?;
         Self::parse(&text)
     }
 
@@ -167,14 +172,13 @@ fn default_path() -> Option<PathBuf> {
 pub fn generate(path: &Path) -> Result<bool, KeyError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let create = |e: &dyn fmt::Display| KeyError::Create { path: path.display().to_string(), message: e.to_string() };
+    let create = |error: std::io::Error| KeyError::Create { path: path.display().to_string(), error };
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| create(&e))?;
+    std::fs::create_dir_all(dir).map_err(create)?;
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| create(&e))?;
+    getrandom::fill(&mut secret).map_err(|error| KeyError::Randomness { path: path.display().to_string(), error })?;
     let temp = dir.join(format!(".audit.key.{}.{}", std::process::id(), hex::encode(&secret[..4])));
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(|e| create(&e))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(create)?;
     let written = writeln!(
         file,
         "# warrant audit keys: `<key-id> <hex secret>`; the last line signs new records\nk1 {}",
@@ -186,7 +190,7 @@ pub fn generate(path: &Path) -> Result<bool, KeyError> {
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(create(&e)),
+        Err(e) => Err(create(e)),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The audit log end to end (audit.md): tampering with the SQLite file is
+//! The audit log end to end (docs/audit.md): tampering with the SQLite file is
 //! found at the first affected `seq`, online and offline; checkpoints and
 //! proofs verify with an independent RFC 9162 verifier; secrets never reach
 //! the files, the log or exports. `records` covers what is recorded and how

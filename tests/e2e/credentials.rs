@@ -1,7 +1,7 @@
-//! `POST /v1/credentials/resolve` and `POST /v1/tokens/events` (domain.md,
-//! "Credential resolution" and "Token lifecycle events"): which credential a
-//! query runs under, for every sharing mode and surface, and how token events
-//! change the answer. Every expectation is derived from the rules R5, R6, R8,
+//! `POST /v1/credentials/resolve` and `POST /v1/tokens/events`
+//! (docs/domain.md#credential-resolution and docs/domain.md#token-events):
+//! which credential a query runs under, for every sharing mode and surface,
+//! and how token events change the answer. Every expectation is derived from the rules R5, R6, R8,
 //! R9 and R16 and the resolution order, not from the service's output.
 
 use reqwest::StatusCode;

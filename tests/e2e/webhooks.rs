@@ -1,4 +1,4 @@
-//! Webhooks (audit.md, "Webhooks"), through the real binary with a
+//! Webhooks (docs/audit.md#webhooks), through the real binary with a
 //! `--webhooks` file.
 //!
 //! Inbound deliveries are signed here by an independent Standard Webhooks

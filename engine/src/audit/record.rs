@@ -1,6 +1,6 @@
-//! One audit record: the fixed field names of `audit.md`. The canonical
-//! bytes its MAC covers are written by `canonical`, which reads this module
-//! (never the other way round).
+//! One audit record: the fixed field names (docs/audit.md#records). The
+//! canonical bytes its MAC covers are written by `canonical`, which reads
+//! this module (never the other way round).
 //!
 //! The canonical form is RFC 8785 (JCS) JSON of the record without `mac`, so
 //! an auditor can recompute it in any language with an off-the-shelf JCS

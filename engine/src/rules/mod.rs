@@ -1,4 +1,4 @@
-//! Custom rules: WebAssembly components consulted after Cedar (spec: rules.md).
+//! Custom rules: WebAssembly components consulted after Cedar (docs/rules.md).
 //!
 //! - `manifest` reads `rules/manifest.json` (file, actions, config, limits,
 //!   `enforce` | `observe`, `warm` | `fresh`).

@@ -83,10 +83,10 @@ impl RuleRuntime {
     /// A runtime caching compiled components in `cache_dir` (created, mode
     /// 0700, if missing) or only in memory. Starts the epoch ticker thread.
     ///
-    /// Guests' log lines are redacted like audit text (`audit.md`,
-    /// "Redaction") with `log_redactor`: the service passes the one its audit
-    /// log uses, so a token a rule logs has the digest an auditor searches
-    /// for. `None`: a redactor with a random key ([`Redactor::ephemeral`]).
+    /// Guests' log lines are redacted like audit text
+    /// (docs/audit.md#redaction) with `log_redactor`: the service passes the
+    /// one its audit log uses, so a token a rule logs has the digest an
+    /// auditor searches for. `None`: a redactor with a random key ([`Redactor::ephemeral`]).
     pub fn new(cache_dir: Option<PathBuf>, log_redactor: Option<Redactor>) -> Result<Arc<Self>, RuntimeError> {
         let log_redactor = match log_redactor {
             Some(r) => r,

@@ -256,7 +256,7 @@ fn logged(f: impl FnOnce()) -> String {
 }
 
 /// A rule's log line is redacted like audit text before it reaches the log
-/// (`audit.md`, "Redaction"): with the service's redactor, a token appears
+/// (docs/audit.md#redaction): with the service's redactor, a token appears
 /// as the digest an auditor would search for; with none, still never in clear.
 #[test]
 fn a_rules_log_lines_are_redacted_before_they_reach_the_log() {

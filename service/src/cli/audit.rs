@@ -2,60 +2,80 @@
 //! database and the key file — no running service needed.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use warrant_engine::audit::Checkpoint;
 
-use crate::audit::verify;
+use crate::audit::verify::{self, VerifyError};
 use crate::config::{AuditCommand, AuditLogArgs};
-use crate::keys::Keyring;
-use crate::store::Store;
+use crate::keys::{KeyError, Keyring};
+use crate::store::{Store, StoreError};
 
 /// Records per read while exporting.
 const CHUNK: u32 = 10_000;
 
-pub fn run(command: AuditCommand) -> ExitCode {
+/// Why `warrant audit …` could not run (a log that fails verification is
+/// an answer, exit code 1, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditCommandError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot open `{url}`: {error}")]
+    Open { url: String, error: StoreError },
+    #[error("checkpoint `{}`: {error}", path.display())]
+    ReadCheckpoint { path: PathBuf, error: std::io::Error },
+    #[error("checkpoint `{}`: {error}", path.display())]
+    ParseCheckpoint { path: PathBuf, error: serde_json::Error },
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write `{}`: {error}", path.display())]
+    CreateExport { path: PathBuf, error: std::io::Error },
+    #[error("cannot write the export: {0}")]
+    WriteExport(std::io::Error),
+}
+
+pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
     // Two workers: verification joins runs of records in order while its
     // scan threads (blocking, one per core) read and check the next ones.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(AuditCommandError::Runtime)?;
     match command {
         AuditCommand::Verify { log, from, to, checkpoint } => runtime.block_on(run_verify(log, from, to, checkpoint)),
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
     }
 }
 
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(2)
-}
-
-async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), String> {
-    let keys = Keyring::load(log.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
+async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), AuditCommandError> {
+    let keys = Keyring::load(log.audit_key_file.as_deref())?;
     let store = Store::open_existing(&log.database_url)
         .await
-        .map_err(|e| format!("cannot open `{}`: {e}", log.database_url))?;
+        .map_err(|error| AuditCommandError::Open { url: log.database_url.clone(), error })?;
     Ok((store, keys))
 }
 
-async fn run_verify(log: AuditLogArgs, from: u64, to: Option<u64>, files: Vec<std::path::PathBuf>) -> ExitCode {
-    let (store, keys) = match open(&log).await {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
-    let mut kept = Vec::new();
-    for path in &files {
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Checkpoint>(&t).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(c) => kept.push(c),
-            Err(e) => return fail(&format!("checkpoint `{}`: {e}", path.display())),
-        }
-    }
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, AuditCommandError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| AuditCommandError::ReadCheckpoint { path: path.to_owned(), error })?;
+    serde_json::from_str(&text).map_err(|error| AuditCommandError::ParseCheckpoint { path: path.to_owned(), error })
+}
+
+async fn run_verify(
+    log: AuditLogArgs,
+    from: u64,
+    to: Option<u64>,
+    files: Vec<PathBuf>,
+) -> Result<ExitCode, AuditCommandError> {
+    let (store, keys) = open(&log).await?;
+    let kept = files.iter().map(|path| read_checkpoint(path)).collect::<Result<Vec<_>, _>>()?;
     let total = store.audit_count().await.unwrap_or(0);
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -64,61 +84,50 @@ async fn run_verify(log: AuditLogArgs, from: u64, to: Option<u64>, files: Vec<st
     );
     let report = verify::verify(&store, &keys, from, to, &kept, |n| bar.set_position(n)).await;
     bar.finish_and_clear();
-    match report {
-        Err(e) => fail(&e.to_string()),
-        Ok(r) if r.ok => {
-            println!(
-                "ok: records {}..={} ({}) verify; {} checkpoint(s) hold",
-                r.from, r.to, r.records, r.checkpoints_checked
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(r) => {
-            println!(
-                "FAILED at seq {}: {}",
-                r.first_bad_seq.unwrap_or_default(),
-                r.reason.as_deref().unwrap_or("unknown")
-            );
-            ExitCode::FAILURE
-        }
+    let r = report?;
+    if r.ok {
+        println!(
+            "ok: records {}..={} ({}) verify; {} checkpoint(s) hold",
+            r.from, r.to, r.records, r.checkpoints_checked
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED at seq {}: {}", r.first_bad_seq.unwrap_or_default(), r.reason.as_deref().unwrap_or("unknown"));
+        Ok(ExitCode::FAILURE)
     }
 }
 
-async fn run_export(log: AuditLogArgs, from: u64, to: Option<u64>, out: Option<std::path::PathBuf>) -> ExitCode {
-    let (store, _keys) = match open(&log).await {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
-    };
+async fn run_export(
+    log: AuditLogArgs,
+    from: u64,
+    to: Option<u64>,
+    out: Option<PathBuf>,
+) -> Result<ExitCode, AuditCommandError> {
+    let (store, _keys) = open(&log).await?;
     let mut sink: Box<dyn std::io::Write> = match &out {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => return fail(&format!("cannot write `{}`: {e}", path.display())),
-        },
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|error| AuditCommandError::CreateExport { path: path.clone(), error })?;
+            Box::new(std::io::BufWriter::new(file))
+        }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let to = to.unwrap_or(u64::MAX >> 11);
     let mut next = from.max(1);
     let mut written = 0u64;
     while next <= to {
-        let chunk = match store.audit_range(next, to, CHUNK).await {
-            Ok(c) => c,
-            Err(e) => return fail(&e.to_string()),
-        };
+        let chunk = store.audit_range(next, to, CHUNK).await?;
         let Some(last) = chunk.last().map(|r| r.seq) else { break };
         for record in &chunk {
             let line = serde_json::to_string(record).unwrap_or_default();
-            if writeln!(sink, "{line}").is_err() {
-                return fail("cannot write the export");
-            }
+            writeln!(sink, "{line}").map_err(AuditCommandError::WriteExport)?;
             written += 1;
         }
         next = last + 1;
     }
-    if sink.flush().is_err() {
-        return fail("cannot write the export");
-    }
+    sink.flush().map_err(AuditCommandError::WriteExport)?;
     if out.is_some() {
         eprintln!("exported {written} records");
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

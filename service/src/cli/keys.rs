@@ -4,18 +4,37 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use crate::audit::{AuditLog, Event};
-use crate::auth::{Scope, mint, parse_lifetime};
+use crate::audit::{AuditError, AuditLog, Event};
+use crate::auth::{LifetimeError, MintError, Scope, mint, parse_lifetime};
 use crate::config::{AuditLogArgs, KeysCommand};
-use crate::keys::Keyring;
-use crate::store::Store;
+use crate::keys::{KeyError, Keyring};
+use crate::store::{Store, StoreError};
 
-pub fn run(command: KeysCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-    };
-    let result = runtime.block_on(async {
+/// Why `warrant keys …` could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysCommandError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot open `{url}`: {error}")]
+    Open { url: String, error: StoreError },
+    #[error(transparent)]
+    Lifetime(#[from] LifetimeError),
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("no active key `{0}`")]
+    NoActiveKey(String),
+}
+
+pub fn run(command: KeysCommand) -> Result<ExitCode, KeysCommandError> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(KeysCommandError::Runtime)?;
+    runtime.block_on(async {
         match command {
             KeysCommand::Create { log, scopes, expires_in, description } => {
                 create(log, &scopes, &expires_in, &description).await
@@ -23,34 +42,32 @@ pub fn run(command: KeysCommand) -> ExitCode {
             KeysCommand::List { log } => list(log).await,
             KeysCommand::Revoke { log, id } => revoke(log, &id).await,
         }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => fail(&e),
-    }
+    })
 }
 
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(2)
-}
-
-async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), String> {
-    let keys = Keyring::load(log.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
-    let store = Store::open(&log.database_url).await.map_err(|e| format!("cannot open `{}`: {e}", log.database_url))?;
+async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), KeysCommandError> {
+    let keys = Keyring::load(log.audit_key_file.as_deref())?;
+    let store = Store::open(&log.database_url)
+        .await
+        .map_err(|error| KeysCommandError::Open { url: log.database_url.clone(), error })?;
     Ok((store, keys))
 }
 
-async fn create(log: AuditLogArgs, scopes: &[Scope], expires_in: &str, description: &str) -> Result<ExitCode, String> {
+async fn create(
+    log: AuditLogArgs,
+    scopes: &[Scope],
+    expires_in: &str,
+    description: &str,
+) -> Result<ExitCode, KeysCommandError> {
     let lifetime = parse_lifetime(expires_in)?;
     let (store, keys) = open(&log).await?;
     let minted = mint(scopes, lifetime, description, Utc::now())?;
-    store.insert_api_key(&minted.stored).await.map_err(|e| e.to_string())?;
+    store.insert_api_key(&minted.stored).await?;
     let mut event = Event::new("api_key.created", "cli");
     event.details.insert("key_id".into(), serde_json::json!(minted.stored.id));
     event.details.insert("scopes".into(), serde_json::json!(minted.stored.scopes));
     event.details.insert("expires_at".into(), serde_json::json!(minted.stored.expires_at));
-    AuditLog::append_direct(&store, &keys, event).await.map_err(|e| e.to_string())?;
+    AuditLog::append_direct(&store, &keys, event).await?;
     eprintln!(
         "created key {} with scopes {} (expires {}); it is shown once:",
         minted.stored.id,
@@ -61,10 +78,10 @@ async fn create(log: AuditLogArgs, scopes: &[Scope], expires_in: &str, descripti
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(log: AuditLogArgs) -> Result<ExitCode, String> {
+async fn list(log: AuditLogArgs) -> Result<ExitCode, KeysCommandError> {
     let (store, _) = open(&log).await?;
     let now = Utc::now();
-    for key in store.api_keys().await.map_err(|e| e.to_string())? {
+    for key in store.api_keys().await? {
         let state = if key.revoked_at.is_some() {
             "revoked"
         } else if chrono::DateTime::parse_from_rfc3339(&key.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now) {
@@ -84,16 +101,15 @@ async fn list(log: AuditLogArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, String> {
+async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, KeysCommandError> {
     let (store, keys) = open(&log).await?;
     let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    if !store.revoke_api_key(id, &at).await.map_err(|e| e.to_string())? {
-        eprintln!("error: no active key `{id}`");
-        return Ok(ExitCode::FAILURE);
+    if !store.revoke_api_key(id, &at).await? {
+        return Err(KeysCommandError::NoActiveKey(id.to_owned()));
     }
     let mut event = Event::new("api_key.revoked", "cli");
     event.details.insert("key_id".into(), serde_json::json!(id));
-    AuditLog::append_direct(&store, &keys, event).await.map_err(|e| e.to_string())?;
+    AuditLog::append_direct(&store, &keys, event).await?;
     eprintln!("revoked key {id}; running services stop accepting it within a second");
     Ok(ExitCode::SUCCESS)
 }

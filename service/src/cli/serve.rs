@@ -1,6 +1,8 @@
 //! `warrant serve`: open the store, load the bundle, serve HTTP until
 //! SIGTERM/SIGINT; reload the policies directory on SIGHUP.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,33 +11,53 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, HttpConfig};
-use crate::keys::Keyring;
+use crate::keys::{KeyError, Keyring};
 use crate::rules::RuleHost;
-use crate::state::AppState;
-use crate::store::Store;
+use crate::state::{AppState, ChangeError};
+use crate::store::{Store, StoreError};
+use crate::webhooks::ConfigError;
 
-pub fn run(args: ServeArgs) -> ExitCode {
-    init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+/// Why `warrant serve` could not start, or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot open the store: {0}")]
+    Store(StoreError),
+    /// One diagnostic per line, each `file:line:col: message`.
+    #[error("cannot load the policy bundle `{}`:\n{}", path.display(), indented(error))]
+    Bundle { path: PathBuf, error: warrant_engine::BundleError },
+    #[error("cannot start: {0}")]
+    Start(ChangeError),
+    #[error("cannot listen for SIGHUP: {0}")]
+    Signal(std::io::Error),
+    #[error(transparent)]
+    Webhooks(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: SocketAddr, error: std::io::Error },
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("server error: {0}")]
+    Server(std::io::Error),
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let keys = Keyring::load(args.audit_key_file.as_deref()).map_err(|e| e.to_string())?;
-    let store = Store::open(&args.database_url).await.map_err(|e| format!("cannot open the store: {e}"))?;
+fn indented(error: &warrant_engine::BundleError) -> String {
+    let lines: Vec<String> = error.diagnostics().iter().map(|d| format!("  {d}")).collect();
+    lines.join("\n")
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(ServeError::Runtime)?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let keys = Keyring::load(args.audit_key_file.as_deref())?;
+    let store = Store::open(&args.database_url).await.map_err(ServeError::Store)?;
     let workers = args.rule_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let cache = args.rule_cache.clone().or_else(RuleHost::default_cache_dir);
     // Rules' log lines are redacted with the audit log's key, so a token a
@@ -43,11 +65,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let rules = RuleHost::new(cache, workers, Some(keys.redactor().clone()));
     let state = AppState::start(store, keys, args.policies.clone(), args.audit_decisions, rules).await.map_err(
         |e| match e {
-            crate::state::ChangeError::Bundle(b) => {
-                let lines: Vec<String> = b.diagnostics().iter().map(|d| format!("  {d}")).collect();
-                format!("cannot load the policy bundle `{}`:\n{}", args.policies.display(), lines.join("\n"))
-            }
-            other => format!("cannot start: {other}"),
+            ChangeError::Bundle(error) => ServeError::Bundle { path: args.policies.clone(), error },
+            other => ServeError::Start(other),
         },
     )?;
     if state.store().api_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
@@ -65,13 +84,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
     // Registered before the socket is bound: a SIGHUP that arrives once we are
     // reachable must reload, never kill the process (the default action).
-    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServeError::Signal)?;
     tokio::spawn(reload_on_sighup(state.clone(), hangups));
     tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
 
     // Webhook sources for the handlers; a delivery worker per subscription.
-    let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store()).map_err(|e| e.to_string())?;
+    let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store())?;
     let config = HttpConfig {
         max_body_bytes: args.max_body_bytes,
         max_bulk_body_bytes: args.max_bulk_body_bytes,
@@ -79,15 +97,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let app = http::app(state.with_webhooks(webhooks), config);
     let listener =
-        TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        TcpListener::bind(args.listen).await.map_err(|error| ServeError::Listen { addr: args.listen, error })?;
+    let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     tracing::info!(%addr, "listening");
 
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     // Graceful: stop accepting, let in-flight requests finish, but not forever.
     let result = tokio::select! {
-        r = server => r.map_err(|e| format!("server error: {e}")),
+        r = server => r.map_err(ServeError::Server),
         () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
             tracing::warn!("in-flight requests did not finish within the grace period");
             Ok(())
@@ -122,7 +140,7 @@ async fn reload_on_sighup(state: AppState, mut hangups: tokio::signal::unix::Sig
             Ok(a) => tracing::info!(digest = %a.digest, "policy bundle unchanged on reload"),
             Err(e) => {
                 let diagnostics: Vec<String> = match &e {
-                    crate::state::ChangeError::Bundle(b) => b.diagnostics().iter().map(ToString::to_string).collect(),
+                    ChangeError::Bundle(b) => b.diagnostics().iter().map(ToString::to_string).collect(),
                     other => vec![other.to_string()],
                 };
                 tracing::error!(?diagnostics, "policy reload refused; the active bundle stays");

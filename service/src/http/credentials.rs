@@ -1,4 +1,5 @@
-//! `POST /v1/credentials/resolve` (shape fixed by domain.md).
+//! `POST /v1/credentials/resolve` (shape: docs/http.md#credentials; logic:
+//! docs/domain.md#credential-resolution).
 
 use axum::extract::State;
 use axum::routing::post;

@@ -48,14 +48,11 @@ impl Secret {
     }
 
     /// A Standard Webhooks secret: `whsec_` then base64.
-    pub fn standard(text: &str) -> Result<Self, String> {
-        let encoded = text.strip_prefix("whsec_").ok_or("a standard secret is `whsec_` followed by base64")?;
-        let bytes = BASE64.decode(encoded).map_err(|_| "the part after `whsec_` is not valid base64".to_owned())?;
+    pub fn standard(text: &str) -> Result<Self, SecretError> {
+        let encoded = text.strip_prefix("whsec_").ok_or(SecretError::NoPrefix)?;
+        let bytes = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         if bytes.len() < MIN_STANDARD_SECRET_BYTES {
-            return Err(format!(
-                "the secret decodes to {} bytes; at least {MIN_STANDARD_SECRET_BYTES} are needed",
-                bytes.len()
-            ));
+            return Err(SecretError::TooShort(bytes.len()));
         }
         Ok(Self(bytes))
     }
@@ -98,16 +95,16 @@ pub enum KindPattern {
 }
 
 impl KindPattern {
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Option<Self> {
         let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if text == "*" {
-            Ok(Self::Any)
+            Some(Self::Any)
         } else if let Some(prefix) = text.strip_suffix(".*").filter(|p| valid(p)) {
-            Ok(Self::Prefix(format!("{prefix}.")))
+            Some(Self::Prefix(format!("{prefix}.")))
         } else if valid(text) {
-            Ok(Self::Exact(text.to_owned()))
+            Some(Self::Exact(text.to_owned()))
         } else {
-            Err(format!("`{text}` is not a kind pattern (`*`, `token.*` or an exact kind)"))
+            None
         }
     }
 
@@ -155,12 +152,76 @@ pub struct WebhookConfig {
     pub subscriptions: Vec<Subscription>,
 }
 
+/// Why the webhooks file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the webhooks file `{path}`: {message}")]
-    Read { path: String, message: String },
-    #[error("webhooks file `{path}`: {message}")]
-    Invalid { path: String, message: String },
+    #[error("cannot read the webhooks file `{path}`: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("webhooks file `{path}`: {error}")]
+    Invalid { path: String, error: ParseError },
+}
+
+/// What is wrong with the webhooks file's text. `at` names the source
+/// (`sources.NAME`) or subscription (`subscriptions[I]`); messages never
+/// quote a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The JSON does not have the file's shape; `path` is `.` for the whole file.
+    #[error("{}", at_path(path, message))]
+    Shape { path: String, message: String },
+    #[error("`{at}`: the name `{name}` must be 1 to {MAX_NAME} of `A-Z a-z 0-9 - _`")]
+    Name { at: String, name: String },
+    #[error("`{at}`: the name `{name}` is used twice")]
+    NameTwice { at: String, name: String },
+    #[error("`{at}`: `secrets` is empty; give at least one")]
+    NoSecrets { at: String },
+    #[error("`{at}`: `{field}`: {error}")]
+    Secret { at: String, field: String, error: SecretError },
+    #[error("`{at}`: `url`: {error}")]
+    Url { at: String, error: UrlError },
+    #[error("`{at}`: `kinds` is empty; use `[\"*\"]` for every record")]
+    NoKinds { at: String },
+    #[error("`{at}`: `kinds`: `{pattern}` is not a kind pattern (`*`, `token.*` or an exact kind)")]
+    KindPattern { at: String, pattern: String },
+    #[error("`{at}`: retries need `0 < retry_initial_ms <= retry_max_ms`")]
+    Retries { at: String },
+    #[error("`{at}`: `timeout_ms` must be positive")]
+    Timeout { at: String },
+}
+
+fn at_path(path: &str, message: &str) -> String {
+    if path == "." { message.to_owned() } else { format!("`{path}`: {message}") }
+}
+
+/// Why a secret was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("a standard secret is `whsec_` followed by base64")]
+    NoPrefix,
+    #[error("the part after `whsec_` is not valid base64")]
+    NotBase64,
+    #[error("the secret decodes to {0} bytes; at least {MIN_STANDARD_SECRET_BYTES} are needed")]
+    TooShort(usize),
+    #[error("the secret is empty")]
+    Empty,
+}
+
+/// Why a subscription's URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{text}` is not a URL: {error}")]
+    Parse { text: String, error: <reqwest::Url as std::str::FromStr>::Err },
+    /// Refused rather than failing on every delivery: this build carries no
+    /// TLS stack (see the README); put a local TLS-terminating relay in front.
+    #[error("`https` is not supported by this build; use `http` (a local relay)")]
+    Https,
+    #[error("the scheme `{0}` is not `http`")]
+    Scheme(String),
+    #[error("the URL has no host")]
+    NoHost,
+    /// Credentials in a URL would end up in logs and error messages.
+    #[error("the URL must not carry credentials; the subscription secret signs deliveries")]
+    Credentials,
 }
 
 #[derive(Deserialize)]
@@ -210,58 +271,74 @@ impl WebhookConfig {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: shown.clone(), message: e.to_string() })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: shown, message })
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: shown.clone(), error })?;
+        Self::parse(&text).map_err(|error| ConfigError::Invalid { path: shown, error })
     }
 
     /// Parses and validates the file's text; the error names the field.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: FileConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             // serde's messages may quote the offending value: never a secret's.
             let message = if path.contains("secret") { "invalid value".to_owned() } else { e.into_inner().to_string() };
-            if path == "." { message } else { format!("`{path}`: {message}") }
+            ParseError::Shape { path, message }
         })?;
         let mut sources = BTreeMap::new();
         for (name, source) in file.sources {
-            let at = |message: String| format!("`sources.{name}`: {message}");
-            check_name(&name).map_err(at)?;
+            let at = || format!("sources.{name}");
+            if !valid_name(&name) {
+                return Err(ParseError::Name { at: at(), name });
+            }
             if source.secrets.is_empty() {
-                return Err(at("`secrets` is empty; give at least one".into()));
+                return Err(ParseError::NoSecrets { at: at() });
             }
             let mut secrets = Vec::with_capacity(source.secrets.len());
             for (i, text) in source.secrets.iter().enumerate() {
                 let secret = match source.scheme {
                     Scheme::Standard => Secret::standard(text),
-                    Scheme::Sha256 if text.is_empty() => Err("the secret is empty".to_owned()),
+                    Scheme::Sha256 if text.is_empty() => Err(SecretError::Empty),
                     Scheme::Sha256 => Ok(Secret::new(text.as_bytes())),
                 };
-                secrets.push(secret.map_err(|m| at(format!("`secrets[{i}]`: {m}")))?);
+                secrets.push(secret.map_err(|error| ParseError::Secret {
+                    at: at(),
+                    field: format!("secrets[{i}]"),
+                    error,
+                })?);
             }
             sources.insert(name, Source { scheme: source.scheme, secrets });
         }
         let mut names = BTreeSet::new();
         let mut subscriptions = Vec::with_capacity(file.subscriptions.len());
         for (i, s) in file.subscriptions.into_iter().enumerate() {
-            let at = |message: String| format!("`subscriptions[{i}]`: {message}");
-            check_name(&s.name).map_err(at)?;
+            let at = || format!("subscriptions[{i}]");
+            if !valid_name(&s.name) {
+                return Err(ParseError::Name { at: at(), name: s.name });
+            }
             if !names.insert(s.name.clone()) {
-                return Err(at(format!("the name `{}` is used twice", s.name)));
+                return Err(ParseError::NameTwice { at: at(), name: s.name });
             }
-            let url = check_url(&s.url).map_err(|m| at(format!("`url`: {m}")))?;
-            let secret = Secret::standard(&s.secret).map_err(|m| at(format!("`secret`: {m}")))?;
+            let url = check_url(&s.url).map_err(|error| ParseError::Url { at: at(), error })?;
+            let secret = Secret::standard(&s.secret).map_err(|error| ParseError::Secret {
+                at: at(),
+                field: "secret".to_owned(),
+                error,
+            })?;
             if s.kinds.is_empty() {
-                return Err(at("`kinds` is empty; use `[\"*\"]` for every record".into()));
+                return Err(ParseError::NoKinds { at: at() });
             }
-            let kinds = s.kinds.iter().map(|k| KindPattern::parse(k)).collect::<Result<Vec<_>, _>>();
-            let kinds = kinds.map_err(|m| at(format!("`kinds`: {m}")))?;
+            let mut kinds = Vec::with_capacity(s.kinds.len());
+            for pattern in s.kinds {
+                match KindPattern::parse(&pattern) {
+                    Some(kind) => kinds.push(kind),
+                    None => return Err(ParseError::KindPattern { at: at(), pattern }),
+                }
+            }
             if s.retry_initial_ms == 0 || s.retry_max_ms < s.retry_initial_ms {
-                return Err(at("retries need `0 < retry_initial_ms <= retry_max_ms`".into()));
+                return Err(ParseError::Retries { at: at() });
             }
             if s.timeout_ms == 0 {
-                return Err(at("`timeout_ms` must be positive".into()));
+                return Err(ParseError::Timeout { at: at() });
             }
             subscriptions.push(Subscription {
                 name: s.name,
@@ -277,28 +354,24 @@ impl WebhookConfig {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(format!("the name `{name}` must be 1 to {MAX_NAME} of `A-Z a-z 0-9 - _`")) }
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn check_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+fn check_url(text: &str) -> Result<reqwest::Url, UrlError> {
+    let url = reqwest::Url::parse(text).map_err(|error| UrlError::Parse { text: text.to_owned(), error })?;
     match url.scheme() {
         "http" => {}
-        // Refused rather than failing on every delivery: this build carries
-        // no TLS stack (see the README); put a local TLS-terminating relay in front.
-        "https" => return Err("`https` is not supported by this build; use `http` (a local relay)".into()),
-        other => return Err(format!("the scheme `{other}` is not `http`")),
+        "https" => return Err(UrlError::Https),
+        other => return Err(UrlError::Scheme(other.to_owned())),
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
+        return Err(UrlError::NoHost);
     }
-    // Credentials in a URL would end up in logs and error messages.
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("the URL must not carry credentials; the subscription secret signs deliveries".into());
+        return Err(UrlError::Credentials);
     }
     Ok(url)
 }
@@ -311,7 +384,7 @@ mod tests {
     const B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
     fn error(text: &str) -> String {
-        WebhookConfig::parse(text).unwrap_err()
+        WebhookConfig::parse(text).unwrap_err().to_string()
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Webhooks, both ways (`audit.md`, "Webhooks").
+//! Webhooks, both ways (docs/audit.md#webhooks).
 //!
 //! - Inbound, `POST /v1/webhooks/{source}` (`http/webhooks.rs`): an identity
 //!   provider or warehouse tells us a token was revoked or refreshed, or a
@@ -22,12 +22,13 @@ pub mod verify;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use config::{ConfigError, Scheme, Source, Subscription, WebhookConfig};
+pub use config::{ConfigError, ParseError, Scheme, SecretError, Source, Subscription, UrlError, WebhookConfig};
 
 use crate::store::Store;
 
-/// The loaded configuration, as request handlers see it (an axum
-/// `Extension`; with none, every source is unknown).
+/// The loaded configuration, as request handlers see it (through
+/// [`AppState::webhooks`](crate::state::AppState::webhooks); the default has
+/// no sources, so every source is unknown).
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks(Arc<WebhookConfig>);
 

@@ -1,6 +1,6 @@
 //! What a rule answers.
 
-/// The rule's effect on the decision (deny-overrides; see `rules.md`).
+/// The rule's effect on the decision (deny-overrides; see docs/rules.md#combining).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
     Allow,
