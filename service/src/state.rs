@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
 
-use crate::audit::{AuditLog, DecisionAudit, Event};
+use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
 use crate::keys::Keyring;
 use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
@@ -111,7 +111,7 @@ impl AppState {
         }
         let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
         if !unchanged {
-            let mut event = Event::new("policy.updated", "startup");
+            let mut event = Event::new(Kind::PolicyUpdated, "startup");
             event.policy_digest = Some(bundle.digest().to_owned());
             event.details.insert("origin".into(), serde_json::json!(origin));
             audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
@@ -197,7 +197,7 @@ impl AppState {
         let activated_at = now();
         let bundle_version = self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         let versions = StoreVersions { bundle: bundle_version, ..current.versions };
-        let mut event = Event::new("policy.updated", actor);
+        let mut event = Event::new(Kind::PolicyUpdated, actor);
         event.policy_digest = Some(activation.digest.clone());
         event.details.insert("previous_digest".into(), serde_json::json!(activation.previous_digest));
         event.details.insert("origin".into(), serde_json::json!(origin));

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use crate::audit::{AuditLog, Event};
+use crate::audit::{AuditLog, Event, Kind};
 use crate::auth::{Scope, mint, parse_lifetime};
 use crate::config::{AuditLogArgs, KeysCommand};
 use crate::keys::Keyring;
@@ -46,7 +46,7 @@ async fn create(log: AuditLogArgs, scopes: &[Scope], expires_in: &str, descripti
     let (store, keys) = open(&log).await?;
     let minted = mint(scopes, lifetime, description, Utc::now())?;
     store.insert_api_key(&minted.stored).await.map_err(|e| e.to_string())?;
-    let mut event = Event::new("api_key.created", "cli");
+    let mut event = Event::new(Kind::ApiKeyCreated, "cli");
     event.details.insert("key_id".into(), serde_json::json!(minted.stored.id));
     event.details.insert("scopes".into(), serde_json::json!(minted.stored.scopes));
     event.details.insert("expires_at".into(), serde_json::json!(minted.stored.expires_at));
@@ -91,7 +91,7 @@ async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, String> {
         eprintln!("error: no active key `{id}`");
         return Ok(ExitCode::FAILURE);
     }
-    let mut event = Event::new("api_key.revoked", "cli");
+    let mut event = Event::new(Kind::ApiKeyRevoked, "cli");
     event.details.insert("key_id".into(), serde_json::json!(id));
     AuditLog::append_direct(&store, &keys, event).await.map_err(|e| e.to_string())?;
     eprintln!("revoked key {id}; running services stop accepting it within a second");

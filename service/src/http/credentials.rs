@@ -12,7 +12,7 @@ use super::decision::Verdict;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::limits::{MAX_ID, MAX_NAME};
-use crate::audit::Event;
+use crate::audit::{Event, Kind};
 use crate::credentials::{Ask, Credential, ResolveError, resolve};
 use crate::state::AppState;
 
@@ -116,7 +116,7 @@ async fn handle(
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
     let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await?;
     // Every resolution is a token use on the record, allowed or not.
-    let mut event = Event::new("token.used", format!("{}::{}", ask.principal_type, ask.principal_id));
+    let mut event = Event::new(Kind::TokenUsed, format!("{}::{}", ask.principal_type, ask.principal_id));
     event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());
     event.token_owner = resolution.token_owner.clone();
     event.connection = Some(ask.connection.clone());

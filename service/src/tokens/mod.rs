@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use warrant_engine::audit::Kind;
 
 /// The lifecycle events (`token.used` changes no state; it is audited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,13 +24,21 @@ pub enum TokenEventKind {
 }
 
 impl TokenEventKind {
+    /// The wire name, which is also the kind of the event's audit record.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issued => "token.issued",
-            Self::Refreshed => "token.refreshed",
-            Self::Revoked => "token.revoked",
-            Self::Expired => "token.expired",
-            Self::Used => "token.used",
+        Kind::from(self).as_str()
+    }
+}
+
+/// A token event is recorded under its own name.
+impl From<TokenEventKind> for Kind {
+    fn from(kind: TokenEventKind) -> Self {
+        match kind {
+            TokenEventKind::Issued => Self::TokenIssued,
+            TokenEventKind::Refreshed => Self::TokenRefreshed,
+            TokenEventKind::Revoked => Self::TokenRevoked,
+            TokenEventKind::Expired => Self::TokenExpired,
+            TokenEventKind::Used => Self::TokenUsed,
         }
     }
 }
@@ -258,6 +267,16 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_event_is_recorded_under_its_wire_name() {
+        use TokenEventKind::{Expired, Issued, Refreshed, Revoked, Used};
+        for kind in [Issued, Refreshed, Revoked, Expired, Used] {
+            let wire = serde_json::to_value(kind).unwrap();
+            assert_eq!(wire, Kind::from(kind).as_str());
+            assert_eq!(kind.as_str(), Kind::from(kind).as_str());
+        }
     }
 
     #[test]
