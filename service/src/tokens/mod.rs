@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use warrant_engine::audit::Kind;
 
+use crate::pack::EntityType;
+
 /// The lifecycle events (`token.used` changes no state; it is audited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TokenEventKind {
@@ -117,17 +119,19 @@ impl TokenState {
         DateTime::parse_from_rfc3339(&self.expires_at).ok().map(|t| t.with_timezone(&Utc))
     }
 
-    /// The Cedar entity (`Token` in the bundle's namespace).
+    /// The Cedar entity (`Token` in the bundle's namespace). Its attributes
+    /// are the schema's `Token` (domain.md); Cedar checks them against the
+    /// schema with every decision that carries one.
     pub fn entity(&self, namespace: Option<&str>) -> Value {
-        let q = |ty: &str| match namespace {
+        let q = |ty: EntityType| match namespace {
             Some(ns) => format!("{ns}::{ty}"),
-            None => ty.to_owned(),
+            None => ty.as_str().to_owned(),
         };
         json!({
-            "uid": {"type": q("Token"), "id": self.token_id},
+            "uid": {"type": q(EntityType::Token), "id": self.token_id},
             "attrs": {
-                "owner": {"__entity": {"type": q("User"), "id": self.owner}},
-                "connection": {"__entity": {"type": q("Connection"), "id": self.connection}},
+                "owner": {"__entity": {"type": q(EntityType::User), "id": self.owner}},
+                "connection": {"__entity": {"type": q(EntityType::Connection), "id": self.connection}},
                 "status": self.status.as_str(),
                 "role": self.role,
                 "expires_at": {"__extn": {"fn": "datetime", "arg": self.expires_at}},
