@@ -8,7 +8,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use warrant_engine::audit::{
-    ChainStart, Entry, Keyring, Mac, Outcome, Prepared, Record, Sealer, merkle, seal, verify_chain,
+    ChainStart, Entry, Keyring, Kind, Mac, Outcome, Prepared, Record, Sealer, merkle, seal, verify_chain,
 };
 use warrant_engine::{RedactionConfig, Redactor};
 
@@ -37,7 +37,7 @@ fn entry(seq: u64) -> Entry {
         reasons: Some(vec![]),
         policy_digest: Some(format!("sha256:{}", "ab".repeat(32))),
         details,
-        ..Entry::new(seq, "2026-03-01T12:00:00.123456Z", "token.used", "alice")
+        ..Entry::new(seq, "2026-03-01T12:00:00.123456Z", Kind::TokenUsed, "alice")
     }
 }
 

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use warrant_service::audit::{AuditLog, DecisionAudit, Event};
+use warrant_service::audit::{AuditLog, DecisionAudit, Event, Kind};
 use warrant_service::keys::Keyring;
 use warrant_service::store::{AuditFilter, Store};
 
@@ -73,7 +73,7 @@ fn args() -> Args {
 
 /// A token event as `POST /v1/tokens/events` records it.
 fn event(n: u64) -> Event {
-    let mut e = Event::new("token.issued", format!("u{}", n % 1000));
+    let mut e = Event::new(Kind::TokenIssued, format!("u{}", n % 1000));
     e.token_id = Some(format!("t{n}"));
     e.token_owner = Some(format!("u{}", n % 1000));
     e.connection = Some("snow".into());

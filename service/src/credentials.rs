@@ -7,7 +7,8 @@
 //! `use_token` allows; otherwise deny with the reasons collected. The
 //! identity whose token will run the query must also pass `run_query` (R8).
 //! Every decision here is Cedar's; this module only gathers the facts
-//! (token state) and follows the order.
+//! (token state) and follows the order. The names it sends and the reasons
+//! it reads are the pack's contract ([`crate::pack`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,6 +16,9 @@ use serde_json::{Map, Value, json};
 use warrant_engine::{Decision, EntityRef, EntitySet, Query, RequestError};
 
 use crate::keys::Keyring;
+use crate::pack::{
+    Action, ContextKey, EntityType, Incomplete, OWNER_TOKEN_NONE, PROJECT_OWNER, Reason, Requester, Surface,
+};
 use crate::state::Snapshot;
 use crate::store::{Store, StoreError};
 use crate::tokens::{TokenState, best};
@@ -26,7 +30,7 @@ pub struct Ask {
     pub principal_id: String,
     pub project: String,
     pub connection: String,
-    pub surface: String,
+    pub surface: Surface,
     pub purpose: Option<String>,
 }
 
@@ -64,6 +68,9 @@ pub enum ResolveError {
     Store(#[from] StoreError),
     #[error("`principal.type` must be `User` or `Service`, not `{0}`")]
     PrincipalType(String),
+    /// The active bundle's schema lacks what this resolution asks of it.
+    #[error(transparent)]
+    Incomplete(#[from] Incomplete),
 }
 
 fn allow(credential: Credential, token_owner: Option<String>) -> Resolution {
@@ -82,22 +89,23 @@ struct Decider<'a> {
 impl Decider<'_> {
     fn decide(
         &self,
-        principal: (&str, &str),
-        action: &str,
-        resource: (&str, &str),
+        principal: (EntityType, &str),
+        action: Action,
+        resource: (EntityType, &str),
         context: Map<String, Value>,
         entities: Vec<Value>,
     ) -> Result<Decision, RequestError> {
-        let entity = |(t, id): (&str, &str)| EntityRef { type_name: t.into(), id: id.into(), properties: None };
+        let entity =
+            |(t, id): (EntityType, &str)| EntityRef { type_name: t.as_str().into(), id: id.into(), properties: None };
         let query = Query {
             principal: entity(principal),
-            action: action.into(),
+            action: action.as_str().into(),
             resource: entity(resource),
             context,
             entities,
         };
         let bundle = &self.snapshot.bundle;
-        if bundle.action_has_rules(action) {
+        if bundle.action_has_rules(action.as_str()) {
             crate::rules::offload(|| bundle.decide(&self.snapshot.entities, &query, self.now))
         } else {
             bundle.decide(&self.snapshot.entities, &query, self.now)
@@ -108,16 +116,21 @@ impl Decider<'_> {
 /// `use_token`'s context: the token's issue time, for rules such as
 /// `token-max-age`, when known and the bundle's schema declares it.
 fn token_context(snapshot: &Snapshot, token: &TokenState) -> Map<String, Value> {
+    let key = ContextKey::TokenIssuedAt;
     match &token.issued_at {
-        Some(at) if snapshot.bundle.context_has_datetime("use_token", "token_issued_at") => {
-            context(&[("token_issued_at", at)])
+        Some(at) if snapshot.bundle.context_has_datetime(Action::UseToken.as_str(), key.as_str()) => {
+            context(&[(key, at)])
         }
         _ => Map::new(),
     }
 }
 
-fn context(pairs: &[(&str, &str)]) -> Map<String, Value> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect()
+fn context(pairs: &[(ContextKey, &str)]) -> Map<String, Value> {
+    pairs.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect()
+}
+
+fn deny_with(reason: Reason) -> Resolution {
+    deny(vec![reason.as_str().to_owned()])
 }
 
 pub async fn resolve(
@@ -128,46 +141,47 @@ pub async fn resolve(
     now: DateTime<Utc>,
 ) -> Result<Resolution, ResolveError> {
     let d = Decider { snapshot, now };
-    let connection = ("Connection", ask.connection.as_str());
-    match ask.principal_type.rsplit("::").next().unwrap_or_default() {
-        "Service" => {
-            let purpose = ask.purpose.as_deref().unwrap_or_default();
-            let decision = d.decide(
-                ("Service", &ask.principal_id),
-                "use_service_account",
-                connection,
-                context(&[("purpose", purpose)]),
-                Vec::new(),
-            )?;
-            return Ok(if decision.allowed {
-                let cache_key = format!("service:{}", ask.connection);
-                allow(Credential { kind: CredentialKind::ServiceAccount, token_id: None, cache_key }, None)
-            } else {
-                deny(decision.reasons)
-            });
-        }
-        "User" => {}
-        other => return Err(ResolveError::PrincipalType(other.to_owned())),
+    let connection = (EntityType::Connection, ask.connection.as_str());
+    let Some(requester) = Requester::of(&ask.principal_type) else {
+        let named = ask.principal_type.rsplit("::").next().unwrap_or_default();
+        return Err(ResolveError::PrincipalType(named.to_owned()));
+    };
+    snapshot.pack.check(requester)?;
+    if requester == Requester::Service {
+        let purpose = ask.purpose.as_deref().unwrap_or_default();
+        let decision = d.decide(
+            (EntityType::Service, &ask.principal_id),
+            Action::UseServiceAccount,
+            connection,
+            context(&[(ContextKey::Purpose, purpose)]),
+            Vec::new(),
+        )?;
+        return Ok(if decision.allowed {
+            let cache_key = format!("service:{}", ask.connection);
+            allow(Credential { kind: CredentialKind::ServiceAccount, token_id: None, cache_key }, None)
+        } else {
+            deny(decision.reasons)
+        });
     }
-    let user = ("User", ask.principal_id.as_str());
+    let user = (EntityType::User, ask.principal_id.as_str());
 
     // 2. The owner's credentials, with the owner's token state as context.
-    let project_type = snapshot.bundle.entity_type("Project").unwrap_or_default();
+    let project_type = snapshot.bundle.entity_type(EntityType::Project.as_str()).unwrap_or_default();
     let owner = snapshot
         .entities
-        .attribute(&project_type, &ask.project, "owner")
+        .attribute(&project_type, &ask.project, PROJECT_OWNER)
         .and_then(EntitySet::reference_id)
         .map(str::to_owned);
     let owner_token = match &owner {
         Some(o) => best(&store.tokens_of(o, &ask.connection).await?, now).cloned(),
         None => None,
     };
-    let owner_status = owner_token.as_ref().map_or("none", |t| t.status_at(now).as_str());
+    let owner_status = owner_token.as_ref().map_or(OWNER_TOKEN_NONE, |t| t.status_at(now).as_str());
     let shared = d.decide(
         user,
-        "use_owner_credentials",
-        ("Project", &ask.project),
-        context(&[("surface", &ask.surface), ("owner_token_status", owner_status)]),
+        Action::UseOwnerCredentials,
+        (EntityType::Project, &ask.project),
+        context(&[(ContextKey::Surface, ask.surface.as_str()), (ContextKey::OwnerTokenStatus, owner_status)]),
         Vec::new(),
     )?;
     if shared.allowed
@@ -178,16 +192,16 @@ pub async fn resolve(
         // out a token its owner could not use.
         let entity = token.entity(snapshot.bundle.namespace());
         let usable = d.decide(
-            ("User", owner),
-            "use_token",
-            ("Token", &token.token_id),
+            (EntityType::User, owner),
+            Action::UseToken,
+            (EntityType::Token, &token.token_id),
             token_context(snapshot, token),
             vec![entity],
         )?;
         if !usable.allowed {
             return Ok(deny(usable.reasons));
         }
-        let run = d.decide(("User", owner), "run_query", connection, context(&[]), Vec::new())?;
+        let run = d.decide((EntityType::User, owner), Action::RunQuery, connection, context(&[]), Vec::new())?;
         if !run.allowed {
             return Ok(deny(run.reasons));
         }
@@ -198,14 +212,14 @@ pub async fn resolve(
         };
         return Ok(allow(credential, Some(owner.clone())));
     }
-    if shared.reasons.iter().any(|r| r == "owner_token_expired") {
+    if shared.reasons.iter().any(|r| r == Reason::OwnerTokenExpired.as_str()) {
         // Sharing applies and the owner must re-authenticate: no fallback.
-        return Ok(deny(vec!["owner_token_expired".into()]));
+        return Ok(deny_with(Reason::OwnerTokenExpired));
     }
 
     // 3. The principal's own token.
     let Some(own) = best(&store.tokens_of(&ask.principal_id, &ask.connection).await?, now).cloned() else {
-        return Ok(deny(vec!["reauth_required".into()]));
+        return Ok(deny_with(Reason::ReauthRequired));
     };
     own_token(&d, snapshot, keys, ask, &own)
 }
@@ -217,14 +231,15 @@ fn own_token(
     ask: &Ask,
     own: &TokenState,
 ) -> Result<Resolution, ResolveError> {
-    let user = ("User", ask.principal_id.as_str());
+    let user = (EntityType::User, ask.principal_id.as_str());
     let token_entity = own.entity(snapshot.bundle.namespace());
-    let use_token =
-        d.decide(user, "use_token", ("Token", &own.token_id), token_context(snapshot, own), vec![token_entity])?;
+    let token = (EntityType::Token, own.token_id.as_str());
+    let use_token = d.decide(user, Action::UseToken, token, token_context(snapshot, own), vec![token_entity])?;
     if !use_token.allowed {
         return Ok(deny(use_token.reasons));
     }
-    let run = d.decide(user, "run_query", ("Connection", &ask.connection), context(&[]), Vec::new())?;
+    let connection = (EntityType::Connection, ask.connection.as_str());
+    let run = d.decide(user, Action::RunQuery, connection, context(&[]), Vec::new())?;
     if !run.allowed {
         return Ok(deny(run.reasons));
     }

@@ -6,6 +6,8 @@
 //! - [`http`]: one module per resource, each with its `router()`.
 //! - [`store`]: persistence (SQLite embedded by default).
 //! - [`state`]: the active policy bundle and entities, swapped atomically.
+//! - [`pack`]: the names the service and the Cedar pack share, checked
+//!   when a bundle loads.
 
 pub mod audit;
 pub mod auth;
@@ -14,6 +16,7 @@ pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod pack;
 pub mod rules;
 pub mod scope;
 pub mod state;

@@ -16,8 +16,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
 
-use crate::audit::{AuditLog, DecisionAudit, Event};
+use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
 use crate::keys::Keyring;
+use crate::pack::Gaps;
 use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
 use crate::webhooks::Webhooks;
@@ -26,6 +27,9 @@ use crate::webhooks::Webhooks;
 #[derive(Debug)]
 pub struct Snapshot {
     pub bundle: Arc<Bundle>,
+    /// What `bundle`'s schema lacks of the service's contract with the
+    /// pack, found when it loaded; credential resolution refuses to guess.
+    pub pack: Gaps,
     pub entities: EntitySet,
     pub origin: BundleOrigin,
     pub activated_at: String,
@@ -102,7 +106,7 @@ impl AppState {
             }
             _ => (BundleSource::read_dir(&policies_dir)?, BundleOrigin::Disk),
         };
-        let bundle = rules.load(source)?;
+        let (bundle, pack) = load(&rules, source)?;
         let entities = bundle.entity_set(stored_entities).map_err(ChangeError::EntitiesVsSchema)?;
         let activated_at = now();
         let unchanged = recorded_digest.as_deref() == Some(bundle.digest());
@@ -111,12 +115,12 @@ impl AppState {
         }
         let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
         if !unchanged {
-            let mut event = Event::new("policy.updated", "startup");
+            let mut event = Event::new(Kind::PolicyUpdated, "startup");
             event.policy_digest = Some(bundle.digest().to_owned());
             event.details.insert("origin".into(), serde_json::json!(origin));
             audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         }
-        let snapshot = Snapshot { bundle: Arc::new(bundle), entities, origin, activated_at, versions };
+        let snapshot = Snapshot { bundle: Arc::new(bundle), pack, entities, origin, activated_at, versions };
         Ok(Self {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
@@ -181,7 +185,7 @@ impl AppState {
     ) -> Result<Activation, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
-        let bundle = self.inner.rules.load(source)?;
+        let (bundle, pack) = load(&self.inner.rules, source)?;
         let previous_digest = current.bundle.digest().to_owned();
         let activation = Activation {
             digest: bundle.digest().to_owned(),
@@ -197,7 +201,7 @@ impl AppState {
         let activated_at = now();
         let bundle_version = self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
         let versions = StoreVersions { bundle: bundle_version, ..current.versions };
-        let mut event = Event::new("policy.updated", actor);
+        let mut event = Event::new(Kind::PolicyUpdated, actor);
         event.policy_digest = Some(activation.digest.clone());
         event.details.insert("previous_digest".into(), serde_json::json!(activation.previous_digest));
         event.details.insert("origin".into(), serde_json::json!(origin));
@@ -205,6 +209,7 @@ impl AppState {
         self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         self.inner.snapshot.store(Arc::new(Snapshot {
             bundle: Arc::new(bundle),
+            pack,
             entities,
             origin,
             activated_at,
@@ -232,6 +237,7 @@ impl AppState {
         // The write lock guarantees no bundle swap happened since we read it.
         let snapshot = Snapshot {
             bundle: Arc::clone(&current.bundle),
+            pack: current.pack.clone(),
             entities,
             origin: current.origin,
             activated_at: current.activated_at.clone(),
@@ -259,19 +265,37 @@ impl AppState {
         if versions == current.versions {
             return Ok(false);
         }
-        let (bundle, origin, activated_at) = if versions.bundle == current.versions.bundle {
-            (Arc::clone(&current.bundle), current.origin, current.activated_at.clone())
+        let (bundle, pack, origin, activated_at) = if versions.bundle == current.versions.bundle {
+            (Arc::clone(&current.bundle), current.pack.clone(), current.origin, current.activated_at.clone())
         } else {
             let Some(recorded) = store.active_bundle().await? else { return Ok(false) };
-            let bundle = self.inner.rules.load(BundleSource::from_files(recorded.files)?)?;
-            (Arc::new(bundle), recorded.origin, recorded.activated_at)
+            let (bundle, pack) = load(&self.inner.rules, BundleSource::from_files(recorded.files)?)?;
+            (Arc::new(bundle), pack, recorded.origin, recorded.activated_at)
         };
         let entities = bundle.entity_set(store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         entities.warm_search_like(&current.entities);
         tracing::info!(digest = bundle.digest(), entities = entities.len(), "picked up changes from the shared store");
-        self.inner.snapshot.store(Arc::new(Snapshot { bundle, entities, origin, activated_at, versions }));
+        self.inner.snapshot.store(Arc::new(Snapshot { bundle, pack, entities, origin, activated_at, versions }));
         Ok(true)
     }
+}
+
+/// Loads and validates `source`, then checks it against the service's
+/// contract with the pack ([`Gaps::of`]). A shortfall is a warning, not a
+/// refusal: such a bundle still serves decisions (warrant is a general
+/// decision point; not every deployment resolves credentials), and
+/// resolution answers with what is missing.
+fn load(rules: &RuleHost, source: BundleSource) -> Result<(Bundle, Gaps), ChangeError> {
+    let bundle = rules.load(source)?;
+    let pack = Gaps::of(&bundle);
+    if !pack.is_empty() {
+        tracing::warn!(
+            digest = bundle.digest(),
+            missing = %pack,
+            "the bundle serves decisions, but its schema lacks what credential resolution relies on"
+        );
+    }
+    Ok((bundle, pack))
 }
 
 fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use warrant_service::audit::{AuditLog, DecisionAudit, Event};
+use warrant_service::audit::{AuditLog, DecisionAudit, Event, Kind};
 use warrant_service::keys::Keyring;
 use warrant_service::store::{AuditFilter, Store, TokenUpdate};
 use warrant_service::tokens::{Applied, TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
@@ -23,7 +23,7 @@ async fn the_writer_indexes_complete_partitions_behind_itself() {
     let store = Store::open(&url).await.unwrap();
     let log = AuditLog::open(store.clone(), Keyring::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
     let event = |i: usize| {
-        let mut e = Event::new("token.used", format!("user{}", i % 13));
+        let mut e = Event::new(Kind::TokenUsed, format!("user{}", i % 13));
         e.token_id = Some(format!("t{}", i % 101));
         e.connection = Some("snow".into());
         e
@@ -84,9 +84,8 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
         let c = change(id, kind);
         TokenUpdate::new(id, move |b: Option<&TokenState>| apply(b, &c, "2026-01-01T00:00:00.000Z"))
     };
-    let record = |kind: &'static str| {
-        move |outcomes: &[Applied]| outcomes.first()?.as_ref().ok().map(|_| Event::new(kind, "ann"))
-    };
+    let record =
+        |kind: Kind| move |outcomes: &[Applied]| outcomes.first()?.as_ref().ok().map(|_| Event::new(kind, "ann"));
 
     // Many at once, token jobs and plain records interleaved: one gap-free chain.
     let mut tasks = Vec::new();
@@ -95,10 +94,10 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
         tasks.push(tokio::spawn(async move {
             let seq = if i % 2 == 0 {
                 let done =
-                    log.apply_tokens(vec![update(&format!("t{i}"), TokenEventKind::Issued)], record("token.issued"));
+                    log.apply_tokens(vec![update(&format!("t{i}"), TokenEventKind::Issued)], record(Kind::TokenIssued));
                 done.await.unwrap().appended.unwrap().seq
             } else {
-                log.append(Event::new("decision", "bob")).await.unwrap().seq
+                log.append(Event::new(Kind::Decision, "bob")).await.unwrap().seq
             };
             assert!(log.size() >= seq, "acknowledged {seq} before its Merkle leaf ({} leaves)", log.size());
             seq
@@ -115,7 +114,7 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
     for _ in 0..64 {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
-            let seq = log.append(Event::new("decision", "bob")).await.unwrap().seq;
+            let seq = log.append(Event::new(Kind::Decision, "bob")).await.unwrap().seq;
             assert!(log.size() >= seq, "acknowledged {seq} before its Merkle leaf ({} leaves)", log.size());
         }));
     }
@@ -125,9 +124,9 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
     assert_eq!(store.token("t0").await.unwrap().unwrap().status, "active");
 
     // A refused change: the outcome says why, nothing is recorded.
-    log.apply_tokens(vec![update("t0", TokenEventKind::Revoked)], record("token.revoked")).await.unwrap();
+    log.apply_tokens(vec![update("t0", TokenEventKind::Revoked)], record(Kind::TokenRevoked)).await.unwrap();
     let refused =
-        log.apply_tokens(vec![update("t0", TokenEventKind::Refreshed)], record("token.refreshed")).await.unwrap();
+        log.apply_tokens(vec![update("t0", TokenEventKind::Refreshed)], record(Kind::TokenRefreshed)).await.unwrap();
     assert_eq!(refused.outcomes, vec![Err(TokenConflict::RefreshRevoked("t0".into()))]);
     assert!(refused.appended.is_none());
     assert_eq!(store.audit_count().await.unwrap(), 129);
@@ -138,5 +137,5 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
     assert_eq!(store.token("t2").await.unwrap().unwrap().status, "active", "the change was not stored");
     assert_eq!(store.audit_count().await.unwrap(), 129);
     // The writer goes on.
-    assert_eq!(log.append(Event::new("decision", "bob")).await.unwrap().seq, 130);
+    assert_eq!(log.append(Event::new(Kind::Decision, "bob")).await.unwrap().seq, 130);
 }

@@ -5,6 +5,7 @@
 //! wrote it, so every piece here is deterministic and independently
 //! re-implementable:
 //!
+//! - [`kind`]: the kinds of record warrant writes, and their stored text.
 //! - [`record`]: one event and its fixed field names.
 //! - [`canonical`]: its RFC 8785 (JCS) canonical bytes, written directly;
 //!   records as stores hold them; entries prepared for sealing away from
@@ -22,6 +23,7 @@ pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
 pub mod keyring;
+pub mod kind;
 pub mod merkle;
 pub mod record;
 
@@ -29,5 +31,6 @@ pub use canonical::{Prepared, Sealer, StoredRecord};
 pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};
+pub use kind::{Kind, UnknownKind};
 pub use merkle::{Hash, ProofError};
 pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};

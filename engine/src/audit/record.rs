@@ -14,6 +14,7 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::kind::{Kind, UnknownKind};
 use super::merkle::{self, Hash};
 
 /// The largest `seq` whose JCS encoding (an IEEE double) is still exact.
@@ -135,7 +136,9 @@ pub struct Entry {
     pub seq: u64,
     /// RFC 3339, UTC (`Z` or a zero offset).
     pub ts: String,
-    /// E.g. `token.used`, `decision`, `policy.updated`, `webhook.rejected`.
+    /// A [`Kind`]'s text for every record warrant makes (`Entry::new` takes
+    /// one); text, because the record format allows any non-empty kind and a
+    /// record read back keeps what was stored ([`Record::entry`]).
     pub kind: String,
     /// Who caused the event.
     pub actor: String,
@@ -169,6 +172,8 @@ impl Entry {
 pub struct Record {
     pub seq: u64,
     pub ts: String,
+    /// The stored text, known [`Kind`] or not: a record of a kind this build
+    /// does not write is still read, exported and verified.
     pub kind: String,
     pub actor: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +199,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record's kind, if it is one warrant writes.
+    pub fn known_kind(&self) -> Result<Kind, UnknownKind> {
+        self.kind.parse()
+    }
+
     /// The record's `mac`, parsed.
     pub fn mac(&self) -> Result<Mac, MacParseError> {
         Mac::from_hex(&self.mac)

@@ -84,6 +84,29 @@ impl Bundle {
         self.decider.names.entity_type(name).map(ToString::to_string)
     }
 
+    /// Whether the schema declares the entity type `name` (qualified, or
+    /// unqualified in the bundle's namespace).
+    pub fn has_entity_type(&self, name: &str) -> bool {
+        self.decider.names.entity_type(name).is_some()
+    }
+
+    /// Whether the schema declares `action` (its id or its full uid).
+    pub fn has_action(&self, action: &str) -> bool {
+        self.decider.names.action(action).is_some()
+    }
+
+    /// Whether the schema lets `action` apply to a `principal` and a
+    /// `resource` of these types (names as for [`entity_type`](Self::entity_type)).
+    pub fn action_applies_to(&self, action: &str, principal: &str, resource: &str) -> bool {
+        self.decider.applies_to(action, principal, resource)
+    }
+
+    /// Whether `action`'s context declares `key`, required or optional: a
+    /// key it does not declare makes a request invalid.
+    pub fn context_has_key(&self, action: &str, key: &str) -> bool {
+        self.decider.context_shape(action).is_some_and(|shape| shape.keys.iter().any(|k| k == key))
+    }
+
     /// Number of policies loaded.
     pub fn policy_count(&self) -> usize {
         self.decider.facts.len()
@@ -98,11 +121,7 @@ impl Bundle {
     /// caller may fill it (the pack's `token_issued_at`) without breaking a
     /// bundle whose schema has no such key.
     pub fn context_has_datetime(&self, action: &str, key: &str) -> bool {
-        self.decider
-            .names
-            .action(action)
-            .and_then(|uid| self.decider.contexts.get(uid))
-            .is_some_and(|shape| shape.datetime_keys.iter().any(|k| k == key))
+        self.decider.context_shape(action).is_some_and(|shape| shape.datetime_keys.iter().any(|k| k == key))
     }
 
     /// Whether deciding `action` (as a client names it) may run a rule, so

@@ -35,6 +35,8 @@ pub struct ContextShape {
     pub takes_now: bool,
     /// Keys declared as `datetime` (including `now`).
     pub datetime_keys: Vec<String>,
+    /// Every key declared, required or optional (what a caller may send).
+    pub keys: Vec<String>,
 }
 
 /// Context shapes by the action's full uid (`Ns::Action::"id"`).
@@ -100,6 +102,7 @@ fn shape_of(
             let mut shape = ContextShape::default();
             if let Some(Value::Object(attrs)) = ty.get("attributes") {
                 for (name, attr) in attrs {
+                    shape.keys.push(name.clone());
                     if is_datetime(attr, ns, common, namespaces, depth + 1) {
                         shape.datetime_keys.push(name.clone());
                         if name == "now" {
@@ -271,6 +274,10 @@ mod tests {
         let b = shapes.get(&r#"A::Action::"b""#.parse().unwrap()).unwrap();
         assert!(!b.takes_now);
         assert_eq!(b.datetime_keys, vec!["at"]);
+        let mut keys = a.keys.clone();
+        keys.sort();
+        assert_eq!(keys, vec!["now", "surface", "when"], "every key, datetime or not");
+        assert_eq!(b.keys, vec!["at"]);
         let c = shapes.get(&r#"A::Action::"c""#.parse().unwrap()).unwrap();
         assert_eq!(c, &ContextShape::default());
     }

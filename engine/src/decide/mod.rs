@@ -160,6 +160,24 @@ impl Decider {
         Ok(decision)
     }
 
+    /// Whether `action` applies to a principal of type `principal` and a
+    /// resource of type `resource` (all three as clients name them).
+    pub(crate) fn applies_to(&self, action: &str, principal: &str, resource: &str) -> bool {
+        let (Some(action), Some(principal), Some(resource)) =
+            (self.names.action(action), self.names.entity_type(principal), self.names.entity_type(resource))
+        else {
+            return false;
+        };
+        self.schema.principals_for_action(action).is_some_and(|mut types| types.any(|t| t == principal))
+            && self.schema.resources_for_action(action).is_some_and(|mut types| types.any(|t| t == resource))
+    }
+
+    /// The shape of the context of `action` (as a client names it), if the
+    /// schema declares the action.
+    pub(crate) fn context_shape(&self, action: &str) -> Option<&ContextShape> {
+        self.names.action(action).and_then(|uid| self.contexts.get(uid))
+    }
+
     /// The context as Cedar wants it: `now` filled in, datetimes normalised.
     pub(crate) fn context(
         &self,

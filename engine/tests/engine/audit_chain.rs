@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use warrant_engine::audit::merkle;
 use warrant_engine::audit::{
-    BreakReason, ChainBreak, ChainStart, Checkpoint, CheckpointError, Entry, Keyring, KeyringError, MAX_SEQ, Mac,
-    Outcome, Record, SealError, seal, verify_chain,
+    BreakReason, ChainBreak, ChainStart, Checkpoint, CheckpointError, Entry, Keyring, KeyringError, Kind, MAX_SEQ, Mac,
+    Outcome, Record, SealError, UnknownKind, seal, verify_chain,
 };
 
 const SECRET_1: &[u8] = b"k1-secret-material-0123456789abcdef";
@@ -41,7 +41,7 @@ fn full_entry(seq: u64) -> Entry {
         reasons: Some(vec!["reauth_required".into()]),
         policy_digest: Some(format!("sha256:{}", "ab".repeat(32))),
         details: json!({"surface": "notebook", "n": seq, "nested": {"ok": true}}).as_object().unwrap().clone(),
-        ..Entry::new(seq, ts(seq), "token.used", "alice")
+        ..Entry::new(seq, ts(seq), Kind::TokenUsed, "alice")
     }
 }
 
@@ -49,7 +49,7 @@ fn full_entry(seq: u64) -> Entry {
 fn chain(n: u64, keyring: &Keyring) -> Vec<Record> {
     let mut records: Vec<Record> = Vec::new();
     for seq in 1..=n {
-        let entry = if seq % 2 == 0 { full_entry(seq) } else { Entry::new(seq, ts(seq), "decision", "svc-api") };
+        let entry = if seq % 2 == 0 { full_entry(seq) } else { Entry::new(seq, ts(seq), Kind::Decision, "svc-api") };
         let prev = records.last().map_or(Mac::ZERO, |r| r.mac().unwrap());
         records.push(seal(entry, &prev, keyring).unwrap());
     }
@@ -102,7 +102,7 @@ fn the_mac_is_hmac_of_prev_mac_and_jcs_without_mac() {
 #[test]
 fn canonical_form_is_jcs_with_absent_optionals() {
     let keys = keyring();
-    let mut entry = Entry::new(1, "2026-03-01T12:00:00Z", "token.revoked", "bob");
+    let mut entry = Entry::new(1, "2026-03-01T12:00:00Z", Kind::TokenRevoked, "bob");
     entry.details = json!({"z": 1, "a": [true, null], "é": "x"}).as_object().unwrap().clone();
     let record = seal(entry, &Mac::ZERO, &keys).unwrap();
     let canonical = String::from_utf8(record.canonical_bytes().unwrap()).unwrap();
@@ -118,6 +118,21 @@ fn canonical_form_is_jcs_with_absent_optionals() {
     for absent in ["token_id", "token_owner", "connection", "project", "decision", "reasons", "policy_digest"] {
         assert!(stored.get(absent).is_none(), "{absent} should be absent");
     }
+}
+
+#[test]
+fn a_record_of_a_kind_warrant_does_not_write_is_read_and_verified() {
+    // A later version's kind, or one written by hand: still data, still chained.
+    let keys = keyring();
+    let mut records = chain(2, &keys);
+    let entry = Entry::new(3, ts(3), "bundle.archived", "ops");
+    records.push(seal(entry, &records[1].mac().unwrap(), &keys).unwrap());
+    let line = serde_json::to_string(&records[2]).unwrap();
+    let back: Record = serde_json::from_str(&line).unwrap();
+    assert_eq!(back.kind, "bundle.archived");
+    assert_eq!(back.known_kind(), Err(UnknownKind("bundle.archived".into())));
+    assert_eq!(records[1].known_kind(), Ok(Kind::TokenUsed));
+    assert_eq!(verify(&[records[0].clone(), records[1].clone(), back], &keys), Ok(3));
 }
 
 #[test]

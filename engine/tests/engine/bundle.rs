@@ -184,6 +184,22 @@ forbid (principal, action, resource) when { resource.owner.level < 2 };
     assert_eq!(d.errors.len(), 1);
 }
 
+#[test]
+fn the_schema_vocabulary_can_be_asked_about() {
+    let b = bundle();
+    assert!(b.has_entity_type("User") && b.has_entity_type("Docs::Doc"));
+    assert!(!b.has_entity_type("Token") && !b.has_entity_type("Other::User"));
+    assert!(b.has_action("read") && b.has_action(r#"Docs::Action::"write""#));
+    assert!(!b.has_action("delete"));
+    assert!(b.action_applies_to("read", "User", "Docs::Doc"));
+    assert!(!b.action_applies_to("read", "Doc", "User"), "principal and resource are not interchangeable");
+    assert!(!b.action_applies_to("delete", "User", "Doc"));
+    // Through the common type, required or optional; datetime or not.
+    assert!(b.context_has_key("read", "now") && b.context_has_key("write", "purpose"));
+    assert!(!b.context_has_key("read", "surface") && !b.context_has_key("delete", "now"));
+    assert!(b.context_has_datetime("read", "now") && !b.context_has_datetime("read", "purpose"));
+}
+
 fn diagnostics(err: BundleError) -> Vec<String> {
     err.diagnostics().iter().map(ToString::to_string).collect()
 }

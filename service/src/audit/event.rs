@@ -3,14 +3,16 @@
 //! (token id digested, text redacted) on the writer's way in.
 
 use serde_json::{Map, Value};
-use warrant_engine::audit::{Entry, Outcome, Prepared, SealError};
+use warrant_engine::audit::{Entry, Kind, Outcome, Prepared, SealError};
 
 use crate::keys::Keyring;
 
 /// An event before redaction and sealing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Event {
-    pub kind: String,
+    /// Typed: every record the service writes is one of its kinds
+    /// (docs/audit.md#records); only records read back carry free text.
+    pub kind: Kind,
     pub actor: String,
     /// In clear here; stored as its keyed digest.
     pub token_id: Option<String>,
@@ -24,8 +26,19 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: impl Into<String>, actor: impl Into<String>) -> Self {
-        Self { kind: kind.into(), actor: actor.into(), ..Self::default() }
+    pub fn new(kind: Kind, actor: impl Into<String>) -> Self {
+        Self {
+            kind,
+            actor: actor.into(),
+            token_id: None,
+            token_owner: None,
+            connection: None,
+            project: None,
+            decision: None,
+            reasons: None,
+            policy_digest: None,
+            details: Map::new(),
+        }
     }
 
     /// Redacts the event and renders it for sealing.
@@ -40,7 +53,8 @@ impl Event {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        let mut entry = Entry::new(0, "", text(self.kind), text(self.actor));
+        // The kind is one of ours, never user text: nothing to redact.
+        let mut entry = Entry::new(0, "", self.kind, text(self.actor));
         entry.token_id = self.token_id.map(|t| keys.digest(&t));
         entry.token_owner = self.token_owner.map(text);
         entry.connection = self.connection.map(text);

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::audit::Hash;
+pub use warrant_engine::audit::Kind;
 
 use crate::keys::Keyring;
 use crate::store::{Store, StoreError, TokenUpdate};

@@ -1,10 +1,12 @@
-//! `warrant check DIR`: validate a bundle, print located diagnostics.
+//! `warrant check DIR`: validate a bundle, print located diagnostics, and
+//! warn when its schema lacks what credential resolution relies on.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use warrant_engine::{Bundle, BundleError, BundleSource};
 
+use crate::pack::Gaps;
 use crate::rules::RuleHost;
 
 /// Loads a bundle directory as the service would, rules compiled through the
@@ -35,6 +37,11 @@ pub fn run(dir: &Path) -> ExitCode {
                     r.from_disk,
                     r.millis
                 );
+            }
+            // Not a failure: the bundle still serves plain decisions.
+            let gaps = Gaps::of(&bundle);
+            if !gaps.is_empty() {
+                eprintln!("warning: credential resolution will refuse this bundle: its schema lacks {gaps}");
             }
             ExitCode::SUCCESS
         }

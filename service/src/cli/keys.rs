@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use crate::audit::{AuditError, AuditLog, Event};
+use crate::audit::{AuditError, AuditLog, Event, Kind};
 use crate::auth::{LifetimeError, MintError, Scope, mint, parse_lifetime};
 use crate::config::{AuditLogArgs, KeysCommand};
 use crate::keys::{KeyError, Keyring};
@@ -63,7 +63,7 @@ async fn create(
     let (store, keys) = open(&log).await?;
     let minted = mint(scopes, lifetime, description, Utc::now())?;
     store.insert_api_key(&minted.stored).await?;
-    let mut event = Event::new("api_key.created", "cli");
+    let mut event = Event::new(Kind::ApiKeyCreated, "cli");
     event.details.insert("key_id".into(), serde_json::json!(minted.stored.id));
     event.details.insert("scopes".into(), serde_json::json!(minted.stored.scopes));
     event.details.insert("expires_at".into(), serde_json::json!(minted.stored.expires_at));
@@ -107,7 +107,7 @@ async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, KeysCommandErro
     if !store.revoke_api_key(id, &at).await? {
         return Err(KeysCommandError::NoActiveKey(id.to_owned()));
     }
-    let mut event = Event::new("api_key.revoked", "cli");
+    let mut event = Event::new(Kind::ApiKeyRevoked, "cli");
     event.details.insert("key_id".into(), serde_json::json!(id));
     AuditLog::append_direct(&store, &keys, event).await?;
     eprintln!("revoked key {id}; running services stop accepting it within a second");

@@ -2,6 +2,7 @@
 //! docs/domain.md#credential-resolution).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use garde::Validate;
@@ -10,11 +11,12 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::decision::Verdict;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::limits::{MAX_ID, MAX_NAME};
-use crate::audit::Event;
+use crate::audit::{Event, Kind};
 use crate::credentials::{Ask, Credential, ResolveError, resolve};
+use crate::pack::Surface;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,14 +34,6 @@ pub struct Principal {
     #[garde(length(min = 1, max = MAX_ID))]
     #[schema(min_length = 1, max_length = 1024)]
     id: String,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-enum Surface {
-    Notebook,
-    App,
-    Schedule,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -79,6 +73,11 @@ impl From<ResolveError> for ApiError {
             ResolveError::PrincipalType(_) => {
                 ApiError::bad_request("invalid_field", e.to_string()).with_field("principal.type")
             }
+            // Not the caller's mistake, and not a crash: the operator loaded
+            // a bundle without what resolution needs (logged when it loaded).
+            ResolveError::Incomplete(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bundle_incomplete", e.to_string())
+            }
         }
     }
 }
@@ -92,7 +91,11 @@ impl From<ResolveError> for ApiError {
     description = "The project owner's token, the principal's own token or the service account; \
         or a deny with the reasons collected (a 200). Every resolution is audited as `token.used`.",
     request_body = ResolveRequest,
-    responses((status = 200, description = "the credential, or a deny with reasons", body = Resolution)),
+    responses(
+        (status = 200, description = "the credential, or a deny with reasons", body = Resolution),
+        (status = 503, description = "the active bundle's schema lacks an entity type, action or context key \
+            resolution relies on (`bundle_incomplete`, naming them)", body = ErrorBody),
+    ),
     security(("bearer" = ["decide"]))
 )]
 async fn handle(
@@ -105,19 +108,14 @@ async fn handle(
         principal_id: body.principal.id,
         project: body.project,
         connection: body.connection,
-        surface: match body.surface {
-            Surface::Notebook => "notebook",
-            Surface::App => "app",
-            Surface::Schedule => "schedule",
-        }
-        .to_owned(),
+        surface: body.surface,
         purpose: body.purpose,
     };
     // Resolution may run rules between store reads: hold a rule slot throughout.
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
     let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await?;
     // Every resolution is a token use on the record, allowed or not.
-    let mut event = Event::new("token.used", format!("{}::{}", ask.principal_type, ask.principal_id));
+    let mut event = Event::new(Kind::TokenUsed, format!("{}::{}", ask.principal_type, ask.principal_id));
     event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());
     event.token_owner = resolution.token_owner.clone();
     event.connection = Some(ask.connection.clone());
@@ -138,4 +136,24 @@ async fn handle(
         Some(credential) => Resolution { decision: Verdict::Allow, credential: Some(credential), reasons: Vec::new() },
         None => Resolution { decision: Verdict::Deny, credential: None, reasons: resolution.reasons },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{Action, Gap, Gaps, Requester};
+
+    #[test]
+    fn a_bundle_without_the_contract_is_a_503_naming_what_is_missing() {
+        let gaps = Gaps::default();
+        assert!(gaps.check(Requester::User).is_ok());
+        let missing = crate::pack::Incomplete {
+            requester: crate::pack::EntityType::User,
+            gaps: Gaps::from_iter([Gap::Action(Action::UseToken)]),
+        };
+        let error = ApiError::from(ResolveError::from(missing));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code(), "bundle_incomplete");
+        assert!(error.message().contains("action `use_token`"), "{}", error.message());
+    }
 }

@@ -10,7 +10,7 @@ use warrant_engine::rules::{Mode, Outcome};
 use warrant_engine::{Decision, Query, RequestError};
 
 use super::error::ApiError;
-use crate::audit::Event;
+use crate::audit::{Event, Kind};
 use crate::state::{AppState, Snapshot};
 
 /// A decision with the identifiers callers and auditors correlate on.
@@ -41,7 +41,7 @@ fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestErro
 }
 
 fn event(decided: &Decided, query: &Query) -> Event {
-    let mut e = Event::new("decision", format!("{}::{}", query.principal.type_name, query.principal.id));
+    let mut e = Event::new(Kind::Decision, format!("{}::{}", query.principal.type_name, query.principal.id));
     e.decision = Some(decided.decision.allowed);
     e.reasons = Some(decided.decision.reasons.clone());
     e.policy_digest = Some(decided.policy_digest.clone());

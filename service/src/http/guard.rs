@@ -14,7 +14,7 @@ use chrono::Utc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::ApiError;
-use crate::audit::Event;
+use crate::audit::{Event, Kind};
 use crate::auth::{Refusal, Scope};
 use crate::state::AppState;
 
@@ -64,7 +64,7 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
         Ok(Err((refusal, id))) => {
             if refusal != Refusal::Missing {
                 let mut event = Event::new(
-                    "api_key.rejected",
+                    Kind::ApiKeyRejected,
                     id.as_deref().map_or_else(|| "unknown".to_owned(), |i| format!("api_key:{i}")),
                 );
                 event.details.insert("reason".into(), serde_json::json!(refusal.to_string()));

@@ -150,7 +150,7 @@ async fn record(
 
 /// The audit record of an applied event, with the token's state after it.
 fn token_record(event: TokenEvent, token: Option<&TokenState>) -> Event {
-    let mut record = Event::new(event.kind.as_str(), event.actor.unwrap_or_else(|| event.owner.clone()));
+    let mut record = Event::new(event.kind.into(), event.actor.unwrap_or_else(|| event.owner.clone()));
     record.token_id = Some(event.token_id);
     record.token_owner = Some(event.owner);
     record.connection = Some(event.connection);

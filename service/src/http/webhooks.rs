@@ -37,7 +37,7 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type}
 use utoipa::{Modify, ToSchema};
 
 use super::error::{self, ApiError};
-use crate::audit::Event;
+use crate::audit::{Event, Kind};
 use crate::state::AppState;
 use crate::webhooks::Scheme;
 use crate::webhooks::inbound::{EventError, Planned, TYPES, changed, plan_event};
@@ -142,7 +142,7 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
         }
     };
     let Planned { kind, owner, token, updates } = planned;
-    let mut event = Event::new("webhook.received", format!("webhook:{name}"));
+    let mut event = Event::new(Kind::WebhookReceived, format!("webhook:{name}"));
     event.token_owner = Some(owner);
     if let Some((token_id, connection)) = token {
         event.token_id = Some(token_id);
@@ -150,7 +150,7 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
     }
     event.details.insert("source".into(), json!(name));
     event.details.insert("webhook_id".into(), json!(id));
-    event.details.insert("type".into(), json!(kind));
+    event.details.insert("type".into(), json!(kind.as_str()));
     let keys = state.keys().clone();
     let recorded = state
         .audit()
@@ -216,7 +216,7 @@ async fn reject(state: &AppState, source: &str, refusal: Refusal, body: Option<&
         // Our failure, not the sender's: logged with the response (`mod.rs`).
         return error;
     }
-    let mut event = Event::new("webhook.rejected", format!("webhook:{source}"));
+    let mut event = Event::new(Kind::WebhookRejected, format!("webhook:{source}"));
     event.details.insert("source".into(), json!(source));
     event.details.insert("reason".into(), json!(error.code()));
     event.details.insert("message".into(), json!(error.message()));

@@ -6,6 +6,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use warrant_engine::audit::Kind;
+
+use crate::pack::EntityType;
 
 /// The lifecycle events (`token.used` changes no state; it is audited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,13 +26,21 @@ pub enum TokenEventKind {
 }
 
 impl TokenEventKind {
+    /// The wire name, which is also the kind of the event's audit record.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issued => "token.issued",
-            Self::Refreshed => "token.refreshed",
-            Self::Revoked => "token.revoked",
-            Self::Expired => "token.expired",
-            Self::Used => "token.used",
+        Kind::from(self).as_str()
+    }
+}
+
+/// A token event is recorded under its own name.
+impl From<TokenEventKind> for Kind {
+    fn from(kind: TokenEventKind) -> Self {
+        match kind {
+            TokenEventKind::Issued => Self::TokenIssued,
+            TokenEventKind::Refreshed => Self::TokenRefreshed,
+            TokenEventKind::Revoked => Self::TokenRevoked,
+            TokenEventKind::Expired => Self::TokenExpired,
+            TokenEventKind::Used => Self::TokenUsed,
         }
     }
 }
@@ -108,17 +119,19 @@ impl TokenState {
         DateTime::parse_from_rfc3339(&self.expires_at).ok().map(|t| t.with_timezone(&Utc))
     }
 
-    /// The Cedar entity (`Token` in the bundle's namespace).
+    /// The Cedar entity (`Token` in the bundle's namespace). Its attributes
+    /// are the schema's `Token` (docs/domain.md#cedar-contract); Cedar checks them against the
+    /// schema with every decision that carries one.
     pub fn entity(&self, namespace: Option<&str>) -> Value {
-        let q = |ty: &str| match namespace {
+        let q = |ty: EntityType| match namespace {
             Some(ns) => format!("{ns}::{ty}"),
-            None => ty.to_owned(),
+            None => ty.as_str().to_owned(),
         };
         json!({
-            "uid": {"type": q("Token"), "id": self.token_id},
+            "uid": {"type": q(EntityType::Token), "id": self.token_id},
             "attrs": {
-                "owner": {"__entity": {"type": q("User"), "id": self.owner}},
-                "connection": {"__entity": {"type": q("Connection"), "id": self.connection}},
+                "owner": {"__entity": {"type": q(EntityType::User), "id": self.owner}},
+                "connection": {"__entity": {"type": q(EntityType::Connection), "id": self.connection}},
                 "status": self.status.as_str(),
                 "role": self.role,
                 "expires_at": {"__extn": {"fn": "datetime", "arg": self.expires_at}},
@@ -258,6 +271,16 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_event_is_recorded_under_its_wire_name() {
+        use TokenEventKind::{Expired, Issued, Refreshed, Revoked, Used};
+        for kind in [Issued, Refreshed, Revoked, Expired, Used] {
+            let wire = serde_json::to_value(kind).unwrap();
+            assert_eq!(wire, Kind::from(kind).as_str());
+            assert_eq!(kind.as_str(), Kind::from(kind).as_str());
+        }
     }
 
     #[test]

@@ -25,8 +25,36 @@ use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, Toke
 /// Longest id accepted in a payload.
 const MAX_ID: usize = 1024;
 
-/// The event types a source may send.
-pub const TYPES: [&str; 3] = ["token.revoked", "token.refreshed", "user.deprovisioned"];
+/// The event types a source may send (the payload's `type`). Not audit
+/// record kinds: each delivery is recorded as `webhook.received`, with its
+/// type in `details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundType {
+    TokenRevoked,
+    TokenRefreshed,
+    UserDeprovisioned,
+}
+
+impl InboundType {
+    pub const ALL: [Self; 3] = [Self::TokenRevoked, Self::TokenRefreshed, Self::UserDeprovisioned];
+
+    /// The payload's `type` text.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenRevoked => "token.revoked",
+            Self::TokenRefreshed => "token.refreshed",
+            Self::UserDeprovisioned => "user.deprovisioned",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// The event types a source may send, as text (the OpenAPI document's enum).
+pub const TYPES: [&str; 3] =
+    [InboundType::TokenRevoked.as_str(), InboundType::TokenRefreshed.as_str(), InboundType::UserDeprovisioned.as_str()];
 
 /// Why a verified delivery was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +74,7 @@ pub enum EventError {
 /// What a delivery will change, decided on the state read inside the write.
 pub struct Planned {
     /// The payload's `type`.
-    pub kind: &'static str,
+    pub kind: InboundType,
     /// The user the event is about.
     pub owner: String,
     /// The single token a `token.*` event names, with its connection.
@@ -100,7 +128,7 @@ pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned
         Some(Value::String(t)) => t.as_str(),
         _ => return Err(EventError::Invalid { field: "type", message: "expected a string".into() }),
     };
-    let Some(kind) = TYPES.into_iter().find(|t| *t == kind) else {
+    let Some(kind) = InboundType::parse(kind) else {
         return Err(EventError::Unsupported(kind.to_owned()));
     };
     let empty = Map::new();
@@ -109,7 +137,7 @@ pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned
         None => Data(&empty),
         Some(_) => return Err(EventError::Invalid { field: "data", message: "expected an object".into() }),
     };
-    if kind == "user.deprovisioned" {
+    if kind == InboundType::UserDeprovisioned {
         let owner = data.required("data.owner")?;
         let connection = data.optional("data.connection")?;
         return deprovision(store, owner, connection, now).await;
@@ -117,7 +145,7 @@ pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned
     let token_id = data.required("data.token_id")?;
     let owner = data.required("data.owner")?;
     let connection = data.required("data.connection")?;
-    let (event, expires_at) = if kind == "token.refreshed" {
+    let (event, expires_at) = if kind == InboundType::TokenRefreshed {
         let text = data.required("data.expires_at")?;
         let expires = chrono::DateTime::parse_from_rfc3339(&text).map_err(|_| EventError::Invalid {
             field: "data.expires_at",
@@ -179,5 +207,5 @@ async fn deprovision(
             })
         })
         .collect();
-    Ok(Planned { kind: "user.deprovisioned", owner, token: None, updates })
+    Ok(Planned { kind: InboundType::UserDeprovisioned, owner, token: None, updates })
 }

@@ -27,7 +27,7 @@ pub use config::{ConfigError, ParseError, Scheme, SecretError, Source, Subscript
 use crate::store::Store;
 
 /// The loaded configuration, as request handlers see it (through
-/// [`AppState::webhooks`](crate::state::AppState::webhooks); the default has
+/// `AppState::webhooks`; the default has
 /// no sources, so every source is unknown).
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks(Arc<WebhookConfig>);
