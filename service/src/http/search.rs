@@ -218,19 +218,14 @@ async fn resources(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResourceSearch>,
 ) -> Result<Json<EntitySearchResults>, ApiError> {
-    let snapshot = state.snapshot();
     let search = Search {
         subject: entity_ref(&body.subject),
         action: body.action.name.clone(),
         resource: typed(&body.resource),
         context: body.context.clone().unwrap_or_default(),
     };
-    let ids =
-        state.rules().run(|| snapshot.bundle.search_resources(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    let (results, page, context) = respond(ids, body.page.as_ref(), unknown(&snapshot, &[&body.subject]), |id| {
-        SearchEntity { type_name: body.resource.type_name.clone(), id }
-    })?;
-    Ok(Json(EntitySearchResults { results, page, context }))
+    let listed = Listed { side: Side::Resources, type_name: &body.resource.type_name, given: &body.subject };
+    entities(&state, &search, listed, body.page.as_ref()).await
 }
 
 #[utoipa::path(
@@ -248,17 +243,51 @@ async fn subjects(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SubjectSearch>,
 ) -> Result<Json<EntitySearchResults>, ApiError> {
-    let snapshot = state.snapshot();
     let search = Search {
         subject: typed(&body.subject),
         action: body.action.name.clone(),
         resource: entity_ref(&body.resource),
         context: body.context.clone().unwrap_or_default(),
     };
-    let ids =
-        state.rules().run(|| snapshot.bundle.search_subjects(&snapshot.entities, &search, chrono::Utc::now())).await?;
-    let (results, page, context) = respond(ids, body.page.as_ref(), unknown(&snapshot, &[&body.resource]), |id| {
-        SearchEntity { type_name: body.subject.type_name.clone(), id }
+    let listed = Listed { side: Side::Subjects, type_name: &body.subject.type_name, given: &body.resource };
+    entities(&state, &search, listed, body.page.as_ref()).await
+}
+
+/// Which side of the request a resource or subject search lists.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Resources,
+    Subjects,
+}
+
+/// What a resource or subject search lists: entities of `type_name` on
+/// `side`, for the `given` entity on the other side.
+#[derive(Debug, Clone, Copy)]
+struct Listed<'a> {
+    side: Side,
+    type_name: &'a str,
+    given: &'a Entity,
+}
+
+/// A resource or subject search: the ids `search` allows, one page of them.
+async fn entities(
+    state: &AppState,
+    search: &Search,
+    listed: Listed<'_>,
+    page: Option<&Page>,
+) -> Result<Json<EntitySearchResults>, ApiError> {
+    let snapshot = state.snapshot();
+    let now = chrono::Utc::now();
+    let ids = state
+        .rules()
+        .run(|| match listed.side {
+            Side::Resources => snapshot.bundle.search_resources(&snapshot.entities, search, now),
+            Side::Subjects => snapshot.bundle.search_subjects(&snapshot.entities, search, now),
+        })
+        .await?;
+    let (results, page, context) = respond(ids, page, unknown(&snapshot, &[listed.given]), |id| SearchEntity {
+        type_name: listed.type_name.to_owned(),
+        id,
     })?;
     Ok(Json(EntitySearchResults { results, page, context }))
 }
