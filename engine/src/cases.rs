@@ -62,13 +62,13 @@ enum RuleExpect {
 
 impl RuleExpect {
     fn of(verdict: Option<&crate::rules::RuleVerdict>) -> Self {
-        use crate::rules::Outcome;
+        use crate::rules::RuleOutcome;
         match verdict.map(|v| v.verdict) {
             None => Self::None,
-            Some(Outcome::Allow) => Self::Allow,
-            Some(Outcome::Deny) => Self::Deny,
-            Some(Outcome::Abstain) => Self::Abstain,
-            Some(Outcome::Error) => Self::Error,
+            Some(RuleOutcome::Allow) => Self::Allow,
+            Some(RuleOutcome::Deny) => Self::Deny,
+            Some(RuleOutcome::Abstain) => Self::Abstain,
+            Some(RuleOutcome::Error) => Self::Error,
         }
     }
 }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warrant_service::audit::{AuditLog, DecisionAudit, Event, Kind};
-use warrant_service::keys::Keyring;
+use warrant_service::keys::AuditKeys;
 use warrant_service::store::{AuditFilter, Store};
 
 /// As in the `warrant` binary.
@@ -92,7 +92,7 @@ fn event(n: u64) -> Event {
 /// How long the lookup postings took to catch up once the appends ended,
 /// and what a lookup by token costs then (records after the last complete
 /// partition are scanned).
-async fn lookups(store: &Store, keys: &Keyring, events: u64) -> String {
+async fn lookups(store: &Store, keys: &AuditKeys, events: u64) -> String {
     let started = Instant::now();
     let indexed = store.audit_index().await.unwrap();
     let catch_up = started.elapsed().as_secs_f64() * 1e3;
@@ -135,7 +135,7 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (elapsed, mut latencies, lookup) = runtime.block_on(async {
-        let keys = Keyring::parse(KEY).unwrap();
+        let keys = AuditKeys::parse(KEY).unwrap();
         let store = Store::open(&url).await.unwrap();
         let log = AuditLog::open(store.clone(), keys.clone(), DecisionAudit::All).await.unwrap();
         let next = Arc::new(AtomicU64::new(0));

@@ -26,7 +26,7 @@ const PREFIX: &str = "wrnt_";
 
 /// Why a request's key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub enum KeyRefusal {
     #[error("missing API key: send `Authorization: Bearer <key>`")]
     Missing,
     #[error("malformed API key")]
@@ -41,7 +41,7 @@ pub enum Refusal {
     Scope(&'static str),
 }
 
-impl Refusal {
+impl KeyRefusal {
     /// 403 only when the key is valid but not allowed this; 401 otherwise.
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Self::Scope(_))
@@ -132,10 +132,10 @@ impl Authenticator {
         header: Option<&str>,
         scope: Scope,
         now: DateTime<Utc>,
-    ) -> Result<Result<String, (Refusal, Option<String>)>, StoreError> {
-        let Some(header) = header else { return Ok(Err((Refusal::Missing, None))) };
+    ) -> Result<Result<String, (KeyRefusal, Option<String>)>, StoreError> {
+        let Some(header) = header else { return Ok(Err((KeyRefusal::Missing, None))) };
         let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or("").trim();
-        let Some((id, secret)) = parse(token) else { return Ok(Err((Refusal::Malformed, None))) };
+        let Some((id, secret)) = parse(token) else { return Ok(Err((KeyRefusal::Malformed, None))) };
         let key = match self.cached(id) {
             Some(k) => k,
             None => match store.api_key(id).await? {
@@ -145,23 +145,23 @@ impl Authenticator {
                     }
                     k
                 }
-                None => return Ok(Err((Refusal::Unknown, Some(id.to_owned())))),
+                None => return Ok(Err((KeyRefusal::Unknown, Some(id.to_owned())))),
             },
         };
-        let refuse = |r: Refusal| Ok(Err((r, Some(id.to_owned()))));
+        let refuse = |r: KeyRefusal| Ok(Err((r, Some(id.to_owned()))));
         // Constant time over the hashes: the comparison leaks nothing about the secret.
         if !bool::from(hash(secret).as_bytes().ct_eq(key.secret_hash.as_bytes())) {
-            return refuse(Refusal::Unknown);
+            return refuse(KeyRefusal::Unknown);
         }
         if key.revoked_at.is_some() {
-            return refuse(Refusal::Revoked);
+            return refuse(KeyRefusal::Revoked);
         }
         let expired = DateTime::parse_from_rfc3339(&key.expires_at).map_or(true, |t| t.with_timezone(&Utc) <= now);
         if expired {
-            return refuse(Refusal::Expired);
+            return refuse(KeyRefusal::Expired);
         }
         if !key.scopes.contains(&scope) {
-            return refuse(Refusal::Scope(scope.as_str()));
+            return refuse(KeyRefusal::Scope(scope.as_str()));
         }
         Ok(Ok(id.to_owned()))
     }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use warrant_engine::{Decision, EntityRef, EntitySet, Query, RequestError};
 
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 use crate::pack::{
     Action, ContextKey, EntityType, Incomplete, OWNER_TOKEN_NONE, PROJECT_OWNER, Reason, Requester, Surface,
 };
@@ -136,7 +136,7 @@ fn deny_with(reason: Reason) -> Resolution {
 pub async fn resolve(
     snapshot: &Snapshot,
     store: &Store,
-    keys: &Keyring,
+    keys: &AuditKeys,
     ask: &Ask,
     now: DateTime<Utc>,
 ) -> Result<Resolution, ResolveError> {
@@ -227,7 +227,7 @@ pub async fn resolve(
 fn own_token(
     d: &Decider<'_>,
     snapshot: &Snapshot,
-    keys: &Keyring,
+    keys: &AuditKeys,
     ask: &Ask,
     own: &TokenState,
 ) -> Result<Resolution, ResolveError> {

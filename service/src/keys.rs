@@ -50,20 +50,20 @@ pub enum KeyError {
 
 /// Named secrets; the last one is current. Never printed.
 #[derive(Clone)]
-pub struct Keyring {
+pub struct AuditKeys {
     keys: Vec<(String, Vec<u8>)>,
     signing: warrant_engine::audit::Keyring,
     redactor: Arc<Redactor>,
 }
 
-impl fmt::Debug for Keyring {
+impl fmt::Debug for AuditKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
-        f.debug_struct("Keyring").field("key_ids", &ids).finish_non_exhaustive()
+        f.debug_struct("AuditKeys").field("key_ids", &ids).finish_non_exhaustive()
     }
 }
 
-impl Keyring {
+impl AuditKeys {
     /// Parses the key-file format.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
@@ -202,19 +202,19 @@ mod tests {
 
     #[test]
     fn parses_rotations_and_refuses_bad_lines() {
-        let ring = Keyring::parse(&format!("# c\nk1 {A}\n\nk2 {A}{A}\n")).unwrap();
+        let ring = AuditKeys::parse(&format!("# c\nk1 {A}\n\nk2 {A}{A}\n")).unwrap();
         assert_eq!(ring.current_id(), "k2");
         assert!(!format!("{ring:?}").contains(A));
-        assert!(matches!(Keyring::parse("k1 abcd"), Err(KeyError::Malformed { line: 1, .. })));
-        assert!(matches!(Keyring::parse(&format!("k1 {A}\nk1 {A}")), Err(KeyError::Malformed { line: 2, .. })));
-        assert!(matches!(Keyring::parse("# nothing"), Err(KeyError::Empty)));
+        assert!(matches!(AuditKeys::parse("k1 abcd"), Err(KeyError::Malformed { line: 1, .. })));
+        assert!(matches!(AuditKeys::parse(&format!("k1 {A}\nk1 {A}")), Err(KeyError::Malformed { line: 2, .. })));
+        assert!(matches!(AuditKeys::parse("# nothing"), Err(KeyError::Empty)));
     }
 
     #[test]
     fn digests_are_keyed_stable_across_rotation_and_vault_shaped() {
-        let one = Keyring::parse(&format!("k1 {A}")).unwrap();
-        let rotated = Keyring::parse(&format!("k1 {A}\nk2 {A}{A}")).unwrap();
-        let other = Keyring::parse(&format!("k1 {A}{A}")).unwrap();
+        let one = AuditKeys::parse(&format!("k1 {A}")).unwrap();
+        let rotated = AuditKeys::parse(&format!("k1 {A}\nk2 {A}{A}")).unwrap();
+        let other = AuditKeys::parse(&format!("k1 {A}{A}")).unwrap();
         let d = one.digest("tok_1");
         assert!(d.starts_with("hmac-sha256:") && d.len() == "hmac-sha256:".len() + 64);
         assert_eq!(d, rotated.digest("tok_1"));
@@ -229,7 +229,7 @@ mod tests {
         let path = dir.join("nested/audit.key");
         generate(&path).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(Keyring::read(&path).unwrap().current_id(), "k1");
+        assert_eq!(AuditKeys::read(&path).unwrap().current_id(), "k1");
         let before = std::fs::read_to_string(&path).unwrap();
         assert!(!generate(&path).unwrap(), "an existing key is kept");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 use crate::pack::Gaps;
 use crate::rules::RuleHost;
 use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
@@ -74,7 +74,7 @@ pub struct AppState {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     store: Store,
-    keys: Keyring,
+    keys: AuditKeys,
     audit: AuditLog,
     auth: crate::auth::Authenticator,
     policies_dir: PathBuf,
@@ -88,7 +88,7 @@ impl AppState {
     /// otherwise the policies directory.
     pub async fn start(
         store: Store,
-        keys: Keyring,
+        keys: AuditKeys,
         policies_dir: PathBuf,
         decisions: DecisionAudit,
         rules: RuleHost,
@@ -111,7 +111,7 @@ impl AppState {
         let activated_at = now();
         let unchanged = recorded_digest.as_deref() == Some(bundle.digest());
         if !unchanged {
-            versions.bundle = store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+            versions.bundle = store.record_bundle(&stored_bundle(&bundle, origin, &activated_at)).await?;
         }
         let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
         if !unchanged {
@@ -162,7 +162,7 @@ impl AppState {
         &self.inner.store
     }
 
-    pub fn keys(&self) -> &Keyring {
+    pub fn keys(&self) -> &AuditKeys {
         &self.inner.keys
     }
 
@@ -199,7 +199,7 @@ impl AppState {
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         entities.warm_search_like(&current.entities);
         let activated_at = now();
-        let bundle_version = self.inner.store.record_bundle(&record(&bundle, origin, &activated_at)).await?;
+        let bundle_version = self.inner.store.record_bundle(&stored_bundle(&bundle, origin, &activated_at)).await?;
         let versions = StoreVersions { bundle: bundle_version, ..current.versions };
         let mut event = Event::new(Kind::PolicyUpdated, actor);
         event.policy_digest = Some(activation.digest.clone());
@@ -298,7 +298,7 @@ fn load(rules: &RuleHost, source: BundleSource) -> Result<(Bundle, Gaps), Change
     Ok((bundle, pack))
 }
 
-fn record(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
+fn stored_bundle(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
     let files: BTreeMap<String, String> = bundle.source().to_files();
     StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
 }

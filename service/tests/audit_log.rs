@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use warrant_service::audit::{AuditLog, DecisionAudit, Event, Kind};
-use warrant_service::keys::Keyring;
+use warrant_service::keys::AuditKeys;
 use warrant_service::store::{AuditFilter, Store, TokenUpdate};
 use warrant_service::tokens::{Applied, TokenChange, TokenConflict, TokenEventKind, TokenState, apply};
 
@@ -21,7 +21,7 @@ async fn the_writer_indexes_complete_partitions_behind_itself() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
     let store = Store::open(&url).await.unwrap();
-    let log = AuditLog::open(store.clone(), Keyring::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
+    let log = AuditLog::open(store.clone(), AuditKeys::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
     let event = |i: usize| {
         let mut e = Event::new(Kind::TokenUsed, format!("user{}", i % 13));
         e.token_id = Some(format!("t{}", i % 101));
@@ -70,7 +70,7 @@ async fn the_writer_indexes_complete_partitions_behind_itself() {
 async fn token_changes_commit_with_their_records_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&format!("sqlite://{}", dir.path().join("audit.db").display())).await.unwrap();
-    let log = AuditLog::open(store.clone(), Keyring::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
+    let log = AuditLog::open(store.clone(), AuditKeys::parse(KEY).unwrap(), DecisionAudit::All).await.unwrap();
     let change = |id: &str, kind| TokenChange {
         kind,
         token_id: id.into(),

@@ -29,7 +29,7 @@ use warrant_service::AppState;
 use warrant_service::audit::DecisionAudit;
 use warrant_service::auth::{Scope, mint};
 use warrant_service::http::HttpConfig;
-use warrant_service::keys::Keyring;
+use warrant_service::keys::AuditKeys;
 use warrant_service::rules::RuleHost;
 use warrant_service::store::Store;
 use warrant_service::webhooks::{WebhookConfig, Webhooks};
@@ -253,7 +253,7 @@ async fn service(dir: &Path) -> (Router, String, String) {
     store.insert_api_key(&every.stored).await.unwrap();
     let decide_only = mint(&[Scope::Decide], chrono::TimeDelta::days(1), "decide only", chrono::Utc::now()).unwrap();
     store.insert_api_key(&decide_only.stored).await.unwrap();
-    let keys = Keyring::parse(KEY).unwrap();
+    let keys = AuditKeys::parse(KEY).unwrap();
     let rules = RuleHost::new(None, 1, None);
     let state = AppState::start(store, keys, policies(), DecisionAudit::All, rules).await.unwrap();
     let config_path = dir.join("webhooks.json");

@@ -28,7 +28,7 @@ use cedar_policy::EntityUid;
 pub use manifest::{Isolation, Limits, MANIFEST_PATH, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS, Mode};
 pub use runtime::{CompileError, CompiledFrom, RuleRuntime, RuntimeError};
 pub use sandbox::{Failure, WIT_PACKAGE};
-pub use verdict::{Outcome, RULE_DENIED, RULE_ERROR, RuleVerdict};
+pub use verdict::{RULE_DENIED, RULE_ERROR, RuleOutcome, RuleVerdict};
 
 use crate::diagnostic::Diagnostic;
 use manifest::Manifest;
@@ -224,12 +224,12 @@ impl LoadedRule {
         let outcome = self.run(request);
         let (verdict, reason, error) = match outcome {
             Ok((verdict, reason)) => (verdict, reason, None),
-            Err(failure) => (Outcome::Error, Some(failure.code().to_owned()), Some(failure.message())),
+            Err(failure) => (RuleOutcome::Error, Some(failure.code().to_owned()), Some(failure.message())),
         };
         RuleVerdict { rule: self.name.clone(), mode: self.mode, verdict, reason, error }
     }
 
-    fn run(&self, request: &Request) -> Result<(Outcome, Option<String>), Failure> {
+    fn run(&self, request: &Request) -> Result<(RuleOutcome, Option<String>), Failure> {
         let warm = self.isolation == Isolation::Warm;
         let reused = if warm { self.idle.lock().ok().and_then(|mut idle| idle.pop()) } else { None };
         let mut instance = match reused {

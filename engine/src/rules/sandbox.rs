@@ -8,7 +8,7 @@ use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 use super::manifest::Limits;
 use super::runtime::RuleRuntime;
-use super::verdict::Outcome;
+use super::verdict::RuleOutcome;
 use crate::redact::Redactor;
 
 mod bindings {
@@ -223,15 +223,15 @@ impl Prepared {
         instance: &mut Instance,
         config: &str,
         request: &Request,
-    ) -> Result<(Outcome, Option<String>), Failure> {
+    ) -> Result<(RuleOutcome, Option<String>), Failure> {
         instance.calls += 1;
         self.arm(&mut instance.store).map_err(|e| Failure::Trap(format!("{e:#}")))?;
         match instance.rule.call_evaluate(&mut instance.store, config, request) {
             Ok(Verdict { effect, reason }) => {
                 let effect = match effect {
-                    Effect::Allow => Outcome::Allow,
-                    Effect::Deny => Outcome::Deny,
-                    Effect::Abstain => Outcome::Abstain,
+                    Effect::Allow => RuleOutcome::Allow,
+                    Effect::Deny => RuleOutcome::Deny,
+                    Effect::Abstain => RuleOutcome::Abstain,
                 };
                 Ok((effect, reason))
             }

@@ -16,7 +16,7 @@ pub struct RuleVerdict {
     pub rule: String,
     pub mode: Mode,
     /// `allow`, `deny`, `abstain`, or `error` when the rule gave no verdict.
-    pub verdict: Outcome,
+    pub verdict: RuleOutcome,
     /// The rule's reason code; for an error, the failure code
     /// (`out_of_fuel`, `timeout`, `memory_limit`, `trap`, `instantiate`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,7 +29,7 @@ pub struct RuleVerdict {
 /// A rule's verdict, or `error` when it gave none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum RuleOutcome {
     Allow,
     Deny,
     Abstain,
@@ -41,10 +41,10 @@ impl RuleVerdict {
     /// the decision (an enforcing deny or failure).
     pub fn deny_reason(&self) -> Option<String> {
         match (self.mode, self.verdict) {
-            (Mode::Enforce, Outcome::Deny) => {
+            (Mode::Enforce, RuleOutcome::Deny) => {
                 Some(self.reason.clone().unwrap_or_else(|| format!("{RULE_DENIED}{}", self.rule)))
             }
-            (Mode::Enforce, Outcome::Error) => Some(format!("{RULE_ERROR}{}", self.rule)),
+            (Mode::Enforce, RuleOutcome::Error) => Some(format!("{RULE_ERROR}{}", self.rule)),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
-use warrant_engine::rules::{Mode, Outcome, RuleRuntime};
+use warrant_engine::rules::{Mode, RuleOutcome, RuleRuntime};
 use warrant_engine::{Bundle, BundleError, EntityRef, Query, RedactionConfig, Redactor};
 
 const SCHEMA: &str = r#"
@@ -90,7 +90,7 @@ fn an_enforcing_deny_overrides_cedars_allow_with_the_rules_reason() {
     assert!(d.policies.is_empty(), "no Cedar policy determined this deny: {:?}", d.policies);
     assert_eq!(d.rules.len(), 1);
     assert_eq!(d.rules[0].rule, "says-no");
-    assert_eq!(d.rules[0].verdict, Outcome::Deny);
+    assert_eq!(d.rules[0].verdict, RuleOutcome::Deny);
     assert_eq!(d.rules[0].reason.as_deref(), Some("fixture_says_no"));
 }
 
@@ -100,12 +100,12 @@ fn an_observing_rule_is_reported_and_never_applied() {
     let d = read(&bundle, "read");
     assert!(d.allowed, "{d:?}");
     assert_eq!(d.rules[0].mode, Mode::Observe);
-    assert_eq!(d.rules[0].verdict, Outcome::Deny);
+    assert_eq!(d.rules[0].verdict, RuleOutcome::Deny);
     // An observing rule that fails is reported too, and still not applied.
     let bundle = load(&bundle_dir(&[("boom", "trap", json!({"mode": "observe"}))]));
     let d = read(&bundle, "read");
     assert!(d.allowed, "{d:?}");
-    assert_eq!(d.rules[0].verdict, Outcome::Error);
+    assert_eq!(d.rules[0].verdict, RuleOutcome::Error);
 }
 
 #[test]
@@ -142,7 +142,7 @@ fn hostile_guests_fail_closed_within_their_budget() {
             let took = started.elapsed();
             assert!(!d.allowed, "{name}: {d:?}");
             assert_eq!(d.reasons, [format!("rule_error:{name}")], "{name}");
-            assert_eq!(d.rules[0].verdict, Outcome::Error, "{name}");
+            assert_eq!(d.rules[0].verdict, RuleOutcome::Error, "{name}");
             assert_eq!(d.rules[0].reason.as_deref(), Some(code), "{name} (attempt {attempt}): {:?}", d.rules[0]);
             assert!(d.rules[0].error.is_some(), "{name}: a failure explains itself");
             assert!(took < Duration::from_secs(1), "{name} took {took:?}");
@@ -200,7 +200,7 @@ fn warm_instances_serve_concurrent_callers() {
         .collect();
     for t in threads {
         for d in t.join().unwrap() {
-            assert_ne!(d.rules[0].verdict, Outcome::Error, "{d:?}");
+            assert_ne!(d.rules[0].verdict, RuleOutcome::Error, "{d:?}");
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use warrant_engine::audit::{Entry, Kind, Outcome, Prepared, SealError};
 
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 
 /// An event before redaction and sealing.
 #[derive(Debug, Clone)]
@@ -42,11 +42,11 @@ impl Event {
     }
 
     /// Redacts the event and renders it for sealing.
-    pub(super) fn prepare(self, keys: &Keyring) -> Result<Prepared, SealError> {
+    pub(super) fn prepare(self, keys: &AuditKeys) -> Result<Prepared, SealError> {
         Prepared::new(self.into_entry(keys))
     }
 
-    pub(super) fn into_entry(self, keys: &Keyring) -> Entry {
+    pub(super) fn into_entry(self, keys: &AuditKeys) -> Entry {
         let redactor = keys.redactor();
         let text = |s: String| redactor.redact_text(&s);
         let details = match redactor.redact_value(&Value::Object(self.details)) {

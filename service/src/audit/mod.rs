@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use warrant_engine::audit::Hash;
 pub use warrant_engine::audit::Kind;
 
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
 pub use event::Event;
@@ -61,7 +61,7 @@ impl DecisionAudit {
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
     leaves: Arc<RwLock<Vec<Hash>>>,
-    keys: Keyring,
+    keys: AuditKeys,
     decisions: DecisionAudit,
 }
 
@@ -73,7 +73,7 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Loads the chain head and leaves, and starts the writer.
-    pub async fn open(store: Store, keys: Keyring, decisions: DecisionAudit) -> Result<Self, StoreError> {
+    pub async fn open(store: Store, keys: AuditKeys, decisions: DecisionAudit) -> Result<Self, StoreError> {
         let leaves = store.audit_leaves().await?;
         let leaves = Arc::new(RwLock::new(leaves));
         let (queue, rx) = mpsc::channel(QUEUE);
@@ -88,7 +88,7 @@ impl AuditLog {
         self.decisions
     }
 
-    pub fn keys(&self) -> &Keyring {
+    pub fn keys(&self) -> &AuditKeys {
         &self.keys
     }
 
@@ -109,7 +109,7 @@ impl AuditLog {
 
     /// Records `event` straight into `store`, without a running writer (the
     /// CLI); the transaction keeps the chain single with any running service.
-    pub async fn append_direct(store: &Store, keys: &Keyring, event: Event) -> Result<Appended, AuditError> {
+    pub async fn append_direct(store: &Store, keys: &AuditKeys, event: Event) -> Result<Appended, AuditError> {
         let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let prepared = event.prepare(keys).map_err(AuditError::new)?;
         let mut results = store.append_audit(vec![prepared], keys.signing(), &ts).await.map_err(AuditError::new)?;

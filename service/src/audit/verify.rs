@@ -5,7 +5,7 @@
 use serde::Serialize;
 use warrant_engine::audit::{ChainStart, ChainVerifier, Checkpoint, Hash, Mac, merkle};
 
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError};
 
 /// Records streamed per query while verifying (progress is reported
@@ -44,7 +44,7 @@ pub enum VerifyError {
 /// records have been checked so far.
 pub async fn verify(
     store: &Store,
-    keys: &Keyring,
+    keys: &AuditKeys,
     from: u64,
     to: Option<u64>,
     kept: &[Checkpoint],

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use warrant_engine::audit::{Hash, Prepared, SealError};
 
 use super::event::Event;
-use crate::keys::Keyring;
+use crate::keys::AuditKeys;
 use crate::store::{Sealed, Store, StoreError, TokenUpdate, leaf_of};
 use crate::tokens::{Applied, TokenConflict};
 
@@ -94,7 +94,7 @@ struct Placed {
 pub(super) async fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     store: Store,
-    keys: Keyring,
+    keys: AuditKeys,
     leaves: Arc<RwLock<Vec<Hash>>>,
     committed: mpsc::Sender<()>,
 ) {
@@ -130,7 +130,7 @@ pub(super) async fn write_loop(
 /// One group commit, and what it keeps up to date.
 struct Commit<'a> {
     store: &'a Store,
-    keys: &'a Keyring,
+    keys: &'a AuditKeys,
     leaves: &'a RwLock<Vec<Hash>>,
     committed: &'a mpsc::Sender<()>,
     ts: &'a str,

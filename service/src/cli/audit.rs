@@ -10,7 +10,7 @@ use warrant_engine::audit::Checkpoint;
 
 use crate::audit::verify::{self, VerifyError};
 use crate::config::{AuditCommand, AuditLogArgs};
-use crate::keys::{KeyError, Keyring};
+use crate::keys::{AuditKeys, KeyError};
 use crate::store::{Store, StoreError};
 
 /// Records per read while exporting.
@@ -54,8 +54,8 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
     }
 }
 
-async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), AuditCommandError> {
-    let keys = Keyring::load(log.audit_key_file.as_deref())?;
+async fn open(log: &AuditLogArgs) -> Result<(Store, AuditKeys), AuditCommandError> {
+    let keys = AuditKeys::load(log.audit_key_file.as_deref())?;
     let store = Store::open_existing(&log.database_url)
         .await
         .map_err(|error| AuditCommandError::Open { url: log.database_url.clone(), error })?;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::audit::{AuditError, AuditLog, Event, Kind};
 use crate::auth::{LifetimeError, MintError, Scope, mint, parse_lifetime};
 use crate::config::{AuditLogArgs, KeysCommand};
-use crate::keys::{KeyError, Keyring};
+use crate::keys::{AuditKeys, KeyError};
 use crate::store::{Store, StoreError};
 
 /// Why `warrant keys …` could not do its work.
@@ -45,8 +45,8 @@ pub fn run(command: KeysCommand) -> Result<ExitCode, KeysCommandError> {
     })
 }
 
-async fn open(log: &AuditLogArgs) -> Result<(Store, Keyring), KeysCommandError> {
-    let keys = Keyring::load(log.audit_key_file.as_deref())?;
+async fn open(log: &AuditLogArgs) -> Result<(Store, AuditKeys), KeysCommandError> {
+    let keys = AuditKeys::load(log.audit_key_file.as_deref())?;
     let store = Store::open(&log.database_url)
         .await
         .map_err(|error| KeysCommandError::Open { url: log.database_url.clone(), error })?;

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, HttpConfig};
-use crate::keys::{KeyError, Keyring};
+use crate::keys::{AuditKeys, KeyError};
 use crate::rules::RuleHost;
 use crate::state::{AppState, ChangeError};
 use crate::store::{Store, StoreError};
@@ -56,7 +56,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), ServeError> {
-    let keys = Keyring::load(args.audit_key_file.as_deref())?;
+    let keys = AuditKeys::load(args.audit_key_file.as_deref())?;
     let store = Store::open(&args.database_url).await.map_err(ServeError::Store)?;
     let workers = args.rule_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let cache = args.rule_cache.clone().or_else(RuleHost::default_cache_dir);

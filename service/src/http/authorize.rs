@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Query};
 
-use super::decision::{Decided, RuleVerdict, Verdict, decide, record};
+use super::decision::{Decided, RuleVerdict, Verdict, decide, record_decisions};
 use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
 use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
@@ -142,7 +142,7 @@ async fn authorize(
     let snapshot = state.snapshot();
     let q = query(&body);
     let decided = decide(&state, &snapshot, &q).await?;
-    record(&state, &[(&decided, &q)]).await?;
+    record_decisions(&state, &[(&decided, &q)]).await?;
     Ok(Json(decided.into()))
 }
 
@@ -171,7 +171,7 @@ async fn batch(
     }
     let pairs: Vec<(&Decided, &Query)> =
         outcomes.iter().zip(&queries).filter_map(|(o, q)| o.as_ref().ok().map(|d| (d, q))).collect();
-    record(&state, &pairs).await?;
+    record_decisions(&state, &pairs).await?;
     let results = outcomes
         .into_iter()
         .map(|o| match o {

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use warrant_engine::{EntityRef, Query};
 
-use super::decision::{Decided, RuleVerdict, decide, record, rule_verdicts};
+use super::decision::{Decided, RuleVerdict, decide, record_decisions, rule_verdicts};
 use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
 use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
@@ -249,7 +249,7 @@ async fn evaluation(
     let snapshot = state.snapshot();
     let q = query(&body.subject, &body.action, &body.resource, body.context.as_ref());
     let decided = decide(&state, &snapshot, &q).await?;
-    record(&state, &[(&decided, &q)]).await?;
+    record_decisions(&state, &[(&decided, &q)]).await?;
     Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
 }
 
@@ -294,7 +294,7 @@ async fn evaluations(
             };
             let q = query(subject, action, resource, body.context.as_ref());
             let decided = decide(&state, &snapshot, &q).await?;
-            record(&state, &[(&decided, &q)]).await?;
+            record_decisions(&state, &[(&decided, &q)]).await?;
             return Ok(Json(EvaluationsResponse::Single(answer(&decided, options.explain))));
         }
     };
@@ -346,7 +346,7 @@ async fn evaluations(
         }
     }
     let pairs: Vec<(&Decided, &Query)> = decided_items.iter().map(|(d, q)| (d, q)).collect();
-    record(&state, &pairs).await?;
+    record_decisions(&state, &pairs).await?;
     Ok(Json(EvaluationsResponse::Batch(Evaluations { evaluations: answers })))
 }
 

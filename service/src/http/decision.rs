@@ -6,7 +6,7 @@
 use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
-use warrant_engine::rules::{Mode, Outcome};
+use warrant_engine::rules::Mode;
 use warrant_engine::{Decision, Query, RequestError};
 
 use super::error::ApiError;
@@ -62,7 +62,7 @@ fn event(decided: &Decided, query: &Query) -> Event {
 /// Writes the `decision` records the configured mode asks for; returns once
 /// they are durable. If they cannot be written the request fails: no
 /// decision leaves without its record.
-pub async fn record(state: &AppState, decisions: &[(&Decided, &Query)]) -> Result<(), ApiError> {
+pub async fn record_decisions(state: &AppState, decisions: &[(&Decided, &Query)]) -> Result<(), ApiError> {
     let mode = state.audit().decisions();
     let events: Vec<Event> =
         decisions.iter().filter(|(d, _)| mode.wants(d.decision.allowed)).map(|(d, q)| event(d, q)).collect();
@@ -130,10 +130,10 @@ impl From<warrant_engine::RuleVerdict> for RuleVerdict {
             Mode::Observe => RuleMode::Observe,
         };
         let verdict = match verdict {
-            Outcome::Allow => RuleOutcome::Allow,
-            Outcome::Deny => RuleOutcome::Deny,
-            Outcome::Abstain => RuleOutcome::Abstain,
-            Outcome::Error => RuleOutcome::Error,
+            warrant_engine::rules::RuleOutcome::Allow => RuleOutcome::Allow,
+            warrant_engine::rules::RuleOutcome::Deny => RuleOutcome::Deny,
+            warrant_engine::rules::RuleOutcome::Abstain => RuleOutcome::Abstain,
+            warrant_engine::rules::RuleOutcome::Error => RuleOutcome::Error,
         };
         Self { rule, mode, verdict, reason, error }
     }

@@ -15,7 +15,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::ApiError;
 use crate::audit::{Event, Kind};
-use crate::auth::{Refusal, Scope};
+use crate::auth::{KeyRefusal, Scope};
 use crate::state::AppState;
 
 /// The name of the API-key security scheme in the OpenAPI document.
@@ -62,7 +62,7 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
             next.run(req).await
         }
         Ok(Err((refusal, id))) => {
-            if refusal != Refusal::Missing {
+            if refusal != KeyRefusal::Missing {
                 let mut event = Event::new(
                     Kind::ApiKeyRejected,
                     id.as_deref().map_or_else(|| "unknown".to_owned(), |i| format!("api_key:{i}")),

@@ -72,7 +72,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::authorize::authorize,
         super::authorize::batch,
         super::credentials::handle,
-        super::tokens::record,
+        super::tokens::record_event,
         super::audit::events,
         super::audit::export,
         super::audit::verify_log,

@@ -18,7 +18,7 @@ use crate::store::TokenUpdate;
 use crate::tokens::{self, TokenChange, TokenEventKind, TokenState};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tokens/events", post(record))
+    Router::new().route("/v1/tokens/events", post(record_event))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -101,7 +101,7 @@ fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
     ),
     security(("bearer" = ["events:write"]))
 )]
-async fn record(
+async fn record_event(
     State(state): State<AppState>,
     ApiJson(event): ApiJson<TokenEvent>,
 ) -> Result<(StatusCode, Json<TokenEventRecorded>), ApiError> {

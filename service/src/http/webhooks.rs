@@ -60,12 +60,12 @@ pub struct WebhookAccepted {
 }
 
 /// One delivery's refusal, before it is audited.
-struct Refusal {
+struct WebhookRefusal {
     error: ApiError,
     webhook_id: Option<String>,
 }
 
-impl Refusal {
+impl WebhookRefusal {
     fn new(error: ApiError, webhook_id: Option<String>) -> Self {
         Self { error, webhook_id }
     }
@@ -91,7 +91,7 @@ async fn receive(
             } else {
                 ApiError::bad_request("unreadable_body", rejection.body_text())
             };
-            return Err(reject(&state, &source, Refusal::new(error, claimed), None).await);
+            return Err(reject(&state, &source, WebhookRefusal::new(error, claimed), None).await);
         }
     };
     match accept(&state, &source, &headers, &body).await {
@@ -100,11 +100,16 @@ async fn receive(
     }
 }
 
-async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) -> Result<WebhookAccepted, Refusal> {
+async fn accept(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<WebhookAccepted, WebhookRefusal> {
     let claimed = verify::claimed_id(headers);
     let Some(source) = state.webhooks().source(name) else {
         let error = ApiError::new(StatusCode::NOT_FOUND, "unknown_source", format!("no webhook source `{name}`"));
-        return Err(Refusal::new(error, claimed));
+        return Err(WebhookRefusal::new(error, claimed));
     };
     // 1. The signature over the raw bytes; nothing has parsed them yet.
     let now = Utc::now();
@@ -112,7 +117,7 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
         Scheme::Standard => verify::verify_standard(&source.secrets, headers, body, now.timestamp()),
         Scheme::Sha256 => verify::verify_sha256(&source.secrets, headers, body),
     }
-    .map_err(|r| Refusal::new(refusal_error(&r), claimed.clone()))?;
+    .map_err(|r| WebhookRefusal::new(refusal_error(&r), claimed.clone()))?;
     let id = verified.id;
     // 2. Replays. A Standard Webhooks id need only be kept while its
     // timestamp is within tolerance; a `sha256` body digest for good.
@@ -125,11 +130,11 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
     let fresh = store
         .webhook_seen(name, &id, &stamp(now), expires.as_deref())
         .await
-        .map_err(|e| Refusal::new(e.into(), Some(id.clone())))?;
+        .map_err(|e| WebhookRefusal::new(e.into(), Some(id.clone())))?;
     if !fresh {
         let error =
             ApiError::new(StatusCode::CONFLICT, "replayed", format!("the delivery `{id}` was already received"));
-        return Err(Refusal::new(error, Some(id)));
+        return Err(WebhookRefusal::new(error, Some(id)));
     }
     // 3. The event: its changes and its record in one transaction.
     let planned = match plan_event(store, body, &stamp(now)).await {
@@ -138,7 +143,7 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
             if let EventError::Store(_) = e {
                 forget(state, name, &id).await;
             }
-            return Err(Refusal::new(event_error(e), Some(id)));
+            return Err(WebhookRefusal::new(event_error(e), Some(id)));
         }
     };
     let Planned { kind, owner, token, updates } = planned;
@@ -169,16 +174,16 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
         Err(e) => {
             // Nothing applied and nothing recorded: let the sender retry.
             forget(state, name, &id).await;
-            return Err(Refusal::new(ApiError::internal(e), None));
+            return Err(WebhookRefusal::new(ApiError::internal(e), None));
         }
     };
     let applied = match changed(&recorded.outcomes) {
         Ok(changed) => changed.len(),
-        Err(conflict) => return Err(Refusal::new(conflict.clone().into(), Some(id))),
+        Err(conflict) => return Err(WebhookRefusal::new(conflict.clone().into(), Some(id))),
     };
     match recorded.appended {
         Some(appended) => Ok(WebhookAccepted { applied, seq: appended.seq }),
-        None => Err(Refusal::new(ApiError::internal("an applied delivery was not recorded"), None)),
+        None => Err(WebhookRefusal::new(ApiError::internal("an applied delivery was not recorded"), None)),
     }
 }
 
@@ -210,8 +215,8 @@ fn event_error(e: EventError) -> ApiError {
 /// Audits a refused delivery and returns its error. The body goes into the
 /// record as parsed JSON (or text), which the audit log redacts on the way
 /// in like every record's details; it is never applied.
-async fn reject(state: &AppState, source: &str, refusal: Refusal, body: Option<&[u8]>) -> ApiError {
-    let Refusal { error, webhook_id } = refusal;
+async fn reject(state: &AppState, source: &str, refusal: WebhookRefusal, body: Option<&[u8]>) -> ApiError {
+    let WebhookRefusal { error, webhook_id } = refusal;
     if error.status().is_server_error() {
         // Our failure, not the sender's: logged with the response (`mod.rs`).
         return error;

@@ -77,7 +77,7 @@ struct Worker {
 }
 
 /// What one attempt came to.
-enum Outcome {
+enum Attempt {
     Delivered,
     Failed(String),
 }
@@ -143,12 +143,12 @@ impl Worker {
         };
         loop {
             match self.attempt(client, &id, &body).await {
-                Outcome::Delivered => {
+                Attempt::Delivered => {
                     *cursor = Cursor { delivered_seq: record.seq, attempts: 0, next_attempt_at: None };
                     self.save(cursor).await;
                     return;
                 }
-                Outcome::Failed(why) => {
+                Attempt::Failed(why) => {
                     cursor.attempts = cursor.attempts.saturating_add(1);
                     let delay = self.sub.backoff(cursor.attempts);
                     let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -168,7 +168,7 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, client: &reqwest::Client, id: &str, body: &[u8]) -> Outcome {
+    async fn attempt(&self, client: &reqwest::Client, id: &str, body: &[u8]) -> Attempt {
         let timestamp = Utc::now().timestamp();
         let request = client
             .post(self.sub.url.clone())
@@ -178,10 +178,10 @@ impl Worker {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
         match request.send().await {
-            Ok(response) if response.status().is_success() => Outcome::Delivered,
-            Ok(response) => Outcome::Failed(format!("status {}", response.status().as_u16())),
+            Ok(response) if response.status().is_success() => Attempt::Delivered,
+            Ok(response) => Attempt::Failed(format!("status {}", response.status().as_u16())),
             // Without the URL: the configuration is where it is looked up.
-            Err(e) => Outcome::Failed(chain(&e.without_url())),
+            Err(e) => Attempt::Failed(chain(&e.without_url())),
         }
     }
 
