@@ -16,6 +16,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not supported by this backend: {0}")]
     Unsupported(&'static str),
+    #[error("audit records cannot be sealed without the audit key")]
+    NoAuditKey,
     #[error("cannot seal an audit record: {0}")]
     Seal(#[from] SealError),
 }

@@ -41,7 +41,8 @@ impl Store {
 
     /// The write transaction. With `all_or_nothing`, a record that does not
     /// seal fails the whole transaction; otherwise the others are stored
-    /// and its error is returned in its place.
+    /// and its error is returned in its place. `keyring` may be `None` only
+    /// when `records` makes no record (token changes alone).
     pub(super) async fn write<'a, E, F, R>(
         &self,
         updates: Vec<TokenUpdate<'a, E>>,
@@ -76,7 +77,8 @@ impl Store {
             let (entries, answer) = records(outcomes)?;
             let mut results = Vec::new();
             let mut head: Option<(u64, Mac)> = None;
-            if let (false, Some(keyring)) = (entries.is_empty(), keyring) {
+            if !entries.is_empty() {
+                let keyring = keyring.ok_or(StoreError::NoAuditKey)?;
                 b.lock_chain(&mut tx).await?;
                 let stored: Option<(i64, String)> =
                     sqlx::query_as("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1")
