@@ -7,13 +7,13 @@
 #[allow(dead_code, reason = "each bench uses a part of the shared fixture")]
 mod fixture;
 
-use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
+use warrant_engine::Timestamp;
 
 fn decisions(c: &mut Criterion) {
     let bundle = fixture::pack();
-    let now = Utc::now();
+    let now = Timestamp::now();
     let mut group = c.benchmark_group("decide");
     for users in [100, 1_000] {
         let entities = fixture::entities(&bundle, users);
@@ -54,7 +54,7 @@ fn search(c: &mut Criterion) {
     use warrant_engine::{SearchMode, Searched};
 
     let bundle = fixture::pack();
-    let now = Utc::now();
+    let now = Timestamp::now();
     let docs = fixture::entity_docs(20_000);
     let entities = bundle.entity_set(docs.clone()).unwrap();
     let search = warrant_engine::Search {

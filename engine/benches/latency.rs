@@ -9,14 +9,13 @@
 mod fixture;
 
 use std::time::Instant;
-
-use chrono::Utc;
+use warrant_engine::Timestamp;
 
 const SAMPLES: usize = 200_000;
 
 fn main() {
     let bundle = fixture::pack();
-    let now = Utc::now();
+    let now = Timestamp::now();
     let mix = fixture::mix();
     println!("policies: {}", bundle.policy_count());
     for users in [100, 1_000, 5_000] {

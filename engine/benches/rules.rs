@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use serde_json::{Value, json};
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, BundleSource, EntityRef, EntitySet, Query, RuleRuntime};
 
 const SAMPLES: usize = 100_000;
@@ -79,7 +79,7 @@ fn use_token() -> Query {
 /// Returns each bundle's sorted latencies in ns.
 fn measure_interleaved(bundles: &[Bundle], entities: &EntitySet, samples: &[usize]) -> Vec<Vec<u64>> {
     let query = use_token();
-    let now = Utc::now();
+    let now = Timestamp::now();
     for bundle in bundles {
         for _ in 0..1_000 {
             assert!(bundle.decide(entities, &query, now).unwrap().allowed);

@@ -10,8 +10,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, reason = "benchmark")]
 
 use std::time::Instant;
-
-use chrono::Utc;
+use warrant_engine::Timestamp;
 
 #[allow(dead_code, reason = "each bench uses a part of the shared fixture")]
 mod fixture;
@@ -26,7 +25,7 @@ fn pct(times: &mut [u64], p: f64) -> f64 {
 }
 
 fn main() {
-    let now = Utc::now();
+    let now = Timestamp::now();
     let requests = generated::requests();
     let mut p50s = Vec::new();
     for count in [22, 1_000] {

@@ -11,8 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use chrono::Utc;
+use warrant_engine::Timestamp;
 
 #[allow(dead_code, reason = "each bench uses a part of the shared fixture")]
 mod fixture;
@@ -62,7 +61,7 @@ fn main() {
         return;
     }
     let seconds = args.iter().position(|a| a == "--seconds").map_or(3.0, |i| args[i + 1].parse().unwrap());
-    let now = Utc::now();
+    let now = Timestamp::now();
     for count in [22, 1_000] {
         let (bundle, store) = generated::bundle(count);
         let raw = RawCedar::new(count);

@@ -17,12 +17,12 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
 use crate::request::{EntityRef, Query};
+use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ impl Report {
 
 /// Runs every `tests/*.json` file of the bundle directory `dir` against
 /// `bundle`; cases without `context.now` are decided at `now`.
-pub fn run(bundle: &Bundle, dir: &Path, now: DateTime<Utc>) -> Report {
+pub fn run(bundle: &Bundle, dir: &Path, now: Timestamp) -> Report {
     let mut report = Report::default();
     let tests_dir = dir.join("tests");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&tests_dir) {
@@ -140,7 +140,7 @@ pub fn run(bundle: &Bundle, dir: &Path, now: DateTime<Utc>) -> Report {
     report
 }
 
-fn run_file(bundle: &Bundle, path: &Path, now: DateTime<Utc>, report: &mut Report) {
+fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
     let file = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let fail_file = |report: &mut Report, message: String| {
         report.results.push(CaseResult { file: file.clone(), name: "(file)".into(), failure: Some(message) });

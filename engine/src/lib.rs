@@ -32,7 +32,7 @@ pub mod redact;
 pub mod request;
 pub mod rules;
 pub mod search;
-mod time;
+pub mod time;
 
 pub use audit::{Checkpoint, Keyring, Record};
 pub use bundle::{Bundle, BundleError, BundleSource};
@@ -43,3 +43,4 @@ pub use redact::{RedactionConfig, Redactor};
 pub use request::{EntityRef, Query, RequestError};
 pub use rules::{RuleRuntime, RuleSet, RuleVerdict};
 pub use search::{Found, Search, SearchMode, SearchPath, Searched};
+pub use time::{Timestamp, TimestampError};

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use warrant_engine::Timestamp;
 
 pub use crate::scope::Scope;
 use crate::store::api_keys::StoredKey;
@@ -82,7 +82,7 @@ pub fn mint(
     scopes: &[Scope],
     lifetime: chrono::TimeDelta,
     description: &str,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Result<Minted, MintError> {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 32];
@@ -92,8 +92,7 @@ pub fn mint(
     let mut names = scopes.to_vec();
     names.sort();
     names.dedup();
-    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let expires = now.checked_add_signed(lifetime).ok_or(MintError::LifetimeTooLong)?;
+    let expires = now.checked_add(lifetime).ok_or(MintError::LifetimeTooLong)?;
     Ok(Minted {
         key: format!("{PREFIX}{id}_{secret}"),
         stored: StoredKey {
@@ -101,8 +100,8 @@ pub fn mint(
             secret_hash: hash(&secret),
             scopes: names,
             description: description.to_owned(),
-            created_at: stamp(now),
-            expires_at: stamp(expires),
+            created_at: now,
+            expires_at: expires,
             revoked_at: None,
         },
     })
@@ -131,7 +130,7 @@ impl Authenticator {
         store: &Store,
         header: Option<&str>,
         scope: Scope,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Result<String, (KeyRefusal, Option<String>)>, StoreError> {
         let Some(header) = header else { return Ok(Err((KeyRefusal::Missing, None))) };
         let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or("").trim();
@@ -156,8 +155,7 @@ impl Authenticator {
         if key.revoked_at.is_some() {
             return refuse(KeyRefusal::Revoked);
         }
-        let expired = DateTime::parse_from_rfc3339(&key.expires_at).map_or(true, |t| t.with_timezone(&Utc) <= now);
-        if expired {
+        if key.expires_at <= now {
             return refuse(KeyRefusal::Expired);
         }
         if !key.scopes.contains(&scope) {
@@ -193,7 +191,8 @@ mod tests {
 
     #[test]
     fn minted_keys_parse_and_store_only_a_hash() {
-        let m = mint(&[Scope::Decide, Scope::Decide, Scope::AuditRead], DEFAULT_LIFETIME, "ci", Utc::now()).unwrap();
+        let m =
+            mint(&[Scope::Decide, Scope::Decide, Scope::AuditRead], DEFAULT_LIFETIME, "ci", Timestamp::now()).unwrap();
         let (id, secret) = parse(&m.key).unwrap();
         assert_eq!(id, m.stored.id);
         assert_eq!(m.stored.secret_hash, hash(secret));

@@ -10,10 +10,9 @@
 //! (token state) and follows the order. The names it sends and the reasons
 //! it reads are the pack's contract ([`crate::pack`]).
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use warrant_engine::{Decision, EntityRef, EntitySet, Query, RequestError};
+use warrant_engine::{Decision, EntityRef, EntitySet, Query, RequestError, Timestamp};
 
 use crate::keys::AuditKeys;
 use crate::pack::{
@@ -83,7 +82,7 @@ fn deny(reasons: Vec<String>) -> Resolution {
 
 struct Decider<'a> {
     snapshot: &'a Snapshot,
-    now: DateTime<Utc>,
+    now: Timestamp,
 }
 
 impl Decider<'_> {
@@ -119,7 +118,7 @@ fn token_context(snapshot: &Snapshot, token: &TokenState) -> Map<String, Value> 
     let key = ContextKey::TokenIssuedAt;
     match &token.issued_at {
         Some(at) if snapshot.bundle.context_has_datetime(Action::UseToken.as_str(), key.as_str()) => {
-            context(&[(key, at)])
+            context(&[(key, &at.to_string())])
         }
         _ => Map::new(),
     }
@@ -138,7 +137,7 @@ pub async fn resolve(
     store: &Store,
     keys: &AuditKeys,
     ask: &Ask,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Result<Resolution, ResolveError> {
     let d = Decider { snapshot, now };
     let connection = (EntityType::Connection, ask.connection.as_str());

@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet};
+use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
 use crate::keys::AuditKeys;
@@ -32,7 +31,7 @@ pub struct Snapshot {
     pub pack: Gaps,
     pub entities: EntitySet,
     pub origin: BundleOrigin,
-    pub activated_at: String,
+    pub activated_at: Timestamp,
     /// The store versions this snapshot reflects (see [`AppState::sync_from_store`]).
     pub versions: StoreVersions,
 }
@@ -108,10 +107,10 @@ impl AppState {
         };
         let (bundle, pack) = load(&rules, source)?;
         let entities = bundle.entity_set(stored_entities).map_err(ChangeError::EntitiesVsSchema)?;
-        let activated_at = now();
+        let activated_at = Timestamp::now();
         let unchanged = recorded_digest.as_deref() == Some(bundle.digest());
         if !unchanged {
-            versions.bundle = store.record_bundle(&stored_bundle(&bundle, origin, &activated_at)).await?;
+            versions.bundle = store.record_bundle(&stored_bundle(&bundle, origin, activated_at)).await?;
         }
         let audit = AuditLog::open(store.clone(), keys.clone(), decisions).await?;
         if !unchanged {
@@ -198,8 +197,8 @@ impl AppState {
         }
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
         entities.warm_search_like(&current.entities);
-        let activated_at = now();
-        let bundle_version = self.inner.store.record_bundle(&stored_bundle(&bundle, origin, &activated_at)).await?;
+        let activated_at = Timestamp::now();
+        let bundle_version = self.inner.store.record_bundle(&stored_bundle(&bundle, origin, activated_at)).await?;
         let versions = StoreVersions { bundle: bundle_version, ..current.versions };
         let mut event = Event::new(Kind::PolicyUpdated, actor);
         event.policy_digest = Some(activation.digest.clone());
@@ -240,7 +239,7 @@ impl AppState {
             pack: current.pack.clone(),
             entities,
             origin: current.origin,
-            activated_at: current.activated_at.clone(),
+            activated_at: current.activated_at,
             versions: StoreVersions { entities: entities_version, ..current.versions },
         };
         self.inner.snapshot.store(Arc::new(snapshot));
@@ -266,7 +265,7 @@ impl AppState {
             return Ok(false);
         }
         let (bundle, pack, origin, activated_at) = if versions.bundle == current.versions.bundle {
-            (Arc::clone(&current.bundle), current.pack.clone(), current.origin, current.activated_at.clone())
+            (Arc::clone(&current.bundle), current.pack.clone(), current.origin, current.activated_at)
         } else {
             let Some(recorded) = store.active_bundle().await? else { return Ok(false) };
             let (bundle, pack) = load(&self.inner.rules, BundleSource::from_files(recorded.files)?)?;
@@ -298,11 +297,7 @@ fn load(rules: &RuleHost, source: BundleSource) -> Result<(Bundle, Gaps), Change
     Ok((bundle, pack))
 }
 
-fn stored_bundle(bundle: &Bundle, origin: BundleOrigin, activated_at: &str) -> StoredBundle {
+fn stored_bundle(bundle: &Bundle, origin: BundleOrigin, activated_at: Timestamp) -> StoredBundle {
     let files: BTreeMap<String, String> = bundle.source().to_files();
-    StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at: activated_at.to_owned() }
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at }
 }

@@ -77,12 +77,12 @@ async fn token_changes_commit_with_their_records_or_not_at_all() {
         owner: "ann".into(),
         connection: "snow".into(),
         role: None,
-        expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+        expires_at: Some("2030-01-01T00:00:00.000Z".parse().unwrap()),
         issued_at: None,
     };
     let update = move |id: &str, kind| {
         let c = change(id, kind);
-        TokenUpdate::new(id, move |b: Option<&TokenState>| apply(b, &c, "2026-01-01T00:00:00.000Z"))
+        TokenUpdate::new(id, move |b: Option<&TokenState>| apply(b, &c, "2026-01-01T00:00:00.000Z".parse().unwrap()))
     };
     let record =
         |kind: Kind| move |outcomes: &[Applied]| outcomes.first()?.as_ref().ok().map(|_| Event::new(kind, "ann"));

@@ -247,11 +247,12 @@ async fn service(dir: &Path) -> (Router, String, String) {
         &[Scope::Decide, Scope::EventsWrite, Scope::AuditRead, Scope::PolicyAdmin],
         chrono::TimeDelta::days(1),
         "every scope",
-        chrono::Utc::now(),
+        warrant_engine::Timestamp::now(),
     )
     .unwrap();
     store.insert_api_key(&every.stored).await.unwrap();
-    let decide_only = mint(&[Scope::Decide], chrono::TimeDelta::days(1), "decide only", chrono::Utc::now()).unwrap();
+    let decide_only =
+        mint(&[Scope::Decide], chrono::TimeDelta::days(1), "decide only", warrant_engine::Timestamp::now()).unwrap();
     store.insert_api_key(&decide_only.stored).await.unwrap();
     let keys = AuditKeys::parse(KEY).unwrap();
     let rules = RuleHost::new(None, 1, None);

@@ -22,7 +22,6 @@ mod source;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use error::BundleError;
@@ -33,6 +32,7 @@ use crate::entities::{EntitiesError, EntitySet};
 use crate::request::{Query, RequestError};
 use crate::rules::{RuleRuntime, RuleSet};
 use crate::search::{Found, Search, SearchMode, Searched};
+use crate::time::Timestamp;
 
 /// A loaded, validated bundle. Immutable: a new bundle replaces it whole.
 #[derive(Debug)]
@@ -140,7 +140,7 @@ impl Bundle {
 
     /// Decides `query` against `entities`; `now` fills the context's `now`
     /// when the action takes one and the caller left it out.
-    pub fn decide(&self, entities: &EntitySet, query: &Query, now: DateTime<Utc>) -> Result<Decision, RequestError> {
+    pub fn decide(&self, entities: &EntitySet, query: &Query, now: Timestamp) -> Result<Decision, RequestError> {
         self.decider.decide(entities, query, now)
     }
 
@@ -150,7 +150,7 @@ impl Bundle {
         &self,
         entities: &EntitySet,
         search: &Search,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<String>, RequestError> {
         Ok(search.find(&self.decider, entities, Searched::Resources, SearchMode::Auto, now)?.ids)
     }
@@ -161,7 +161,7 @@ impl Bundle {
         &self,
         entities: &EntitySet,
         search: &Search,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<String>, RequestError> {
         Ok(search.find(&self.decider, entities, Searched::Subjects, SearchMode::Auto, now)?.ids)
     }
@@ -174,7 +174,7 @@ impl Bundle {
         search: &Search,
         searched: Searched,
         mode: SearchMode,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Found, RequestError> {
         search.find(&self.decider, entities, searched, mode, now)
     }
@@ -184,7 +184,7 @@ impl Bundle {
         &self,
         entities: &EntitySet,
         search: &Search,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<String>, RequestError> {
         search.actions(&self.decider, entities, now)
     }

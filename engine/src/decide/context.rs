@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 
 use cedar_policy::{CedarSchemaError, Context, RestrictedExpression, SchemaError, SchemaFragment};
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::time;
+use crate::time::{self, Timestamp};
 
 /// Why the action contexts of a schema could not be read. The schema has
 /// already parsed by then, so this is Cedar's own error, passed on as it is
@@ -232,12 +231,12 @@ fn datetime(text: &str) -> RestrictedExpression {
 pub(super) fn complete_context(
     shape: Option<&ContextShape>,
     given: &Map<String, Value>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Map<String, Value> {
     let mut context = given.clone();
     if let Some(shape) = shape {
         if shape.takes_now && !context.contains_key("now") {
-            context.insert("now".into(), Value::String(time::cedar_datetime(now)));
+            context.insert("now".into(), Value::String(now.to_string()));
         }
         for key in &shape.datetime_keys {
             if let Some(Value::String(text)) = context.get(key)

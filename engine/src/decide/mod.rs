@@ -15,7 +15,6 @@ use cedar_policy::{
     AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityTypeName,
     EntityUid, PolicyId, PolicySet, Request, RequestValidationError, Response, Schema,
 };
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -27,6 +26,7 @@ use crate::index::PolicyIndex;
 use crate::names::Names;
 use crate::request::{Query, RequestError};
 use crate::rules::{RuleRequest, RuleSet, RuleVerdict};
+use crate::time::Timestamp;
 use context::{complete_context, fast_context};
 
 /// Reason reported for a deny that no forbid determined.
@@ -83,12 +83,7 @@ pub struct Decision {
 impl Decider {
     /// Decides `query` against `entities`; `now` fills the context's `now`
     /// when the action takes one and the caller left it out.
-    pub(crate) fn decide(
-        &self,
-        entities: &EntitySet,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<Decision, RequestError> {
+    pub(crate) fn decide(&self, entities: &EntitySet, query: &Query, now: Timestamp) -> Result<Decision, RequestError> {
         let principal_type = self.names.entity_type(&query.principal.type_name).ok_or_else(|| {
             RequestError::UnknownEntityType { field: "subject.type", name: query.principal.type_name.clone() }
         })?;
@@ -183,7 +178,7 @@ impl Decider {
         &self,
         action: &EntityUid,
         given: &Map<String, Value>,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<(Context, Map<String, Value>), RequestError> {
         let context = complete_context(self.contexts.get(action), given, now);
         Ok((self.cedar_context(action, &context)?, context))

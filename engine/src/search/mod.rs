@@ -28,7 +28,6 @@ use cedar_policy::pst::{Effect, Var};
 use cedar_policy::{
     Authorizer, Context, EntityTypeName, EntityUid, PartialEntities, PartialEntityUid, PartialRequest, Request,
 };
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::cedar::uid;
@@ -36,6 +35,7 @@ use crate::decide::Decider;
 use crate::entities::candidates::Bits;
 use crate::entities::{EntitySet, collect_refs};
 use crate::request::{EntityRef, RequestError};
+use crate::time::Timestamp;
 use residual::Residuals;
 
 /// How a search found its answer.
@@ -89,7 +89,7 @@ impl Search {
         entities: &EntitySet,
         searched: Searched,
         mode: SearchMode,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Found, RequestError> {
         let nothing = |path| Ok(Found { ids: Vec::new(), path });
         let Some((p_type, r_type)) = self.types(decider) else { return nothing(SearchPath::EveryCandidate) };
@@ -146,7 +146,7 @@ impl Search {
         &self,
         decider: &Decider,
         entities: &EntitySet,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Result<Vec<String>, RequestError> {
         let Some((p_type, r_type)) = self.types(decider) else { return Ok(Vec::new()) };
         let principal = uid(p_type, &self.subject.id);

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{TimeZone, Utc};
 use serde_json::json;
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntityRef, Query, RequestError};
 
 const SCHEMA: &str = r#"namespace Docs {
@@ -64,8 +64,8 @@ fn query(principal: &str, action: &str, doc: &str) -> Query {
     }
 }
 
-fn now() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
+fn now() -> Timestamp {
+    Timestamp::parse("2026-06-01T00:00:00Z").unwrap()
 }
 
 #[test]

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, Schema};
-use chrono::{TimeZone, Utc};
 use serde_json::json;
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, BundleSource, EntityRef, Query};
 
 const SCHEMA: &str = r#"namespace C {
@@ -37,7 +37,7 @@ fn fast_and_json_context_paths_agree_with_cedar() {
     let store = bundle.entity_set(Vec::new()).unwrap();
     let schema = Schema::from_cedarschema_str(SCHEMA).unwrap().0;
     let policies: PolicySet = POLICIES.parse().unwrap();
-    let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let user = json!({"__entity": {"type": "C::User", "id": "u"}});
     let contexts = [
         // Scalars only: the fast path.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
+use warrant_engine::Timestamp;
 use warrant_engine::rules::{Mode, RuleOutcome, RuleRuntime};
 use warrant_engine::{Bundle, BundleError, EntityRef, Query, RedactionConfig, Redactor};
 
@@ -71,7 +72,7 @@ fn read_with(bundle: &Bundle, action: &str, context: Map<String, serde_json::Val
         entities: Vec::new(),
     };
     let entities = bundle.entity_set(Vec::new()).unwrap();
-    bundle.decide(&entities, &query, chrono::Utc::now()).unwrap()
+    bundle.decide(&entities, &query, Timestamp::now()).unwrap()
 }
 
 fn load_error(dir: &tempfile::TempDir) -> String {

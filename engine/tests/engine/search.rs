@@ -11,8 +11,8 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
 use serde_json::{Value, json};
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, EntityRef, Query, Search};
 
 const SCHEMAS: usize = 10_000;
@@ -53,7 +53,7 @@ fn search(bundle: &Bundle, set: &warrant_engine::EntitySet, who: &str) -> Vec<St
         resource: EntityRef { type_name: "Schema".into(), ..EntityRef::default() },
         context: serde_json::Map::new(),
     };
-    bundle.search_resources(set, &s, Utc::now()).unwrap()
+    bundle.search_resources(set, &s, Timestamp::now()).unwrap()
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn search_agrees_with_one_decision_per_schema() {
                 resource: EntityRef { type_name: "Schema".into(), id: (*id).clone(), properties: None },
                 ..Query::default()
             };
-            bundle.decide(&set, &q, Utc::now()).unwrap().allowed
+            bundle.decide(&set, &q, Timestamp::now()).unwrap().allowed
         })
         .cloned()
         .collect();
@@ -111,7 +111,7 @@ fn unknown_types_have_no_results() {
         resource: EntityRef { type_name: "Warehouse".into(), ..EntityRef::default() },
         context: serde_json::Map::new(),
     };
-    assert!(bundle.search_resources(&set, &s, Utc::now()).unwrap().is_empty());
+    assert!(bundle.search_resources(&set, &s, Timestamp::now()).unwrap().is_empty());
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn browse_schema_is_answered_from_the_indexes() {
         resource: EntityRef { type_name: "Schema".into(), ..Default::default() },
         context: serde_json::Map::new(),
     };
-    let now = Utc::now();
+    let now = Timestamp::now();
     let indexed = bundle
         .search_entities(&set, &s, warrant_engine::Searched::Resources, warrant_engine::SearchMode::Auto, now)
         .unwrap();

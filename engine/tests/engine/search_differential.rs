@@ -15,8 +15,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, BundleSource, EntityRef, EntitySet, Query, Search, SearchMode, SearchPath, Searched};
 
 use crate::common::Rng;
@@ -147,7 +147,7 @@ fn entity(ty: &str, id: &str) -> EntityRef {
 
 /// What one `decide` per candidate allows: the reference.
 fn decided(bundle: &Bundle, store: &EntitySet, search: &Search, searched: Searched) -> Vec<String> {
-    let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let ty = match searched {
         Searched::Resources => "S::Doc",
         Searched::Subjects => "S::User",
@@ -175,7 +175,7 @@ fn decided(bundle: &Bundle, store: &EntitySet, search: &Search, searched: Search
 
 #[test]
 fn searches_equal_one_decision_per_candidate() {
-    let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let (mut compared, mut indexed, mut found) = (0, 0, 0);
     for _ in 0..150 {

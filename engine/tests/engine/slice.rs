@@ -12,8 +12,8 @@
 
 use std::path::PathBuf;
 
-use chrono::{TimeZone, Utc};
 use serde_json::Value;
+use warrant_engine::Timestamp;
 use warrant_engine::{Bundle, EntityRef, Query};
 
 fn pack_dir() -> PathBuf {
@@ -23,7 +23,7 @@ fn pack_dir() -> PathBuf {
 #[test]
 fn slices_decide_like_the_whole_store_on_every_pack_case() {
     let bundle = Bundle::load_dir(&pack_dir()).unwrap();
-    let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+    let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let mut compared = 0;
     let mut files: Vec<_> = std::fs::read_dir(pack_dir().join("tests")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();

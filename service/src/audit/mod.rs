@@ -23,8 +23,8 @@ mod writer;
 
 use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::Hash;
 pub use warrant_engine::audit::Kind;
 
@@ -110,9 +110,9 @@ impl AuditLog {
     /// Records `event` straight into `store`, without a running writer (the
     /// CLI); the transaction keeps the chain single with any running service.
     pub async fn append_direct(store: &Store, keys: &AuditKeys, event: Event) -> Result<Appended, AuditError> {
-        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let ts = Timestamp::now();
         let prepared = event.prepare(keys).map_err(AuditError::new)?;
-        let mut results = store.append_audit(vec![prepared], keys.signing(), &ts).await.map_err(AuditError::new)?;
+        let mut results = store.append_audit(vec![prepared], keys.signing(), ts).await.map_err(AuditError::new)?;
         match results.pop() {
             Some(Ok(r)) => Ok(Appended { seq: r.seq, mac: r.mac }),
             Some(Err(e)) => Err(AuditError::new(e)),

@@ -5,8 +5,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{Hash, Prepared, SealError};
 
 use super::event::Event;
@@ -117,8 +117,8 @@ pub(super) async fn write_loop(
             }
         }
         last_batch = batch.len();
-        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let commit = Commit { store: &store, keys: &keys, leaves: &leaves, committed: &committed, ts: &ts };
+        let commit =
+            Commit { store: &store, keys: &keys, leaves: &leaves, committed: &committed, ts: Timestamp::now() };
         if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
             commit.with_tokens(batch).await;
         } else {
@@ -133,7 +133,7 @@ struct Commit<'a> {
     keys: &'a AuditKeys,
     leaves: &'a RwLock<Vec<Hash>>,
     committed: &'a mpsc::Sender<()>,
-    ts: &'a str,
+    ts: Timestamp,
 }
 
 impl Commit<'_> {

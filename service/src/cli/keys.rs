@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chrono::Utc;
+use warrant_engine::Timestamp;
 
 use crate::audit::{AuditError, AuditLog, Event, Kind};
 use crate::auth::{LifetimeError, MintError, Scope, mint, parse_lifetime};
@@ -61,7 +61,7 @@ async fn create(
 ) -> Result<ExitCode, KeysCommandError> {
     let lifetime = parse_lifetime(expires_in)?;
     let (store, keys) = open(&log).await?;
-    let minted = mint(scopes, lifetime, description, Utc::now())?;
+    let minted = mint(scopes, lifetime, description, Timestamp::now())?;
     store.insert_api_key(&minted.stored).await?;
     let mut event = Event::new(Kind::ApiKeyCreated, "cli");
     event.details.insert("key_id".into(), serde_json::json!(minted.stored.id));
@@ -80,11 +80,11 @@ async fn create(
 
 async fn list(log: AuditLogArgs) -> Result<ExitCode, KeysCommandError> {
     let (store, _) = open(&log).await?;
-    let now = Utc::now();
+    let now = Timestamp::now();
     for key in store.api_keys().await? {
         let state = if key.revoked_at.is_some() {
             "revoked"
-        } else if chrono::DateTime::parse_from_rfc3339(&key.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now) {
+        } else if key.expires_at <= now {
             "expired"
         } else {
             "active"
@@ -103,8 +103,7 @@ async fn list(log: AuditLogArgs) -> Result<ExitCode, KeysCommandError> {
 
 async fn revoke(log: AuditLogArgs, id: &str) -> Result<ExitCode, KeysCommandError> {
     let (store, keys) = open(&log).await?;
-    let at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    if !store.revoke_api_key(id, &at).await? {
+    if !store.revoke_api_key(id, Timestamp::now()).await? {
         return Err(KeysCommandError::NoActiveKey(id.to_owned()));
     }
     let mut event = Event::new(Kind::ApiKeyRevoked, "cli");

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use warrant_engine::Timestamp;
 use warrant_engine::cases;
 
 pub fn run(dir: &Path) -> ExitCode {
@@ -16,7 +17,7 @@ pub fn run(dir: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = cases::run(&bundle, dir, chrono::Utc::now());
+    let report = cases::run(&bundle, dir, Timestamp::now());
     let mut current_file = "";
     for result in &report.results {
         if result.file != current_file {

@@ -10,6 +10,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{MAX_SEQ, Outcome, merkle};
 
 use super::decision::Verdict;
@@ -207,15 +208,13 @@ struct EventsParams {
     limit: Option<u32>,
 }
 
-fn utc(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+fn utc(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
     value
         .map(|v| {
-            chrono::DateTime::parse_from_rfc3339(&v)
-                .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-                .map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("`{field}`: `{v}` is not an RFC 3339 time"))
-                        .with_field(field)
-                })
+            Timestamp::parse(&v).map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("`{field}`: `{v}` is not an RFC 3339 time"))
+                    .with_field(field)
+            })
         })
         .transpose()
 }
@@ -383,7 +382,7 @@ async fn verify_log(
             let hash = hex::decode(&root).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| {
                 ApiError::bad_request("invalid_query", "`root` must be 64 hex digits").with_field("root")
             })?;
-            let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let ts = Timestamp::now().to_string();
             let signed =
                 warrant_engine::Checkpoint::sign(tree_size, &hash, &ts, state.keys().signing()).map_err(|e| {
                     ApiError::bad_request("invalid_query", format!("`tree_size`: {e}")).with_field("tree_size")
@@ -410,7 +409,7 @@ async fn verify_log(
 async fn checkpoint(State(state): State<AppState>) -> Result<Json<Checkpoint>, ApiError> {
     let leaves = state.audit().leaves();
     let root = merkle::root(&leaves);
-    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ts = Timestamp::now().to_string();
     let c = warrant_engine::Checkpoint::sign(leaves.len() as u64, &root, &ts, state.keys().signing())
         .map_err(ApiError::internal)?;
     state.store().save_checkpoint(&c).await?;

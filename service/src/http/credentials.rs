@@ -18,6 +18,7 @@ use crate::audit::{Event, Kind};
 use crate::credentials::{Ask, Credential, ResolveError, resolve};
 use crate::pack::Surface;
 use crate::state::AppState;
+use warrant_engine::Timestamp;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/credentials/resolve", post(handle))
@@ -113,7 +114,7 @@ async fn handle(
     };
     // Resolution may run rules between store reads: hold a rule slot throughout.
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
-    let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, chrono::Utc::now()).await?;
+    let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, Timestamp::now()).await?;
     // Every resolution is a token use on the record, allowed or not.
     let mut event = Event::new(Kind::TokenUsed, format!("{}::{}", ask.principal_type, ask.principal_id));
     event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());

@@ -3,11 +3,10 @@
 //! `--audit-decisions` says) before anyone is answered. Also the verdict
 //! types every decision answer shares.
 
-use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use warrant_engine::rules::Mode;
-use warrant_engine::{Decision, Query, RequestError};
+use warrant_engine::{Decision, Query, RequestError, Timestamp};
 
 use super::error::ApiError;
 use crate::audit::{Event, Kind};
@@ -32,7 +31,7 @@ pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Res
 }
 
 fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestError> {
-    let decision = snapshot.bundle.decide(&snapshot.entities, query, Utc::now())?;
+    let decision = snapshot.bundle.decide(&snapshot.entities, query, Timestamp::now())?;
     Ok(Decided {
         decision,
         decision_id: uuid::Uuid::now_v7().to_string(),

@@ -10,8 +10,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use warrant_engine::Timestamp;
 
 use super::error::ApiError;
 use crate::audit::{Event, Kind};
@@ -54,7 +54,7 @@ pub struct Guard {
 
 pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let checked = guard.state.auth().check(guard.state.store(), header, guard.scope, Utc::now()).await;
+    let checked = guard.state.auth().check(guard.state.store(), header, guard.scope, Timestamp::now()).await;
     match checked {
         Err(e) => ApiError::internal(e).into_response(),
         Ok(Ok(id)) => {

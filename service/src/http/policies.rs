@@ -13,7 +13,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
-use warrant_engine::BundleSource;
+use warrant_engine::{BundleSource, Timestamp};
 
 use super::error::{ApiError, ErrorBody};
 use super::guard::Caller;
@@ -46,8 +46,8 @@ pub struct PolicyBundle {
     /// How many policies.
     policies: usize,
     origin: Origin,
-    /// RFC 3339 UTC.
-    activated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    activated_at: Timestamp,
     /// Sorted by path.
     files: Vec<PolicyFile>,
 }
@@ -134,7 +134,7 @@ async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowPara
         namespace: snapshot.bundle.namespace().map(str::to_owned),
         policies: snapshot.bundle.policy_count(),
         origin: snapshot.origin.into(),
-        activated_at: snapshot.activated_at.clone(),
+        activated_at: snapshot.activated_at,
         files,
     })
 }

@@ -18,7 +18,7 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use warrant_engine::{EntityRef, Search};
+use warrant_engine::{EntityRef, Search, Timestamp};
 
 use super::authzen::{Action, Entity};
 use super::error::ApiError;
@@ -277,7 +277,7 @@ async fn entities(
     page: Option<&Page>,
 ) -> Result<Json<EntitySearchResults>, ApiError> {
     let snapshot = state.snapshot();
-    let now = chrono::Utc::now();
+    let now = Timestamp::now();
     let ids = state
         .rules()
         .run(|| match listed.side {
@@ -314,7 +314,7 @@ async fn actions(
         context: body.context.clone().unwrap_or_default(),
     };
     let names =
-        state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, chrono::Utc::now())).await?;
+        state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, Timestamp::now())).await?;
     let unknown = unknown(&snapshot, &[&body.subject, &body.resource]);
     let (results, page, context) = respond(names, body.page.as_ref(), unknown, |name| SearchAction { name })?;
     Ok(Json(ActionSearchResults { results, page, context }))

@@ -16,6 +16,7 @@ use crate::audit::Event;
 use crate::state::AppState;
 use crate::store::TokenUpdate;
 use crate::tokens::{self, TokenChange, TokenEventKind, TokenState};
+use warrant_engine::Timestamp;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tokens/events", post(record_event))
@@ -75,14 +76,11 @@ pub struct TokenEventRecorded {
     token: Option<TokenState>,
 }
 
-/// `text` as normalised RFC 3339 UTC, or a 400 naming `field`.
-fn rfc3339(field: &str, text: &str) -> Result<String, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .map_err(|_| {
-            ApiError::bad_request("invalid_field", format!("`{field}`: `{text}` is not an RFC 3339 time"))
-                .with_field(field)
-        })
+/// `text` as a [`Timestamp`], or a 400 naming `field`.
+fn rfc3339(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(text).map_err(|_| {
+        ApiError::bad_request("invalid_field", format!("`{field}`: `{text}` is not an RFC 3339 time")).with_field(field)
+    })
 }
 
 #[utoipa::path(
@@ -129,9 +127,9 @@ async fn record_event(
     // The change and its record commit together: a refused event changes
     // nothing and records nothing (its 409 says why); a retry after a
     // failure re-applies the same state, so events are safe to resend.
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let now = Timestamp::now();
     let update = TokenUpdate::new(event.token_id.clone(), move |before: Option<&TokenState>| {
-        tokens::apply(before, &change, &now)
+        tokens::apply(before, &change, now)
     });
     let kind = event.kind;
     let recorded = state

@@ -26,7 +26,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -35,6 +34,7 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, ToSchema};
+use warrant_engine::Timestamp;
 
 use super::error::{self, ApiError};
 use crate::audit::{Event, Kind};
@@ -112,23 +112,22 @@ async fn accept(
         return Err(WebhookRefusal::new(error, claimed));
     };
     // 1. The signature over the raw bytes; nothing has parsed them yet.
-    let now = Utc::now();
+    let now = Timestamp::now();
     let verified = match source.scheme {
-        Scheme::Standard => verify::verify_standard(&source.secrets, headers, body, now.timestamp()),
+        Scheme::Standard => verify::verify_standard(&source.secrets, headers, body, now.unix_seconds()),
         Scheme::Sha256 => verify::verify_sha256(&source.secrets, headers, body),
     }
     .map_err(|r| WebhookRefusal::new(refusal_error(&r), claimed.clone()))?;
     let id = verified.id;
     // 2. Replays. A Standard Webhooks id need only be kept while its
     // timestamp is within tolerance; a `sha256` body digest for good.
-    let stamp = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     let expires = verified
         .timestamp
-        .and_then(|t| chrono::DateTime::from_timestamp(t.saturating_add(TOLERANCE_SECS + 60), 0))
-        .map(|t| stamp(t.max(now)));
+        .and_then(|t| Timestamp::from_unix_seconds(t.saturating_add(TOLERANCE_SECS + 60)))
+        .map(|t| t.max(now));
     let store = state.store();
     let fresh = store
-        .webhook_seen(name, &id, &stamp(now), expires.as_deref())
+        .webhook_seen(name, &id, now, expires)
         .await
         .map_err(|e| WebhookRefusal::new(e.into(), Some(id.clone())))?;
     if !fresh {
@@ -137,7 +136,7 @@ async fn accept(
         return Err(WebhookRefusal::new(error, Some(id)));
     }
     // 3. The event: its changes and its record in one transaction.
-    let planned = match plan_event(store, body, &stamp(now)).await {
+    let planned = match plan_event(store, body, now).await {
         Ok(p) => p,
         Err(e) => {
             if let EventError::Store(_) = e {

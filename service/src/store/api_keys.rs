@@ -2,7 +2,9 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::error::StoreError;
+use warrant_engine::Timestamp;
+
+use super::error::{StoreError, timestamp_of};
 use super::open::Store;
 use crate::scope::Scope;
 
@@ -14,9 +16,9 @@ pub struct StoredKey {
     pub secret_hash: String,
     pub scopes: Vec<Scope>,
     pub description: String,
-    pub created_at: String,
-    pub expires_at: String,
-    pub revoked_at: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 macro_rules! key_columns {
@@ -38,9 +40,12 @@ where
         secret_hash: row.try_get("secret_hash")?,
         scopes: serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(format!("key scopes: {e}")))?,
         description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        created_at: timestamp_of(&row.try_get::<String, _>("created_at")?, "created_at")?,
+        expires_at: timestamp_of(&row.try_get::<String, _>("expires_at")?, "expires_at")?,
+        revoked_at: row
+            .try_get::<Option<String>, _>("revoked_at")?
+            .map(|t| timestamp_of(&t, "revoked_at"))
+            .transpose()?,
     })
 }
 
@@ -56,8 +61,8 @@ impl Store {
             .bind(&key.secret_hash)
             .bind(&scopes)
             .bind(&key.description)
-            .bind(&key.created_at)
-            .bind(&key.expires_at)
+            .bind(key.created_at.to_string())
+            .bind(key.expires_at.to_string())
             .execute(b.writer())
             .await?;
         });
@@ -84,10 +89,10 @@ impl Store {
     }
 
     /// Marks a key revoked; false when there is no such key (or it already was).
-    pub async fn revoke_api_key(&self, id: &str, at: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
         let done = on_backend!(self, b => {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(at)
+                .bind(at.to_string())
                 .bind(id)
                 .execute(b.writer())
                 .await?

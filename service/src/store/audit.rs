@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
 
 use super::error::{StoreError, i64_of, u64_of};
@@ -24,7 +25,7 @@ impl Store {
         &self,
         entries: Vec<Prepared>,
         keyring: &Keyring,
-        ts: &str,
+        ts: Timestamp,
     ) -> Result<Vec<Result<Sealed, SealError>>, StoreError> {
         if let Store::Sqlite(s) = self
             && let Some(results) = s.append_after_remembered_head(&entries, keyring, ts).await?

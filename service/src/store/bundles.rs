@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::error::StoreError;
+use warrant_engine::Timestamp;
+
+use super::error::{StoreError, timestamp_of};
 use super::open::Store;
 
 /// A bundle that was activated, as recorded.
@@ -14,7 +16,7 @@ pub struct StoredBundle {
     pub digest: String,
     pub files: BTreeMap<String, String>,
     pub origin: BundleOrigin,
-    pub activated_at: String,
+    pub activated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -66,7 +68,7 @@ impl Store {
             digest,
             files: serde_json::from_str(&files).map_err(|e| StoreError::Corrupt(format!("bundle files: {e}")))?,
             origin: BundleOrigin::parse(&origin)?,
-            activated_at,
+            activated_at: timestamp_of(&activated_at, "activated_at")?,
         }))
     }
 
@@ -93,7 +95,7 @@ impl Store {
             .bind(&bundle.digest)
             .bind(&files)
             .bind(bundle.origin.as_str())
-            .bind(&bundle.activated_at)
+            .bind(bundle.activated_at.to_string())
             .fetch_one(b.writer())
             .await?
         });

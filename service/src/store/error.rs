@@ -1,6 +1,7 @@
 //! What can go wrong in the store, and the conversions of stored counters
 //! that report damage instead of guessing.
 
+use warrant_engine::Timestamp;
 use warrant_engine::audit::SealError;
 
 /// A store failure: always a server-side problem (500), never the client's.
@@ -38,4 +39,10 @@ pub(crate) fn u64_of(value: i64, column: &str) -> Result<u64, StoreError> {
 /// below 2^53 (`MAX_SEQ`), so saturation only clamps nonsense input.
 pub(crate) fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored time column as a [`Timestamp`]: text that does not parse is
+/// damage, never "now" or "never".
+pub(crate) fn timestamp_of(text: &str, column: &str) -> Result<Timestamp, StoreError> {
+    Timestamp::parse(text).map_err(|_| StoreError::Corrupt(format!("`{column}` is not a time: `{text}`")))
 }

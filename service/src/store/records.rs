@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Mac, Outcome, Record, StoredRecord, merkle};
 
 use super::error::{StoreError, i64_of, u64_of};
@@ -11,8 +12,11 @@ use super::error::{StoreError, i64_of, u64_of};
 /// Which records an auditor asks for. `after_seq` is the cursor.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub since: Option<String>,
-    pub until: Option<String>,
+    /// Records stamped at or after this instant. Stored stamps share one
+    /// width (`Timestamp`), so comparing the text compares the times.
+    pub since: Option<Timestamp>,
+    /// Records stamped before this instant.
+    pub until: Option<Timestamp>,
     pub kind: Option<String>,
     pub actor: Option<String>,
     /// Already digested, as stored.
@@ -88,10 +92,10 @@ where
         }
     }
     if let Some(since) = &f.since {
-        q.push(" AND ts >= ").push_bind(since.clone());
+        q.push(" AND ts >= ").push_bind(since.to_string());
     }
     if let Some(until) = &f.until {
-        q.push(" AND ts < ").push_bind(until.clone());
+        q.push(" AND ts < ").push_bind(until.to_string());
     }
     q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(f.limit));
     q

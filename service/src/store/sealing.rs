@@ -3,6 +3,7 @@
 //! them. Backends call it inside the write that read (or remembered) the head.
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{Entry, Hash, Keyring, Mac, Outcome, Prepared, SealError, Sealer, merkle};
 
 use super::error::i64_of;
@@ -43,8 +44,13 @@ pub(crate) struct Sealing<'a> {
 /// stamped `ts`. Backends call this inside the write transaction that read
 /// the head (or, on SQLite, with a remembered head the insert itself checks).
 /// Borrows the entries, so a refused attempt can seal them again.
-pub(crate) fn seal_after<'a>(head: (u64, Mac), entries: &'a [Prepared], keyring: &Keyring, ts: &str) -> Sealing<'a> {
-    let mut sealer = match Sealer::new(keyring, ts) {
+pub(crate) fn seal_after<'a>(
+    head: (u64, Mac),
+    entries: &'a [Prepared],
+    keyring: &Keyring,
+    ts: Timestamp,
+) -> Sealing<'a> {
+    let mut sealer = match Sealer::new(keyring, &ts.to_string()) {
         Ok(s) => s,
         Err(e) => return Sealing { results: entries.iter().map(|_| Err(e.clone())).collect(), rows: Vec::new(), head },
     };

@@ -7,8 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
+use warrant_engine::Timestamp;
 
-use super::error::StoreError;
+use super::error::{StoreError, timestamp_of};
 use super::open::Store;
 use crate::tokens::{TokenState, TokenStatus};
 
@@ -95,9 +96,9 @@ where
             TokenStatus::parse(&stored).ok_or_else(|| StoreError::Corrupt(format!("token status `{stored}`")))?
         },
         role: row.try_get("role")?,
-        expires_at: row.try_get("expires_at")?,
-        updated_at: row.try_get("updated_at")?,
-        issued_at: row.try_get("issued_at")?,
+        expires_at: timestamp_of(&row.try_get::<String, _>("expires_at")?, "expires_at")?,
+        updated_at: timestamp_of(&row.try_get::<String, _>("updated_at")?, "updated_at")?,
+        issued_at: row.try_get::<Option<String>, _>("issued_at")?.map(|t| timestamp_of(&t, "issued_at")).transpose()?,
     })
 }
 
@@ -158,7 +159,8 @@ impl Store {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let (outcomes, _) = self.write(updates, |outcomes| Ok((Vec::new(), outcomes)), None, "", true).await?;
+        let (outcomes, _) =
+            self.write(updates, |outcomes| Ok((Vec::new(), outcomes)), None, Timestamp::now(), true).await?;
         Ok(outcomes)
     }
 }
@@ -183,7 +185,8 @@ pub(crate) fn upsert<'a, DB>(tokens: &'a [TokenState]) -> QueryBuilder<DB>
 where
     DB: Database,
     for<'s> &'s str: Encode<'s, DB> + Type<DB>,
-    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+    String: for<'s> Encode<'s, DB> + Type<DB>,
+    Option<String>: for<'s> Encode<'s, DB> + Type<DB>,
 {
     let mut query = QueryBuilder::new(concat!("INSERT INTO tokens (", token_columns!(), ") "));
     query.push_values(tokens, |mut row, t| {
@@ -192,9 +195,9 @@ where
             .push_bind(t.connection.as_str())
             .push_bind(t.status.as_str())
             .push_bind(t.role.as_str())
-            .push_bind(t.expires_at.as_str())
-            .push_bind(t.updated_at.as_str())
-            .push_bind(t.issued_at.as_deref());
+            .push_bind(t.expires_at.to_string())
+            .push_bind(t.updated_at.to_string())
+            .push_bind(t.issued_at.map(|at| at.to_string()));
     });
     query.push(concat!(
         " ON CONFLICT (token_id) DO UPDATE SET status = excluded.status, role = excluded.role, ",
@@ -214,8 +217,8 @@ mod tests {
             connection: "snow".into(),
             status,
             role: String::new(),
-            expires_at: "2030-01-01T00:00:00.000Z".into(),
-            updated_at: "n0".into(),
+            expires_at: "2030-01-01T00:00:00.000Z".parse().unwrap(),
+            updated_at: "2026-06-01T00:00:00.000Z".parse().unwrap(),
             issued_at: None,
         }
     }

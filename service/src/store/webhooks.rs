@@ -1,7 +1,9 @@
 //! Webhook state: inbound delivery ids already seen (replay refusal) and
 //! outbound cursors (delivery progress through the audit log).
 
-use super::error::{StoreError, i64_of, u64_of};
+use warrant_engine::Timestamp;
+
+use super::error::{StoreError, i64_of, timestamp_of, u64_of};
 use super::open::Store;
 
 /// A subscription's progress.
@@ -11,8 +13,8 @@ pub struct Cursor {
     pub delivered_seq: u64,
     /// Failed attempts at the record after `delivered_seq`.
     pub attempts: u32,
-    /// RFC 3339 UTC; when the next attempt is due while backing off.
-    pub next_attempt_at: Option<String>,
+    /// When the next attempt is due while backing off.
+    pub next_attempt_at: Option<Timestamp>,
 }
 
 impl Store {
@@ -22,13 +24,14 @@ impl Store {
         &self,
         source: &str,
         webhook_id: &str,
-        now: &str,
-        expires_at: Option<&str>,
+        now: Timestamp,
+        expires_at: Option<Timestamp>,
     ) -> Result<bool, StoreError> {
         on_backend!(self, b => {
+            let (now, expires_at) = (now.to_string(), expires_at.map(|t| t.to_string()));
             let mut tx = b.begin_write().await?;
             sqlx::query("DELETE FROM webhook_deliveries_seen WHERE expires_at IS NOT NULL AND expires_at < $1")
-                .bind(now)
+                .bind(&now)
                 .execute(&mut *tx)
                 .await?;
             let inserted = sqlx::query(
@@ -37,8 +40,8 @@ impl Store {
             )
             .bind(source)
             .bind(webhook_id)
-            .bind(now)
-            .bind(expires_at)
+            .bind(&now)
+            .bind(&expires_at)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -74,7 +77,7 @@ impl Store {
             Ok(Cursor {
                 delivered_seq: u64_of(seq, "delivered_seq")?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                next_attempt_at,
+                next_attempt_at: next_attempt_at.map(|t| timestamp_of(&t, "next_attempt_at")).transpose()?,
             })
         })
         .transpose()
@@ -91,7 +94,7 @@ impl Store {
             .bind(subscription)
             .bind(i64_of(c.delivered_seq))
             .bind(i64::from(c.attempts))
-            .bind(&c.next_attempt_at)
+            .bind(c.next_attempt_at.map(|t| t.to_string()))
             .execute(b.writer())
             .await?;
         });

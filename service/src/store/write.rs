@@ -8,6 +8,7 @@
 //! two PostgreSQL instances never wait on each other in a cycle; on SQLite
 //! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
 
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{Keyring, Mac, Prepared, SealError};
 
 use super::error::StoreError;
@@ -27,7 +28,7 @@ impl Store {
         updates: Vec<TokenUpdate<'a, E>>,
         records: F,
         keyring: &Keyring,
-        ts: &str,
+        ts: Timestamp,
     ) -> Result<(R, Vec<Sealed>), StoreError>
     where
         E: Send + 'a,
@@ -48,7 +49,7 @@ impl Store {
         updates: Vec<TokenUpdate<'a, E>>,
         records: F,
         keyring: Option<&Keyring>,
-        ts: &str,
+        ts: Timestamp,
         all_or_nothing: bool,
     ) -> Result<(R, Vec<Result<Sealed, SealError>>), StoreError>
     where

@@ -3,9 +3,9 @@
 //! Changes reach the store through the audit log's writer
 //! (`AuditLog::apply_tokens` in `audit/`), with their records.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::Kind;
 
 use crate::pack::EntityType;
@@ -96,27 +96,25 @@ pub struct TokenState {
     /// As last reported; see [`TokenState::status_at`] for the one that holds now.
     pub status: TokenStatus,
     pub role: String,
-    /// RFC 3339 UTC.
-    pub expires_at: String,
-    pub updated_at: String,
-    /// RFC 3339 UTC: when the user last authenticated for this token (the
-    /// `token.issued` event's `issued_at`, or its arrival). Unknown for
-    /// tokens first seen through another event.
-    pub issued_at: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    /// When the user last authenticated for this token (the `token.issued`
+    /// event's `issued_at`, or its arrival). Unknown for tokens first seen
+    /// through another event.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub issued_at: Option<Timestamp>,
 }
 
 impl TokenState {
     /// The status that holds at `now`: an active token past its expiry is expired.
-    pub fn status_at(&self, now: DateTime<Utc>) -> TokenStatus {
+    pub fn status_at(&self, now: Timestamp) -> TokenStatus {
         match self.status {
             TokenStatus::Revoked => TokenStatus::Revoked,
-            TokenStatus::Active if self.expires().is_some_and(|t| t > now) => TokenStatus::Active,
+            TokenStatus::Active if self.expires_at > now => TokenStatus::Active,
             _ => TokenStatus::Expired,
         }
-    }
-
-    fn expires(&self) -> Option<DateTime<Utc>> {
-        DateTime::parse_from_rfc3339(&self.expires_at).ok().map(|t| t.with_timezone(&Utc))
     }
 
     /// The Cedar entity (`Token` in the bundle's namespace). Its attributes
@@ -149,10 +147,9 @@ pub struct TokenChange {
     pub owner: String,
     pub connection: String,
     pub role: Option<String>,
-    /// Normalised RFC 3339 UTC.
-    pub expires_at: Option<String>,
-    /// Normalised RFC 3339 UTC; for `token.issued`, defaults to `now`.
-    pub issued_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// For `token.issued`; defaults to `now`.
+    pub issued_at: Option<Timestamp>,
 }
 
 /// What a change came to: the token's state after it (`None`: the event
@@ -174,7 +171,7 @@ pub enum TokenConflict {
 pub fn apply(
     before: Option<&TokenState>,
     change: &TokenChange,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Option<TokenState>, TokenConflict> {
     if let Some(b) = before
         && (b.owner != change.owner || b.connection != change.connection)
@@ -191,8 +188,8 @@ pub fn apply(
         connection: change.connection.clone(),
         status: TokenStatus::Active,
         role: String::new(),
-        expires_at: now.to_owned(),
-        updated_at: now.to_owned(),
+        expires_at: now,
+        updated_at: now,
         issued_at: None,
     });
     if let Some(role) = &change.role {
@@ -203,9 +200,9 @@ pub fn apply(
             next.status = TokenStatus::Active;
             // A refresh continues the same grant; only an issue (the user
             // authenticating again) restarts the token's age.
-            next.issued_at = Some(change.issued_at.clone().unwrap_or_else(|| now.to_owned()));
-            if let Some(e) = &change.expires_at {
-                next.expires_at = e.clone();
+            next.issued_at = Some(change.issued_at.unwrap_or(now));
+            if let Some(e) = change.expires_at {
+                next.expires_at = e;
             }
         }
         TokenEventKind::Refreshed => {
@@ -213,8 +210,8 @@ pub fn apply(
                 return Err(TokenConflict::RefreshRevoked(change.token_id.clone()));
             }
             next.status = TokenStatus::Active;
-            if let Some(e) = &change.expires_at {
-                next.expires_at = e.clone();
+            if let Some(e) = change.expires_at {
+                next.expires_at = e;
             }
         }
         TokenEventKind::Revoked => next.status = TokenStatus::Revoked,
@@ -225,13 +222,13 @@ pub fn apply(
         }
         TokenEventKind::Used => return Ok(None),
     }
-    next.updated_at = now.to_owned();
+    next.updated_at = now;
     Ok(Some(next))
 }
 
 /// The token that counts for a user on a connection: an active one (latest
 /// expiry first), else the most recently changed.
-pub fn best(tokens: &[TokenState], now: DateTime<Utc>) -> Option<&TokenState> {
+pub fn best(tokens: &[TokenState], now: Timestamp) -> Option<&TokenState> {
     tokens
         .iter()
         .filter(|t| t.status_at(now) == TokenStatus::Active)
@@ -243,6 +240,15 @@ pub fn best(tokens: &[TokenState], now: DateTime<Utc>) -> Option<&TokenState> {
 mod tests {
     use super::*;
 
+    /// The n-th minute of 2026-06-01: distinct arrival times.
+    fn n(minute: u32) -> Timestamp {
+        t(&format!("2026-06-01T00:{minute:02}:00Z"))
+    }
+
+    fn t(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
     fn change(kind: TokenEventKind) -> TokenChange {
         TokenChange {
             kind,
@@ -250,27 +256,27 @@ mod tests {
             owner: "ann".into(),
             connection: "snow".into(),
             role: Some("ANALYST".into()),
-            expires_at: Some("2030-01-01T00:00:00.000Z".into()),
+            expires_at: Some(t("2030-01-01T00:00:00.000Z")),
             issued_at: None,
         }
     }
 
     #[test]
     fn only_an_issue_restarts_the_token_age() {
-        let issued = apply(None, &change(TokenEventKind::Issued), "n1").unwrap().unwrap();
-        assert_eq!(issued.issued_at.as_deref(), Some("n1"), "an issue without a time is stamped on arrival");
-        let refreshed = apply(Some(&issued), &change(TokenEventKind::Refreshed), "n2").unwrap().unwrap();
-        assert_eq!(refreshed.issued_at.as_deref(), Some("n1"), "a refresh continues the same grant");
+        let issued = apply(None, &change(TokenEventKind::Issued), n(1)).unwrap().unwrap();
+        assert_eq!(issued.issued_at, Some(n(1)), "an issue without a time is stamped on arrival");
+        let refreshed = apply(Some(&issued), &change(TokenEventKind::Refreshed), n(2)).unwrap().unwrap();
+        assert_eq!(refreshed.issued_at, Some(n(1)), "a refresh continues the same grant");
         let mut reissue = change(TokenEventKind::Issued);
-        reissue.issued_at = Some("2026-05-01T00:00:00.000Z".into());
-        let again = apply(Some(&refreshed), &reissue, "n3").unwrap().unwrap();
-        assert_eq!(again.issued_at.as_deref(), Some("2026-05-01T00:00:00.000Z"));
-        let unknown = apply(None, &change(TokenEventKind::Revoked), "n4").unwrap().unwrap();
+        reissue.issued_at = Some(t("2026-05-01T00:00:00.000Z"));
+        let again = apply(Some(&refreshed), &reissue, n(3)).unwrap().unwrap();
+        assert_eq!(again.issued_at, Some(t("2026-05-01T00:00:00.000Z")));
+        let unknown = apply(None, &change(TokenEventKind::Revoked), n(4)).unwrap().unwrap();
         assert_eq!(unknown.issued_at, None, "first seen revoked: no issue time");
     }
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    fn now() -> Timestamp {
+        t("2026-06-01T00:00:00Z")
     }
 
     #[test]
@@ -285,31 +291,31 @@ mod tests {
 
     #[test]
     fn lifecycle() {
-        let issued = apply(None, &change(TokenEventKind::Issued), "n1").unwrap().unwrap();
+        let issued = apply(None, &change(TokenEventKind::Issued), n(1)).unwrap().unwrap();
         assert_eq!(issued.status_at(now()), "active");
-        let revoked = apply(Some(&issued), &change(TokenEventKind::Revoked), "n2").unwrap().unwrap();
+        let revoked = apply(Some(&issued), &change(TokenEventKind::Revoked), n(2)).unwrap().unwrap();
         assert_eq!(revoked.status_at(now()), "revoked");
         assert_eq!(
-            apply(Some(&revoked), &change(TokenEventKind::Refreshed), "n3"),
+            apply(Some(&revoked), &change(TokenEventKind::Refreshed), n(3)),
             Err(TokenConflict::RefreshRevoked("t1".into()))
         );
-        let expired = apply(Some(&revoked), &change(TokenEventKind::Expired), "n3").unwrap().unwrap();
+        let expired = apply(Some(&revoked), &change(TokenEventKind::Expired), n(3)).unwrap().unwrap();
         assert_eq!(expired.status, "revoked", "expiry does not un-revoke");
-        assert_eq!(apply(Some(&issued), &change(TokenEventKind::Used), "n4").unwrap(), None);
+        assert_eq!(apply(Some(&issued), &change(TokenEventKind::Used), n(4)).unwrap(), None);
         let mut other = change(TokenEventKind::Revoked);
         other.owner = "bob".into();
-        assert!(matches!(apply(Some(&issued), &other, "n5"), Err(TokenConflict::Mismatch { .. })));
+        assert!(matches!(apply(Some(&issued), &other, n(5)), Err(TokenConflict::Mismatch { .. })));
     }
 
     #[test]
     fn past_expiry_is_expired_and_best_prefers_active() {
-        let mut old = apply(None, &change(TokenEventKind::Issued), "2026-01-01").unwrap().unwrap();
-        old.expires_at = "2026-05-01T00:00:00Z".into();
+        let mut old = apply(None, &change(TokenEventKind::Issued), t("2026-01-01T00:00:00Z")).unwrap().unwrap();
+        old.expires_at = t("2026-05-01T00:00:00Z");
         assert_eq!(old.status_at(now()), "expired");
         let mut fresh = old.clone();
         fresh.token_id = "t2".into();
-        fresh.expires_at = "2026-07-01T00:00:00Z".into();
-        fresh.updated_at = "2025-01-01".into();
+        fresh.expires_at = t("2026-07-01T00:00:00Z");
+        fresh.updated_at = t("2025-01-01T00:00:00Z");
         let tokens = [old.clone(), fresh];
         assert_eq!(best(&tokens, now()).unwrap().token_id, "t2");
         assert_eq!(best(&tokens[..1], now()).unwrap().token_id, old.token_id);

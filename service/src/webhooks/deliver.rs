@@ -24,9 +24,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::task::JoinHandle;
+use warrant_engine::Timestamp;
 use warrant_engine::audit::Record;
 
 use super::config::Subscription;
@@ -92,8 +92,9 @@ impl Worker {
             }
         };
         // A backoff in progress before a restart still holds.
-        if let Some(due) = cursor.next_attempt_at.as_deref().and_then(parse_time) {
-            let wait = (due - Utc::now()).to_std().unwrap_or_default().min(self.sub.retry_max);
+        if let Some(due) = cursor.next_attempt_at {
+            let wait =
+                (due.datetime() - Timestamp::now().datetime()).to_std().unwrap_or_default().min(self.sub.retry_max);
             tokio::time::sleep(wait).await;
         }
         loop {
@@ -151,8 +152,8 @@ impl Worker {
                 Attempt::Failed(why) => {
                     cursor.attempts = cursor.attempts.saturating_add(1);
                     let delay = self.sub.backoff(cursor.attempts);
-                    let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    cursor.next_attempt_at = Some(due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                    let delay_delta = chrono::TimeDelta::from_std(delay).unwrap_or_default();
+                    cursor.next_attempt_at = Timestamp::now().checked_add(delay_delta);
                     tracing::warn!(
                         subscription = %self.sub.name,
                         webhook_id = %id,
@@ -169,7 +170,7 @@ impl Worker {
     }
 
     async fn attempt(&self, client: &reqwest::Client, id: &str, body: &[u8]) -> Attempt {
-        let timestamp = Utc::now().timestamp();
+        let timestamp = Timestamp::now().unix_seconds();
         let request = client
             .post(self.sub.url.clone())
             .header(verify::ID, id)
@@ -209,8 +210,4 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
 }

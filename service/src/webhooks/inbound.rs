@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::store::{Store, StoreError, TokenUpdate};
 use crate::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, TokenStatus, apply};
+use warrant_engine::Timestamp;
 
 /// Longest id accepted in a payload.
 const MAX_ID: usize = 1024;
@@ -119,7 +120,7 @@ impl Data<'_> {
 
 /// Parses `body` (already verified) into the changes it makes at `now`
 /// (RFC 3339). Reads the store only to list a deprovisioned user's tokens.
-pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned, EventError> {
+pub async fn plan_event(store: &Store, body: &[u8], now: Timestamp) -> Result<Planned, EventError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| EventError::Malformed(e.to_string()))?;
     let Value::Object(payload) = value else {
         return Err(EventError::Invalid { field: "", message: "expected a JSON object".into() });
@@ -147,12 +148,11 @@ pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned
     let connection = data.required("data.connection")?;
     let (event, expires_at) = if kind == InboundType::TokenRefreshed {
         let text = data.required("data.expires_at")?;
-        let expires = chrono::DateTime::parse_from_rfc3339(&text).map_err(|_| EventError::Invalid {
+        let expires = Timestamp::parse(&text).map_err(|_| EventError::Invalid {
             field: "data.expires_at",
             message: format!("`{text}` is not an RFC 3339 time"),
         })?;
-        let utc = expires.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        (TokenEventKind::Refreshed, Some(utc))
+        (TokenEventKind::Refreshed, Some(expires))
     } else {
         (TokenEventKind::Revoked, None)
     };
@@ -166,8 +166,7 @@ pub async fn plan_event(store: &Store, body: &[u8], now: &str) -> Result<Planned
         // Webhooks refresh or revoke; neither restarts a token's age.
         issued_at: None,
     };
-    let now = now.to_owned();
-    let update = TokenUpdate::new(token_id.clone(), move |before: Option<&TokenState>| apply(before, &change, &now));
+    let update = TokenUpdate::new(token_id.clone(), move |before: Option<&TokenState>| apply(before, &change, now));
     Ok(Planned { kind, owner, token: Some((token_id, connection)), updates: vec![update] })
 }
 
@@ -179,7 +178,7 @@ async fn deprovision(
     store: &Store,
     owner: String,
     connection: Option<String>,
-    now: &str,
+    now: Timestamp,
 ) -> Result<Planned, EventError> {
     let updates = store
         .tokens_of_owner(&owner)
@@ -187,7 +186,6 @@ async fn deprovision(
         .into_iter()
         .filter(|t| t.status != TokenStatus::Revoked && connection.as_ref().is_none_or(|c| *c == t.connection))
         .map(|token| {
-            let now = now.to_owned();
             // Decided on the state read inside the write: the token may have
             // changed since the listing.
             TokenUpdate::new(token.token_id, move |before: Option<&TokenState>| match before {
@@ -201,7 +199,7 @@ async fn deprovision(
                         expires_at: None,
                         issued_at: None,
                     };
-                    apply(Some(b), &change, &now)
+                    apply(Some(b), &change, now)
                 }
                 _ => Ok(None),
             })

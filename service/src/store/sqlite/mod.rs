@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
+use warrant_engine::Timestamp;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError};
 
 use self::head::HeadCache;
@@ -153,7 +154,7 @@ impl SqliteStore {
         &self,
         entries: &[Prepared],
         keyring: &Keyring,
-        ts: &str,
+        ts: Timestamp,
     ) -> Result<Option<Vec<Result<Sealed, SealError>>>, StoreError> {
         let Some(head) = self.head.take() else { return Ok(None) };
         let sealing = seal_after(head, entries, keyring, ts);
