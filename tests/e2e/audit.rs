@@ -228,7 +228,10 @@ async fn authorize(server: &Server, who: &str, action: &str, project: &str) -> V
 /// entities). Returns the `seq` of an allowed `token.used` record (all 15
 /// fields set) with several records after it.
 async fn populate(server: &Server) -> u64 {
-    event(server, "token.issued", "tok-olivia", "olivia", "c_wh", "ANALYST", FUTURE).await;
+    // Olivia's token is revoked below, and a revoked id stays revoked: each
+    // call issues her a new one.
+    let olivia = format!("tok-olivia-{}", server.audit_events("kind=token.revoked").await.len());
+    event(server, "token.issued", &olivia, "olivia", "c_wh", "ANALYST", FUTURE).await;
     event(server, "token.issued", "tok-eddie", "eddie", "c_wh", "ANALYST", FUTURE).await;
     event(server, "token.issued", "tok-fixed", "eddie", "c_fixed", "ANALYST", FUTURE).await;
     resolve(server, "eddie", "p_notebook_only", "c_wh", "notebook").await;
@@ -237,7 +240,7 @@ async fn populate(server: &Server) -> u64 {
     authorize(server, "eddie", "view_notebook", "p_disabled").await;
     authorize(server, "nadia", "view_notebook", "p_disabled").await;
     event(server, "token.refreshed", "tok-eddie", "eddie", "c_wh", "ANALYST", FUTURE).await;
-    event(server, "token.revoked", "tok-olivia", "olivia", "c_wh", "ANALYST", "").await;
+    event(server, "token.revoked", &olivia, "olivia", "c_wh", "ANALYST", "").await;
     event(server, "token.expired", "tok-fixed", "eddie", "c_fixed", "ANALYST", "").await;
     resolve(server, "eddie", "p_notebook_only", "c_wh", "notebook").await;
     resolve(server, "eddie", "p_disabled", "c_fixed", "app").await;

@@ -228,12 +228,15 @@ async fn an_inactive_owner_token_denies_where_sharing_applies_without_fallback()
     issue(&server, "tok-eddie", "eddie", "c_wh", ANALYST).await;
     // No owner token at all: `owner_token_status` is "none".
     assert_deny(&resolve(&server, "eddie", "p_notebook_only", "c_wh", "notebook").await, &["owner_token_expired"]);
-    for (kind, expires) in [("token.expired", ""), ("token.revoked", ""), ("token.issued", PAST)] {
-        // Active first: shared.
-        event(&server, "token.issued", "tok-olivia", "olivia", "c_wh", ANALYST, FUTURE).await;
+    for (i, (kind, expires)) in
+        [("token.expired", ""), ("token.revoked", ""), ("token.issued", PAST)].into_iter().enumerate()
+    {
+        // Active first: shared. A new grant each round (a revoked id stays revoked).
+        let token = format!("tok-olivia-{i}");
+        event(&server, "token.issued", &token, "olivia", "c_wh", ANALYST, FUTURE).await;
         let answer = resolve(&server, "eddie", "p_notebook_only", "c_wh", "notebook").await;
-        assert_shared(&answer, "p_notebook_only", "tok-olivia");
-        event(&server, kind, "tok-olivia", "olivia", "c_wh", ANALYST, expires).await;
+        assert_shared(&answer, "p_notebook_only", &token);
+        event(&server, kind, &token, "olivia", "c_wh", ANALYST, expires).await;
         for (project, surface) in [("p_notebook_only", "notebook"), ("p_app_only", "app"), ("p_app_only", "schedule")] {
             let answer = resolve(&server, "eddie", project, "c_wh", surface).await;
             assert_deny(&answer, &["owner_token_expired"]);
@@ -444,6 +447,14 @@ async fn token_events_change_resolution_outcomes() {
     // Expiry does not un-revoke either.
     event(&server, "token.expired", "tok-eddie", "eddie", "c_wh", ANALYST, "").await;
     assert_deny(&ask().await, &["reauth_required"]);
+    // Nor does issuing it again: revocation is final for a token id.
+    let reissue = json!({"kind": "token.issued", "token_id": "tok-eddie", "owner": "eddie",
+                         "connection": "c_wh", "expires_at": FUTURE});
+    let r = token_event(&server, reissue).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], "token_revoked", "{}", r.text);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("new token id"), "{}", r.text);
+    assert_deny(&ask().await, &["reauth_required"]);
 
     // `expires_at` is required for issued and refreshed, and must be RFC 3339.
     for (kind, expires) in [("token.issued", None), ("token.refreshed", None), ("token.issued", Some("tomorrow"))] {
@@ -464,8 +475,8 @@ async fn token_events_change_resolution_outcomes() {
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     // Refused events are not recorded (the one accepted `token.expired`
-    // plus the resolution after it are): nothing else changed.
-    assert_eq!(server.audit_events("").await.len(), before + 2);
+    // plus the two resolutions after it are): nothing else changed.
+    assert_eq!(server.audit_events("").await.len(), before + 3);
     assert_deny(&ask().await, &["reauth_required"]);
     // A new token brings eddie back.
     issue(&server, "tok-new", "eddie", "c_wh", ANALYST).await;

@@ -210,7 +210,7 @@ impl From<AuditError> for ApiError {
 impl From<TokenConflict> for ApiError {
     fn from(conflict: TokenConflict) -> Self {
         let code = match conflict {
-            TokenConflict::RefreshRevoked(_) => "token_revoked",
+            TokenConflict::RefreshRevoked(_) | TokenConflict::IssueRevoked(_) => "token_revoked",
             TokenConflict::Mismatch { .. } => "token_mismatch",
         };
         Self::conflict(code, conflict.to_string())

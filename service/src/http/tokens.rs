@@ -91,7 +91,7 @@ fn rfc3339(field: &str, text: &str) -> Result<Timestamp, ApiError> {
     summary = "Record a token lifecycle event",
     description = "Applies the event to the token store and appends it to the audit log in one \
         transaction; answers once it is durable. A refused event (409) changes and records nothing. \
-        Resending an event is safe.",
+        Resending the last event for a token is safe; a revoked token stays revoked (409 `token_revoked`).",
     request_body = TokenEvent,
     responses(
         (status = 201, description = "recorded: the audit record's `seq` and `mac`, and the token's state", body = TokenEventRecorded),

@@ -161,6 +161,9 @@ pub type Applied = Result<Option<TokenState>, TokenConflict>;
 pub enum TokenConflict {
     #[error("token `{0}` is revoked and cannot be refreshed")]
     RefreshRevoked(String),
+    /// Revocation is final: a new grant comes with a new token id.
+    #[error("token `{0}` is revoked and cannot be issued again; a new grant needs a new token id")]
+    IssueRevoked(String),
     #[error("token `{token}` belongs to `{owner}` on `{connection}`; the event names another owner or connection")]
     Mismatch { token: String, owner: String, connection: String },
 }
@@ -197,6 +200,9 @@ pub fn apply(
     }
     match change.kind {
         TokenEventKind::Issued => {
+            if before.is_some_and(|b| b.status == TokenStatus::Revoked) {
+                return Err(TokenConflict::IssueRevoked(change.token_id.clone()));
+            }
             next.status = TokenStatus::Active;
             // A refresh continues the same grant; only an issue (the user
             // authenticating again) restarts the token's age.
@@ -298,6 +304,11 @@ mod tests {
         assert_eq!(
             apply(Some(&revoked), &change(TokenEventKind::Refreshed), n(3)),
             Err(TokenConflict::RefreshRevoked("t1".into()))
+        );
+        assert_eq!(
+            apply(Some(&revoked), &change(TokenEventKind::Issued), n(3)),
+            Err(TokenConflict::IssueRevoked("t1".into())),
+            "revocation is final"
         );
         let expired = apply(Some(&revoked), &change(TokenEventKind::Expired), n(3)).unwrap().unwrap();
         assert_eq!(expired.status, "revoked", "expiry does not un-revoke");
