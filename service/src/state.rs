@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp};
+use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, entities};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
 use crate::keys::AuditKeys;
@@ -223,12 +223,25 @@ impl AppState {
         self.activate(source, BundleOrigin::Disk, "sighup").await
     }
 
-    /// Validates `docs` against the active schema, stores them as the whole
-    /// entity set, then publishes them.
-    pub async fn replace_entities(&self, docs: Vec<Value>) -> Result<usize, ChangeError> {
+    /// Validates `docs` against the active schema, records what they change
+    /// (`entities.replaced`, by `actor`), stores them as the whole entity
+    /// set, then publishes them.
+    ///
+    /// The record is durable before the set is stored: a change never
+    /// decides without its record. If storing then fails (a 500), the log
+    /// holds a record whose `digest_after` the next record's
+    /// `digest_before` does not match.
+    pub async fn replace_entities(&self, docs: Vec<Value>, actor: &str) -> Result<usize, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
         let entities = current.bundle.entity_set(docs.clone()).map_err(ChangeError::Entities)?;
+        let diff = entities::diff::diff(&self.inner.store.entities().await?, &docs);
+        let mut event = Event::new(Kind::EntitiesReplaced, actor);
+        event.policy_digest = Some(current.bundle.digest().to_owned());
+        if let Ok(serde_json::Value::Object(details)) = serde_json::to_value(&diff) {
+            event.details = details;
+        }
+        self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
         let entities_version = self.inner.store.replace_entities(&docs).await?;
         // Searches right after the change should not pay for the indexes.
         entities.warm_search_like(&current.entities);

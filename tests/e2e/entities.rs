@@ -138,3 +138,45 @@ async fn a_bundle_that_the_stored_entities_do_not_fit_is_refused() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_ne!(server.digest().await, before);
 }
+
+/// Every accepted replacement is on the record (issue 19, row 4): who made
+/// it, the digests of the set before and after, and what changed per type,
+/// naming the entities. Promoting a user to admin leaves a trace.
+#[tokio::test]
+async fn a_replacement_is_recorded_with_what_it_changed() {
+    let server = Server::start();
+    let docs = pack_entities("notebook");
+    server.put_entities(&docs).await;
+    let mut promoted = docs.clone();
+    let olivia = promoted
+        .iter_mut()
+        .find(|d| d["uid"]["type"] == "Analytics::User" && d["uid"]["id"] == "olivia")
+        .expect("olivia in the pack's notebook entities");
+    olivia["attrs"]["workspace_role"] = json!("admin");
+    promoted.retain(|d| d["uid"]["type"] != "Analytics::Project" || d["uid"]["id"] != "p_single");
+    server.put_entities(&promoted).await;
+    // Refused sets record nothing.
+    let refused = server.put("/v1/entities", &json!([{"uid": {"type": "Nope", "id": "x"}}])).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+
+    let records = server.audit_events("kind=entities.replaced").await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    let key_id = server.api_key.split('_').nth(1).expect("wrnt_<id>_<secret>");
+    let (first, second) = (&records[0], &records[1]);
+    assert_eq!(first["actor"], format!("api_key:{key_id}"));
+    assert_eq!(first["policy_digest"], server.digest().await);
+    assert_eq!((&first["details"]["count_before"], &first["details"]["count_after"]), (&json!(0), &json!(docs.len())));
+    let users = docs.iter().filter(|d| d["uid"]["type"] == "Analytics::User").count();
+    assert_eq!(first["details"]["changes"]["Analytics::User"]["added"], users);
+
+    let d = &second["details"];
+    assert_eq!(d["digest_before"], first["details"]["digest_after"], "the digests chain: {d}");
+    assert_ne!(d["digest_before"], d["digest_after"]);
+    assert_eq!((&d["count_before"], &d["count_after"]), (&json!(docs.len()), &json!(docs.len() - 1)));
+    let user = &d["changes"]["Analytics::User"];
+    assert_eq!((&user["changed"], &user["changed_ids"]), (&json!(1), &json!(["olivia"])), "{d}");
+    assert_eq!((&user["added"], &user["removed"]), (&json!(0), &json!(0)));
+    let project = &d["changes"]["Analytics::Project"];
+    assert_eq!((&project["removed"], &project["removed_ids"]), (&json!(1), &json!(["p_single"])), "{d}");
+    assert_eq!(d["changes"].as_object().unwrap().len(), 2, "only the types that changed: {d}");
+}

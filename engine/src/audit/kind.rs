@@ -26,6 +26,8 @@ pub enum Kind {
     TokenUsed,
     /// A bundle activation (start, upload, SIGHUP).
     PolicyUpdated,
+    /// The stored entities replaced (`PUT /v1/entities`).
+    EntitiesReplaced,
     WebhookReceived,
     WebhookRejected,
     ApiKeyCreated,
@@ -36,7 +38,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table in docs/audit.md#records.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::TokenIssued,
         Self::TokenRefreshed,
         Self::TokenRevoked,
@@ -44,6 +46,7 @@ impl Kind {
         Self::TokenUsed,
         Self::Decision,
         Self::PolicyUpdated,
+        Self::EntitiesReplaced,
         Self::WebhookReceived,
         Self::WebhookRejected,
         Self::ApiKeyCreated,
@@ -61,6 +64,7 @@ impl Kind {
             Self::TokenExpired => "token.expired",
             Self::TokenUsed => "token.used",
             Self::PolicyUpdated => "policy.updated",
+            Self::EntitiesReplaced => "entities.replaced",
             Self::WebhookReceived => "webhook.received",
             Self::WebhookRejected => "webhook.rejected",
             Self::ApiKeyCreated => "api_key.created",
@@ -160,6 +164,7 @@ mod tests {
                 "token.used",
                 "decision",
                 "policy.updated",
+                "entities.replaced",
                 "webhook.received",
                 "webhook.rejected",
                 "api_key.created",

@@ -9,6 +9,7 @@
 //! a set never changes, so they never go stale.
 
 pub(crate) mod candidates;
+pub mod diff;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;

@@ -1,6 +1,7 @@
 //! `GET /v1/entities` and `PUT /v1/entities`: the stored entity set, replaced
 //! whole and atomically after validation against the active schema.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,6 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::guard::Caller;
 use super::json::ApiJson;
 use crate::state::AppState;
 
@@ -59,8 +61,9 @@ pub struct EntitiesStored {
 )]
 async fn replace(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(Upload(docs)): ApiJson<Upload>,
 ) -> Result<Json<EntitiesStored>, ApiError> {
-    let stored = state.replace_entities(docs).await?;
+    let stored = state.replace_entities(docs, &caller.actor()).await?;
     Ok(Json(EntitiesStored { stored }))
 }
