@@ -174,6 +174,13 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_RULE_WORKERS")]
     pub rule_workers: Option<usize>,
 
+    /// How often refusals of unauthenticated traffic (unknown or malformed
+    /// API keys, unsigned or mis-signed webhook deliveries) are recorded, as
+    /// one summary record per kind, source and reason, in milliseconds.
+    /// They are never recorded one per request.
+    #[arg(long, env = "WARRANT_REJECTION_SUMMARY_INTERVAL_MS", default_value_t = 60_000)]
+    pub rejection_summary_interval_ms: u64,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -14,6 +14,7 @@
     reason = "end-to-end test code, helpers included, fails by panicking"
 )]
 
+mod abuse;
 mod auth;
 mod server;
 

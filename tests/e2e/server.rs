@@ -140,7 +140,7 @@ pub struct Server {
     /// and is kept across restarts.
     config_home: PathBuf,
     /// More `serve` flags, kept across restarts.
-    extra_args: Vec<std::ffi::OsString>,
+    pub extra_args: Vec<std::ffi::OsString>,
     // Last: removed when the server is gone.
     _dir: TempDir,
 }

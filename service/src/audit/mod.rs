@@ -18,6 +18,7 @@
 //! the group-commit task.
 
 mod event;
+pub mod rejections;
 pub mod verify;
 mod writer;
 
@@ -32,6 +33,7 @@ use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
 pub use event::Event;
+use rejections::{Rejections, Summary};
 use writer::Job;
 pub use writer::{Appended, AuditError, RecordOf, TokensRecorded};
 
@@ -63,6 +65,7 @@ pub struct AuditLog {
     leaves: Arc<RwLock<Vec<Hash>>>,
     keys: AuditKeys,
     decisions: DecisionAudit,
+    rejections: Arc<Rejections>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -81,11 +84,32 @@ impl AuditLog {
         let (committed, wakes) = mpsc::channel(1);
         tokio::spawn(writer::index_loop(store.clone(), wakes));
         tokio::spawn(writer::write_loop(rx, store, keys.clone(), Arc::clone(&leaves), committed));
-        Ok(Self { queue, leaves, keys, decisions })
+        Ok(Self { queue, leaves, keys, decisions, rejections: Arc::default() })
     }
 
     pub fn decisions(&self) -> DecisionAudit {
         self.decisions
+    }
+
+    /// Refusals of unauthenticated traffic, counted rather than recorded
+    /// one by one (see [`rejections`]).
+    pub fn rejections(&self) -> &Rejections {
+        &self.rejections
+    }
+
+    /// Records a summary of the refusals counted since the last flush.
+    pub async fn flush_rejections(&self) {
+        let summaries = self.rejections.take();
+        if summaries.is_empty() {
+            return;
+        }
+        let answers = self.append_all(summaries.iter().map(Summary::event).collect()).await;
+        for (summary, answer) in summaries.into_iter().zip(answers) {
+            if let Err(e) = answer {
+                tracing::error!(error = %e, "cannot record a rejection summary; counted again");
+                self.rejections.restore(summary);
+            }
+        }
     }
 
     pub fn keys(&self) -> &AuditKeys {

@@ -87,6 +87,8 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServeError::Signal)?;
     tokio::spawn(reload_on_sighup(state.clone(), hangups));
     tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
+    let summaries = Duration::from_millis(args.rejection_summary_interval_ms.max(100));
+    tokio::spawn(summarise_rejections(state.clone(), summaries));
 
     // Webhook sources for the handlers; a delivery worker per subscription.
     let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store())?;
@@ -95,7 +97,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         max_bulk_body_bytes: args.max_bulk_body_bytes,
         public_url: args.public_url.clone(),
     };
-    let app = http::app(state.with_webhooks(webhooks), config);
+    let app = http::app(state.clone().with_webhooks(webhooks), config);
     let listener =
         TcpListener::bind(args.listen).await.map_err(|error| ServeError::Listen { addr: args.listen, error })?;
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
@@ -111,6 +113,8 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             Ok(())
         }
     };
+    // What was refused since the last summary is recorded before we go.
+    state.audit().flush_rejections().await;
     tracing::info!("stopped");
     result
 }
@@ -146,6 +150,17 @@ async fn reload_on_sighup(state: AppState, mut hangups: tokio::signal::unix::Sig
                 tracing::error!(?diagnostics, "policy reload refused; the active bundle stays");
             }
         }
+    }
+}
+
+/// Records a summary of refused unauthenticated traffic every `every`.
+async fn summarise_rejections(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        state.audit().flush_rejections().await;
     }
 }
 

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use warrant_engine::Timestamp;
 
 use super::error::ApiError;
+use crate::audit::rejections::Bucket;
 use crate::audit::{Event, Kind};
 use crate::auth::{KeyRefusal, Scope};
 use crate::state::AppState;
@@ -62,7 +63,21 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
             next.run(req).await
         }
         Ok(Err((refusal, id))) => {
-            if refusal != KeyRefusal::Missing {
+            let outsider = match refusal {
+                KeyRefusal::Malformed => Some("malformed_key"),
+                KeyRefusal::Unknown => Some("unknown_key"),
+                _ => None,
+            };
+            if let Some(reason) = outsider {
+                // No secret was proven: counted, and summarised once a
+                // minute, never one record per request (audit/rejections.rs).
+                let actor = "api_key:*".to_owned();
+                let bucket =
+                    Bucket { kind: Kind::ApiKeyRejected, actor, reason, place: guard.scope.as_str().to_owned() };
+                guard.state.audit().rejections().note(bucket);
+            } else if refusal != KeyRefusal::Missing {
+                // The caller holds the key's secret (revoked, expired, or
+                // outside its scope): accountable, so recorded each time.
                 let mut event = Event::new(
                     Kind::ApiKeyRejected,
                     id.as_deref().map_or_else(|| "unknown".to_owned(), |i| format!("api_key:{i}")),

@@ -1,9 +1,12 @@
 //! `POST /v1/webhooks/{source}`: an inbound delivery from a configured
 //! source. No API key: the signature over the raw body authenticates it.
 //!
-//! In order, each refusal audited as `webhook.rejected` (details: `source`,
-//! `reason`, `webhook_id` if sent, the body redacted, its size and SHA-256)
-//! and nothing applied:
+//! In order, each refusal accounted for and nothing applied. Refusals up to
+//! and including the replay check (anyone could send those) are counted and
+//! summarised once a minute as `webhook.rejected` with `details.summary`
+//! (`audit/rejections.rs`); refusals of a signed delivery's payload (4.) are
+//! recorded one by one (details: `source`, `reason`, `status`, `webhook_id`,
+//! the body's size and SHA-256, never the body):
 //! 1. unknown source → 404 `unknown_source`; body over the limit → 413;
 //! 2. missing or malformed signature headers → 400; bad signature, or a
 //!    timestamp more than 5 minutes off either way → 401;
@@ -27,7 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::Digest as _;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -37,15 +40,12 @@ use utoipa::{Modify, ToSchema};
 use warrant_engine::Timestamp;
 
 use super::error::{self, ApiError};
+use crate::audit::rejections::Bucket;
 use crate::audit::{Event, Kind};
 use crate::state::AppState;
 use crate::webhooks::Scheme;
 use crate::webhooks::inbound::{EventError, Planned, TYPES, changed, plan_event};
 use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
-
-/// Bodies up to this size are kept (redacted) in a rejection's record;
-/// larger ones only by size and digest.
-const MAX_AUDITED_BODY: usize = 64 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/{source}", post(receive))
@@ -63,11 +63,20 @@ pub struct WebhookAccepted {
 struct WebhookRefusal {
     error: ApiError,
     webhook_id: Option<String>,
+    /// The delivery carried a valid signature of a configured source: its
+    /// sender is accountable, so the refusal is recorded on its own.
+    signed: bool,
 }
 
 impl WebhookRefusal {
+    /// A refusal before (or of) the signature: anyone could have sent it.
     fn new(error: ApiError, webhook_id: Option<String>) -> Self {
-        Self { error, webhook_id }
+        Self { error, webhook_id, signed: false }
+    }
+
+    /// A refusal of a delivery whose signature verified.
+    fn signed(error: ApiError, webhook_id: String) -> Self {
+        Self { error, webhook_id: Some(webhook_id), signed: true }
     }
 }
 
@@ -142,7 +151,7 @@ async fn accept(
             if let EventError::Store(_) = e {
                 forget(state, name, &id).await;
             }
-            return Err(WebhookRefusal::new(event_error(e), Some(id)));
+            return Err(WebhookRefusal::signed(event_error(e), id));
         }
     };
     let Planned { kind, owner, token, updates } = planned;
@@ -178,7 +187,7 @@ async fn accept(
     };
     let applied = match changed(&recorded.outcomes) {
         Ok(changed) => changed.len(),
-        Err(conflict) => return Err(WebhookRefusal::new(conflict.clone().into(), Some(id))),
+        Err(conflict) => return Err(WebhookRefusal::signed(conflict.clone().into(), id)),
     };
     match recorded.appended {
         Some(appended) => Ok(WebhookAccepted { applied, seq: appended.seq }),
@@ -211,19 +220,30 @@ fn event_error(e: EventError) -> ApiError {
     }
 }
 
-/// Audits a refused delivery and returns its error. The body goes into the
-/// record as parsed JSON (or text), which the audit log redacts on the way
-/// in like every record's details; it is never applied.
+/// Accounts for a refused delivery and returns its error. A signed
+/// delivery's refusal is recorded on its own, by size and SHA-256 of the
+/// body, never the body (it may carry tokens). Anything else anyone could
+/// have sent is counted and summarised (`audit/rejections.rs`): an outsider
+/// cannot grow the log one record per request.
 async fn reject(state: &AppState, source: &str, refusal: WebhookRefusal, body: Option<&[u8]>) -> ApiError {
-    let WebhookRefusal { error, webhook_id } = refusal;
+    let WebhookRefusal { error, webhook_id, signed } = refusal;
     if error.status().is_server_error() {
         // Our failure, not the sender's: logged with the response (`mod.rs`).
+        return error;
+    }
+    let configured = state.webhooks().source(source).is_some();
+    if !signed {
+        let (actor, place) = if configured {
+            (format!("webhook:{source}"), source.to_owned())
+        } else {
+            ("webhook:*".to_owned(), "*".to_owned())
+        };
+        state.audit().rejections().note(Bucket { kind: Kind::WebhookRejected, actor, reason: error.code(), place });
         return error;
     }
     let mut event = Event::new(Kind::WebhookRejected, format!("webhook:{source}"));
     event.details.insert("source".into(), json!(source));
     event.details.insert("reason".into(), json!(error.code()));
-    event.details.insert("message".into(), json!(error.message()));
     event.details.insert("status".into(), json!(error.status().as_u16()));
     if let Some(id) = webhook_id {
         event.details.insert("webhook_id".into(), json!(id));
@@ -231,11 +251,6 @@ async fn reject(state: &AppState, source: &str, refusal: WebhookRefusal, body: O
     if let Some(body) = body {
         event.details.insert("body_bytes".into(), json!(body.len()));
         event.details.insert("body_sha256".into(), json!(hex::encode(sha2::Sha256::digest(body))));
-        if body.len() <= MAX_AUDITED_BODY {
-            let shown = serde_json::from_slice::<Value>(body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
-            event.details.insert("body".into(), shown);
-        }
     }
     match state.audit().append(event).await {
         Ok(_) => error,
