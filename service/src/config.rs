@@ -181,6 +181,23 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_REJECTION_SUMMARY_INTERVAL_MS", default_value_t = 60_000)]
     pub rejection_summary_interval_ms: u64,
 
+    /// Seconds a client has to send a request's whole header, counted from
+    /// the connection's accept or from the end of its previous response:
+    /// also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "WARRANT_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
+
+    /// The longest pause, in seconds, between two chunks of a request body
+    /// before the request is answered 408.
+    #[arg(long, env = "WARRANT_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+
+    /// Open connections at most (also bounded by the open-file limit, less
+    /// 128). At the cap, the connection idle the longest is closed for a
+    /// new one.
+    #[arg(long, env = "WARRANT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

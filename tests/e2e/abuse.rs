@@ -2,9 +2,14 @@
 //! traffic is counted and summarised, never recorded one per request.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::server::{Server, eval};
 
 use crate::webhooks::{secret, start, summaries};
 
@@ -94,4 +99,100 @@ async fn unauthenticated_traffic_grows_the_log_by_summaries_only() {
     );
     let r = server.get("/healthz").await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+/// Sockets for the transport tests: `idle` connect and send nothing; `slow`
+/// send part of a header and then a byte a second.
+async fn open_sockets(addr: &str, idle: usize, slow: usize) -> (Vec<TcpStream>, Vec<TcpStream>) {
+    let mut idles = Vec::with_capacity(idle);
+    for _ in 0..idle {
+        idles.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let mut slows = Vec::with_capacity(slow);
+    for _ in 0..slow {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"POST /v1/authorize HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("write");
+        slows.push(s);
+    }
+    (idles, slows)
+}
+
+/// Whether the server closed `socket` (EOF or reset) before `deadline`.
+async fn closed_by(socket: &mut TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a 408 or similar, then the close
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Times `/healthz` and a decision while the sockets are open.
+async fn answer_times(server: &Server) -> (Duration, Duration) {
+    let started = Instant::now();
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    let health = started.elapsed();
+    let started = Instant::now();
+    let decision = eval(("User", "olivia"), "view_notebook", ("Project", "p_single"));
+    assert!(!server.decide(&decision).await);
+    (health, started.elapsed())
+}
+
+/// 2,000 idle and 500 slow-header sockets (issue 19, row 2): health checks
+/// and decisions still answer at once, and the server closes every one of
+/// those sockets once the header timeout (here 2 s) has passed; dribbling
+/// a byte a second does not extend it.
+#[tokio::test]
+async fn idle_and_slow_sockets_are_closed_and_lock_no_one_out() {
+    let server = Server::start_with_args(&["--header-timeout-secs", "2"]);
+    let addr = server.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let (mut idles, mut slows) = open_sockets(&addr, 2000, 500).await;
+    let opened = Instant::now();
+    let (health, decision) = answer_times(&server).await;
+    eprintln!("with 2,000 idle and 500 slow sockets open: /healthz {health:?}, a decision {decision:?}");
+    assert!(health < Duration::from_secs(1) && decision < Duration::from_secs(1), "{health:?} {decision:?}");
+    let dribble = async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for s in &mut slows {
+                let _ = s.write_all(b"a").await;
+            }
+        }
+    };
+    dribble.await;
+    let deadline = opened + Duration::from_secs(2 + 5);
+    let mut open = 0;
+    for s in idles.iter_mut().chain(slows.iter_mut()) {
+        if !closed_by(s, deadline).await {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 0, "sockets still open {:?} after the 2 s header timeout", opened.elapsed());
+    let (health, decision) = answer_times(&server).await;
+    assert!(health < Duration::from_secs(1) && decision < Duration::from_secs(1), "{health:?} {decision:?}");
+}
+
+/// At the connection cap, the connection idle the longest makes room: 200
+/// idle sockets against a cap of 50 lock out neither a health check nor a
+/// decision, long before any timeout.
+#[tokio::test]
+async fn at_the_connection_cap_idle_connections_make_room() {
+    let server = Server::start_with_args(&["--max-connections", "50"]);
+    let addr = server.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let (mut idles, _) = open_sockets(&addr, 200, 0).await;
+    let (health, decision) = answer_times(&server).await;
+    assert!(health < Duration::from_secs(1) && decision < Duration::from_secs(1), "{health:?} {decision:?}");
+    // The oldest idle sockets were closed to make room (well before the
+    // 30 s header timeout).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut closed = 0;
+    for s in idles.iter_mut().take(100) {
+        if closed_by(s, deadline).await {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 100, "only {closed} of the 100 oldest idle sockets were closed");
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, ServeArgs};
+use crate::http::transport::{self, TransportLimits};
 use crate::http::{self, HttpConfig};
 use crate::keys::{AuditKeys, KeyError};
 use crate::rules::RuleHost;
@@ -103,8 +104,14 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
     tracing::info!(%addr, "listening");
 
+    transport::raise_descriptor_limit();
+    let limits = TransportLimits {
+        header_timeout: Duration::from_secs(args.header_timeout_secs.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        max_connections: transport::connection_cap(args.max_connections.max(1)),
+    };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let server = transport::serve(listener, app, limits, shutdown_signal());
     // Graceful: stop accepting, let in-flight requests finish, but not forever.
     let result = tokio::select! {
         r = server => r.map_err(ServeError::Server),

@@ -24,6 +24,7 @@ mod query;
 mod search;
 mod strict;
 mod tokens;
+pub mod transport;
 mod webhooks;
 
 use std::time::Duration;
