@@ -10,8 +10,6 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{UidKey, normalize};
-
 /// Uids named per type and change; the counts are always complete.
 pub const MAX_EXAMPLES: usize = 10;
 
@@ -59,19 +57,33 @@ fn canonical(docs: &[Value]) -> BTreeMap<UidKey, String> {
     docs.iter()
         .enumerate()
         .map(|(index, doc)| {
-            let (key, doc) = match normalize(doc.clone(), index) {
-                Ok((key, mut doc)) => {
-                    if let Some(object) = doc.as_object_mut() {
-                        object.insert("uid".into(), serde_json::json!({"type": key.0, "id": key.1}));
-                    }
-                    (key, doc)
-                }
-                Err(_) => ((String::new(), doc.to_string()), doc.clone()),
-            };
+            let (key, doc) =
+                normalized(doc).unwrap_or_else(|| ((String::new(), format!("{index}:{doc}")), doc.clone()));
             let text = serde_json_canonicalizer::to_string(&doc).unwrap_or_else(|_| doc.to_string());
             (key, text)
         })
         .collect()
+}
+
+/// `(type, id)` of an entity.
+type UidKey = (String, String);
+
+/// The uid of `doc` and the document as stored: the uid as `{"type", "id"}`
+/// (not `{"__entity": …}`), `attrs` and `parents` present. The same
+/// defaults as `entities::normalize`, which validates; this one only reads.
+fn normalized(doc: &Value) -> Option<(UidKey, Value)> {
+    let uid = doc.get("uid")?;
+    let uid = uid.get("__entity").unwrap_or(uid);
+    let key = (uid.get("type")?.as_str()?.to_owned(), uid.get("id")?.as_str()?.to_owned());
+    let mut doc = doc.as_object()?.clone();
+    doc.insert("uid".into(), serde_json::json!({"type": key.0, "id": key.1}));
+    if doc.get("attrs").is_none_or(Value::is_null) {
+        doc.insert("attrs".into(), Value::Object(serde_json::Map::new()));
+    }
+    if doc.get("parents").is_none_or(Value::is_null) {
+        doc.insert("parents".into(), Value::Array(Vec::new()));
+    }
+    Some((key, Value::Object(doc)))
 }
 
 fn digest_of(set: &BTreeMap<UidKey, String>) -> String {
