@@ -426,6 +426,36 @@ struct Inbox {
     duplicates: usize,
 }
 
+/// One HTTP/1.1 request off `stream`: its headers (lowercase names) and body.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> (HashMap<String, String>, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head, body) = loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-request");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            break (head, buf[end + 4..end + 4 + length].to_vec());
+        }
+    };
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (headers, body)
+}
+
 /// Answers 503 to the first `failures` requests, then 500 to one it has
 /// recorded (an acknowledgement lost on the way back), then 200.
 async fn subscriber(listener: tokio::net::TcpListener, inbox: Arc<Mutex<Inbox>>, failures: usize) {
@@ -433,33 +463,7 @@ async fn subscriber(listener: tokio::net::TcpListener, inbox: Arc<Mutex<Inbox>>,
         let Ok((mut stream, _)) = listener.accept().await else { return };
         let inbox = Arc::clone(&inbox);
         tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (head, body) = loop {
-                let n = stream.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "connection closed mid-request");
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + length {
-                        let n = stream.read(&mut chunk).await.unwrap();
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    break (head, buf[end + 4..end + 4 + length].to_vec());
-                }
-            };
-            let headers: HashMap<String, String> = head
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                .collect();
+            let (headers, body) = read_request(&mut stream).await;
             let status = {
                 let mut inbox = inbox.lock().unwrap();
                 inbox.requests += 1;
@@ -558,4 +562,75 @@ async fn outbound_subscribers_get_every_record_once_in_order_after_an_outage() {
     token_events(&server, 33, 35).await;
     assert_eq!(assert_delivered(&server, &inbox, &key).await, 1, "nothing resent after a restart");
     listening.abort();
+}
+
+/// A subscriber that refuses one record for good (413 for any delivery
+/// naming `tok-poison`) does not hold back the ones after it (issue 19,
+/// row 5): after `max_refusals` refusals the record is given up on,
+/// recorded as `webhook.undelivered`, and the revocation sent after it
+/// arrives. A subscriber that is merely unavailable (503) is waited for.
+#[tokio::test]
+async fn a_record_the_subscriber_keeps_refusing_is_given_up_on_and_the_stream_goes_on() {
+    let whsec = secret(11).1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (server, _dir) = start(&json!({"subscriptions": [{
+        "name": "siem", "url": format!("http://127.0.0.1:{port}/hook"), "secret": whsec,
+        "kinds": ["token.*", "webhook.undelivered"], "retry_initial_ms": 20, "retry_max_ms": 40,
+        "timeout_ms": 2000, "max_refusals": 3,
+    }]}))
+    .await;
+    // Records name tokens by keyed digest: the subscriber looks for that.
+    let poison_digest = server.audit_digest("tok-poison").await;
+    // (webhook-id, status answered, body) of every request, in order.
+    let seen: Arc<Mutex<Vec<(String, u16, Value)>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let marker = poison_digest.clone();
+    let receiving = tokio::spawn(async move {
+        let mut unavailable = 3; // as many as `max_refusals`: counted, they would give tok-a up
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let (headers, body) = read_request(&mut stream).await;
+            let status = if unavailable > 0 {
+                unavailable -= 1;
+                503
+            } else if String::from_utf8_lossy(&body).contains(&marker) {
+                413
+            } else {
+                200
+            };
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            log.lock().unwrap().push((headers["webhook-id"].clone(), status, json));
+            let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    event(&server, "token.issued", "tok-a", "eddie", "c_wh", "ANALYST", FUTURE).await;
+    event(&server, "token.issued", "tok-poison", "eddie", "c_wh", "ANALYST", FUTURE).await;
+    event(&server, "token.revoked", "tok-a", "eddie", "c_wh", "ANALYST", "").await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivered =
+        |kind: &str| seen.lock().unwrap().iter().any(|(_, status, body)| *status == 200 && body["type"] == kind);
+    while !delivered("webhook.undelivered") {
+        assert!(Instant::now() < deadline, "no webhook.undelivered delivered: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiving.abort();
+    assert!(delivered("token.revoked"), "the revocation after the refused record arrived");
+    let undelivered = server.audit_events("kind=webhook.undelivered").await;
+    let issued = server.audit_events("kind=token.issued").await;
+    let poison = issued.iter().find(|r| r["token_id"] == poison_digest.as_str()).unwrap();
+    assert_eq!(undelivered.len(), 1, "{undelivered:?}");
+    let d = &undelivered[0]["details"];
+    assert_eq!(undelivered[0]["actor"], "subscriber:siem");
+    assert_eq!((&d["subscription"], &d["seq"], &d["kind"]), (&json!("siem"), &poison["seq"], &json!("token.issued")));
+    assert_eq!((&d["refusals"], &d["last_answer"]), (&json!(3), &json!("status 413")));
+    let seen = seen.lock().unwrap();
+    let poison_id = format!("siem_{}", poison["seq"]);
+    let answers: Vec<u16> = seen.iter().filter(|(id, ..)| *id == poison_id).map(|(_, s, _)| *s).collect();
+    assert_eq!(answers, [413, 413, 413], "refused three times, then given up on");
+    let first = &seen.iter().find(|(_, s, _)| *s == 200).unwrap().2;
+    assert_eq!(first["data"]["kind"], "token.issued", "the 503s were waited out, not counted: {first}");
 }

@@ -30,6 +30,8 @@ pub enum Kind {
     EntitiesReplaced,
     WebhookReceived,
     WebhookRejected,
+    /// An outbound record a subscriber kept refusing, given up on.
+    WebhookUndelivered,
     ApiKeyCreated,
     ApiKeyRevoked,
     /// A presented API key refused.
@@ -38,7 +40,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of the table in docs/audit.md#records.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::TokenIssued,
         Self::TokenRefreshed,
         Self::TokenRevoked,
@@ -49,6 +51,7 @@ impl Kind {
         Self::EntitiesReplaced,
         Self::WebhookReceived,
         Self::WebhookRejected,
+        Self::WebhookUndelivered,
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
         Self::ApiKeyRejected,
@@ -67,6 +70,7 @@ impl Kind {
             Self::EntitiesReplaced => "entities.replaced",
             Self::WebhookReceived => "webhook.received",
             Self::WebhookRejected => "webhook.rejected",
+            Self::WebhookUndelivered => "webhook.undelivered",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::ApiKeyRejected => "api_key.rejected",
@@ -167,6 +171,7 @@ mod tests {
                 "entities.replaced",
                 "webhook.received",
                 "webhook.rejected",
+                "webhook.undelivered",
                 "api_key.created",
                 "api_key.revoked",
                 "api_key.rejected",

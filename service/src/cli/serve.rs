@@ -92,7 +92,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tokio::spawn(summarise_rejections(state.clone(), summaries));
 
     // Webhook sources for the handlers; a delivery worker per subscription.
-    let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store())?;
+    let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store(), state.audit())?;
     let config = HttpConfig {
         max_body_bytes: args.max_body_bytes,
         max_bulk_body_bytes: args.max_bulk_body_bytes,

@@ -10,7 +10,7 @@
 //!   "subscriptions": [
 //!     {"name": "siem", "url": "http://127.0.0.1:9999/hook", "secret": "whsec_…",
 //!      "kinds": ["token.*", "webhook.*"], "retry_initial_ms": 1000, "retry_max_ms": 300000,
-//!      "timeout_ms": 10000}
+//!      "timeout_ms": 10000, "max_refusals": 10}
 //!   ]
 //! }
 //! ```
@@ -130,6 +130,9 @@ pub struct Subscription {
     pub retry_max: Duration,
     /// Whole-request timeout for one delivery attempt.
     pub timeout: Duration,
+    /// Answers refusing one record (see `deliver.rs`) before it is given
+    /// up on with a `webhook.undelivered` record and the stream goes on.
+    pub max_refusals: u32,
 }
 
 impl Subscription {
@@ -187,6 +190,8 @@ pub enum ParseError {
     Retries { at: String },
     #[error("`{at}`: `timeout_ms` must be positive")]
     Timeout { at: String },
+    #[error("`{at}`: `max_refusals` must be positive")]
+    MaxRefusals { at: String },
 }
 
 fn at_path(path: &str, message: &str) -> String {
@@ -253,6 +258,12 @@ struct FileSubscription {
     retry_max_ms: u64,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default = "default_max_refusals")]
+    max_refusals: u32,
+}
+
+fn default_max_refusals() -> u32 {
+    10
 }
 
 fn default_retry_initial_ms() -> u64 {
@@ -340,6 +351,9 @@ impl WebhookConfig {
             if s.timeout_ms == 0 {
                 return Err(ParseError::Timeout { at: at() });
             }
+            if s.max_refusals == 0 {
+                return Err(ParseError::MaxRefusals { at: at() });
+            }
             subscriptions.push(Subscription {
                 name: s.name,
                 url,
@@ -348,6 +362,7 @@ impl WebhookConfig {
                 retry_initial: Duration::from_millis(s.retry_initial_ms),
                 retry_max: Duration::from_millis(s.retry_max_ms),
                 timeout: Duration::from_millis(s.timeout_ms),
+                max_refusals: s.max_refusals,
             });
         }
         Ok(Self { sources, subscriptions })

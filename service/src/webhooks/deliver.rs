@@ -10,11 +10,21 @@
 //!   the Standard Webhooks payload shape around the stored record, whose
 //!   sensitive values were redacted before it was stored.
 //! - A 2xx moves the cursor past the record, persisted before the next one
-//!   is sent. Anything else (status, refused connection, timeout) is retried
-//!   after a backoff that doubles from `retry_initial_ms` to `retry_max_ms`;
-//!   attempts and the next attempt's time are persisted too, so a restart
-//!   neither forgets the backoff nor loses a record. Records that do not
-//!   match the subscription's kinds move the cursor without a request.
+//!   is sent. Anything else is retried after a backoff that doubles from
+//!   `retry_initial_ms` to `retry_max_ms`; attempts and the next attempt's
+//!   time are persisted too, so a restart neither forgets the backoff nor
+//!   loses a record. Records that do not match the subscription's kinds
+//!   move the cursor without a request.
+//! - A subscriber that is down (no connection, a timeout, 408, 429, 502,
+//!   503, 504) is waited for, however long. One that answers with any other
+//!   status refuses *this record* (a size cap, a parser it breaks): after
+//!   `max_refusals` such answers (10) the record is given up on, recorded
+//!   as `webhook.undelivered` (subscription, `seq`, kind, refusals, last
+//!   answer), and the stream goes on, so one record never holds back the
+//!   ones after it (a revocation among them). The refusal count lives in
+//!   memory: a restart starts it again. A `webhook.undelivered` record is
+//!   never itself given up on with another one (no chain of them); it is
+//!   skipped with an error in the log.
 //! - Delivery is at least once: a crash between the subscriber's 2xx and
 //!   the cursor write resends that one record with the same `webhook-id`.
 //!
@@ -31,6 +41,7 @@ use warrant_engine::audit::Record;
 
 use super::config::Subscription;
 use super::verify;
+use crate::audit::{AuditLog, Event, Kind};
 use crate::store::webhooks::Cursor;
 use crate::store::{Store, StoreError};
 
@@ -42,11 +53,12 @@ const BATCH: u32 = 256;
 const MAX_SEQ: u64 = warrant_engine::audit::MAX_SEQ;
 
 /// Starts one worker per subscription.
-pub fn spawn(store: &Store, subscriptions: &[Subscription]) -> Vec<JoinHandle<()>> {
+pub fn spawn(store: &Store, audit: &AuditLog, subscriptions: &[Subscription]) -> Vec<JoinHandle<()>> {
     subscriptions
         .iter()
         .map(|s| {
-            let worker = Worker { store: store.clone(), sub: Arc::new(s.clone()), client: client(s) };
+            let worker =
+                Worker { store: store.clone(), audit: audit.clone(), sub: Arc::new(s.clone()), client: client(s) };
             tracing::info!(subscription = %s.name, host = s.url.host_str().unwrap_or(""), "webhook delivery started");
             tokio::spawn(worker.run())
         })
@@ -72,6 +84,7 @@ fn client(sub: &Subscription) -> Option<reqwest::Client> {
 
 struct Worker {
     store: Store,
+    audit: AuditLog,
     sub: Arc<Subscription>,
     client: Option<reqwest::Client>,
 }
@@ -79,7 +92,16 @@ struct Worker {
 /// What one attempt came to.
 enum Attempt {
     Delivered,
-    Failed(String),
+    /// The subscriber answered, refusing this record.
+    Refused(String),
+    /// The subscriber is down or busy: no answer, or one that says so.
+    Unreachable(String),
+}
+
+/// Statuses that say the subscriber is unavailable, not that it refuses
+/// the record: waited for without limit.
+fn is_unavailable(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 502 | 503 | 504)
 }
 
 impl Worker {
@@ -142,30 +164,40 @@ impl Worker {
                 return;
             }
         };
+        let mut refusals = 0u32;
         loop {
-            match self.attempt(client, &id, &body).await {
+            let why = match self.attempt(client, &id, &body).await {
                 Attempt::Delivered => {
                     *cursor = Cursor { delivered_seq: record.seq, attempts: 0, next_attempt_at: None };
                     self.save(cursor).await;
                     return;
                 }
-                Attempt::Failed(why) => {
-                    cursor.attempts = cursor.attempts.saturating_add(1);
-                    let delay = self.sub.backoff(cursor.attempts);
-                    let delay_delta = chrono::TimeDelta::from_std(delay).unwrap_or_default();
-                    cursor.next_attempt_at = Timestamp::now().checked_add(delay_delta);
-                    tracing::warn!(
-                        subscription = %self.sub.name,
-                        webhook_id = %id,
-                        attempts = cursor.attempts,
-                        retry_in_ms = delay.as_millis() as u64,
-                        error = %why,
-                        "webhook delivery failed; will retry"
-                    );
-                    self.save(cursor).await;
-                    tokio::time::sleep(delay).await;
+                Attempt::Refused(why) => {
+                    refusals = refusals.saturating_add(1);
+                    if refusals >= self.sub.max_refusals && self.give_up(record, &id, refusals, &why).await {
+                        *cursor = Cursor { delivered_seq: record.seq, attempts: 0, next_attempt_at: None };
+                        self.save(cursor).await;
+                        return;
+                    }
+                    why
                 }
-            }
+                Attempt::Unreachable(why) => why,
+            };
+            cursor.attempts = cursor.attempts.saturating_add(1);
+            let delay = self.sub.backoff(cursor.attempts);
+            let delay_delta = chrono::TimeDelta::from_std(delay).unwrap_or_default();
+            cursor.next_attempt_at = Timestamp::now().checked_add(delay_delta);
+            tracing::warn!(
+                subscription = %self.sub.name,
+                webhook_id = %id,
+                attempts = cursor.attempts,
+                refusals,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %why,
+                "webhook delivery failed; will retry"
+            );
+            self.save(cursor).await;
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -180,9 +212,38 @@ impl Worker {
             .body(body.to_vec());
         match request.send().await {
             Ok(response) if response.status().is_success() => Attempt::Delivered,
-            Ok(response) => Attempt::Failed(format!("status {}", response.status().as_u16())),
+            Ok(response) if is_unavailable(response.status()) => {
+                Attempt::Unreachable(format!("status {}", response.status().as_u16()))
+            }
+            Ok(response) => Attempt::Refused(format!("status {}", response.status().as_u16())),
             // Without the URL: the configuration is where it is looked up.
-            Err(e) => Attempt::Failed(chain(&e.without_url())),
+            Err(e) => Attempt::Unreachable(chain(&e.without_url())),
+        }
+    }
+
+    /// Records that `record` was given up on after `refusals` refusals;
+    /// false if that record could not be written (the delivery is retried).
+    async fn give_up(&self, record: &Record, id: &str, refusals: u32, last: &str) -> bool {
+        if record.kind == Kind::WebhookUndelivered {
+            tracing::error!(subscription = %self.sub.name, seq = record.seq, "the subscriber refuses a webhook.undelivered record; skipped");
+            return true;
+        }
+        let mut event = Event::new(Kind::WebhookUndelivered, format!("subscriber:{}", self.sub.name));
+        event.details.insert("subscription".into(), json!(self.sub.name));
+        event.details.insert("seq".into(), json!(record.seq));
+        event.details.insert("kind".into(), json!(record.kind));
+        event.details.insert("webhook_id".into(), json!(id));
+        event.details.insert("refusals".into(), json!(refusals));
+        event.details.insert("last_answer".into(), json!(last));
+        match self.audit.append(event).await {
+            Ok(_) => {
+                tracing::error!(subscription = %self.sub.name, seq = record.seq, refusals, last_answer = last, "webhook record given up on; recorded as webhook.undelivered");
+                true
+            }
+            Err(e) => {
+                tracing::error!(subscription = %self.sub.name, seq = record.seq, error = %e, "cannot record an undelivered webhook; retrying the delivery");
+                false
+            }
         }
     }
 

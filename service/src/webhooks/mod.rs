@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 pub use config::{ConfigError, ParseError, Scheme, SecretError, Source, Subscription, UrlError, WebhookConfig};
 
+use crate::audit::AuditLog;
 use crate::store::Store;
 
 /// The loaded configuration, as request handlers see it (through
@@ -48,7 +49,7 @@ impl Webhooks {
 
 /// Loads the webhooks file (none: no sources, no subscriptions) and starts
 /// a delivery worker per subscription.
-pub fn start(path: Option<&Path>, store: &Store) -> Result<Webhooks, ConfigError> {
+pub fn start(path: Option<&Path>, store: &Store, audit: &AuditLog) -> Result<Webhooks, ConfigError> {
     let config = match path {
         Some(p) => WebhookConfig::load(p)?,
         None => WebhookConfig::default(),
@@ -57,6 +58,6 @@ pub fn start(path: Option<&Path>, store: &Store) -> Result<Webhooks, ConfigError
         let names: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         tracing::info!(sources = ?names, "webhook sources configured");
     }
-    deliver::spawn(store, &config.subscriptions);
+    deliver::spawn(store, audit, &config.subscriptions);
     Ok(Webhooks::new(config))
 }
