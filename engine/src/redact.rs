@@ -14,7 +14,13 @@
 //!   a block missing its END line is redacted to the end of the text);
 //! - `Bearer <token>` → `Bearer hmac-sha256:…`;
 //! - JWTs (`eyJ…` with two or more dots) → digest;
-//! - Databricks `dapi…` tokens → digest;
+//! - Databricks `dapi…` tokens, and the well-known prefixed token formats
+//!   (Google `ya29.`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/
+//!   `github_pat_`, Stripe `sk_live_`/`rk_live_` and test keys, Slack
+//!   `xox?-`, AWS `AKIA…`/`ASIA…`, GitLab `glpat-`, OpenAI-style `sk-…`)
+//!   → digest;
+//! - `Cookie:`, `Set-Cookie:`, `X-Api-Key:` and `Api-Key:` header lines →
+//!   the value, to the end of the line (or a quote), is digested;
 //! - `password=`, `passwd=`, `pwd=` (any case) and the digest-key names as
 //!   `name=value` (query strings, connection strings) → the value, up to `;`,
 //!   `&`, whitespace or the end (or a whole `{…}`, `"…"`, `'…'`), is digested;
@@ -50,6 +56,14 @@ pub const DEFAULT_DIGEST_KEYS: &[&str] = &[
     "private_key",
     "code",
     "code_verifier",
+    "token",
+    "secret",
+    "api_key",
+    "apikey",
+    "x_api_key",
+    "cookie",
+    "set_cookie",
+    "session",
 ];
 
 /// Keys whose values are dropped, by default.
@@ -261,8 +275,11 @@ impl Redactor {
         if let (Some(scheme), Some(token)) = (group("scheme"), group("bearer")) {
             return format!("{scheme}{}", self.digest(token));
         }
-        if let Some(token) = group("jwt").or_else(|| group("dapi")) {
+        if let Some(token) = group("jwt").or_else(|| group("dapi")).or_else(|| group("prefixed")) {
             return self.digest(token);
+        }
+        if let (Some(head), Some(value)) = (group("hdr_head"), group("hdr_value")) {
+            return format!("{head}{}", self.digest(value.trim_end()));
         }
         if let (Some(head), Some(value)) = (group("json_head"), group("json_value")) {
             return format!("{head}{}\"", self.digest(value));
@@ -288,7 +305,20 @@ impl Redactor {
 
 /// Names whose `name=value` and `"name": "value"` forms in free text are
 /// secrets. `code` must start a word so `zipcode=` is left alone.
-const SECRET_NAMES: &str = r"password|passwd|pwd|access_token|refresh_token|id_token|client_secret|api_token|code_verifier|private_key|authorization|\bcode";
+const SECRET_NAMES: &str = r"password|passwd|pwd|access_token|refresh_token|id_token|client_secret|api_token|code_verifier|private_key|authorization|\bcode|\btoken|\bsecret|\bapi_?key|\bx-api-key|\bcookie|\bsession";
+
+/// Tokens recognisable by their prefix alone (providers publish these so
+/// that scanners can find leaked ones).
+const PREFIXED_TOKENS: &str = concat!(
+    r"ya29\.[0-9A-Za-z_\-]{20,}",
+    r"|gh[pousr]_[0-9A-Za-z]{30,}",
+    r"|github_pat_[0-9A-Za-z_]{30,}",
+    r"|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}",
+    r"|xox[abposr]-[0-9A-Za-z\-]{10,}",
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    r"|glpat-[0-9A-Za-z_\-]{20,}",
+    r"|\bsk-(?:proj-)?[0-9A-Za-z_\-]{20,}",
+);
 
 /// One pass over the text finds every kind of free-text secret; alternatives
 /// are tried leftmost-first, so a JWT after `Bearer ` or `password=` is
@@ -305,6 +335,10 @@ static SECRETS: LazyLock<Option<Regex>> = LazyLock::new(|| {
         r"(?P<jwt>eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*){1,3})",
         // Databricks personal access tokens.
         r"(?P<dapi>dapi[0-9A-Za-z]{16,}(?:-[0-9]+)?)",
+        // Provider tokens known by their prefix.
+        &format!(r"(?P<prefixed>{PREFIXED_TOKENS})"),
+        // Header lines that carry credentials, to the end of the line.
+        r#"(?P<hdr_head>(?i:\b(?:set-cookie|cookie|x-api-key|api-key)):[ \t]*)(?P<hdr_value>[^\r\n"]+)"#,
         // "name": "value" in JSON text (escapes kept inside the value).
         &format!(r#"(?P<json_head>"(?i:{SECRET_NAMES})"\s*:\s*")(?P<json_value>(?:[^"\\]|\\.)*)""#),
         // name=value in connection strings and query strings.

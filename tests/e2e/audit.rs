@@ -554,8 +554,28 @@ const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123def456";
 const PASSWORD: &str = "hunter2secret";
 const PEM_BODY: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCSECRETPEMBODY";
 const DAPI: &str = "dapi0123456789abcdef0123456789abcdef";
-const SECRETS: &[&str] =
-    &[ACCESS, REFRESH, NESTED, JWT, "eyJzdWIiOiIxMjM0In0", "abc123def456", PASSWORD, PEM_BODY, DAPI];
+// Issue 19, row 6: the key names and token formats that used to get through.
+const KEYED: &str = "plain-token-under-a-token-key-0007";
+const API_KEY: &str = "plain-api-key-under-apiKey-0008";
+const COOKIE: &str = "sid=cookie-value-0009";
+const STRIPE: &str = "sk_live_51H8SecretStripeKey0010";
+const GITHUB: &str = "ghp_0123456789abcdefghijklmnopqrstuvwx11";
+const SECRETS: &[&str] = &[
+    ACCESS,
+    REFRESH,
+    NESTED,
+    JWT,
+    "eyJzdWIiOiIxMjM0In0",
+    "abc123def456",
+    PASSWORD,
+    PEM_BODY,
+    DAPI,
+    KEYED,
+    API_KEY,
+    COOKIE,
+    STRIPE,
+    GITHUB,
+];
 
 fn assert_no_secret(what: &str, hay: &[u8]) {
     for secret in SECRETS {
@@ -584,6 +604,12 @@ async fn secrets_never_reach_the_files_the_logs_or_exports() {
         "conn": format!("Server=x;UID=u;PWD={PASSWORD};"),
         "pem": format!("-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY-----"),
         "text": format!("databricks token {DAPI} used"),
+        "token": KEYED,
+        "apiKey": API_KEY,
+        "x-api-key": API_KEY,
+        "cookie": COOKIE,
+        "billing": format!("charged with {STRIPE}"),
+        "ci": format!("pushed with {GITHUB}"),
         "keep": "plain words stay",
     });
     let body = json!({"kind": "token.issued", "token_id": "tok-secretive", "owner": "eddie", "connection": "c_wh",
@@ -610,6 +636,12 @@ async fn secrets_never_reach_the_files_the_logs_or_exports() {
     assert!(text("conn").contains(&format!("PWD={}", server.audit_digest(PASSWORD).await)), "{stored}");
     assert!(text("note").contains(&server.audit_digest(JWT).await), "{stored}");
     assert!(text("text").contains(&server.audit_digest(DAPI).await), "{stored}");
+    assert_eq!(stored["token"], server.audit_digest(KEYED).await, "{stored}");
+    assert_eq!(stored["apiKey"], server.audit_digest(API_KEY).await, "{stored}");
+    assert_eq!(stored["x-api-key"], server.audit_digest(API_KEY).await, "{stored}");
+    assert_eq!(stored["cookie"], server.audit_digest(COOKIE).await, "{stored}");
+    assert!(text("billing").contains(&server.audit_digest(STRIPE).await), "{stored}");
+    assert!(text("ci").contains(&server.audit_digest(GITHUB).await), "{stored}");
 
     let export = server.get("/v1/audit/export").await;
     assert_eq!(export.status, StatusCode::OK);

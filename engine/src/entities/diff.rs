@@ -22,13 +22,17 @@ pub struct EntitiesDiff {
     pub digest_after: String,
     pub count_before: usize,
     pub count_after: usize,
-    /// Only types with at least one change.
-    pub changes: BTreeMap<String, TypeChanges>,
+    /// Only types with at least one change, by type name. A list, not an
+    /// object keyed by type: redaction works by key name, and a type named
+    /// `Token` or `Session` must not turn its counts into a digest.
+    pub changes: Vec<TypeChanges>,
 }
 
 /// The changes to the entities of one type.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TypeChanges {
+    #[serde(rename = "type")]
+    pub type_name: String,
     pub added: usize,
     pub removed: usize,
     /// Same uid, different attributes or parents.
@@ -45,6 +49,11 @@ pub struct TypeChanges {
 impl EntitiesDiff {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// The changes to entities of type `name`, if any.
+    pub fn of_type(&self, name: &str) -> Option<&TypeChanges> {
+        self.changes.iter().find(|c| c.type_name == name)
     }
 }
 
@@ -131,6 +140,7 @@ pub fn diff(before: &[Value], after: &[Value]) -> EntitiesDiff {
             note(&mut c.removed, &mut c.removed_ids, id);
         }
     }
+    let changes = changes.into_iter().map(|(type_name, c)| TypeChanges { type_name, ..c }).collect();
     EntitiesDiff {
         digest_before: digest_of(&old),
         digest_after: digest_of(&new),
@@ -157,14 +167,14 @@ mod tests {
             vec![user("ann", true), user("cid", false), json!({"uid": {"__entity": {"type": "Team", "id": "t"}}})];
         let d = diff(&before, &after);
         assert_eq!((d.count_before, d.count_after), (3, 3));
-        let users = &d.changes["User"];
+        let users = d.of_type("User").unwrap();
         assert_eq!((users.added, users.removed, users.changed), (1, 1, 1));
         assert_eq!(
             (users.added_ids.as_slice(), users.changed_ids.as_slice()),
             (&["cid".to_owned()][..], &["ann".to_owned()][..])
         );
         assert_eq!(users.removed_ids, ["bob"]);
-        assert!(!d.changes.contains_key("Team"), "the same team, spelled another way: {d:?}");
+        assert!(d.of_type("Team").is_none(), "the same team, spelled another way: {d:?}");
         assert_ne!(d.digest_before, d.digest_after);
     }
 
@@ -182,7 +192,7 @@ mod tests {
     fn examples_are_capped_and_counts_are_not() {
         let after: Vec<Value> = (0..25).map(|i| user(&format!("u{i:02}"), false)).collect();
         let d = diff(&[], &after);
-        assert_eq!(d.changes["User"].added, 25);
-        assert_eq!(d.changes["User"].added_ids.len(), MAX_EXAMPLES);
+        assert_eq!(d.of_type("User").unwrap().added, 25);
+        assert_eq!(d.of_type("User").unwrap().added_ids.len(), MAX_EXAMPLES);
     }
 }

@@ -268,3 +268,64 @@ fn hostile_nesting_fails_closed() {
         }
     }
 }
+
+/// The secrets issue 19 found reaching the log (row 6): values under
+/// `token`, `secret`, `api_key`, `apiKey`, `x-api-key`, `cookie`, and the
+/// well-known token formats in free text. Each is planted and must come out
+/// as its digest; look-alike words stay.
+#[test]
+fn common_key_names_and_prefixed_tokens_are_digested() {
+    let redactor = redactor();
+    const GOOGLE: &str = "ya29.a0AfB_byC1234567890abcdefghijklmnopqrstuv";
+    const GITHUB: &str = "ghp_1234567890abcdefghijklmnopqrstuvwxyz12";
+    const GITHUB_PAT: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
+    const STRIPE: &str = "sk_live_51H8abcdefghijklmnopqrstuv";
+    const SLACK: &str = "xoxb-123456789012-1234567890123-abcdefghijkl";
+    const AWS: &str = "AKIAIOSFODNN7EXAMPLE";
+    const GITLAB: &str = "glpat-abcdefghijklmnop1234";
+    const OPENAI: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz0123";
+    let keyed = [
+        ("token", "tok-SECRET-1"),
+        ("secret", "sec-SECRET-2"),
+        ("api_key", "ak-SECRET-3"),
+        ("apiKey", "ak-SECRET-4"),
+        ("X-Api-Key", "ak-SECRET-5"),
+        ("cookie", "sid=ck-SECRET-6"),
+        ("Set-Cookie", "sid=ck-SECRET-7; HttpOnly"),
+        ("session", "sess-SECRET-8"),
+    ];
+    let mut details = serde_json::Map::new();
+    for (key, value) in keyed {
+        details.insert(key.to_owned(), json!(value));
+    }
+    let free = [GOOGLE, GITHUB, GITHUB_PAT, STRIPE, SLACK, AWS, GITLAB, OPENAI];
+    for (i, token) in free.iter().enumerate() {
+        details.insert(format!("note{i}"), json!(format!("the job used {token} to connect")));
+    }
+    details.insert("headers".into(), json!("Cookie: sid=hdr-SECRET-10\nX-Api-Key: hdr-SECRET-11\nAccept: */*"));
+    details.insert("query".into(), json!("GET /x?token=q-SECRET-12&secret=q-SECRET-13&page=2"));
+    details.insert("body".into(), json!(r#"{"apiKey": "j-SECRET-14", "n": 1}"#));
+    details.insert("plain".into(), json!("tokens, a secretary, akia and sk-short are words; ya29 alone too"));
+    let out = redactor.redact_value(&Value::Object(details));
+    let text = out.to_string();
+    for (_, value) in keyed {
+        assert!(!text.contains(value), "`{value}` survived: {text}");
+    }
+    for (key, value) in keyed {
+        assert_eq!(out[key], redactor.digest(value), "{key}");
+    }
+    for (i, token) in free.iter().enumerate() {
+        assert_eq!(out[format!("note{i}")], format!("the job used {} to connect", redactor.digest(token)), "{token}");
+    }
+    let headers = format!(
+        "Cookie: {}\nX-Api-Key: {}\nAccept: */*",
+        redactor.digest("sid=hdr-SECRET-10"),
+        redactor.digest("hdr-SECRET-11")
+    );
+    assert_eq!(out["headers"], headers);
+    let query =
+        format!("GET /x?token={}&secret={}&page=2", redactor.digest("q-SECRET-12"), redactor.digest("q-SECRET-13"));
+    assert_eq!(out["query"], query);
+    assert_eq!(out["body"], format!(r#"{{"apiKey": "{}", "n": 1}}"#, redactor.digest("j-SECRET-14")));
+    assert_eq!(out["plain"], "tokens, a secretary, akia and sk-short are words; ya29 alone too");
+}
