@@ -198,6 +198,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Milliseconds a request waits for a custom-rule slot (see
+    /// `--rule-workers`) before it is refused with 503 `rules_busy`.
+    #[arg(long, env = "WARRANT_RULE_SLOT_WAIT_MS", default_value_t = 1000)]
+    pub rule_slot_wait_ms: u64,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

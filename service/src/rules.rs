@@ -6,10 +6,14 @@
 //! async worker, or health checks and Cedar-only decisions would queue behind
 //! it. Decisions that may run a rule take one of a bounded number of slots
 //! (one per core by default) and run with `block_in_place`, which hands the
-//! worker's other tasks to another thread first.
+//! worker's other tasks to another thread first. Waiting for a slot has a
+//! deadline (`--rule-slot-wait-ms`, 1,000): past it the request is refused
+//! with 503 `rules_busy` (and `Retry-After`), never decided without its
+//! rules.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 use warrant_engine::{Bundle, BundleError, BundleSource, Diagnostic, Redactor, RuleRuntime};
@@ -20,7 +24,14 @@ pub struct RuleHost {
     log_redactor: Option<Redactor>,
     runtime: OnceLock<Arc<RuleRuntime>>,
     slots: Semaphore,
+    /// How long a request may wait for a slot.
+    slot_wait: Duration,
 }
+
+/// Every rule slot stayed taken for the whole wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every custom-rule slot stayed busy for {0:?}; retry shortly")]
+pub struct RulesBusy(pub Duration);
 
 impl RuleHost {
     /// `cache_dir`: where compiled components are kept across restarts
@@ -29,7 +40,20 @@ impl RuleHost {
     /// are redacted with (the audit log's, so digests correlate; `None`: one
     /// with a random key).
     pub fn new(cache_dir: Option<PathBuf>, workers: usize, log_redactor: Option<Redactor>) -> Self {
-        Self { cache_dir, log_redactor, runtime: OnceLock::new(), slots: Semaphore::new(workers.max(1)) }
+        Self {
+            cache_dir,
+            log_redactor,
+            runtime: OnceLock::new(),
+            slots: Semaphore::new(workers.max(1)),
+            slot_wait: Duration::from_secs(1),
+        }
+    }
+
+    /// The longest a request waits for a rule slot before [`RulesBusy`].
+    #[must_use]
+    pub fn with_slot_wait(mut self, wait: Duration) -> Self {
+        self.slot_wait = wait;
+        self
     }
 
     /// The default cache: `$XDG_CACHE_HOME/warrant/rules` or `~/.cache/warrant/rules`.
@@ -66,15 +90,20 @@ impl RuleHost {
 
     /// Runs `work` (which may run rules) off the async workers, at most
     /// `workers` at a time. Without rules, callers just call the engine.
-    pub async fn run<R>(&self, work: impl FnOnce() -> R) -> R {
-        let _slot = self.slot().await;
-        offload(work)
+    pub async fn run<R>(&self, work: impl FnOnce() -> R) -> Result<R, RulesBusy> {
+        let _slot = self.slot().await?;
+        Ok(offload(work))
     }
 
     /// One of the bounded rule slots, for callers that interleave engine
-    /// calls (each through [`offload`]) with awaits.
-    pub async fn slot(&self) -> Option<SemaphorePermit<'_>> {
-        self.slots.acquire().await.ok()
+    /// calls (each through [`offload`]) with awaits; [`RulesBusy`] once the
+    /// wait passes its deadline.
+    pub async fn slot(&self) -> Result<SemaphorePermit<'_>, RulesBusy> {
+        match tokio::time::timeout(self.slot_wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Closed never happens (the semaphore lives as long as the host).
+            Ok(Err(_)) | Err(_) => Err(RulesBusy(self.slot_wait)),
+        }
     }
 }
 

@@ -442,3 +442,60 @@ async fn searches_list_only_what_the_rules_allow() {
     assert_eq!(listings[0], json!([]), "an enforcing deny rule must empty the listing");
     assert_eq!(listings[1], json!([{"type": "Schema", "id": "s_public"}]), "an observing rule changes nothing");
 }
+
+/// A rule's reason is bounded (issue 19, row 10): a 1 MiB reason reaches
+/// neither the answer nor the audit record whole.
+#[tokio::test]
+async fn a_huge_reason_is_cut_before_the_answer_and_the_log() {
+    let manifest = hostile_manifest("verbose", "long-reason", json!({}));
+    let dir = bundle(&manifest, &[("long-reason.wasm", hostile("long-reason"))]);
+    let server = Server::start_with(dir.path());
+    pack_entities_for_rules(&server).await;
+    let answer = authorize(&server, "eddie", "run_query", ("Connection", "c_open"), json!({"now": MONDAY})).await;
+    assert_eq!(answer["decision"], "deny", "{answer}");
+    let reason = verdict_of(&answer, "verbose")["reason"].as_str().unwrap().to_owned();
+    assert!(reason.len() <= 256 && reason.starts_with("AAAA") && reason.ends_with('…'), "{} bytes", reason.len());
+    let records = server.get("/v1/audit/export").await.text;
+    assert!(records.len() < 64 * 1024, "the log holds {} bytes after one decision", records.len());
+}
+
+/// Waiting for a rule slot has a deadline (issue 19, row 10): with one slot
+/// held by a slow rule, callers are refused with 503 `rules_busy` and
+/// `Retry-After` after the configured wait instead of queueing for seconds.
+#[tokio::test]
+async fn callers_waiting_for_a_busy_rule_slot_are_refused_after_the_deadline() {
+    let manifest = hostile_manifest("spin", "endless-loop", json!({"fuel": 10_000_000_000u64, "timeout_ms": 300}));
+    let dir = bundle(&manifest, &[("endless-loop.wasm", hostile("endless-loop"))]);
+    let server = Server::start_with_args_in(dir.path(), &["--rule-workers", "1", "--rule-slot-wait-ms", "100"]);
+    pack_entities_for_rules(&server).await;
+    let run_query = json!({"principal": {"type": "User", "id": "eddie"}, "action": "run_query",
+                           "resource": {"type": "Connection", "id": "c_open"}, "context": {"now": MONDAY}});
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let (client, url, body, key) =
+            (reqwest::Client::new(), server.url("/v1/authorize"), run_query.clone(), server.api_key.clone());
+        calls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let status = r.status();
+            let answer: Value = r.json().await.unwrap();
+            (status, retry_after, answer, started.elapsed())
+        }));
+    }
+    let mut busy = 0;
+    for call in calls {
+        let (status, retry_after, answer, took) = call.await.unwrap();
+        match status {
+            StatusCode::OK => assert_eq!(answer["reasons"], json!(["rule_error:spin"]), "{answer}"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer["error"]["code"], "rules_busy", "{answer}");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert!(took < Duration::from_secs(2), "refused only after {took:?}");
+                busy += 1;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert!(busy >= 4, "8 callers, one 300 ms slot, a 100 ms wait: only {busy} refused");
+}

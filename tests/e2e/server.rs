@@ -185,7 +185,12 @@ impl Server {
 
     /// A server over the repository's policy pack with more `serve` flags.
     pub fn start_with_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
-        let mut server = Self::unstarted(&pack_dir());
+        Self::start_with_args_in(&pack_dir(), args)
+    }
+
+    /// A server over a copy of the bundle in `policies`, with more `serve` flags.
+    pub fn start_with_args_in<S: AsRef<std::ffi::OsStr>>(policies: &Path, args: &[S]) -> Self {
+        let mut server = Self::unstarted(policies);
         server.extra_args = args.iter().map(|a| a.as_ref().to_owned()).collect();
         server.spawn();
         server

@@ -33,6 +33,13 @@ const LINKED: [&str; 2] = ["warrant:rule/host@0.1.0", "warrant:rule/types@0.1.0"
 /// they grant nothing. Clocks, random, filesystem and sockets are refused.
 const INERT_PREFIXES: [&str; 2] = ["wasi:io/", "wasi:cli/"];
 
+/// Longest verdict reason kept: longer ones are cut (at a character
+/// boundary) and marked, so a rule cannot grow every response and audit
+/// record by megabytes.
+pub const MAX_REASON_BYTES: usize = 256;
+/// What marks a cut reason.
+const CUT: &str = "…";
+
 /// Longest log line kept, and lines kept per evaluation.
 const LOG_LINE_BYTES: usize = 1_024;
 const LOG_LINES_PER_CALL: u32 = 16;
@@ -233,11 +240,24 @@ impl Prepared {
                     Effect::Deny => RuleOutcome::Deny,
                     Effect::Abstain => RuleOutcome::Abstain,
                 };
-                Ok((effect, reason))
+                Ok((effect, reason.map(bounded)))
             }
             Err(e) => Err(classify(&instance.store, &e, false)),
         }
     }
+}
+
+/// `reason`, cut to [`MAX_REASON_BYTES`] (the mark included).
+fn bounded(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - CUT.len();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str(CUT);
+    }
+    reason
 }
 
 fn classify(store: &Store<HostState>, error: &wasmtime::Error, instantiating: bool) -> Failure {
@@ -253,4 +273,20 @@ fn classify(store: &Store<HostState>, error: &wasmtime::Error, instantiating: bo
 
 pub(crate) fn entity(type_name: &str, id: &str) -> EntityRef {
     EntityRef { type_name: type_name.to_owned(), id: id.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_reasons_are_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(bounded("short".into()), "short");
+        let exact = "a".repeat(MAX_REASON_BYTES);
+        assert_eq!(bounded(exact.clone()), exact);
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let cut = bounded(long);
+        assert!(cut.len() <= MAX_REASON_BYTES && cut.ends_with(CUT), "{} bytes", cut.len());
+        assert!(cut.trim_end_matches(CUT).chars().all(|c| c == 'é'));
+    }
 }

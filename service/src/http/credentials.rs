@@ -113,7 +113,7 @@ async fn handle(
         purpose: body.purpose,
     };
     // Resolution may run rules between store reads: hold a rule slot throughout.
-    let _slot = if snapshot.bundle.rules().is_empty() { None } else { state.rules().slot().await };
+    let _slot = if snapshot.bundle.rules().is_empty() { None } else { Some(state.rules().slot().await?) };
     let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, Timestamp::now()).await?;
     // Every resolution is a token use on the record, allowed or not.
     let mut event = Event::new(Kind::TokenUsed, format!("{}::{}", ask.principal_type, ask.principal_id));

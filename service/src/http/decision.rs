@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use warrant_engine::rules::Mode;
 use warrant_engine::{Decision, Query, RequestError, Timestamp};
 
-use super::error::ApiError;
+use super::error::{ApiError, ItemError};
 use crate::audit::{Event, Kind};
+use crate::rules::RulesBusy;
 use crate::state::{AppState, Snapshot};
 
 /// A decision with the identifiers callers and auditors correlate on.
@@ -22,11 +23,34 @@ pub struct Decided {
 
 /// Decides `query`; a decision that may run custom rules runs on a rule
 /// slot, off the async workers (see [`crate::rules::RuleHost::run`]).
-pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestError> {
+pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, DecideError> {
     if snapshot.bundle.action_has_rules(&query.action) {
-        state.rules().run(|| decide_now(snapshot, query)).await
+        Ok(state.rules().run(|| decide_now(snapshot, query)).await??)
     } else {
-        decide_now(snapshot, query)
+        Ok(decide_now(snapshot, query)?)
+    }
+}
+
+/// Why a request was not decided: the request itself, or no rule slot.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Busy(#[from] RulesBusy),
+}
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> Self {
+        match e {
+            DecideError::Request(e) => e.into(),
+            DecideError::Busy(e) => e.into(),
+        }
+    }
+}
+
+impl From<DecideError> for ItemError {
+    fn from(e: DecideError) -> Self {
+        ApiError::from(e).into_item()
     }
 }
 

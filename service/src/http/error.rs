@@ -15,6 +15,7 @@ use utoipa::openapi::{ContentBuilder, Ref};
 use warrant_engine::{BundleError, RequestError};
 
 use crate::audit::AuditError;
+use crate::rules::RulesBusy;
 use crate::state::ChangeError;
 use crate::store::StoreError;
 use crate::tokens::TokenConflict;
@@ -27,6 +28,8 @@ pub struct ApiError {
     field: Option<String>,
     diagnostics: Vec<Diagnostic>,
     close_connection: bool,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u16>,
     /// For a 5xx: what really happened, for the log only.
     failure: Option<String>,
 }
@@ -97,6 +100,7 @@ impl ApiError {
             field: None,
             diagnostics: Vec::new(),
             close_connection: false,
+            retry_after: None,
             failure: None,
         }
     }
@@ -116,6 +120,12 @@ impl ApiError {
     /// Tells the client this connection will be closed (`Connection: close`).
     pub fn closing_connection(mut self) -> Self {
         self.close_connection = true;
+        self
+    }
+
+    /// Adds `Retry-After: <seconds>`.
+    pub fn retry_after(mut self, seconds: u16) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -167,6 +177,9 @@ impl IntoResponse for ApiError {
         if self.close_connection {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Some(failure) = self.failure {
             response.extensions_mut().insert(Failure(failure));
         }
@@ -192,6 +205,13 @@ impl From<RequestError> for ApiError {
 impl From<RequestError> for ItemError {
     fn from(e: RequestError) -> Self {
         ApiError::from(e).into_item()
+    }
+}
+
+/// No custom-rule slot within the wait: 503, retry in a second.
+impl From<RulesBusy> for ApiError {
+    fn from(e: RulesBusy) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "rules_busy", e.to_string()).retry_after(1)
     }
 }
 

@@ -284,7 +284,7 @@ async fn entities(
             Side::Resources => snapshot.bundle.search_resources(&snapshot.entities, search, now),
             Side::Subjects => snapshot.bundle.search_subjects(&snapshot.entities, search, now),
         })
-        .await?;
+        .await??;
     let (results, page, context) = respond(ids, page, unknown(&snapshot, &[listed.given]), |id| SearchEntity {
         type_name: listed.type_name.to_owned(),
         id,
@@ -314,7 +314,7 @@ async fn actions(
         context: body.context.clone().unwrap_or_default(),
     };
     let names =
-        state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, Timestamp::now())).await?;
+        state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, Timestamp::now())).await??;
     let unknown = unknown(&snapshot, &[&body.subject, &body.resource]);
     let (results, page, context) = respond(names, body.page.as_ref(), unknown, |name| SearchAction { name })?;
     Ok(Json(ActionSearchResults { results, page, context }))
