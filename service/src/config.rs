@@ -138,7 +138,8 @@ pub struct ServeArgs {
     pub audit_decisions: crate::audit::DecisionAudit,
 
     /// The base URL clients reach this service at (e.g. behind a proxy),
-    /// used in the AuthZEN metadata document. Default: the request's host.
+    /// used in the AuthZEN metadata document. Default: `http://` and the
+    /// listening address (never the request's `Host` header).
     #[arg(long, env = "WARRANT_PUBLIC_URL")]
     pub public_url: Option<String>,
 

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod ids;
 pub mod keys;
 pub mod pack;
 pub mod rules;

@@ -420,3 +420,22 @@ async fn a_pinned_public_url_names_the_endpoints_whatever_the_host_header() {
     assert_eq!(doc["access_evaluation_endpoint"], "https://pdp.example.com/access/v1/evaluation");
     assert!(!doc.to_string().contains("attacker.invalid"));
 }
+
+/// Without `--public-url` the metadata names the listening address, never
+/// the request's `Host` header (issue 19, row 11): a forged Host cannot send
+/// clients elsewhere through a cache.
+#[tokio::test]
+async fn metadata_names_the_listening_address_whatever_the_host_header() {
+    let server = crate::server::Server::start();
+    let r = reqwest::Client::new()
+        .get(server.url("/.well-known/authzen-configuration"))
+        .header("host", "attacker.invalid")
+        .send()
+        .await
+        .expect("request");
+    let doc: serde_json::Value = r.json().await.expect("json");
+    assert!(!doc.to_string().contains("attacker.invalid"), "{doc}");
+    let base = server.url("");
+    assert_eq!(doc["policy_decision_point"], base.trim_end_matches('/'));
+    assert_eq!(doc["access_evaluation_endpoint"], format!("{}/access/v1/evaluation", base.trim_end_matches('/')));
+}

@@ -326,3 +326,49 @@ async fn an_oversized_body_closes_its_connection_openly() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
 }
+
+/// Ids are printable characters only (issue 19, row 11): NUL, escapes,
+/// line breaks and bidirectional controls (`admin\u{202E}nimda` prints as
+/// `adminadmin` in a log or the console) are refused with a 400 naming the
+/// field, wherever an id arrives.
+#[tokio::test]
+async fn ids_with_control_or_bidi_characters_are_refused_naming_the_field() {
+    let server = Server::start();
+    for bad in ["a\u{0}b", "line\nbreak", "\u{1b}[31mred", "admin\u{202E}nimda", "x\u{2066}y"] {
+        let mut body = valid();
+        body["subject"]["id"] = json!(bad);
+        let r = server.post("/access/v1/evaluation", &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text);
+        assert_eq!(r.json["error"]["field"], "subject.id", "{}", r.text);
+        assert!(r.json["error"]["message"].as_str().unwrap().contains("printable"), "{}", r.text);
+
+        let event = json!({"kind": "token.revoked", "token_id": bad, "owner": "ann", "connection": "snow"});
+        let r = server.post("/v1/tokens/events", &event).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text);
+        assert_eq!(r.json["error"]["field"], "token_id", "{}", r.text);
+    }
+    // Printable ids in any script still work.
+    let mut body = valid();
+    body["subject"]["id"] = json!("Анна");
+    assert_eq!(server.post("/access/v1/evaluation", &body).await.status, StatusCode::OK);
+    assert!(server.audit_events("kind=token.revoked").await.is_empty(), "nothing refused was recorded");
+}
+
+/// The database and its directory are private to the service's user
+/// (issue 19, row 11): 0600 and 0700, not the umask's 0644.
+#[tokio::test]
+async fn the_database_is_created_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh-data");
+    let db = data.join("warrant.db");
+    let server = Server::start_on(&format!("sqlite://{}", db.display()), None);
+    assert_eq!(server.get("/healthz").await.status, StatusCode::OK);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "{}", db.display());
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    let wal = data.join("warrant.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+}

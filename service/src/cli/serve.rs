@@ -94,15 +94,18 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 
     // Webhook sources for the handlers; a delivery worker per subscription.
     let webhooks = crate::webhooks::start(args.webhooks.as_deref(), state.store(), state.audit())?;
-    let config = HttpConfig {
-        max_body_bytes: args.max_body_bytes,
-        max_bulk_body_bytes: args.max_bulk_body_bytes,
-        public_url: args.public_url.clone(),
-    };
-    let app = http::app(state.clone().with_webhooks(webhooks), config);
     let listener =
         TcpListener::bind(args.listen).await.map_err(|error| ServeError::Listen { addr: args.listen, error })?;
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        if addr.ip().is_unspecified() {
+            tracing::warn!(%addr, "listening on every interface without --public-url: the AuthZEN metadata names this unroutable address; set --public-url");
+        }
+        format!("http://{addr}")
+    });
+    let config =
+        HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes, public_url };
+    let app = http::app(state.clone().with_webhooks(webhooks), config);
     tracing::info!(%addr, "listening");
 
     transport::raise_descriptor_limit();

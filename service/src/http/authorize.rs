@@ -13,7 +13,7 @@ use warrant_engine::{EntityRef, Query};
 use super::decision::{Decided, RuleVerdict, Verdict, decide, record_decisions};
 use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
-use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
+use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME, printable};
 use crate::state::AppState;
 
 /// Most request-carried entities in one request.
@@ -30,7 +30,7 @@ pub struct EntityId {
     #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     type_name: String,
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     id: String,
 }

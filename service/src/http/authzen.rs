@@ -7,7 +7,6 @@
 //! determining policies, errors, `decision_id` and `policy_digest`.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use garde::Validate;
@@ -19,7 +18,7 @@ use warrant_engine::{EntityRef, Query};
 use super::decision::{Decided, RuleVerdict, decide, record_decisions, rule_verdicts};
 use super::error::{ApiError, ItemError};
 use super::json::{ApiJson, shallow_object};
-use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME};
+use super::limits::{MAX_EVALUATIONS, MAX_ID, MAX_NAME, printable};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,13 +26,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The PDP metadata document: public, like health. Its URLs start with
-/// `public_url` when the operator set one (`--public-url`), otherwise with
-/// the host the request named.
-pub fn metadata_router(public_url: Option<String>) -> Router<AppState> {
-    Router::new().route(
-        "/.well-known/authzen-configuration",
-        get(move |headers: HeaderMap| configuration(headers, public_url.clone())),
-    )
+/// `base`: `--public-url` when the operator set one, otherwise the address
+/// the service listens on. Never the request's `Host` header, which anyone
+/// can set (a poisoned cache would send clients elsewhere).
+pub fn metadata_router(base: String) -> Router<AppState> {
+    Router::new().route("/.well-known/authzen-configuration", get(move || configuration(base.clone())))
 }
 
 /// An AuthZEN subject or resource.
@@ -44,7 +41,7 @@ pub struct Entity {
     #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     pub type_name: String,
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     pub id: String,
     /// Attributes, merged over the stored entity of that id.
@@ -357,13 +354,9 @@ async fn evaluations(
     operation_id = "authzen_configuration",
     tag = "authzen",
     summary = "The PDP metadata document (public)",
-    responses((status = 200, description = "endpoints, absolute, on the host the request named", body = PdpMetadata))
+    responses((status = 200, description = "endpoints, absolute, under `--public-url` or the listening address", body = PdpMetadata))
 )]
-async fn configuration(headers: HeaderMap, public_url: Option<String>) -> Json<PdpMetadata> {
-    let base = public_url.unwrap_or_else(|| {
-        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8180");
-        format!("http://{host}")
-    });
+async fn configuration(base: String) -> Json<PdpMetadata> {
     let base = base.trim_end_matches('/');
     Json(PdpMetadata {
         policy_decision_point: base.to_owned(),

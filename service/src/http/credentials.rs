@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::decision::Verdict;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use super::limits::{MAX_ID, MAX_NAME};
+use super::limits::{MAX_ID, MAX_NAME, printable};
 use crate::audit::{Event, Kind};
 use crate::credentials::{Ask, Credential, ResolveError, resolve};
 use crate::pack::Surface;
@@ -32,7 +32,7 @@ pub struct Principal {
     #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     type_name: String,
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     id: String,
 }
@@ -42,11 +42,11 @@ pub struct ResolveRequest {
     #[garde(dive)]
     principal: Principal,
     /// The project's entity id.
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     project: String,
     /// The connection's entity id.
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     connection: String,
     #[garde(skip)]

@@ -9,3 +9,8 @@ pub const MAX_NAME: usize = 256;
 pub const MAX_ID: usize = 1024;
 /// Most evaluations (AuthZEN) or requests (native) in one batch.
 pub const MAX_EVALUATIONS: usize = 1000;
+
+/// garde's check for ids: printable characters only (`crate::ids`).
+pub fn printable<T: AsRef<str> + ?Sized>(value: &T, _: &()) -> garde::Result {
+    crate::ids::check(value.as_ref()).map_err(garde::Error::new)
+}

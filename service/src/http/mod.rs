@@ -51,13 +51,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub max_bulk_body_bytes: usize,
-    /// Base URL clients reach the service at (AuthZEN metadata), if pinned.
-    pub public_url: Option<String>,
+    /// Base URL clients reach the service at (AuthZEN metadata):
+    /// `--public-url`, else `http://<listening address>`.
+    pub public_url: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_bulk_body_bytes: 64 * 1024 * 1024, public_url: None }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_bulk_body_bytes: 64 * 1024 * 1024,
+            public_url: "http://127.0.0.1:8180".to_owned(),
+        }
     }
 }
 

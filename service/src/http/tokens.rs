@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, shallow_object};
-use super::limits::MAX_ID;
+use super::limits::{MAX_ID, printable};
 use crate::audit::Event;
 use crate::state::AppState;
 use crate::store::TokenUpdate;
@@ -26,20 +26,20 @@ pub fn router() -> Router<AppState> {
 pub struct TokenEvent {
     #[garde(skip)]
     kind: TokenEventKind,
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     token_id: String,
     /// The owning user's entity id.
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     owner: String,
     /// The connection's entity id.
-    #[garde(length(min = 1, max = MAX_ID))]
+    #[garde(length(min = 1, max = MAX_ID), custom(printable))]
     #[schema(min_length = 1, max_length = 1024)]
     connection: String,
     /// Who caused the event (defaults to the owner).
     #[serde(default)]
-    #[garde(inner(length(min = 1, max = MAX_ID)))]
+    #[garde(inner(length(min = 1, max = MAX_ID), custom(printable)))]
     #[schema(min_length = 1, max_length = 1024)]
     actor: Option<String>,
     #[serde(default)]

@@ -108,7 +108,10 @@ impl Data<'_> {
     fn optional(&self, field: &'static str) -> Result<Option<String>, EventError> {
         match self.0.get(field.trim_start_matches("data.")) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID => Ok(Some(s.clone())),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID => match crate::ids::check(s) {
+                Ok(()) => Ok(Some(s.clone())),
+                Err(message) => Err(EventError::Invalid { field, message }),
+            },
             Some(_) => Err(EventError::Invalid { field, message: format!("expected a string of 1 to {MAX_ID} bytes") }),
         }
     }

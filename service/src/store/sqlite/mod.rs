@@ -58,6 +58,9 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir)?;
         }
+        if create && !path.as_os_str().is_empty() && path.as_os_str() != ":memory:" {
+            create_private_file(&path)?;
+        }
         // No ping before handing out a connection: a local file does not
         // drop connections, and on the writer the ping was a round trip to
         // SQLite's thread in front of every group commit (~10% of durable
@@ -183,8 +186,25 @@ impl SqliteStore {
     }
 }
 
+/// Creates `dir` (and its parents) readable by this user only: the
+/// database holds token state and the audit log.
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        StoreError::Database(sqlx::Error::Configuration(format!("cannot create `{}`: {e}", dir.display()).into()))
-    })
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| cannot_create(dir, &e))
+}
+
+/// Creates the database file, empty, with mode 0600 if it does not exist
+/// yet; SQLite gives its `-wal` and `-shm` files the same mode. An existing
+/// file keeps the mode its owner chose.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(cannot_create(path, &e)),
+    }
+}
+
+fn cannot_create(path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Configuration(format!("cannot create `{}`: {e}", path.display()).into()))
 }
