@@ -42,6 +42,18 @@ pub enum KeyRefusal {
 }
 
 impl KeyRefusal {
+    /// A stable code for metrics and records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_key",
+            Self::Malformed => "malformed_key",
+            Self::Unknown => "unknown_key",
+            Self::Expired => "expired_key",
+            Self::Revoked => "revoked_key",
+            Self::Scope(_) => "missing_scope",
+        }
+    }
+
     /// 403 only when the key is valid but not allowed this; 401 otherwise.
     pub fn is_forbidden(&self) -> bool {
         matches!(self, Self::Scope(_))

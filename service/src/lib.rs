@@ -17,6 +17,7 @@ pub mod credentials;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod metrics;
 pub mod pack;
 pub mod rules;
 pub mod scope;

@@ -132,6 +132,9 @@ impl Document {
                 let record: Value = serde_json::from_str(line).unwrap();
                 self.validate(&what, &json!({"$ref": "#/components/schemas/AuditRecord"}), &record);
             }
+        } else if content_type == "application/openmetrics-text" {
+            self.validate(&what, schema, &Value::String(reply.text()));
+            assert!(reply.text().ends_with("# EOF\n"), "{what}: not an OpenMetrics exposition");
         } else {
             let body: Value = serde_json::from_slice(&reply.body)
                 .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", reply.text()));
@@ -298,6 +301,7 @@ async fn every_documented_operation_answers_as_documented() {
     let project = json!({"type": "Analytics::Project", "id": "p_nb"});
     let calls: Vec<(&Method, &str, String, Option<Value>)> = vec![
         (&get, "/healthz", "/healthz".into(), None),
+        (&get, "/metrics", "/metrics".into(), None),
         (&get, "/readyz", "/readyz".into(), None),
         (&get, "/.well-known/authzen-configuration", "/.well-known/authzen-configuration".into(), None),
         (&put, "/v1/entities", "/v1/entities".into(), Some(entities())),

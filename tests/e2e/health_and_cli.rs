@@ -133,3 +133,41 @@ async fn sigterm_exits_zero_promptly() {
     // The log reader may still be draining the pipe.
     server.wait_for_log(Duration::from_secs(5), |log| log.contains("\"stopped\"")).await;
 }
+
+/// `GET /metrics` (issue 19, row 11) is an OpenMetrics exposition Prometheus
+/// can scrape: requests by route template and status, decisions by
+/// outcome, refusals by reason, audit commits, open connections. A made-up
+/// path adds no series of its own.
+#[tokio::test]
+async fn metrics_count_requests_decisions_and_refusals_by_bounded_labels() {
+    let server = Server::start();
+    let eval = crate::server::eval(("User", "olivia"), "view_notebook", ("Project", "p_single"));
+    for _ in 0..3 {
+        assert!(!server.decide(&eval).await);
+    }
+    let garbage = reqwest::Client::new().post(server.url("/v1/authorize")).bearer_auth("garbage").send().await.unwrap();
+    assert_eq!(garbage.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(server.get("/no/such/path/made-up-123").await.status, reqwest::StatusCode::NOT_FOUND);
+    let r = reqwest::Client::new().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "public, like /healthz");
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let text = r.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().split(' ').next()))
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let evaluation = r#"warrant_http_requests_total{route="/access/v1/evaluation",method="POST",status="200"}"#;
+    assert_eq!(value(evaluation), 3.0);
+    assert!(value(r#"warrant_decisions_total{outcome="deny"}"#) >= 3.0);
+    assert_eq!(value(r#"warrant_refusals_total{kind="api_key.rejected",reason="malformed_key"}"#), 1.0);
+    assert_eq!(value(r#"warrant_http_requests_total{route="unmatched",method="GET",status="404"}"#), 1.0);
+    assert!(!text.contains("made-up-123"), "a made-up path became a label");
+    assert!(value(r#"warrant_http_request_duration_seconds_count{route="/access/v1/evaluation"}"#) >= 3.0);
+    assert!(value("warrant_audit_batch_records_count") >= 1.0, "decisions are audited in group commits");
+    assert!(value("warrant_http_connections") >= 1.0);
+}

@@ -79,6 +79,7 @@ pub struct Rejections {
 impl Rejections {
     /// Counts one refusal.
     pub fn note(&self, bucket: Bucket) {
+        crate::metrics::refused(bucket.kind.as_str(), bucket.reason);
         let now = Timestamp::now();
         if let Ok(mut totals) = self.totals.lock() {
             *totals.entry(bucket.clone()).or_default() += 1;

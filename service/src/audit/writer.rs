@@ -119,11 +119,15 @@ pub(super) async fn write_loop(
         last_batch = batch.len();
         let commit =
             Commit { store: &store, keys: &keys, leaves: &leaves, committed: &committed, ts: Timestamp::now() };
+        let started = std::time::Instant::now();
+        let metrics = &crate::metrics::METRICS;
+        metrics.audit_batch_records.observe(batch.len() as f64);
         if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
             commit.with_tokens(batch).await;
         } else {
             commit.records(batch).await;
         }
+        metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
     }
 }
 

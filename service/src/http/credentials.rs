@@ -115,6 +115,8 @@ async fn handle(
     // Resolution may run rules between store reads: hold a rule slot throughout.
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { Some(state.rules().slot().await?) };
     let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, Timestamp::now()).await?;
+    let outcome = crate::metrics::outcome(resolution.credential.is_some());
+    crate::metrics::METRICS.resolutions.get_or_create(&outcome).inc();
     // Every resolution is a token use on the record, allowed or not.
     let mut event = Event::new(Kind::TokenUsed, format!("{}::{}", ask.principal_type, ask.principal_id));
     event.token_id = resolution.credential.as_ref().and_then(|c| c.token_id.clone());

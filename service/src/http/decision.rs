@@ -10,6 +10,7 @@ use warrant_engine::{Decision, Query, RequestError, Timestamp};
 
 use super::error::{ApiError, ItemError};
 use crate::audit::{Event, Kind};
+use crate::metrics::RuleFailureLabels;
 use crate::rules::RulesBusy;
 use crate::state::{AppState, Snapshot};
 
@@ -56,11 +57,22 @@ impl From<DecideError> for ItemError {
 
 fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestError> {
     let decision = snapshot.bundle.decide(&snapshot.entities, query, Timestamp::now())?;
+    count(&decision);
     Ok(Decided {
         decision,
         decision_id: uuid::Uuid::now_v7().to_string(),
         policy_digest: snapshot.bundle.digest().to_owned(),
     })
+}
+
+/// Counts a decision by outcome, and its rules that gave no verdict by kind.
+fn count(decision: &Decision) {
+    let metrics = &crate::metrics::METRICS;
+    metrics.decisions.get_or_create(&crate::metrics::outcome(decision.allowed)).inc();
+    for verdict in decision.rules.iter().filter(|v| v.verdict == warrant_engine::rules::RuleOutcome::Error) {
+        let kind = verdict.reason.clone().unwrap_or_default();
+        metrics.rule_failures.get_or_create(&RuleFailureLabels { rule: verdict.rule.clone(), kind }).inc();
+    }
 }
 
 fn event(decided: &Decided, query: &Query) -> Event {

@@ -63,11 +63,12 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
             next.run(req).await
         }
         Ok(Err((refusal, id))) => {
-            let outsider = match refusal {
-                KeyRefusal::Malformed => Some("malformed_key"),
-                KeyRefusal::Unknown => Some("unknown_key"),
-                _ => None,
-            };
+            if matches!(refusal, KeyRefusal::Missing | KeyRefusal::Expired | KeyRefusal::Revoked | KeyRefusal::Scope(_))
+            {
+                // Malformed and unknown keys are counted with their summaries.
+                crate::metrics::refused(Kind::ApiKeyRejected.as_str(), refusal.code());
+            }
+            let outsider = matches!(refusal, KeyRefusal::Malformed | KeyRefusal::Unknown).then(|| refusal.code());
             if let Some(reason) = outsider {
                 // No secret was proven: counted, and summarised once a
                 // minute, never one record per request (audit/rejections.rs).

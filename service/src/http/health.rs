@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics: public, for orchestrators and scrapers.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use super::error::Failure;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,4 +91,19 @@ async fn readyz(State(state): State<AppState>) -> Readiness {
             Failure(format!("readiness check: {e}")),
         ),
     }
+}
+
+/// The service's metrics in the OpenMetrics text format (`crate::metrics`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    summary = "Metrics for Prometheus (public)",
+    responses((status = 200, description = "OpenMetrics text: requests by route and status, decisions by outcome, \
+        audit commit latency and batch size, rule failures by kind, refusals by reason, open connections",
+        body = String, content_type = "application/openmetrics-text"))
+)]
+async fn metrics() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::render()).into_response()
 }

@@ -30,9 +30,9 @@ mod webhooks;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::Request as AxumRequest;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderName, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -42,6 +42,7 @@ use tower_http::trace::TraceLayer;
 use self::error::{ApiError, Failure};
 use self::guard::Guard;
 use crate::auth::Scope;
+use crate::metrics::{RequestLabels, RouteLabels};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -98,6 +99,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(log_server_errors))
+        .layer(middleware::from_fn(count_requests))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -139,6 +141,28 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     ApiError::internal(format!("a request handler panicked: {message}")).into_response()
+}
+
+/// Counts every answer by route template, method and status, with its
+/// latency (`crate::metrics`). Paths that matched no route share the route
+/// `unmatched`, so made-up paths add no series.
+async fn count_requests(req: AxumRequest, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
+            req.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let metrics = &crate::metrics::METRICS;
+    metrics
+        .request_seconds
+        .get_or_create(&RouteLabels { route: route.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { route, method, status: response.status().as_u16() }).inc();
+    response
 }
 
 /// Logs every 5xx answer, and only here: with the request id and the

@@ -181,6 +181,7 @@ pub async fn serve(
         }
         let _ = stream.set_nodelay(true);
         let (id, conn) = registry.add();
+        crate::metrics::METRICS.connections.inc();
         let service = TrackedService {
             inner: app.clone().into_service::<hyper::body::Incoming>(),
             conn: Arc::clone(&conn),
@@ -203,6 +204,7 @@ pub async fn serve(
                 () = conn.evict.notified() => tracing::debug!(%peer, "idle connection closed for a new one"),
             }
             registry.remove(id);
+            crate::metrics::METRICS.connections.dec();
         });
     }
     drop(listener);
