@@ -62,6 +62,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
     paths(
         super::health::healthz,
         super::health::readyz,
+        super::health::metrics,
         super::authzen::configuration,
         document,
         super::authzen::evaluation,
