@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     // health.rs
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
+    ("GET", "/metrics", None),
     // authzen.rs
     ("GET", "/.well-known/authzen-configuration", None),
     ("POST", "/access/v1/evaluation", Some("decide")),
