@@ -204,6 +204,13 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_RULE_SLOT_WAIT_MS", default_value_t = 1000)]
     pub rule_slot_wait_ms: u64,
 
+    /// Decision requests whose AuthZEN `properties` or request `entities`
+    /// override a stored entity, or that set `context.now`: `record` them
+    /// in the decision record (default), `allow` them without recording
+    /// what they supplied, or `deny` them (400 `override_refused`).
+    #[arg(long, env = "WARRANT_REQUEST_OVERRIDES", value_enum, default_value_t = RequestOverrides::Record)]
+    pub request_overrides: RequestOverrides,
+
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -213,4 +220,17 @@ pub struct ServeArgs {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// What to do with requests that override stored facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RequestOverrides {
+    /// Accept them; the decision record keeps only the ids.
+    Allow,
+    /// Accept them and record what was supplied in the decision record.
+    #[default]
+    Record,
+    /// Refuse a request whose properties or entities override a stored
+    /// entity, or that sets `context.now` (400 `override_refused`).
+    Deny,
 }

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, entities};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
+use crate::config::RequestOverrides;
 use crate::keys::AuditKeys;
 use crate::pack::Gaps;
 use crate::rules::RuleHost;
@@ -67,6 +68,8 @@ pub struct AppState {
     /// The inbound webhook sources (none until [`AppState::with_webhooks`]:
     /// every source is unknown).
     webhooks: Webhooks,
+    /// What to do with decision requests that override stored facts.
+    request_overrides: RequestOverrides,
 }
 
 #[derive(Debug)]
@@ -132,6 +135,7 @@ impl AppState {
                 write_lock: Mutex::new(()),
             }),
             webhooks: Webhooks::default(),
+            request_overrides: RequestOverrides::default(),
         })
     }
 
@@ -145,6 +149,17 @@ impl AppState {
 
     pub fn webhooks(&self) -> &Webhooks {
         &self.webhooks
+    }
+
+    /// This state with `mode` for requests that override stored facts.
+    #[must_use]
+    pub fn with_request_overrides(mut self, mode: RequestOverrides) -> Self {
+        self.request_overrides = mode;
+        self
+    }
+
+    pub fn request_overrides(&self) -> RequestOverrides {
+        self.request_overrides
     }
 
     /// The snapshot a request should use from start to end.

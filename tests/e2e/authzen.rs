@@ -439,3 +439,49 @@ async fn metadata_names_the_listening_address_whatever_the_host_header() {
     assert_eq!(doc["policy_decision_point"], base.trim_end_matches('/'));
     assert_eq!(doc["access_evaluation_endpoint"], format!("{}/access/v1/evaluation", base.trim_end_matches('/')));
 }
+
+/// What a request supplies beyond ids is on the decision's record (issue
+/// 19, row 8): AuthZEN `properties` (redacted like every record's details), the
+/// stored entities they override, and a caller-set `now`.
+/// `--request-overrides deny` refuses a request that overrides a stored
+/// entity instead, and one that sets `now`.
+#[tokio::test]
+async fn supplied_properties_and_overrides_are_recorded_or_refused() {
+    let stored_draft = json!({
+        "uid": {"type": "Acme::document", "id": "draft.md"},
+        "attrs": {"public": false, "owner": entity_ref("Acme::user", "bob@acmecorp.com")},
+        "parents": []
+    });
+    let ask = |id: &str, properties: Value| {
+        json!({"subject": alice(), "action": {"name": "can_read"},
+               "resource": {"type": "document", "id": id, "properties": properties}})
+    };
+    let made_public = ask("draft.md", json!({"public": true}));
+
+    let server = spec_server();
+    server.put_entities(std::slice::from_ref(&stored_draft)).await;
+    assert!(server.decide(&made_public).await, "the override decides, by default");
+    let records = server.audit_events("kind=decision").await;
+    let supplied = &records.last().unwrap()["details"]["supplied"];
+    assert_eq!(supplied["overrides"], json!(["Acme::document::draft.md"]), "{supplied}");
+    assert_eq!(supplied["properties"]["resource"]["public"], true, "{supplied}");
+    // Properties for an entity that is not stored override nothing.
+    assert!(!server.decide(&ask("other.md", json!({"public": false}))).await);
+    let records = server.audit_events("kind=decision").await;
+    let supplied = &records.last().unwrap()["details"]["supplied"];
+    assert!(supplied.get("overrides").is_none(), "{supplied}");
+    // Without properties, nothing is supplied.
+    let plain = json!({"subject": alice(), "action": {"name": "can_read"}, "resource": document("draft.md")});
+    assert!(!server.decide(&plain).await);
+    let records = server.audit_events("kind=decision").await;
+    assert!(records.last().unwrap()["details"].get("supplied").is_none());
+
+    let strict = Server::start_with_args_in(&fixture_dir("authzen-spec"), &["--request-overrides", "deny"]);
+    strict.put_entities(std::slice::from_ref(&stored_draft)).await;
+    let r = strict.post("/access/v1/evaluation", &made_public).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], "override_refused", "{}", r.text);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("Acme::document::draft.md"), "{}", r.text);
+    assert!(!strict.decide(&ask("other.md", json!({"public": false}))).await, "no stored entity, no override");
+    assert!(!strict.decide(&plain).await);
+}

@@ -125,6 +125,21 @@ async fn request_carried_entities_are_seen_and_not_stored() {
     stored_p_single["attrs"]["credential_sharing"] = json!("notebook_only");
     takeover["entities"] = json!([stored_p_single]);
     assert_eq!(authorize(&server, &takeover).await["decision"], "deny");
+    // The record says what the request carried, and what it overrode.
+    let records = server.audit_events("kind=decision").await;
+    let supplied = &records.last().unwrap()["details"]["supplied"];
+    assert_eq!(supplied["overrides"], json!(["Analytics::Project::p_single"]), "{supplied}");
+    assert_eq!(
+        (&supplied["entity_count"], &supplied["entities"][0]["uid"]),
+        (&json!(1), &json!("Analytics::Project::p_single"))
+    );
+    assert!(supplied["entities"][0]["sha256"].as_str().unwrap().starts_with("sha256:"), "{supplied}");
+    // A caller-set `now` is recorded too.
+    let mut at = request(("User", "erin"), "take_over_session", ("Project", "p_single"));
+    at["context"] = json!({"now": "2030-01-01T00:00:00Z"});
+    authorize(&server, &at).await;
+    let records = server.audit_events("kind=decision").await;
+    assert_eq!(records.last().unwrap()["details"]["supplied"]["now"], "2030-01-01T00:00:00Z");
 
     // An invalid request entity is a 400 naming it.
     let mut bad = request(("User", "olivia"), "view_notebook", ("Project", "p1"));

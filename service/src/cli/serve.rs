@@ -105,7 +105,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     });
     let config =
         HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes, public_url };
-    let app = http::app(state.clone().with_webhooks(webhooks), config);
+    let app = http::app(state.clone().with_webhooks(webhooks).with_request_overrides(args.request_overrides), config);
     tracing::info!(%addr, "listening");
 
     transport::raise_descriptor_limit();

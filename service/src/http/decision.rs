@@ -9,7 +9,9 @@ use warrant_engine::rules::Mode;
 use warrant_engine::{Decision, Query, RequestError, Timestamp};
 
 use super::error::{ApiError, ItemError};
+use super::supplied::Supplied;
 use crate::audit::{Event, Kind};
+use crate::config::RequestOverrides;
 use crate::metrics::RuleFailureLabels;
 use crate::rules::RulesBusy;
 use crate::state::{AppState, Snapshot};
@@ -20,16 +22,24 @@ pub struct Decided {
     pub decision: Decision,
     pub decision_id: String,
     pub policy_digest: String,
+    /// What the request supplied beyond ids, for the record.
+    pub supplied: Supplied,
 }
 
 /// Decides `query`; a decision that may run custom rules runs on a rule
 /// slot, off the async workers (see [`crate::rules::RuleHost::run`]).
 pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, DecideError> {
-    if snapshot.bundle.action_has_rules(&query.action) {
-        Ok(state.rules().run(|| decide_now(snapshot, query)).await??)
+    let supplied = Supplied::of(&snapshot.bundle, &snapshot.entities, query);
+    supplied.check(state.request_overrides())?;
+    let mut decided = if snapshot.bundle.action_has_rules(&query.action) {
+        state.rules().run(|| decide_now(snapshot, query)).await??
     } else {
-        Ok(decide_now(snapshot, query)?)
+        decide_now(snapshot, query)?
+    };
+    if state.request_overrides() == RequestOverrides::Record {
+        decided.supplied = supplied;
     }
+    Ok(decided)
 }
 
 /// Why a request was not decided: the request itself, or no rule slot.
@@ -39,12 +49,22 @@ pub enum DecideError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Busy(#[from] RulesBusy),
+    /// Refused by `--request-overrides deny`.
+    #[error("{}", .0.message())]
+    Refused(ApiError),
+}
+
+impl From<ApiError> for DecideError {
+    fn from(e: ApiError) -> Self {
+        Self::Refused(e)
+    }
 }
 impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> Self {
         match e {
             DecideError::Request(e) => e.into(),
             DecideError::Busy(e) => e.into(),
+            DecideError::Refused(e) => e,
         }
     }
 }
@@ -62,6 +82,7 @@ fn decide_now(snapshot: &Snapshot, query: &Query) -> Result<Decided, RequestErro
         decision,
         decision_id: uuid::Uuid::now_v7().to_string(),
         policy_digest: snapshot.bundle.digest().to_owned(),
+        supplied: Supplied::default(),
     })
 }
 
@@ -90,6 +111,9 @@ fn event(decided: &Decided, query: &Query) -> Event {
     e.details = details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     if !decided.decision.rules.is_empty() {
         e.details.insert("rules".to_owned(), serde_json::json!(decided.decision.rules));
+    }
+    if let Some(supplied) = decided.supplied.details() {
+        e.details.insert("supplied".to_owned(), supplied);
     }
     e
 }

@@ -23,6 +23,7 @@ mod policies;
 mod query;
 mod search;
 mod strict;
+mod supplied;
 mod tokens;
 pub mod transport;
 mod webhooks;
