@@ -5,10 +5,16 @@
 //! sign. Format, one key per line, the last one signs new records:
 //!
 //! ```text
-//! # key-id  secret (hex, at least 32 bytes)
+//! # key-id  secret (hex, at least 32 bytes)  [from=<first seq it signs>]
 //! k1 5f2c…
-//! k2 9a01…
+//! k2 9a01… from=1001
 //! ```
+//!
+//! `from=` bounds each key to its own stretch of the log: k1 signs 1..=1000
+//! and k2 from 1001 on; a record k1 signed at 1001 or later fails
+//! verification, so a retired key that leaks cannot extend the log. When
+//! rotating, give the new key `from=<the log's size + 1>` (the service
+//! prints it at start when the current key has none).
 //!
 //! With no file configured, a key is generated once at
 //! `$XDG_CONFIG_HOME/warrant/audit.key` (or `~/.config/warrant/audit.key`),
@@ -67,6 +73,7 @@ impl AuditKeys {
     /// Parses the key-file format.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut starts: Vec<Option<u64>> = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -74,9 +81,19 @@ impl AuditKeys {
             }
             let malformed = |message: &'static str| KeyError::Malformed { line: index + 1, message };
             let mut parts = line.split_whitespace();
-            let (Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(malformed("expected `<key-id> <hex secret>`"));
+            let (Some(id), Some(secret), from, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                return Err(malformed("expected `<key-id> <hex secret> [from=<seq>]`"));
             };
+            let from = match from {
+                None => None,
+                Some(text) => match text.strip_prefix("from=").and_then(|n| n.parse::<u64>().ok()) {
+                    Some(n) if n >= 1 => Some(n),
+                    _ => return Err(malformed("expected `from=<seq>` (a whole number from 1) after the secret")),
+                },
+            };
+            if keys.is_empty() && from.is_some_and(|n| n != 1) {
+                return Err(malformed("the first key signs from seq 1: leave out `from=` or write `from=1`"));
+            }
             let secret = hex::decode(secret).map_err(|_| malformed("the secret is not hex"))?;
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(malformed("the secret is shorter than 32 bytes"));
@@ -85,14 +102,15 @@ impl AuditKeys {
                 return Err(malformed("this key id appears twice"));
             }
             keys.push((id.to_owned(), secret));
+            starts.push(from);
         }
-        let mut entries = keys.iter();
-        let Some((first_id, first_secret)) = entries.next() else {
+        let mut entries = keys.iter().zip(&starts);
+        let Some(((first_id, first_secret), _)) = entries.next() else {
             return Err(KeyError::Empty);
         };
         let mut signing = warrant_engine::audit::Keyring::new(first_id.clone(), first_secret)?;
-        for (id, secret) in entries {
-            signing.rotate(id.clone(), secret)?;
+        for ((id, secret), from) in entries {
+            signing.rotate_from(id.clone(), secret, *from)?;
         }
         // Digests use a key derived from the oldest key, so they stay stable
         // when signing keys rotate, and differ from any signing key.
@@ -123,6 +141,12 @@ impl AuditKeys {
         let text = std::fs::read_to_string(path)
             .map_err(|error| KeyError::Read { path: path.display().to_string(), error })?;
         Self::parse(&text)
+    }
+
+    /// Whether the signing key was rotated without `from=` on the current
+    /// key: retired keys then remain valid for every later `seq`.
+    pub fn rotation_unbounded(&self) -> bool {
+        self.keys.len() > 1 && self.signing.range(self.current_id()).is_some_and(|(from, _)| from == 1)
     }
 
     /// The id of the key that signs new records.

@@ -659,3 +659,47 @@ async fn secrets_never_reach_the_files_the_logs_or_exports() {
     assert_eq!(offline, export.text, "the CLI exports the same lines");
     assert_no_secret("warrant audit export", offline.as_bytes());
 }
+
+/// A key file line `k2 <hex> from=N` bounds the retired key k1 to seqs
+/// below N (issue 19, row 7). Whoever still holds k1 and can write to the
+/// database appends a correctly linked, correctly MAC'd record after the
+/// rotation; verification refuses it at its seq, naming the key's range.
+#[tokio::test]
+async fn a_record_signed_by_a_retired_key_after_its_successor_started_fails_verification() {
+    let mut server = setup().await;
+    event(&server, "token.issued", "tok-k1", "eddie", "c_wh", "ANALYST", FUTURE).await;
+    let head = server.audit_events("").await.len() as u64;
+    server.stop();
+    let k1 = std::fs::read_to_string(server.audit_key_file()).unwrap();
+    let k1 = k1.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#')).unwrap().trim().to_owned();
+    // Rotate: k2 signs from the next seq on.
+    let k2 = format!("k2 {} from={}", "7e".repeat(32), head + 1);
+    std::fs::write(server.audit_key_file(), format!("{k1}\n{k2}\n")).unwrap();
+    server.start_again();
+    event(&server, "token.revoked", "tok-k1", "eddie", "c_wh", "ANALYST", "").await;
+    let after = server.audit_events("").await;
+    assert_eq!(after.last().unwrap()["key_id"], "k2", "{:?}", after.last());
+    server.stop();
+    let (code, out) = cli(&server, &server.database_path(), &["verify"]);
+    assert_eq!(code, 0, "the rotated log verifies: {out}");
+
+    // The holder of k1 alone appends a record (a key creation, through the CLI).
+    let forged = server.config_home().join("k1-only.key");
+    std::fs::write(&forged, format!("{k1}\n")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("forged.db");
+    copy_database(&server.database_path(), &db);
+    let out = warrant_command(server.config_home())
+        .args(["keys", "create", "--scope", "policy:admin", "--database-url"])
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--audit-key-file")
+        .arg(&forged)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seq = after.len() as u64 + 1;
+    let (code, out) = cli(&server, &db, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("FAILED at seq {seq}: ")), "{out}");
+    assert!(out.contains(&format!("key `k1` signs seq 1..{head}")), "{out}");
+}

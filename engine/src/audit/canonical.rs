@@ -406,6 +406,10 @@ impl<'k> Sealer<'k> {
         if seq == 0 || seq > MAX_SEQ {
             return Err(SealError::SeqOutOfRange(seq));
         }
+        let key_id = self.keyring.current_key_id();
+        if !self.keyring.signs(key_id, seq) {
+            return Err(SealError::KeyOutOfRange { key_id: key_id.to_owned(), seq });
+        }
         let prev_hex = prev_mac.hex_bytes();
         // INVARIANT: hex digits are ASCII.
         let prev_text = std::str::from_utf8(&prev_hex).unwrap_or_default();

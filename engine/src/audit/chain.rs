@@ -22,7 +22,11 @@ use super::record::{Entry, Mac, Record, SealError, check_entry};
 /// and that `prev_mac` is that record's MAC, inside one transaction.
 pub fn seal(entry: Entry, prev_mac: &Mac, keyring: &Keyring) -> Result<Record, SealError> {
     check_entry(&entry)?;
-    let mut record = Record::unsealed(entry, keyring.current_key_id().to_owned(), prev_mac);
+    let key_id = keyring.current_key_id();
+    if !keyring.signs(key_id, entry.seq) {
+        return Err(SealError::KeyOutOfRange { key_id: key_id.to_owned(), seq: entry.seq });
+    }
+    let mut record = Record::unsealed(entry, key_id.to_owned(), prev_mac);
     let canonical = record.canonical_bytes()?;
     let (_, mac) = keyring.sign(&[prev_mac.as_bytes(), &canonical]);
     record.mac = mac.to_hex();
@@ -103,6 +107,10 @@ pub enum BreakReason {
     PrevMacMismatch,
     #[error("unknown key id `{0}`")]
     UnknownKey(String),
+    /// The key is known but does not sign this `seq`: a retired key used
+    /// after its successor's start, or a key used before its own.
+    #[error("key `{key_id}` signs seq {from}..{}, not this one", end.map_or_else(|| "".to_owned(), |e| (e - 1).to_string()))]
+    KeyOutOfRange { key_id: String, from: u64, end: Option<u64> },
     /// Some field was changed after sealing, or the MAC itself.
     #[error("mac does not match the record's contents")]
     MacMismatch,
@@ -150,10 +158,13 @@ where
         let canonical = record
             .canonical_bytes()
             .map_err(|e| fail(BreakReason::Malformed { field: "record", message: e.to_string() }))?;
-        match keyring.check(&record.key_id, &[prev_mac.as_bytes(), &canonical], &mac) {
+        match keyring.check_record(&record.key_id, record.seq, &[prev_mac.as_bytes(), &canonical], &mac) {
             Ok(()) => {}
             Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.clone()))),
             Err(MacCheck::Mismatch) => return Err(fail(BreakReason::MacMismatch)),
+            Err(MacCheck::OutOfRange(from, end)) => {
+                return Err(fail(BreakReason::KeyOutOfRange { key_id: record.key_id.clone(), from, end }));
+            }
         }
 
         summary.count += 1;
@@ -247,16 +258,23 @@ impl<'k> ChainVerifier<'k> {
         let malformed = |e: SealError| fail(BreakReason::Malformed { field: "record", message: e.to_string() });
         self.buf.clear();
         canonical::write(&mut self.buf, record).map_err(malformed)?;
-        match self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac) {
+        match self.keyring.check_record(record.key_id, record.seq, &[self.prev_mac.as_bytes(), &self.buf], &mac) {
             Ok(()) => {}
             Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.to_owned()))),
+            Err(MacCheck::OutOfRange(from, end)) => {
+                return Err(fail(BreakReason::KeyOutOfRange { key_id: record.key_id.to_owned(), from, end }));
+            }
             Err(MacCheck::Mismatch) => {
                 let Some((details, reasons)) = record.recanonicalized() else {
                     return Err(fail(BreakReason::MacMismatch));
                 };
                 self.buf.clear();
                 canonical::write(&mut self.buf, &record.with_text(&details, reasons.as_deref())).map_err(malformed)?;
-                if self.keyring.check(record.key_id, &[self.prev_mac.as_bytes(), &self.buf], &mac).is_err() {
+                if self
+                    .keyring
+                    .check_record(record.key_id, record.seq, &[self.prev_mac.as_bytes(), &self.buf], &mac)
+                    .is_err()
+                {
                     return Err(fail(BreakReason::MacMismatch));
                 }
                 if record.seq >= self.strict_from {

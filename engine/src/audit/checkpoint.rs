@@ -78,7 +78,7 @@ impl Checkpoint {
         match keyring.check(&self.key_id, &[&canonical], &mac) {
             Ok(()) => Ok(()),
             Err(MacCheck::UnknownKey) => Err(CheckpointError::UnknownKey(self.key_id.clone())),
-            Err(MacCheck::Mismatch) => Err(CheckpointError::MacMismatch),
+            Err(MacCheck::Mismatch | MacCheck::OutOfRange(..)) => Err(CheckpointError::MacMismatch),
         }
     }
 

@@ -2,7 +2,11 @@
 //!
 //! Keys rotate: new records are signed with the newest key, and old records
 //! keep verifying with the key their `key_id` names, so a keyring holds every
-//! key still needed for verification. Key material never leaves this type:
+//! key still needed for verification. A key may carry the `seq` from which
+//! it signs (`rotate_from`); then a key signs only `seq`s from its own start
+//! up to the next key's start, and a record signed outside that range fails
+//! verification: a retired key that leaked cannot sign records after its
+//! successor took over. Key material never leaves this type:
 //! it is not in `Debug` output, not returned by any accessor, and held only
 //! as a keyed HMAC state.
 
@@ -31,6 +35,8 @@ pub enum KeyringError {
     DuplicateKeyId(String),
     #[error("the secret of key `{key_id}` has {len} bytes: use at least {MIN_SECRET_LEN} random bytes")]
     WeakSecret { key_id: String, len: usize },
+    #[error("key `{key_id}` starts at seq {from}, not after the key before it (from {previous})")]
+    StartsTooEarly { key_id: String, from: u64, previous: u64 },
 }
 
 /// Why a MAC did not check out under a keyring.
@@ -38,6 +44,9 @@ pub enum KeyringError {
 pub(crate) enum MacCheck {
     UnknownKey,
     Mismatch,
+    /// The key does not sign this `seq`: `(first, end)` is its range, `end`
+    /// exclusive when known.
+    OutOfRange(u64, Option<u64>),
 }
 
 /// Key id → HMAC-SHA256 key, and which id signs new records.
@@ -45,6 +54,8 @@ pub(crate) enum MacCheck {
 pub struct Keyring {
     /// Keyed HMAC states, cloned per message (saves re-deriving the pads).
     keys: BTreeMap<String, HmacSha256>,
+    /// Signing order: each key id with the `seq` it signs from, if known.
+    order: Vec<(String, Option<u64>)>,
     current: String,
 }
 
@@ -53,15 +64,53 @@ impl Keyring {
     pub fn new(key_id: impl Into<String>, secret: &[u8]) -> Result<Self, KeyringError> {
         let key_id = key_id.into();
         let state = keyed(&key_id, secret)?;
-        Ok(Self { keys: BTreeMap::from([(key_id.clone(), state)]), current: key_id })
+        Ok(Self {
+            keys: BTreeMap::from([(key_id.clone(), state)]),
+            order: vec![(key_id.clone(), Some(1))],
+            current: key_id,
+        })
     }
 
-    /// Adds a key and makes it the one that signs new records.
+    /// Adds a key and makes it the one that signs new records, from a
+    /// `seq` not declared (its range is open at the start).
     pub fn rotate(&mut self, key_id: impl Into<String>, secret: &[u8]) -> Result<(), KeyringError> {
+        self.rotate_from(key_id, secret, None)
+    }
+
+    /// Adds a key that signs new records from `seq` on (when given); the
+    /// key before it then signs only up to `seq - 1`.
+    pub fn rotate_from(
+        &mut self,
+        key_id: impl Into<String>,
+        secret: &[u8],
+        from: Option<u64>,
+    ) -> Result<(), KeyringError> {
         let key_id = key_id.into();
+        if let Some(from) = from {
+            let previous = self.order.iter().rev().find_map(|(_, f)| *f).unwrap_or(1);
+            if from <= previous {
+                return Err(KeyringError::StartsTooEarly { key_id, from, previous });
+            }
+        }
         self.insert(key_id.clone(), secret)?;
+        self.order.push((key_id.clone(), from));
         self.current = key_id;
         Ok(())
+    }
+
+    /// The `seq`s `key_id` signs: from its declared start (1 for the first
+    /// key, else 1 when undeclared) up to the next key's declared start
+    /// (exclusive; `None` when the key is current or the next undeclared).
+    pub fn range(&self, key_id: &str) -> Option<(u64, Option<u64>)> {
+        let at = self.order.iter().position(|(id, _)| id == key_id)?;
+        let from = self.order.get(at)?.1.unwrap_or(1);
+        let end = self.order.get(at + 1).and_then(|(_, f)| *f);
+        Some((from, end))
+    }
+
+    /// Whether `key_id` may sign `seq` (unknown keys may not).
+    pub fn signs(&self, key_id: &str, seq: u64) -> bool {
+        self.range(key_id).is_some_and(|(from, end)| seq >= from && end.is_none_or(|e| seq < e))
     }
 
     /// Adds a key that only verifies: records it signed before a rotation.
@@ -112,6 +161,17 @@ impl Keyring {
             state.update(part);
         }
         state.verify_slice(tag.as_bytes()).map_err(|_| MacCheck::Mismatch)
+    }
+
+    /// [`check`](Self::check) for record `seq`, which `key_id` must sign
+    /// (see [`range`](Self::range)); the range is checked after the MAC, so
+    /// a forged record reports its forgery first.
+    pub(crate) fn check_record(&self, key_id: &str, seq: u64, parts: &[&[u8]], tag: &Mac) -> Result<(), MacCheck> {
+        self.check(key_id, parts, tag)?;
+        match self.range(key_id) {
+            Some((from, end)) if seq < from || end.is_some_and(|e| seq >= e) => Err(MacCheck::OutOfRange(from, end)),
+            _ => Ok(()),
+        }
     }
 }
 

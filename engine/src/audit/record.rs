@@ -274,6 +274,8 @@ pub enum SealError {
     EmptyField(&'static str),
     #[error("cannot canonicalize: {0}")]
     Canonical(String),
+    #[error("the current audit key `{key_id}` does not sign seq {seq} (see its `from=` in the key file)")]
+    KeyOutOfRange { key_id: String, seq: u64 },
 }
 
 /// Checks that `ts` is RFC 3339 with a zero UTC offset.

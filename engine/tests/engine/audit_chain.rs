@@ -341,6 +341,50 @@ fn key_rotation_mid_chain_verifies() {
     assert_eq!(verify_chain(&records[4..], &only_new, &start).unwrap().count, 4);
 }
 
+/// A key that carries the seq it signs from bounds the key before it
+/// (issue 19, row 7): a leaked retired key cannot extend the log.
+#[test]
+fn a_retired_key_cannot_sign_past_its_successors_start() {
+    let mut keys = keyring();
+    let mut records = chain(4, &keys);
+    keys.rotate_from("k2", SECRET_2, Some(5)).unwrap();
+    assert_eq!((keys.range("k1"), keys.range("k2")), (Some((1, Some(5))), Some((5, None))));
+    for seq in 5..=6 {
+        let prev = records.last().unwrap().mac().unwrap();
+        records.push(seal(full_entry(seq), &prev, &keys).unwrap());
+    }
+    assert_eq!(verify(&records, &keys).unwrap(), 6);
+
+    // Whoever still holds k1 appends record 7 with a correct link and MAC...
+    let leaked = keyring();
+    let prev = records.last().unwrap().mac().unwrap();
+    records.push(seal(full_entry(7), &prev, &leaked).unwrap());
+    // ...which an unbounded keyring accepts, and the bounded one refuses.
+    let mut unbounded = keyring();
+    unbounded.rotate("k2", SECRET_2).unwrap();
+    assert_eq!(verify(&records, &unbounded).unwrap(), 7);
+    let found = break_at(&records, &keys);
+    assert_eq!(
+        found,
+        ChainBreak { seq: 7, reason: BreakReason::KeyOutOfRange { key_id: "k1".into(), from: 1, end: Some(5) } }
+    );
+    assert_eq!(found.to_string(), "chain breaks at seq 7: key `k1` signs seq 1..4, not this one");
+
+    // The sealer refuses to sign outside the current key's range, and a
+    // start that does not follow the previous one is refused.
+    let mut early = keyring();
+    early.rotate_from("k2", SECRET_2, Some(100)).unwrap();
+    let prev = records[3].mac().unwrap();
+    assert_eq!(
+        seal(full_entry(5), &prev, &early).unwrap_err(),
+        SealError::KeyOutOfRange { key_id: "k2".into(), seq: 5 }
+    );
+    assert_eq!(
+        early.rotate_from("k3", SECRET_1, Some(50)).unwrap_err(),
+        KeyringError::StartsTooEarly { key_id: "k3".into(), from: 50, previous: 100 }
+    );
+}
+
 #[test]
 fn ranges_verify_from_the_previous_mac() {
     let keys = keyring();

@@ -59,6 +59,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
 async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let keys = AuditKeys::load(args.audit_key_file.as_deref())?;
     let store = Store::open(&args.database_url).await.map_err(ServeError::Store)?;
+    if keys.rotation_unbounded() {
+        let next = store.audit_head().await.ok().flatten().map_or(1, |(seq, _)| seq + 1);
+        tracing::warn!(
+            key_id = keys.current_id(),
+            "the current audit key has no `from=`, so retired keys can still sign: if it has signed nothing yet, append `from={next}` to its line in the key file; otherwise the seq of the first record it signed"
+        );
+    }
     let workers = args.rule_workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let cache = args.rule_cache.clone().or_else(RuleHost::default_cache_dir);
     // Rules' log lines are redacted with the audit log's key, so a token a
