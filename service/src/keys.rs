@@ -143,6 +143,14 @@ impl AuditKeys {
         Self::parse(&text)
     }
 
+    /// A key for `purpose` derived from the oldest audit key (stable across
+    /// rotations), distinct from every signing and digest key: the rule
+    /// cache authenticates its compiled artifacts with one.
+    pub fn derived(&self, purpose: &str) -> Vec<u8> {
+        let oldest = self.keys.first().map(|(_, secret)| secret.as_slice()).unwrap_or_default();
+        hmac_sha256(oldest, format!("warrant/{purpose}/v1").as_bytes())
+    }
+
     /// Whether the signing key was rotated without `from=` on the current
     /// key: retired keys then remain valid for every later `seq`.
     pub fn rotation_unbounded(&self) -> bool {

@@ -26,6 +26,9 @@ pub struct RuleHost {
     slots: Semaphore,
     /// How long a request may wait for a slot.
     slot_wait: Duration,
+    /// Authenticates compiled artifacts in the disk cache (`None`: a random
+    /// key per process, so the cache serves this process only).
+    cache_key: Option<Vec<u8>>,
 }
 
 /// Every rule slot stayed taken for the whole wait.
@@ -46,7 +49,16 @@ impl RuleHost {
             runtime: OnceLock::new(),
             slots: Semaphore::new(workers.max(1)),
             slot_wait: Duration::from_secs(1),
+            cache_key: None,
         }
+    }
+
+    /// The key that authenticates the disk cache's compiled artifacts (the
+    /// service derives it from the audit key, so restarts reuse them).
+    #[must_use]
+    pub fn with_cache_key(mut self, key: Vec<u8>) -> Self {
+        self.cache_key = Some(key);
+        self
     }
 
     /// The longest a request waits for a rule slot before [`RulesBusy`].
@@ -78,7 +90,11 @@ impl RuleHost {
         if let Some(r) = self.runtime.get() {
             return Ok(Arc::clone(r));
         }
-        let started = RuleRuntime::new(self.cache_dir.clone(), self.log_redactor.clone()).or_else(|e| {
+        let started = match &self.cache_key {
+            Some(key) => RuleRuntime::with_cache_key(self.cache_dir.clone(), self.log_redactor.clone(), key),
+            None => RuleRuntime::new(self.cache_dir.clone(), self.log_redactor.clone()),
+        };
+        let started = started.or_else(|e| {
             // An unusable cache directory costs compile time, not service.
             tracing::warn!(error = %e, "rule cache unavailable: compiling rules in memory only");
             RuleRuntime::new(None, self.log_redactor.clone())

@@ -314,6 +314,16 @@ impl AppState {
 /// resolution answers with what is missing.
 fn load(rules: &RuleHost, source: BundleSource) -> Result<(Bundle, Gaps), ChangeError> {
     let bundle = rules.load(source)?;
+    if !bundle.rules().is_empty() {
+        let r = bundle.rules().load_report();
+        tracing::info!(
+            compiled = r.compiled,
+            from_disk = r.from_disk,
+            from_memory = r.from_memory,
+            millis = r.millis,
+            "custom rules loaded"
+        );
+    }
     let pack = Gaps::of(&bundle);
     if !pack.is_empty() {
         tracing::warn!(

@@ -499,3 +499,46 @@ async fn callers_waiting_for_a_busy_rule_slot_are_refused_after_the_deadline() {
     }
     assert!(busy >= 4, "8 callers, one 300 ms slot, a 100 ms wait: only {busy} refused");
 }
+
+/// The compiled-rule cache is trusted only as far as it must be (issue 19,
+/// row 9): a cache directory others can write to is refused (rules compile
+/// in memory, decisions unchanged), and in a private one, artifacts swapped
+/// between two rules are compiled again rather than run as each other.
+#[tokio::test]
+async fn the_rule_cache_refuses_open_directories_and_swapped_artifacts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let manifest = json!({"version": 1, "rules": [
+        {"name": "says-no", "file": "deny.wasm", "actions": ["run_query"], "mode": "enforce"},
+        {"name": "lets-through", "file": "allow.wasm", "actions": ["use_token"], "mode": "enforce"}
+    ]});
+    let dir = bundle(&manifest, &[("deny.wasm", hostile("deny")), ("allow.wasm", hostile("allow"))]);
+
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = open.path().display().to_string();
+    let server = Server::start_with_args_in(dir.path(), &["--rule-cache", &cache]);
+    pack_entities_for_rules(&server).await;
+    assert_eq!(ask(&server).await["reasons"], json!(["fixture_says_no"]));
+    assert!(server.logs().contains("writable by others (mode 777)"), "{}", server.logs());
+    assert_eq!(std::fs::read_dir(open.path()).unwrap().count(), 0, "nothing written to an open directory");
+    drop(server);
+
+    let private = tempfile::tempdir().unwrap();
+    let cache = private.path().display().to_string();
+    let mut server = Server::start_with_args_in(dir.path(), &["--rule-cache", &cache]);
+    pack_entities_for_rules(&server).await;
+    assert_eq!(ask(&server).await["reasons"], json!(["fixture_says_no"]));
+    server.stop();
+    let artifacts: Vec<_> = std::fs::read_dir(private.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(artifacts.len(), 2, "{artifacts:?}");
+    let (a, b) = (std::fs::read(&artifacts[0]).unwrap(), std::fs::read(&artifacts[1]).unwrap());
+    std::fs::write(&artifacts[0], &b).unwrap();
+    std::fs::write(&artifacts[1], &a).unwrap();
+    server.start_again();
+    assert_eq!(ask(&server).await["reasons"], json!(["fixture_says_no"]), "the deny rule still denies");
+    assert!(server.logs().contains("\"compiled\":2") || server.logs().contains("compiled=2"), "{}", server.logs());
+}
+
+async fn ask(server: &Server) -> Value {
+    authorize(server, "eddie", "run_query", ("Connection", "c_open"), json!({"now": MONDAY})).await
+}

@@ -2,6 +2,13 @@
 //! epoch interruption, no async), its epoch ticker, and the compiled
 //! components, cached in memory and on disk by content hash.
 //!
+//! A compiled artifact is native code that wasmtime loads with an unsafe
+//! deserialize, so the disk cache is trusted only as far as it must be: the
+//! directory must belong to this user and be writable by no one else, and
+//! every artifact is stored behind an HMAC-SHA256 under a key that is not in
+//! the cache (the service derives it from the audit key). An artifact whose
+//! tag does not check out is compiled again from the bundle's component.
+//!
 //! Bundles come and go (SIGHUP, `PUT /v1/policies`); the runtime stays, so a
 //! reload whose components did not change compiles nothing.
 
@@ -12,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
@@ -35,7 +43,7 @@ const POOL_TABLES: u32 = 1_024;
 pub enum RuntimeError {
     #[error("cannot start the rules engine: {0}")]
     Engine(String),
-    #[error("cannot create rule cache `{dir}`: {message}")]
+    #[error("cannot use rule cache `{dir}`: {message}")]
     CacheDir { dir: String, message: String },
     #[error("cannot start the rules epoch ticker: {0}")]
     Ticker(String),
@@ -71,7 +79,12 @@ pub struct RuleRuntime {
     stop_ticker: Arc<AtomicBool>,
     /// What a guest's log line goes through before it reaches the log.
     log_redactor: Arc<Redactor>,
+    /// Keys the HMAC each cached artifact is stored behind.
+    cache_key: Hmac<Sha256>,
 }
+
+/// Bytes of the HMAC-SHA256 tag in front of a cached artifact.
+const TAG_LEN: usize = 32;
 
 impl std::fmt::Debug for RuleRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,6 +101,22 @@ impl RuleRuntime {
     /// one its audit log uses, so a token a rule logs has the digest an
     /// auditor searches for. `None`: a redactor with a random key ([`Redactor::ephemeral`]).
     pub fn new(cache_dir: Option<PathBuf>, log_redactor: Option<Redactor>) -> Result<Arc<Self>, RuntimeError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| RuntimeError::Engine(format!("no randomness: {e}")))?;
+        Self::with_cache_key(cache_dir, log_redactor, &key)
+    }
+
+    /// [`new`](Self::new), with the key that authenticates cached artifacts:
+    /// processes given the same key reuse each other's artifacts (a random
+    /// key, as `new` uses, makes the disk cache useful to this process only).
+    /// The cache directory must be this user's and not writable by others.
+    pub fn with_cache_key(
+        cache_dir: Option<PathBuf>,
+        log_redactor: Option<Redactor>,
+        cache_key: &[u8],
+    ) -> Result<Arc<Self>, RuntimeError> {
+        let cache_key =
+            Hmac::<Sha256>::new_from_slice(cache_key).map_err(|e| RuntimeError::Engine(format!("cache key: {e}")))?;
         let log_redactor = match log_redactor {
             Some(r) => r,
             None => Redactor::ephemeral().map_err(|e| RuntimeError::Engine(e.to_string()))?,
@@ -114,8 +143,9 @@ impl RuleRuntime {
             .max_wasm_stack(512 * 1024);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         if let Some(dir) = &cache_dir {
-            create_private_dir(dir)
-                .map_err(|e| RuntimeError::CacheDir { dir: dir.display().to_string(), message: e.to_string() })?;
+            let refuse = |message: String| RuntimeError::CacheDir { dir: dir.display().to_string(), message };
+            create_private_dir(dir).map_err(|e| refuse(e.to_string()))?;
+            check_private_dir(dir).map_err(refuse)?;
         }
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
@@ -137,6 +167,7 @@ impl RuleRuntime {
             compiled: Mutex::new(HashMap::new()),
             stop_ticker,
             log_redactor: Arc::new(log_redactor),
+            cache_key,
         }))
     }
 
@@ -166,7 +197,8 @@ impl RuleRuntime {
         let path = self.cache_dir.as_ref().map(|dir| dir.join(self.artifact_name(&key)));
         let mut from_disk = None;
         if let Some(path) = &path
-            && let Ok(artifact) = std::fs::read(path)
+            && let Ok(stored) = std::fs::read(path)
+            && let Some(artifact) = self.authentic(&key, &stored)
         {
             // SAFETY: wasmtime requires these bytes to be the unmodified
             // output of `Engine::precompile_component` (or
@@ -177,10 +209,11 @@ impl RuleRuntime {
             // source). We rely on: the file was written by
             // `precompile_component` (the compatibility hash is in its name),
             // whole (`write_atomically` renames a complete temporary file into
-            // place), into the cache directory, which `new` creates 0700 when
-            // it is missing. An existing directory keeps the permissions the
-            // operator gave it: whoever can write there can run code as us.
-            from_disk = unsafe { Component::deserialize(&self.engine, &artifact) }.ok();
+            // place), into a directory only this user can write (`new`
+            // refuses any other), and it carries an HMAC under a key the
+            // cache does not hold, checked above: bytes anyone else wrote
+            // are compiled again, never deserialized.
+            from_disk = unsafe { Component::deserialize(&self.engine, artifact) }.ok();
         }
         let (component, from) = match from_disk {
             Some(c) => (c, CompiledFrom::Disk),
@@ -189,7 +222,7 @@ impl RuleRuntime {
                     self.engine.precompile_component(bytes).map_err(|e| CompileError::Invalid(format!("{e:#}")))?;
                 if let Some(path) = &path {
                     // Best effort: a read-only cache only costs a recompile.
-                    let _ = write_atomically(path, &artifact);
+                    let _ = write_atomically(path, &[self.tag(&key, &artifact).as_slice(), &artifact].concat());
                 }
                 // SAFETY: the unmodified output of `precompile_component` of
                 // this very engine, just now: what wasmtime requires.
@@ -200,6 +233,26 @@ impl RuleRuntime {
         };
         self.compiled.lock().map_err(|_| CompileError::CachePoisoned)?.insert(key, component.clone());
         Ok((component, from))
+    }
+
+    /// The HMAC-SHA256, under the cache key, of the component's SHA-256
+    /// and its `artifact`: binding the two, so an artifact moved under
+    /// another component's name does not check out.
+    fn tag(&self, component: &[u8; 32], artifact: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = self.cache_key.clone();
+        mac.update(component);
+        mac.update(artifact);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The artifact inside `stored` (tag, then artifact) if its tag checks
+    /// out for `component`, compared in constant time.
+    fn authentic<'s>(&self, component: &[u8; 32], stored: &'s [u8]) -> Option<&'s [u8]> {
+        let (tag, artifact) = stored.split_at_checked(TAG_LEN)?;
+        let mut mac = self.cache_key.clone();
+        mac.update(component);
+        mac.update(artifact);
+        mac.verify_slice(tag).ok().map(|()| artifact)
     }
 
     /// `<sha256 of the component>-<engine compatibility hash>.cwasm`: a new
@@ -223,6 +276,30 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Refuses a cache directory another user owns or can write to: whoever
+/// writes there chooses the native code this process runs.
+fn check_private_dir(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(format!(
+                "owned by uid {}, not this user ({me}); refusing to load compiled code from it",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "writable by others (mode {:o}); refusing to load compiled code from it (chmod go-w)",
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -306,7 +306,9 @@ fn a_rules_overlong_log_line_is_cut_at_a_space_then_redacted() {
 fn components_are_compiled_once_and_then_read_from_the_cache() {
     let cache = tempfile::tempdir().unwrap();
     let dir = bundle_dir(&[("says-no", "deny", json!({})), ("boom", "trap", json!({}))]);
-    let runtime = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
+    const KEY: &[u8] = b"the-cache-key-the-service-derives";
+    let keyed = || RuleRuntime::with_cache_key(Some(cache.path().to_owned()), None, KEY).unwrap();
+    let runtime = keyed();
     let source = || warrant_engine::BundleSource::read_dir(dir.path()).unwrap();
 
     let first = Bundle::load_with(source(), Some(&runtime)).unwrap();
@@ -314,19 +316,49 @@ fn components_are_compiled_once_and_then_read_from_the_cache() {
     let again = Bundle::load_with(source(), Some(&runtime)).unwrap();
     assert_eq!(again.rules().load_report().from_memory, 2, "a reload with the same components compiles nothing");
 
-    let restarted = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
+    let restarted = keyed();
     let from_disk = Bundle::load_with(source(), Some(&restarted)).unwrap();
     assert_eq!(from_disk.rules().load_report().from_disk, 2, "a new process reads the precompiled artifacts");
     assert_eq!(read(&from_disk, "read").reasons, ["fixture_says_no", "rule_error:boom"]);
 
-    // A corrupt artifact is not trusted: it is compiled again.
+    // Swapping one rule's artifact for the other's (both genuine compiler
+    // output, the swap of issue 19 row 9) is found by the tag: the deny
+    // rule is compiled again, never run as the trapping one.
+    let artifacts: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(artifacts.len(), 2, "{artifacts:?}");
+    let (a, b) = (std::fs::read(&artifacts[0]).unwrap(), std::fs::read(&artifacts[1]).unwrap());
+    std::fs::write(&artifacts[0], &b).unwrap();
+    std::fs::write(&artifacts[1], &a).unwrap();
+    let restarted = keyed();
+    let swapped = Bundle::load_with(source(), Some(&restarted)).unwrap();
+    assert_eq!(swapped.rules().load_report().compiled, 2);
+    assert_eq!(read(&swapped, "read").reasons, ["fixture_says_no", "rule_error:boom"]);
+    // Another key (another deployment, or `new`'s random one) does not
+    // trust these artifacts: it compiles again.
+    let other = RuleRuntime::with_cache_key(Some(cache.path().to_owned()), None, b"another-key").unwrap();
+    assert_eq!(Bundle::load_with(source(), Some(&other)).unwrap().rules().load_report().compiled, 2);
+
+    // A corrupt artifact is not trusted either.
     for entry in std::fs::read_dir(cache.path()).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
-    let restarted = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap();
+    let restarted = keyed();
     let recompiled = Bundle::load_with(source(), Some(&restarted)).unwrap();
     assert_eq!(recompiled.rules().load_report().compiled, 2);
     assert_eq!(read(&recompiled, "read").reasons, ["fixture_says_no", "rule_error:boom"]);
+}
+
+/// A cache directory others can write to, or another user owns, is refused
+/// (issue 19, row 9): whoever writes there would choose the native code run.
+#[test]
+fn a_cache_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let refused = RuleRuntime::new(Some(cache.path().to_owned()), None).unwrap_err();
+    assert!(refused.to_string().contains("writable by others (mode 777)"), "{refused}");
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(RuleRuntime::new(Some(cache.path().to_owned()), None).is_ok());
 }
 
 #[test]

@@ -71,7 +71,8 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     // Rules' log lines are redacted with the audit log's key, so a token a
     // rule logs has the digest an auditor searches the log for.
     let rules = RuleHost::new(cache, workers, Some(keys.redactor().clone()))
-        .with_slot_wait(Duration::from_millis(args.rule_slot_wait_ms.max(1)));
+        .with_slot_wait(Duration::from_millis(args.rule_slot_wait_ms.max(1)))
+        .with_cache_key(keys.derived("rule-cache"));
     let state = AppState::start(store, keys, args.policies.clone(), args.audit_decisions, rules).await.map_err(
         |e| match e {
             ChangeError::Bundle(error) => ServeError::Bundle { path: args.policies.clone(), error },
