@@ -182,6 +182,23 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_REJECTION_SUMMARY_INTERVAL_MS", default_value_t = 60_000)]
     pub rejection_summary_interval_ms: u64,
 
+    /// Refusals per second an address may cause with requests that prove no
+    /// secret (malformed or unknown API keys, unsigned webhook deliveries)
+    /// before it is answered 429 for everything until its budget refills
+    /// (bursts of twice this). 0 turns it off.
+    #[arg(long, env = "WARRANT_REFUSALS_PER_ADDRESS", default_value_t = 50)]
+    pub refusals_per_address: u32,
+
+    /// Requests per second one address may send (bursts of twice this); 0:
+    /// no limit (the default: a decision point often serves a few busy callers).
+    #[arg(long, env = "WARRANT_RATE_LIMIT_PER_ADDRESS", default_value_t = 0)]
+    pub rate_limit_per_address: u32,
+
+    /// Requests per second one API key may make (bursts of twice this); 0:
+    /// no limit.
+    #[arg(long, env = "WARRANT_RATE_LIMIT_PER_KEY", default_value_t = 0)]
+    pub rate_limit_per_key: u32,
+
     /// Seconds a client has to send a request's whole header, counted from
     /// the connection's accept or from the end of its previous response:
     /// also how long an idle keep-alive connection stays open.

@@ -22,8 +22,10 @@ use crate::webhooks::{secret, start, summaries};
 async fn unauthenticated_traffic_grows_the_log_by_summaries_only() {
     let (mut server, _dir) =
         start(&json!({"sources": {"okta": {"scheme": "standard", "secrets": [secret(1).1]}}})).await;
-    // This test wants the default (a minute), not the webhook tests' 200 ms.
+    // This test wants the default (a minute), not the webhook tests' 200 ms,
+    // and every request answered as itself, not throttled (see below).
     server.extra_args.retain(|a| a != "--rejection-summary-interval-ms" && a != "200");
+    server.extra_args.extend(["--refusals-per-address".into(), "0".into()]);
     server.restart();
     let before = server.audit_events("").await.len();
 
@@ -195,4 +197,59 @@ async fn at_the_connection_cap_idle_connections_make_room() {
         }
     }
     assert!(closed >= 100, "only {closed} of the 100 oldest idle sockets were closed");
+}
+
+/// An address that keeps presenting made-up API keys is answered 429 with
+/// `Retry-After` once past its refusal budget (50 a second, bursts of 100),
+/// for every request until the budget refills (issue 19, row 2); requests
+/// with no key at all cost nothing and are not counted.
+#[tokio::test]
+async fn an_address_guessing_keys_is_throttled_and_recovers() {
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    let url = server.url("/v1/authorize");
+    for _ in 0..300 {
+        let r = client.post(&url).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no key: never throttled");
+    }
+    let mut statuses = BTreeMap::<u16, usize>::new();
+    let mut retry_after = None;
+    for i in 0..300 {
+        let r = client
+            .post(&url)
+            .bearer_auth(format!("wrnt_{i:016x}_{}", "cd".repeat(32)))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+        *statuses.entry(r.status().as_u16()).or_default() += 1;
+    }
+    assert!(statuses[&401] >= 100 && statuses[&401] < 200, "{statuses:?}");
+    assert!(statuses[&429] >= 100, "{statuses:?}");
+    let wait = retry_after.expect("a Retry-After");
+    assert!((1..=5).contains(&wait), "{wait}");
+    // While blocked, the address is refused whatever it sends...
+    let eval = crate::server::eval(("User", "olivia"), "view_notebook", ("Project", "p_single"));
+    assert_eq!(server.post("/access/v1/evaluation", &eval).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // ...and once the budget refills, it is served again.
+    tokio::time::sleep(Duration::from_secs(wait + 1)).await;
+    assert_eq!(server.post("/access/v1/evaluation", &eval).await.status, StatusCode::OK);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"warrant_refusals_total{kind="rate_limited",reason="per_address"}"#), "{metrics}");
+}
+
+/// `--rate-limit-per-key` bounds each API key on its own.
+#[tokio::test]
+async fn a_per_key_limit_applies_to_that_key_only() {
+    let server = Server::start_with_args(&["--rate-limit-per-key", "5"]);
+    let eval = crate::server::eval(("User", "olivia"), "view_notebook", ("Project", "p_single"));
+    let mut statuses = BTreeMap::<u16, usize>::new();
+    for _ in 0..40 {
+        *statuses.entry(server.post("/access/v1/evaluation", &eval).await.status.as_u16()).or_default() += 1;
+    }
+    assert!(statuses.get(&429).is_some_and(|n| *n >= 10), "{statuses:?}");
+    assert!(statuses[&200] >= 10, "{statuses:?}");
 }

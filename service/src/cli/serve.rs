@@ -111,8 +111,14 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         }
         format!("http://{addr}")
     });
-    let config =
-        HttpConfig { max_body_bytes: args.max_body_bytes, max_bulk_body_bytes: args.max_bulk_body_bytes, public_url };
+    let config = HttpConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_bulk_body_bytes: args.max_bulk_body_bytes,
+        public_url,
+        refusals_per_address: args.refusals_per_address,
+        rate_limit_per_address: args.rate_limit_per_address,
+        rate_limit_per_key: args.rate_limit_per_key,
+    };
     let app = http::app(state.clone().with_webhooks(webhooks).with_request_overrides(args.request_overrides), config);
     tracing::info!(%addr, "listening");
 

@@ -30,6 +30,8 @@ pub struct ApiError {
     close_connection: bool,
     /// Seconds for a `Retry-After` header.
     retry_after: Option<u16>,
+    /// Refuses a request that proved no secret ([`Outsider`]).
+    outsider: bool,
     /// For a 5xx: what really happened, for the log only.
     failure: Option<String>,
 }
@@ -91,6 +93,11 @@ pub struct ItemError {
 #[derive(Debug, Clone)]
 pub struct Failure(pub String);
 
+/// Marks a response refusing a request that proved no secret (a malformed
+/// or unknown API key, an unsigned webhook delivery), for the throttle.
+#[derive(Debug, Clone, Copy)]
+pub struct Outsider;
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -101,6 +108,7 @@ impl ApiError {
             diagnostics: Vec::new(),
             close_connection: false,
             retry_after: None,
+            outsider: false,
             failure: None,
         }
     }
@@ -120,6 +128,12 @@ impl ApiError {
     /// Tells the client this connection will be closed (`Connection: close`).
     pub fn closing_connection(mut self) -> Self {
         self.close_connection = true;
+        self
+    }
+
+    /// Marks the refusal of a request that proved no secret ([`Outsider`]).
+    pub fn from_outsider(mut self) -> Self {
+        self.outsider = true;
         self
     }
 
@@ -179,6 +193,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.outsider {
+            response.extensions_mut().insert(Outsider);
         }
         if let Some(failure) = self.failure {
             response.extensions_mut().insert(Failure(failure));

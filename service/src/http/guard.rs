@@ -6,6 +6,8 @@
 //! The OpenAPI document names this guard's scheme [`SCHEME`]; each guarded
 //! operation lists the scope it needs under it.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -14,6 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use warrant_engine::Timestamp;
 
 use super::error::ApiError;
+use super::throttle::{Throttle, retry_after};
 use crate::audit::rejections::Bucket;
 use crate::audit::{Event, Kind};
 use crate::auth::{KeyRefusal, Scope};
@@ -51,6 +54,14 @@ impl Caller {
 pub struct Guard {
     pub state: AppState,
     pub scope: Scope,
+    pub throttle: Arc<Throttle>,
+}
+
+/// 429 with `Retry-After`.
+pub fn throttled(wait: std::time::Duration) -> Response {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry after the given delay")
+        .retry_after(retry_after(wait))
+        .into_response()
 }
 
 pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
@@ -59,6 +70,9 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
     match checked {
         Err(e) => ApiError::internal(e).into_response(),
         Ok(Ok(id)) => {
+            if let Err(wait) = guard.throttle.admit_key(&id) {
+                return throttled(wait);
+            }
             req.extensions_mut().insert(Caller(id));
             next.run(req).await
         }
@@ -95,7 +109,11 @@ pub async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -
             } else {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             };
-            let mut response = ApiError::new(status, code, refusal.to_string()).into_response();
+            let mut error = ApiError::new(status, code, refusal.to_string());
+            if outsider.is_some() {
+                error = error.from_outsider();
+            }
+            let mut response = error.into_response();
             if status == StatusCode::UNAUTHORIZED {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }

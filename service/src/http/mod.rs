@@ -24,15 +24,19 @@ mod query;
 mod search;
 mod strict;
 mod supplied;
+mod throttle;
 mod tokens;
 pub mod transport;
 mod webhooks;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request as AxumRequest;
-use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderName, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,8 +44,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use self::error::{ApiError, Failure};
+use self::error::{ApiError, Failure, Outsider};
 use self::guard::Guard;
+use self::throttle::Throttle;
 use crate::auth::Scope;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::state::AppState;
@@ -56,6 +61,10 @@ pub struct HttpConfig {
     /// Base URL clients reach the service at (AuthZEN metadata):
     /// `--public-url`, else `http://<listening address>`.
     pub public_url: String,
+    /// Rate limits, requests per second (0: off); see `throttle.rs`.
+    pub refusals_per_address: u32,
+    pub rate_limit_per_address: u32,
+    pub rate_limit_per_key: u32,
 }
 
 impl Default for HttpConfig {
@@ -64,14 +73,20 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             max_bulk_body_bytes: 64 * 1024 * 1024,
             public_url: "http://127.0.0.1:8180".to_owned(),
+            refusals_per_address: 50,
+            rate_limit_per_address: 0,
+            rate_limit_per_key: 0,
         }
     }
 }
 
 /// The whole service as a router, so tests can drive it without a socket.
 pub fn app(state: AppState, config: HttpConfig) -> Router {
+    let throttle =
+        Arc::new(Throttle::new(config.refusals_per_address, config.rate_limit_per_address, config.rate_limit_per_key));
     let guarded = |router: Router<AppState>, scope: Scope| {
-        router.route_layer(middleware::from_fn_with_state(Guard { state: state.clone(), scope }, guard::require))
+        let guard = Guard { state: state.clone(), scope, throttle: Arc::clone(&throttle) };
+        router.route_layer(middleware::from_fn_with_state(guard, guard::require))
     };
     let decisions = Router::new()
         .merge(guarded(
@@ -100,6 +115,10 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(log_server_errors))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(Pruned { throttle: Arc::clone(&throttle), at: AtomicU64::new(0) }),
+            limit_addresses,
+        ))
         .layer(middleware::from_fn(count_requests))
         .layer(
             TraceLayer::new_for_http()
@@ -142,6 +161,36 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     ApiError::internal(format!("a request handler panicked: {message}")).into_response()
+}
+
+/// The throttle, and when it was last pruned (seconds since the epoch).
+struct Pruned {
+    throttle: Arc<Throttle>,
+    at: AtomicU64,
+}
+
+/// Answers 429 to an address over its limits, and counts refusals of
+/// requests that proved no secret against their address (`throttle.rs`).
+async fn limit_addresses(State(limits): State<Arc<Pruned>>, req: AxumRequest, next: Next) -> Response {
+    let now = warrant_engine::Timestamp::now().unix_seconds().max(0).unsigned_abs();
+    if now.saturating_sub(limits.at.load(Ordering::Relaxed)) >= 60 {
+        limits.at.store(now, Ordering::Relaxed);
+        limits.throttle.prune();
+    }
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(ip) = ip
+        && let Err(wait) = limits.throttle.admit_address(ip)
+    {
+        crate::metrics::refused("rate_limited", "per_address");
+        return guard::throttled(wait);
+    }
+    let response = next.run(req).await;
+    if let Some(ip) = ip
+        && response.extensions().get::<Outsider>().is_some()
+    {
+        limits.throttle.refused(ip);
+    }
+    response
 }
 
 /// Counts every answer by route template, method and status, with its

@@ -135,6 +135,11 @@ const ERRORS: &[(&str, &str)] = &[
     ("Forbidden", "the API key lacks the scope this operation needs"),
     ("PayloadTooLarge", "the body is larger than the limit"),
     ("UnsupportedMediaType", "the body is not JSON (`Content-Type: application/json`)"),
+    (
+        "TooManyRequests",
+        "a rate limit is exceeded (this address's refusals, its requests, or the API key's requests); \
+         `Retry-After` says when to retry",
+    ),
 ];
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
@@ -164,6 +169,7 @@ fn conventions(operation: &mut Operation) {
         add("401", "Unauthorized");
         add("403", "Forbidden");
     }
+    add("429", "TooManyRequests");
     if let Some(scope) = scopes.first() {
         let needs = format!("Requires an API key with the `{scope}` scope.");
         operation.description = Some(match operation.description.take() {

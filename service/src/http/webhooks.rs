@@ -239,7 +239,7 @@ async fn reject(state: &AppState, source: &str, refusal: WebhookRefusal, body: O
             ("webhook:*".to_owned(), "*".to_owned())
         };
         state.audit().rejections().note(Bucket { kind: Kind::WebhookRejected, actor, reason: error.code(), place });
-        return error;
+        return error.from_outsider();
     }
     let mut event = Event::new(Kind::WebhookRejected, format!("webhook:{source}"));
     event.details.insert("source".into(), json!(source));
