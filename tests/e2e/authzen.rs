@@ -406,16 +406,21 @@ async fn per_item_context_replaces_the_default_context() {
     assert_eq!(answer["evaluations"][1]["context"]["reasons"], json!(["owner_token_expired"]));
 }
 
-#[tokio::test]
-async fn a_pinned_public_url_names_the_endpoints_whatever_the_host_header() {
-    let server = crate::server::Server::start_with_args(&["--public-url", "https://pdp.example.com/"]);
+/// The metadata document, asked for with a forged `Host` header.
+async fn metadata_asked_as(server: &Server, host: &str) -> Value {
     let r = reqwest::Client::new()
         .get(server.url("/.well-known/authzen-configuration"))
-        .header("host", "attacker.invalid")
+        .header("host", host)
         .send()
         .await
         .expect("request");
-    let doc: serde_json::Value = r.json().await.expect("json");
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn a_pinned_public_url_names_the_endpoints_whatever_the_host_header() {
+    let server = crate::server::Server::start_with_args(&["--public-url", "https://pdp.example.com/"]);
+    let doc = metadata_asked_as(&server, "attacker.invalid").await;
     assert_eq!(doc["policy_decision_point"], "https://pdp.example.com");
     assert_eq!(doc["access_evaluation_endpoint"], "https://pdp.example.com/access/v1/evaluation");
     assert!(!doc.to_string().contains("attacker.invalid"));
@@ -427,13 +432,7 @@ async fn a_pinned_public_url_names_the_endpoints_whatever_the_host_header() {
 #[tokio::test]
 async fn metadata_names_the_listening_address_whatever_the_host_header() {
     let server = crate::server::Server::start();
-    let r = reqwest::Client::new()
-        .get(server.url("/.well-known/authzen-configuration"))
-        .header("host", "attacker.invalid")
-        .send()
-        .await
-        .expect("request");
-    let doc: serde_json::Value = r.json().await.expect("json");
+    let doc = metadata_asked_as(&server, "attacker.invalid").await;
     assert!(!doc.to_string().contains("attacker.invalid"), "{doc}");
     let base = server.url("");
     assert_eq!(doc["policy_decision_point"], base.trim_end_matches('/'));
