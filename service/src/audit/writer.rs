@@ -127,7 +127,7 @@ pub(super) async fn write_loop(
         } else {
             commit.records(batch).await;
         }
-        metrics.audit_commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.audit_commit_seconds.observe(started.elapsed());
     }
 }
 

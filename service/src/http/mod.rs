@@ -116,7 +116,11 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(log_server_errors))
         .layer(middleware::from_fn_with_state(
-            Arc::new(Pruned { throttle: Arc::clone(&throttle), at: AtomicU64::new(0) }),
+            Arc::new(Pruned {
+                throttle: Arc::clone(&throttle),
+                started: std::time::Instant::now(),
+                at: AtomicU64::new(0),
+            }),
             limit_addresses,
         ))
         .layer(middleware::from_fn(count_requests))
@@ -163,16 +167,17 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     ApiError::internal(format!("a request handler panicked: {message}")).into_response()
 }
 
-/// The throttle, and when it was last pruned (seconds since the epoch).
+/// The throttle, and when it was last pruned (seconds since `started`).
 struct Pruned {
     throttle: Arc<Throttle>,
+    started: std::time::Instant,
     at: AtomicU64,
 }
 
 /// Answers 429 to an address over its limits, and counts refusals of
 /// requests that proved no secret against their address (`throttle.rs`).
 async fn limit_addresses(State(limits): State<Arc<Pruned>>, req: AxumRequest, next: Next) -> Response {
-    let now = warrant_engine::Timestamp::now().unix_seconds().max(0).unsigned_abs();
+    let now = limits.started.elapsed().as_secs();
     if now.saturating_sub(limits.at.load(Ordering::Relaxed)) >= 60 {
         limits.at.store(now, Ordering::Relaxed);
         limits.throttle.prune();
@@ -197,20 +202,21 @@ async fn limit_addresses(State(limits): State<Arc<Pruned>>, req: AxumRequest, ne
 /// latency (`crate::metrics`). Paths that matched no route share the route
 /// `unmatched`, so made-up paths add no series.
 async fn count_requests(req: AxumRequest, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| crate::metrics::route_label(m.as_str()));
     let method = match *req.method() {
-        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
-            req.method().as_str().to_owned()
-        }
-        _ => "other".to_owned(),
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
     };
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let metrics = &crate::metrics::METRICS;
-    metrics
-        .request_seconds
-        .get_or_create(&RouteLabels { route: route.clone() })
-        .observe(started.elapsed().as_secs_f64());
+    metrics.request_seconds.get_or_create(&RouteLabels { route }).observe(started.elapsed());
     metrics.requests.get_or_create(&RequestLabels { route, method, status: response.status().as_u16() }).inc();
     response
 }

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -33,6 +34,8 @@ pub struct Throttle {
     refusals: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Addresses over their refusal budget, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// How many `blocked` holds, read without the lock on every request.
+    blocked_count: AtomicUsize,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_key: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -55,6 +58,7 @@ impl Throttle {
         Self {
             refusals: limiter(refusals_per_address),
             blocked: Mutex::default(),
+            blocked_count: AtomicUsize::new(0),
             per_address: limiter(per_address),
             per_key: limiter(per_key),
         }
@@ -62,13 +66,15 @@ impl Throttle {
 
     /// Whether a request from `ip` may go on; how long to wait if not.
     pub fn admit_address(&self, ip: IpAddr) -> Result<(), Duration> {
-        if let Ok(mut blocked) = self.blocked.lock()
+        if self.blocked_count.load(Ordering::Relaxed) > 0
+            && let Ok(mut blocked) = self.blocked.lock()
             && let Some(until) = blocked.get(&ip).copied()
         {
             match until.checked_duration_since(Instant::now()) {
                 Some(left) => return Err(left),
                 None => {
                     blocked.remove(&ip);
+                    self.blocked_count.store(blocked.len(), Ordering::Relaxed);
                 }
             }
         }
@@ -90,6 +96,7 @@ impl Throttle {
             if blocked.len() < MAX_BLOCKED {
                 blocked.insert(ip, Instant::now() + left.max(Duration::from_millis(100)));
             }
+            self.blocked_count.store(blocked.len(), Ordering::Relaxed);
         }
     }
 
@@ -113,6 +120,7 @@ impl Throttle {
         if let Ok(mut blocked) = self.blocked.lock() {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
+            self.blocked_count.store(blocked.len(), Ordering::Relaxed);
         }
     }
 }
