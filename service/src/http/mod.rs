@@ -114,16 +114,14 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(log_server_errors))
         .layer(middleware::from_fn_with_state(
-            Arc::new(Pruned {
+            Arc::new(Edge {
                 throttle: Arc::clone(&throttle),
                 started: std::time::Instant::now(),
-                at: AtomicU64::new(0),
+                pruned_at: AtomicU64::new(0),
             }),
-            limit_addresses,
+            edge,
         ))
-        .layer(middleware::from_fn(count_requests))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -167,43 +165,57 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     ApiError::internal(format!("a request handler panicked: {message}")).into_response()
 }
 
-/// The throttle, and when it was last pruned (seconds since `started`).
-struct Pruned {
+/// What the edge middleware keeps: the throttle, and when it was last
+/// pruned (seconds since `started`).
+struct Edge {
     throttle: Arc<Throttle>,
     started: std::time::Instant,
-    at: AtomicU64,
+    pruned_at: AtomicU64,
 }
 
-/// Answers 429 to an address over its limits, and counts refusals of
-/// requests that proved no secret against their address (`throttle.rs`).
-async fn limit_addresses(State(limits): State<Arc<Pruned>>, req: AxumRequest, next: Next) -> Response {
-    let now = limits.started.elapsed().as_secs();
-    if now.saturating_sub(limits.at.load(Ordering::Relaxed)) >= 60 {
-        limits.at.store(now, Ordering::Relaxed);
-        limits.throttle.prune();
-    }
+/// Around every request, in one layer (each `from_fn` layer costs a boxed
+/// future per request): the address throttle, the request metrics, and
+/// the log line of a 5xx.
+async fn edge(State(edge): State<Arc<Edge>>, req: AxumRequest, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| crate::metrics::route_label(m.as_str()));
+    let method = method_label(req.method());
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if let Some(ip) = ip
-        && let Err(wait) = limits.throttle.admit_address(ip)
-    {
-        crate::metrics::refused("rate_limited", "per_address");
-        return guard::throttled(wait);
-    }
-    let response = next.run(req).await;
-    if let Some(ip) = ip
-        && response.extensions().get::<Outsider>().is_some()
-    {
-        limits.throttle.refused(ip);
-    }
+    let response = match ip.map(|ip| edge.admit(ip)) {
+        Some(Err(wait)) => {
+            crate::metrics::refused("rate_limited", "per_address");
+            guard::throttled(wait)
+        }
+        _ => {
+            let request_id = req.extensions().get::<RequestId>().cloned();
+            let response = next.run(req).await;
+            log_server_error(&response, request_id.as_ref());
+            if let Some(ip) = ip
+                && response.extensions().get::<Outsider>().is_some()
+            {
+                edge.throttle.refused(ip);
+            }
+            response
+        }
+    };
+    count_request(route, method, &response, started);
     response
 }
 
-/// Counts every answer by route template, method and status, with its
-/// latency (`crate::metrics`). Paths that matched no route share the route
-/// `unmatched`, so made-up paths add no series.
-async fn count_requests(req: AxumRequest, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| crate::metrics::route_label(m.as_str()));
-    let method = match *req.method() {
+impl Edge {
+    /// The throttle's verdict on `ip`, pruning its buckets once a minute.
+    fn admit(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
+        let now = self.started.elapsed().as_secs();
+        if now.saturating_sub(self.pruned_at.load(Ordering::Relaxed)) >= 60 {
+            self.pruned_at.store(now, Ordering::Relaxed);
+            self.throttle.prune();
+        }
+        self.throttle.admit_address(ip)
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
         Method::GET => "GET",
         Method::POST => "POST",
         Method::PUT => "PUT",
@@ -212,24 +224,25 @@ async fn count_requests(req: AxumRequest, next: Next) -> Response {
         Method::OPTIONS => "OPTIONS",
         Method::PATCH => "PATCH",
         _ => "other",
-    };
-    let started = std::time::Instant::now();
-    let response = next.run(req).await;
+    }
+}
+
+/// Counts an answer by route template, method and status, with its latency
+/// (`crate::metrics`). Paths that matched no route share the route
+/// `unmatched`, so made-up paths add no series.
+fn count_request(route: &'static str, method: &'static str, response: &Response, started: std::time::Instant) {
     let metrics = &crate::metrics::METRICS;
     metrics.request_seconds.get_or_create(&RouteLabels { route }).observe(started.elapsed());
     metrics.requests.get_or_create(&RequestLabels { route, method, status: response.status().as_u16() }).inc();
-    response
 }
 
 /// Logs every 5xx answer, and only here: with the request id and the
 /// failure the response carries for the log ([`Failure`]), which the client
 /// is not shown. A 503 (not ready) is a warning, anything else an error.
-async fn log_server_errors(req: AxumRequest, next: Next) -> Response {
-    let request_id = req.extensions().get::<RequestId>().cloned();
-    let response = next.run(req).await;
+fn log_server_error(response: &Response, request_id: Option<&RequestId>) {
     let status = response.status();
     if status.is_server_error() {
-        let request_id = request_id.as_ref().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+        let request_id = request_id.and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
         let error = response.extensions().get::<Failure>().map_or("", |f| f.0.as_str());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(status = status.as_u16(), request_id, error, "service unavailable");
@@ -237,5 +250,4 @@ async fn log_server_errors(req: AxumRequest, next: Next) -> Response {
             tracing::error!(status = status.as_u16(), request_id, error, "internal error");
         }
     }
-    response
 }
