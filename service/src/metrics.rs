@@ -151,10 +151,6 @@ pub struct Metrics {
     pub connections: Gauge,
 }
 
-fn latency_histogram() -> Latency {
-    Latency::default()
-}
-
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("warrant");
@@ -164,8 +160,7 @@ impl Metrics {
             "HTTP requests answered, by route template, method and status",
             requests.clone(),
         );
-        let request_seconds =
-            HistogramFamily::<RouteLabels>::new_with_constructor(latency_histogram as fn() -> Latency);
+        let request_seconds = HistogramFamily::<RouteLabels>::new_with_constructor(Latency::default as fn() -> Latency);
         registry.register(
             "http_request_duration_seconds",
             "Time to answer, by route template",
@@ -175,7 +170,7 @@ impl Metrics {
         registry.register("decisions", "Authorization decisions made, by outcome", decisions.clone());
         let resolutions = Family::<OutcomeLabels, Counter>::default();
         registry.register("credential_resolutions", "Credential resolutions, by outcome", resolutions.clone());
-        let audit_commit_seconds = latency_histogram();
+        let audit_commit_seconds = Latency::default();
         registry.register(
             "audit_commit_duration_seconds",
             "Time to seal and commit one group of audit records (one fsync)",

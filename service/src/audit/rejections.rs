@@ -15,7 +15,8 @@
 //! revoked key, a wrong scope, a signed delivery with a bad payload) are
 //! still recorded one by one by their callers: they are accountable.
 //!
-//! The running totals since start are kept for `/metrics`.
+//! Every refusal counted here is also counted in `/metrics`
+//! (`warrant_refusals_total`), which keeps the running totals.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -69,11 +70,10 @@ impl Summary {
     }
 }
 
-/// The refusals counted since the last flush, and since start.
+/// The refusals counted since the last flush.
 #[derive(Debug, Default)]
 pub struct Rejections {
     pending: Mutex<BTreeMap<Bucket, Tally>>,
-    totals: Mutex<BTreeMap<Bucket, u64>>,
 }
 
 impl Rejections {
@@ -81,9 +81,6 @@ impl Rejections {
     pub fn note(&self, bucket: Bucket) {
         crate::metrics::refused(bucket.kind.as_str(), bucket.reason);
         let now = Timestamp::now();
-        if let Ok(mut totals) = self.totals.lock() {
-            *totals.entry(bucket.clone()).or_default() += 1;
-        }
         if let Ok(mut pending) = self.pending.lock() {
             pending
                 .entry(bucket)
@@ -93,11 +90,6 @@ impl Rejections {
                 })
                 .or_insert(Tally { count: 1, first_at: now, last_at: now });
         }
-    }
-
-    /// Refusals per bucket since start, for metrics.
-    pub fn totals(&self) -> Vec<(Bucket, u64)> {
-        self.totals.lock().map(|t| t.iter().map(|(b, n)| (b.clone(), *n)).collect()).unwrap_or_default()
     }
 
     /// Everything counted since the last call, one summary per bucket.
@@ -131,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_per_bucket_and_keeps_totals_across_flushes() {
+    fn counts_per_bucket_and_in_metrics_across_flushes() {
         let r = Rejections::default();
         for _ in 0..3 {
             r.note(bucket("unknown_key"));
@@ -148,6 +140,10 @@ mod tests {
         r.restore(unknown);
         r.note(bucket("unknown_key"));
         assert_eq!(r.take()[0].event().details["count"], 4, "a failed summary is counted again");
-        assert_eq!(r.totals().iter().map(|(_, n)| n).sum::<u64>(), 5);
+        let counted = crate::metrics::METRICS
+            .refusals
+            .get_or_create(&crate::metrics::RefusalLabels { kind: "api_key.rejected", reason: "unknown_key".into() })
+            .get();
+        assert!(counted >= 4, "each refusal reaches /metrics too: {counted}");
     }
 }

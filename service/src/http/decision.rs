@@ -29,14 +29,19 @@ pub struct Decided {
 /// Decides `query`; a decision that may run custom rules runs on a rule
 /// slot, off the async workers (see [`crate::rules::RuleHost::run`]).
 pub async fn decide(state: &AppState, snapshot: &Snapshot, query: &Query) -> Result<Decided, DecideError> {
-    let supplied = Supplied::of(&snapshot.bundle, &snapshot.entities, query);
-    supplied.check(state.request_overrides())?;
+    let mode = state.request_overrides();
+    let supplied = match mode {
+        // Nothing to check or record: no work on the decision path.
+        RequestOverrides::Allow => Supplied::default(),
+        RequestOverrides::Record | RequestOverrides::Deny => Supplied::of(&snapshot.bundle, &snapshot.entities, query),
+    };
+    supplied.check(mode)?;
     let mut decided = if snapshot.bundle.action_has_rules(&query.action) {
         state.rules().run(|| decide_now(snapshot, query)).await??
     } else {
         decide_now(snapshot, query)?
     };
-    if state.request_overrides() == RequestOverrides::Record {
+    if mode == RequestOverrides::Record {
         decided.supplied = supplied;
     }
     Ok(decided)
