@@ -23,6 +23,7 @@ pub mod rules;
 pub mod scope;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod webhooks;
 

@@ -31,5 +31,6 @@ mod policies;
 mod postgres;
 mod rules;
 mod search;
+mod tls;
 mod verify_ranges;
 mod webhooks;

@@ -17,10 +17,11 @@ use hmac::{KeyInit as _, Mac as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::credentials::{FUTURE, entities, event, resolve};
 use crate::server::{Reply, Server, warrant_command};
+use crate::tls::TestCa;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -75,7 +76,12 @@ const LEGACY_SECRET: &str = "It's a Secret to Everybody";
 /// Writes the webhooks file and starts a server with it and the
 /// credentials suite's entities.
 pub(crate) async fn start(config: &Value) -> (Server, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), config).await
+}
+
+/// [`start`], with the webhooks file written into `dir` (beside files a
+/// test put there first).
+async fn start_in(dir: TempDir, config: &Value) -> (Server, TempDir) {
     let path: PathBuf = dir.path().join("webhooks.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let args =
@@ -393,6 +399,110 @@ async fn sha256_sources_verify_the_body_and_refuse_replays() {
     assert_eq!(counts, BTreeMap::from([legacy("invalid_signature", 3), legacy("replayed", 1)]));
 }
 
+/// A request a subscriber received: path, headers (lowercase names), body.
+type Seen = (String, HashMap<String, String>, Vec<u8>);
+
+/// Outbound `https` (issue 19, row 5): deliveries to a subscriber whose
+/// certificate comes from its own CA go through when the subscription names
+/// that CA in `ca_file` (relative to the webhooks file), and never when it
+/// does not: the system's roots do not vouch for it, and the records wait.
+#[tokio::test]
+async fn https_subscribers_are_verified_against_the_system_roots_and_the_ca_file() {
+    let ca = TestCa::new("warrant test subscriber CA");
+    let acceptor = ca.leaf("subscriber").acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // (request path, headers, body) of every request that got past the handshake.
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let handshake_failures = Arc::new(Mutex::new(0usize));
+    let (log, failures) = (Arc::clone(&seen), Arc::clone(&handshake_failures));
+    let receiving = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (acceptor, log, failures) = (acceptor.clone(), Arc::clone(&log), Arc::clone(&failures));
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    *failures.lock().unwrap() += 1;
+                    return;
+                };
+                let mut first = [0u8; 64];
+                let n = tls.read(&mut first).await.unwrap();
+                let line = String::from_utf8_lossy(&first[..n]).into_owned();
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                let mut rest = std::io::Cursor::new(first[..n].to_vec()).chain(&mut tls);
+                let (headers, body) = read_request(&mut rest).await;
+                log.lock().unwrap().push((path, headers, body));
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    ca.write(dir.path(), "subscriber-ca.pem");
+    let (key, whsec) = secret(12);
+    let subscription = |name: &str, path: &str| {
+        json!({"name": name, "url": format!("https://localhost:{port}{path}"), "secret": whsec,
+               "kinds": ["token.*"], "retry_initial_ms": 50, "retry_max_ms": 200, "timeout_ms": 2000})
+    };
+    let mut trusting = subscription("trusting", "/trusting");
+    trusting["ca_file"] = json!("subscriber-ca.pem");
+    let (server, _dir) = start_in(dir, &json!({"subscriptions": [trusting, subscription("system", "/system")]})).await;
+    event(&server, "token.issued", "tok-tls", "eddie", "c_wh", "ANALYST", FUTURE).await;
+    event(&server, "token.revoked", "tok-tls", "eddie", "c_wh", "ANALYST", "").await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 2 || *handshake_failures.lock().unwrap() < 2 {
+        assert!(Instant::now() < deadline, "{:?}\n{}", seen.lock().unwrap(), server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiving.abort();
+    let seen = seen.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|(p, ..)| p.as_str()).collect();
+    assert_eq!(paths, ["/trusting", "/trusting"], "only the subscription that trusts the CA got through");
+    let records = server.audit_events("kind=token.").await;
+    for ((_, headers, body), record) in seen.iter().zip(&records) {
+        let id = &headers["webhook-id"];
+        assert_eq!(*id, format!("trusting_{}", record["seq"]));
+        let ts = headers["webhook-timestamp"].parse().unwrap();
+        assert_eq!(headers["webhook-signature"], sign(&key, id, ts, body));
+    }
+    let logs = server.logs();
+    let refused = logs
+        .lines()
+        .filter(|l| l.contains("webhook delivery failed; will retry") && l.contains("\"system\""))
+        .collect::<Vec<_>>();
+    assert!(!refused.is_empty(), "{logs}");
+    assert!(refused.iter().all(|l| l.contains("certificate")), "names the certificate problem: {refused:?}");
+    assert!(server.audit_events("kind=webhook.undelivered").await.is_empty(), "untrusted is unavailable, not refusing");
+}
+
+#[test]
+fn a_ca_file_that_is_not_a_certificate_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        .unwrap();
+    let file = dir.path().join("webhooks.json");
+    let whsec = secret(13).1;
+    let sub =
+        json!({"name": "s", "url": "https://127.0.0.1:9/h", "secret": whsec, "kinds": ["*"], "ca_file": "ca.pem"});
+    std::fs::write(&file, json!({"subscriptions": [sub]}).to_string()).unwrap();
+    let out = warrant_command(&dir.path().join("config"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--webhooks"])
+        .arg(&file)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("w.db").display()))
+        .arg("--policies")
+        .arg(crate::server::pack_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`subscriptions[0]`: `ca_file`:") && stderr.contains("holds no `CERTIFICATE` block"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_webhooks_file_stops_the_start_without_echoing_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -427,7 +537,7 @@ struct Inbox {
 }
 
 /// One HTTP/1.1 request off `stream`: its headers (lowercase names) and body.
-async fn read_request(stream: &mut tokio::net::TcpStream) -> (HashMap<String, String>, Vec<u8>) {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> (HashMap<String, String>, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let (head, body) = loop {

@@ -66,7 +66,21 @@ pub fn spawn(store: &Store, audit: &AuditLog, subscriptions: &[Subscription]) ->
 }
 
 fn client(sub: &Subscription) -> Option<reqwest::Client> {
+    // reqwest's rustls takes the process's default provider.
+    crate::tls::provider();
+    let mut roots = Vec::with_capacity(sub.extra_roots.len());
+    for der in &sub.extra_roots {
+        match reqwest::Certificate::from_der(der) {
+            Ok(c) => roots.push(c),
+            Err(e) => {
+                tracing::error!(subscription = %sub.name, error = %e, "cannot use a certificate of `ca_file`");
+                return None;
+            }
+        }
+    }
     let built = reqwest::Client::builder()
+        .tls_certs_merge(roots)
+        .tls_version_min(reqwest::tls::Version::TLS_1_2)
         .timeout(sub.timeout)
         .connect_timeout(sub.timeout.min(Duration::from_secs(5)))
         // A signed delivery goes where it was configured to, nowhere else.
