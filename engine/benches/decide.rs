@@ -62,6 +62,7 @@ fn search(c: &mut Criterion) {
         action: "browse_schema".into(),
         resource: warrant_engine::EntityRef { type_name: "Schema".into(), ..Default::default() },
         context: serde_json::Map::new(),
+        ..warrant_engine::Search::default()
     };
     assert_eq!(entities.ids_of_type("Analytics::Schema").len(), 10_000);
 

@@ -71,6 +71,7 @@ fn use_token() -> Query {
         resource: EntityRef { type_name: "Token".into(), id: "t3".into(), properties: None },
         context,
         entities: Vec::new(),
+        ..Query::default()
     }
 }
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
-use crate::request::{EntityRef, Query};
+use crate::request::{EntityRef, Query, Undeclared};
 use crate::time::Timestamp;
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +165,10 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
             resource: EntityRef { type_name: case.resource.type_name, id: case.resource.id, properties: None },
             context: case.context,
             entities: Vec::new(),
+            action_properties: None,
+            // A test case naming a key the schema lacks is a typo to report,
+            // not a name to ignore.
+            undeclared: Undeclared::Refuse,
         };
         let failure = match bundle.decide(&entities, &query, now) {
             Err(e) => Some(format!("request error: {e}")),

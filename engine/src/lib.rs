@@ -40,7 +40,7 @@ pub use decide::Decision;
 pub use diagnostic::Diagnostic;
 pub use entities::{EntitiesError, EntitySet};
 pub use redact::{RedactionConfig, Redactor};
-pub use request::{EntityRef, Query, RequestError};
+pub use request::{EntityRef, Query, RequestError, Undeclared};
 pub use rules::{RuleRuntime, RuleSet, RuleVerdict};
 pub use search::{Found, Search, SearchMode, SearchPath, Searched};
 pub use time::{Timestamp, TimestampError};

@@ -18,10 +18,27 @@ pub struct EntityRef {
 pub struct Query {
     pub principal: EntityRef,
     pub action: String,
+    /// AuthZEN `action.properties`: they reach Cedar as the context's
+    /// `action` record, where the action's context declares one.
+    pub action_properties: Option<Map<String, Value>>,
     pub resource: EntityRef,
     pub context: Map<String, Value>,
     /// Extra Cedar entities JSON documents seen only by this request.
     pub entities: Vec<Value>,
+    /// What to do with context keys and properties the schema does not declare.
+    pub undeclared: Undeclared,
+}
+
+/// What to do with a context key, property or action property the schema
+/// does not declare (`engine/src/decide/declared.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Undeclared {
+    /// Drop it, and name it in the decision (AuthZEN: a PDP ignores what it
+    /// does not understand).
+    #[default]
+    Ignore,
+    /// Refuse the request, naming it (`--strict-context`).
+    Refuse,
 }
 
 /// A request the bundle cannot answer because the request is wrong.
@@ -35,6 +52,8 @@ pub enum RequestError {
     InvalidContext(String),
     #[error("invalid entity: {message}")]
     InvalidEntity { field: &'static str, message: String },
+    #[error("`{name}` is not declared by the schema (undeclared names are refused: `--strict-context`)")]
+    Undeclared { name: String },
     #[error("{0}")]
     NotApplicable(String),
 }
@@ -47,14 +66,17 @@ impl RequestError {
             Self::UnknownAction { .. } => "unknown_action",
             Self::InvalidContext(_) => "invalid_context",
             Self::InvalidEntity { .. } => "invalid_entity",
+            Self::Undeclared { .. } => "undeclared",
             Self::NotApplicable(_) => "invalid_request",
         }
     }
 
     /// The request field at fault (AuthZEN names), when one is.
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             Self::UnknownEntityType { field, .. } | Self::InvalidEntity { field, .. } => Some(field),
+            // The undeclared name itself: `context.ip`, `subject.properties.dept`.
+            Self::Undeclared { name } => Some(name),
             Self::UnknownAction { .. } => Some("action"),
             Self::InvalidContext(_) => Some("context"),
             Self::NotApplicable(_) => None,

@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a policy bundle (schema, policies, entities); exit 1 on any problem.
     Check {
         /// The bundle directory.
@@ -138,10 +138,21 @@ pub struct ServeArgs {
     pub audit_decisions: crate::audit::DecisionAudit,
 
     /// The base URL clients reach this service at (e.g. behind a proxy),
-    /// used in the AuthZEN metadata document. Default: `http://` and the
-    /// listening address (never the request's `Host` header).
+    /// used in the AuthZEN metadata document. Default: `http://` (`https://`
+    /// with `--tls-cert`) and the listening address (never the request's
+    /// `Host` header).
     #[arg(long, env = "WARRANT_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first). Read
+    /// again, with `--tls-key`, on SIGHUP; a pair that fails to load then
+    /// keeps the old one serving.
+    #[arg(long, env = "WARRANT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "WARRANT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes (413 above it).
     #[arg(long, env = "WARRANT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -227,6 +238,14 @@ pub struct ServeArgs {
     /// what they supplied, or `deny` them (400 `override_refused`).
     #[arg(long, env = "WARRANT_REQUEST_OVERRIDES", value_enum, default_value_t = RequestOverrides::Record)]
     pub request_overrides: RequestOverrides,
+
+    /// Refuse (400 `undeclared`) a request whose context keys, entity
+    /// `properties` or `action.properties` name something the schema does
+    /// not declare. By default they are ignored (AuthZEN: a PDP ignores
+    /// what it does not understand) and named in the decision record and
+    /// in `options.explain` answers.
+    #[arg(long, env = "WARRANT_STRICT_CONTEXT")]
+    pub strict_context: bool,
 
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]

@@ -102,6 +102,8 @@ impl Decider<'_> {
             resource: entity(resource),
             context,
             entities,
+            // The context is the service's own, built from what the schema declares.
+            ..Query::default()
         };
         let bundle = &self.snapshot.bundle;
         if bundle.action_has_rules(action.as_str()) {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, entities};
+use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, Undeclared, entities};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
 use crate::config::RequestOverrides;
@@ -70,6 +70,8 @@ pub struct AppState {
     webhooks: Webhooks,
     /// What to do with decision requests that override stored facts.
     request_overrides: RequestOverrides,
+    /// What decisions do with names the schema does not declare (`--strict-context`).
+    undeclared: Undeclared,
 }
 
 #[derive(Debug)]
@@ -136,6 +138,7 @@ impl AppState {
             }),
             webhooks: Webhooks::default(),
             request_overrides: RequestOverrides::default(),
+            undeclared: Undeclared::default(),
         })
     }
 
@@ -160,6 +163,18 @@ impl AppState {
 
     pub fn request_overrides(&self) -> RequestOverrides {
         self.request_overrides
+    }
+
+    /// This state refusing (`Undeclared::Refuse`) or ignoring names the
+    /// schema does not declare.
+    #[must_use]
+    pub fn with_undeclared(mut self, undeclared: Undeclared) -> Self {
+        self.undeclared = undeclared;
+        self
+    }
+
+    pub fn undeclared(&self) -> Undeclared {
+        self.undeclared
     }
 
     /// The snapshot a request should use from start to end.

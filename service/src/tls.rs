@@ -1,7 +1,8 @@
 //! TLS, in and out: one crypto provider for the process (rustls' default,
-//! aws-lc-rs, with post-quantum hybrid key exchange preferred)
-//! and the PEM files operators name (a CA bundle for outbound deliveries,
-//! a certificate chain and key for the listener).
+//! aws-lc-rs, with post-quantum hybrid key exchange preferred), the PEM
+//! files operators name (a CA bundle for outbound deliveries, a certificate
+//! chain and key for the listener), and the listener's certificate, swapped
+//! in place on SIGHUP so a renewed one is served without a restart.
 //!
 //! Files are read and checked once, where they are named, so a bad one
 //! stops the start (or a reload) with its path and what is wrong, instead
@@ -10,10 +11,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// The process's crypto provider, installed as rustls' default the first
 /// time it is asked for, so every client and listener uses the same one.
@@ -82,4 +86,76 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsFileEr
         Err(pem::Error::NoItemsFound) => Err(TlsFileError::NoKey { path: path.to_owned() }),
         Err(e) => Err(pem_error(path, &e)),
     }
+}
+
+/// The listener's certificate and key (`--tls-cert`, `--tls-key`), read
+/// again by [`ServerTls::reload`]. A handshake takes whichever pair is
+/// current when it starts; a reload that fails keeps the old pair.
+pub struct ServerTls {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: Arc<Current>,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// The pair handshakes take: rustls asks for it per connection.
+#[derive(Debug)]
+struct Current(ArcSwap<CertifiedKey>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").field("cert_path", &self.cert_path).field("key_path", &self.key_path).finish()
+    }
+}
+
+impl ServerTls {
+    /// Reads and checks the pair (the key must match the certificate).
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, Box<TlsFileError>> {
+        let provider = provider();
+        let pair = certified(&provider, cert_path, key_path)?;
+        let current = Arc::new(Current(ArcSwap::from_pointee(pair)));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| Box::new(TlsFileError::BadKey { path: key_path.to_owned(), error }))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
+        // Only HTTP/1.1 is served.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            current,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Reads the files again and serves the new pair from the next handshake on.
+    pub fn reload(&self) -> Result<(), Box<TlsFileError>> {
+        let pair = certified(&provider(), &self.cert_path, &self.key_path)?;
+        self.current.0.store(Arc::new(pair));
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> &tokio_rustls::TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+fn certified(provider: &CryptoProvider, cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, Box<TlsFileError>> {
+    let certs = read_certificates(cert_path)?;
+    let key = read_private_key(key_path)?;
+    CertifiedKey::from_der(certs, key, provider).map_err(|error| {
+        Box::new(match error {
+            rustls::Error::InconsistentKeys(_) => {
+                TlsFileError::Mismatch { cert: cert_path.to_owned(), key: key_path.to_owned(), error }
+            }
+            error => TlsFileError::BadKey { path: key_path.to_owned(), error },
+        })
+    })
 }

@@ -21,6 +21,7 @@ mod server;
 mod audit;
 mod authzen;
 mod bad_input;
+mod certification;
 mod credentials;
 mod entities;
 mod health_and_cli;

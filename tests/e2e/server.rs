@@ -141,6 +141,8 @@ pub struct Server {
     config_home: PathBuf,
     /// More `serve` flags, kept across restarts.
     pub extra_args: Vec<std::ffi::OsString>,
+    /// The CA the server's TLS certificate comes from, when it serves HTTPS.
+    tls_root: Option<reqwest::Certificate>,
     // Last: removed when the server is gone.
     _dir: TempDir,
 }
@@ -181,6 +183,25 @@ impl Server {
         server.extra_args.clone_from(&source.extra_args);
         server.spawn();
         server
+    }
+
+    /// A server over a copy of the bundle in `policies` serving HTTPS with a
+    /// certificate for loopback from `ca`, with more `serve` flags; its
+    /// clients trust `ca` alone. The certificate and key are `cert.pem` and
+    /// `key.pem` in [`Server::files_dir`].
+    pub fn start_tls<S: AsRef<std::ffi::OsStr>>(policies: &Path, ca: &crate::tls::TestCa, args: &[S]) -> Self {
+        let mut server = Self::unstarted(policies);
+        let (cert, key) = ca.leaf("warrant under test").write(server._dir.path());
+        server.extra_args = vec!["--tls-cert".into(), cert.into(), "--tls-key".into(), key.into()];
+        server.extra_args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        server.tls_root = Some(ca.reqwest_root());
+        server.spawn();
+        server
+    }
+
+    /// The server's own directory (its database and TLS files live there).
+    pub fn files_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// A server over the repository's policy pack with more `serve` flags.
@@ -227,6 +248,7 @@ impl Server {
             database_url,
             config_home: dir.path().join("config"),
             extra_args: Vec::new(),
+            tls_root: None,
             _dir: dir,
         }
     }
@@ -244,7 +266,16 @@ impl Server {
             .expect("run warrant keys create");
         assert!(out.status.success(), "warrant keys create failed: {}", String::from_utf8_lossy(&out.stderr));
         self.api_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        self.client = authorized_client(&self.api_key, reqwest::Client::builder());
+        self.client = authorized_client(&self.api_key, self.client_builder());
+    }
+
+    /// A client builder that trusts this server's certificate, if it has one.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.tls_root {
+            Some(root) => builder.tls_certs_only([root.clone()]),
+            None => builder,
+        }
     }
 
     fn spawn(&mut self) {
@@ -274,7 +305,8 @@ impl Server {
                     && event["message"] == "listening"
                     && let Some(addr) = event["addr"].as_str()
                 {
-                    let _ = sender.send(addr.to_owned());
+                    let scheme = if event["tls"] == true { "https" } else { "http" };
+                    let _ = sender.send(format!("{scheme}://{addr}"));
                     tx = None;
                 }
                 let mut logs = logs.lock().expect("log buffer");
@@ -283,9 +315,9 @@ impl Server {
             }
         });
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => {
-                assert!(addr.starts_with("127.0.0.1:"), "unexpected listen address {addr}");
-                self.base = format!("http://{addr}");
+            Ok(base) => {
+                assert!(base.contains("://127.0.0.1:"), "unexpected listen address {base}");
+                self.base = base;
                 self.child = Some(child);
             }
             Err(e) => {

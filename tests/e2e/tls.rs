@@ -60,9 +60,22 @@ impl TestCa {
         std::fs::write(&path, &self.pem).unwrap();
         path
     }
+
+    /// A reqwest certificate to trust this CA with.
+    pub fn reqwest_root(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.pem.as_bytes()).unwrap()
+    }
 }
 
 impl Leaf {
+    /// Writes `cert.pem` and `key.pem` under `dir`; returns their paths.
+    pub fn write(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, &self.cert).unwrap();
+        std::fs::write(&key, &self.key).unwrap();
+        (cert, key)
+    }
+
     /// A TLS acceptor serving this certificate (a test's receiver).
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

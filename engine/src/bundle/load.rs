@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::error::BundleError;
 use super::links;
 use super::source::{BundleSource, FileKind};
-use crate::decide::{ContextShapes, Decider, PolicyFacts};
+use crate::decide::{Decider, Declared, PolicyFacts};
 use crate::diagnostic::{Diagnostic, line_column};
 use crate::entities::{EntitySet, UidKey, collect_refs};
 use crate::index::PolicyIndex;
@@ -30,8 +30,7 @@ pub(super) fn load(
 ) -> Result<(Decider, Vec<Value>), BundleError> {
     let (schema_path, schema_text) = schema_file(source)?;
     let schema = parse_schema(schema_path, schema_text)?;
-    let contexts =
-        ContextShapes::from_cedarschema(schema_text).map_err(|e| invalid(Diagnostic::file(schema_path, e)))?;
+    let declared = Declared::from_cedarschema(schema_text).map_err(|e| invalid(Diagnostic::file(schema_path, e)))?;
 
     let mut diagnostics = Vec::new();
     let mut parsed = parse_policies(source, &mut diagnostics);
@@ -58,7 +57,7 @@ pub(super) fn load(
     if let Err(e) = EntitySet::build(&schema, &base_entities, Vec::new()) {
         return Err(invalid(Diagnostic::file("entities.json", e)));
     }
-    let decider = Decider { schema, policies, index, facts, names, contexts, action_entities, literal_refs, rules };
+    let decider = Decider { schema, policies, index, facts, names, declared, action_entities, literal_refs, rules };
     Ok((decider, base_entities))
 }
 

@@ -7,6 +7,7 @@
 //! searches decide through it too.
 
 mod context;
+mod declared;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -18,16 +19,17 @@ use cedar_policy::{
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use context::{ContextShape, ContextShapes};
+pub use declared::{ACTION_PROPERTIES_KEY, ContextShape, Declared};
 
 use crate::cedar::{cedar_message, uid};
 use crate::entities::{self, EntitySet, UidKey, collect_refs, with_properties};
 use crate::index::PolicyIndex;
 use crate::names::Names;
-use crate::request::{Query, RequestError};
+use crate::request::{Query, RequestError, Undeclared};
 use crate::rules::{RuleRequest, RuleSet, RuleVerdict};
 use crate::time::Timestamp;
 use context::{complete_context, fast_context};
+use declared::keep_declared;
 
 /// Reason reported for a deny that no forbid determined.
 pub const NO_PERMIT: &str = "no_permit";
@@ -54,7 +56,8 @@ pub(crate) struct Decider {
     pub(crate) index: PolicyIndex,
     pub(crate) facts: HashMap<PolicyId, PolicyFacts>,
     pub(crate) names: Names,
-    pub(crate) contexts: ContextShapes,
+    /// What the schema lets requests fill in: context keys, attributes.
+    pub(crate) declared: Declared,
     /// The schema's action entities: every entity slice includes them.
     pub(crate) action_entities: Vec<Entity>,
     /// Entities the policies name literally: roots of every entity slice.
@@ -78,6 +81,11 @@ pub struct Decision {
     /// What each custom rule for the action said (only when Cedar allowed:
     /// a rule can only turn an allow into a deny).
     pub rules: Vec<RuleVerdict>,
+    /// Context keys, properties and action properties the schema does not
+    /// declare, which the decision did not see (`context.ip`,
+    /// `subject.properties.dept`, `action.properties.method`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 impl Decider {
@@ -97,8 +105,16 @@ impl Decider {
         let principal = uid(principal_type, &query.principal.id);
         let resource = uid(resource_type, &query.resource.id);
 
-        let shape = self.contexts.get(action);
-        let context_json = complete_context(shape, &query.context, now);
+        let mut ignored = Vec::new();
+        let shape = self.declared.context(action);
+        let context_json = self.context_json(
+            action,
+            &query.context,
+            query.action_properties.as_ref(),
+            query.undeclared,
+            now,
+            &mut ignored,
+        )?;
         // The common case (strings, booleans, integers, datetimes) skips
         // Cedar's JSON context parser, whose schema-directed parsing builds
         // and drops an error per attribute it tries (a tenth of a decision in
@@ -129,7 +145,8 @@ impl Decider {
             }
         };
 
-        let store = self.request_entities(entities, query, &context_json, principal_type, resource_type)?;
+        let store =
+            self.request_entities(entities, query, &context_json, (principal_type, resource_type), &mut ignored)?;
         let candidates = match (request.principal(), request.resource()) {
             (Some(p), Some(r)) => self.index.candidates(action, p, r, &store),
             _ => None,
@@ -152,6 +169,7 @@ impl Decider {
                 decision.policies.clear();
             }
         }
+        decision.ignored = ignored;
         Ok(decision)
     }
 
@@ -170,18 +188,55 @@ impl Decider {
     /// The shape of the context of `action` (as a client names it), if the
     /// schema declares the action.
     pub(crate) fn context_shape(&self, action: &str) -> Option<&ContextShape> {
-        self.names.action(action).and_then(|uid| self.contexts.get(uid))
+        self.names.action(action).and_then(|uid| self.declared.context(uid))
     }
 
-    /// The context as Cedar wants it: `now` filled in, datetimes normalised.
+    /// The context as Cedar wants it, parsed, with its JSON form (see
+    /// [`Decider::context_json`]).
     pub(crate) fn context(
         &self,
         action: &EntityUid,
         given: &Map<String, Value>,
+        action_properties: Option<&Map<String, Value>>,
+        undeclared: Undeclared,
         now: Timestamp,
     ) -> Result<(Context, Map<String, Value>), RequestError> {
-        let context = complete_context(self.contexts.get(action), given, now);
+        let context = self.context_json(action, given, action_properties, undeclared, now, &mut Vec::new())?;
         Ok((self.cedar_context(action, &context)?, context))
+    }
+
+    /// The context Cedar sees for `action`: the caller's keys the schema
+    /// declares, `action_properties` (those the context's `action` record
+    /// declares) as that record, `now` filled in when the action takes one
+    /// and the caller left it out, datetimes normalised. What is left out is
+    /// added to `ignored`, or refused under [`Undeclared::Refuse`].
+    pub(crate) fn context_json(
+        &self,
+        action: &EntityUid,
+        given: &Map<String, Value>,
+        action_properties: Option<&Map<String, Value>>,
+        undeclared: Undeclared,
+        now: Timestamp,
+        ignored: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, RequestError> {
+        let shape = self.declared.context(action);
+        let keys = shape.map_or(&[][..], |s| s.keys.as_slice());
+        let refused = |name| RequestError::Undeclared { name };
+        let mut context = keep_declared(given, keys, "context", undeclared, ignored).map_err(refused)?;
+        if let Some(properties) = action_properties.filter(|p| !p.is_empty()) {
+            let declared = shape.and_then(|s| s.action_keys.as_deref()).unwrap_or_default();
+            let kept =
+                keep_declared(properties, declared, "action.properties", undeclared, ignored).map_err(refused)?;
+            if !kept.is_empty() {
+                if context.contains_key(ACTION_PROPERTIES_KEY) {
+                    return Err(RequestError::NotApplicable(format!(
+                        "both `action.properties` and `context.{ACTION_PROPERTIES_KEY}` are given; send one"
+                    )));
+                }
+                context.to_mut().insert(ACTION_PROPERTIES_KEY.to_owned(), Value::Object(kept.into_owned()));
+            }
+        }
+        Ok(complete_context(shape, context.into_owned(), now))
     }
 
     /// The verdicts of `action`'s custom rules on a request Cedar allowed.
@@ -214,23 +269,31 @@ impl Decider {
     /// properties — the slice of the store the request can reach with those
     /// upserted (see [`EntitySet::slice`]). Requests without either share the
     /// store untouched.
+    /// Properties the schema does not declare for the entity's type are
+    /// left out (added to `ignored`) or refused.
     fn request_entities<'a>(
         &self,
         entities: &'a EntitySet,
         query: &Query,
         context: &Map<String, Value>,
-        principal_type: &EntityTypeName,
-        resource_type: &EntityTypeName,
+        (principal_type, resource_type): (&EntityTypeName, &EntityTypeName),
+        ignored: &mut Vec<String>,
     ) -> Result<Cow<'a, Entities>, RequestError> {
         let mut extra = Vec::new();
         for (entity, ty, field) in [
             (&query.principal, principal_type, "subject.properties"),
             (&query.resource, resource_type, "resource.properties"),
         ] {
-            if let Some(properties) = &entity.properties
-                && !properties.is_empty()
+            if let Some(given) = &entity.properties
+                && !given.is_empty()
             {
-                let doc = with_properties(entities, ty, &entity.id, properties);
+                let declared = self.declared.attributes(ty);
+                let properties = keep_declared(given, declared, field, query.undeclared, ignored)
+                    .map_err(|name| RequestError::Undeclared { name })?;
+                if properties.is_empty() {
+                    continue;
+                }
+                let doc = with_properties(entities, ty, &entity.id, &properties);
                 let parsed = entities::parse(&self.schema, vec![doc])
                     .map_err(|e| RequestError::InvalidEntity { field, message: e.to_string() })?;
                 extra.extend(parsed);
@@ -279,12 +342,22 @@ impl Decider {
         failed_forbids.dedup();
 
         match response.decision() {
-            CedarDecision::Allow if failed_forbids.is_empty() => {
-                Decision { allowed: true, reasons: Vec::new(), policies, errors, rules: Vec::new() }
-            }
-            CedarDecision::Allow => {
-                Decision { allowed: false, reasons: failed_forbids, policies: Vec::new(), errors, rules: Vec::new() }
-            }
+            CedarDecision::Allow if failed_forbids.is_empty() => Decision {
+                allowed: true,
+                reasons: Vec::new(),
+                policies,
+                errors,
+                rules: Vec::new(),
+                ignored: Vec::new(),
+            },
+            CedarDecision::Allow => Decision {
+                allowed: false,
+                reasons: failed_forbids,
+                policies: Vec::new(),
+                errors,
+                rules: Vec::new(),
+                ignored: Vec::new(),
+            },
             CedarDecision::Deny => {
                 let mut reasons: Vec<String> = response
                     .diagnostics()
@@ -297,7 +370,7 @@ impl Decider {
                 if reasons.is_empty() {
                     reasons.push(NO_PERMIT.to_owned());
                 }
-                Decision { allowed: false, reasons, policies, errors, rules: Vec::new() }
+                Decision { allowed: false, reasons, policies, errors, rules: Vec::new(), ignored: Vec::new() }
             }
         }
     }

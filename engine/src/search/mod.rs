@@ -19,6 +19,13 @@
 //!
 //! Candidates Cedar allows then go through the action's custom rules, if
 //! it has any: a search never lists what a decision would deny.
+//!
+//! A search whose subject or resource carries `properties` decides every
+//! candidate through [`Decider::decide`], each with those properties merged
+//! as an evaluation would merge them: search and evaluation agree on the
+//! same inputs by construction. Action properties and context keys take the
+//! path the context takes, with what the schema does not declare left out
+//! as in a decision.
 //! `engine/tests/engine/search_differential.rs` checks both paths against
 //! deciding every candidate.
 
@@ -34,7 +41,7 @@ use crate::cedar::uid;
 use crate::decide::Decider;
 use crate::entities::candidates::Bits;
 use crate::entities::{EntitySet, collect_refs};
-use crate::request::{EntityRef, RequestError};
+use crate::request::{EntityRef, Query, RequestError, Undeclared};
 use crate::time::Timestamp;
 use residual::Residuals;
 
@@ -47,13 +54,16 @@ pub enum SearchPath {
     EveryCandidate,
 }
 
-/// What is fixed in a search; the searched-for part is a type only.
+/// What is fixed in a search; the searched-for part is a type (its id is
+/// ignored), and its `properties`, if any, apply to every candidate.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     pub subject: EntityRef,
     pub action: String,
+    pub action_properties: Option<Map<String, Value>>,
     pub resource: EntityRef,
     pub context: Map<String, Value>,
+    pub undeclared: Undeclared,
 }
 
 /// Which side of a search is the searched-for type.
@@ -97,7 +107,8 @@ impl Search {
             .names
             .action(&self.action)
             .ok_or_else(|| RequestError::UnknownAction { name: self.action.clone() })?;
-        let (context, context_json) = decider.context(action, &self.context, now)?;
+        let (context, context_json) =
+            decider.context(action, &self.context, self.action_properties.as_ref(), self.undeclared, now)?;
         let (known, candidate_type, var) = match searched {
             Searched::Resources => (uid(p_type, &self.subject.id), r_type, Var::Resource),
             Searched::Subjects => (uid(r_type, &self.resource.id), p_type, Var::Principal),
@@ -108,6 +119,15 @@ impl Search {
         };
         let ids = entities.ids_of_type(&candidate_type.to_string());
         let Some(first) = ids.first() else { return nothing(SearchPath::EveryCandidate) };
+        if self.has_properties() {
+            let mut found = Vec::new();
+            for id in ids {
+                if decider.decide(entities, &self.query_for(searched, id), now)?.allowed {
+                    found.push(id.clone());
+                }
+            }
+            return Ok(Found { ids: found, path: SearchPath::EveryCandidate });
+        }
         // Types and context are checked once; a pair the schema rules out
         // (e.g. an action that does not apply to the type) has no results.
         let (p, r) = pair(uid(candidate_type, first));
@@ -140,8 +160,9 @@ impl Search {
         Ok(Found { ids: found, path })
     }
 
-    /// Action ids `self.subject` may take on `self.resource`, as `decider`
-    /// decides.
+    /// Action ids `self.subject` may take on `self.resource`: one decision
+    /// per action the schema allows between their types. An action the
+    /// request does not fit (a context key it requires, say) is left out.
     pub(crate) fn actions(
         &self,
         decider: &Decider,
@@ -149,30 +170,51 @@ impl Search {
         now: Timestamp,
     ) -> Result<Vec<String>, RequestError> {
         let Some((p_type, r_type)) = self.types(decider) else { return Ok(Vec::new()) };
-        let principal = uid(p_type, &self.subject.id);
-        let resource = uid(r_type, &self.resource.id);
         let mut allowed = Vec::new();
         for action in decider.schema.actions_for_principal_and_resource(p_type, r_type) {
-            let Some((context, context_json)) = decider.context(action, &self.context, now).ok() else { continue };
-            let Ok(request) =
-                Request::new(principal.clone(), action.clone(), resource.clone(), context, Some(&decider.schema))
-            else {
-                continue;
+            let name = action.id().unescaped();
+            let query = Query {
+                principal: self.subject.clone(),
+                action: action.to_string(),
+                action_properties: None,
+                resource: self.resource.clone(),
+                context: self.context.clone(),
+                entities: Vec::new(),
+                undeclared: self.undeclared,
             };
-            let denied_by_rule = || {
-                decider.rules.applies_to(action)
-                    && decider
-                        .rule_verdicts(action, &principal, &resource, &context_json)
-                        .iter()
-                        .any(|v| v.deny_reason().is_some())
-            };
-            if authorized(decider, &request, action, entities) && !denied_by_rule() {
-                allowed.push(action.id().unescaped().to_owned());
+            match decider.decide(entities, &query, now) {
+                Ok(decision) if decision.allowed => allowed.push(name.to_owned()),
+                // Under `--strict-context`, an undeclared name refuses the search.
+                Err(e @ RequestError::Undeclared { .. }) if self.undeclared == Undeclared::Refuse => return Err(e),
+                Ok(_) | Err(_) => {}
             }
         }
         allowed.sort();
         allowed.dedup();
         Ok(allowed)
+    }
+
+    /// Whether the subject or resource carries properties (see the module docs).
+    fn has_properties(&self) -> bool {
+        [&self.subject, &self.resource].iter().any(|e| e.properties.as_ref().is_some_and(|p| !p.is_empty()))
+    }
+
+    /// The evaluation of candidate `id` on the `searched` side.
+    fn query_for(&self, searched: Searched, id: &str) -> Query {
+        let candidate = |side: &EntityRef| EntityRef { id: id.to_owned(), ..side.clone() };
+        let (principal, resource) = match searched {
+            Searched::Resources => (self.subject.clone(), candidate(&self.resource)),
+            Searched::Subjects => (candidate(&self.subject), self.resource.clone()),
+        };
+        Query {
+            principal,
+            action: self.action.clone(),
+            action_properties: self.action_properties.clone(),
+            resource,
+            context: self.context.clone(),
+            entities: Vec::new(),
+            undeclared: self.undeclared,
+        }
     }
 
     /// The subject and resource types this search names, if the schema

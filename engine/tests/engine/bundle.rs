@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use warrant_engine::Timestamp;
-use warrant_engine::{Bundle, BundleError, BundleSource, EntityRef, Query, RequestError};
+use warrant_engine::{Bundle, BundleError, BundleSource, EntityRef, Query, RequestError, Undeclared};
 
 const SCHEMA: &str = r#"namespace Docs {
     type Ctx = { now: datetime, purpose?: String };
@@ -132,9 +132,15 @@ fn bad_requests_name_the_problem() {
     let mut q = query("ann", "read", "open");
     q.context.insert("purpose".into(), json!(7));
     assert_eq!(b.decide(&set, &q, now()).unwrap_err().code(), "invalid_context");
+    // A key the schema does not declare is ignored and named (AuthZEN's
+    // forward compatibility), or refused when the operator asks.
     let mut q = query("ann", "read", "open");
     q.context.insert("surprise".into(), json!("x"));
-    assert_eq!(b.decide(&set, &q, now()).unwrap_err().code(), "invalid_context");
+    let decision = b.decide(&set, &q, now()).unwrap();
+    assert_eq!((decision.allowed, decision.ignored.as_slice()), (true, ["context.surprise".to_owned()].as_slice()));
+    q.undeclared = Undeclared::Refuse;
+    let refused = b.decide(&set, &q, now()).unwrap_err();
+    assert_eq!((refused.code(), refused.field()), ("undeclared", Some("context.surprise")));
 }
 
 /// An id outside an enumerated entity type's ids is reported against the

@@ -228,6 +228,7 @@ fn sliced_decisions_equal_whole_set_decisions() {
                 resource: EntityRef { type_name: "Doc".into(), id: doc.clone(), properties: None },
                 context: context.clone(),
                 entities: Vec::new(),
+                ..Query::default()
             };
             let ours = bundle.decide(&store, &query, now).unwrap();
 

@@ -70,6 +70,7 @@ fn read_with(bundle: &Bundle, action: &str, context: Map<String, serde_json::Val
         resource: EntityRef { type_name: "Doc".into(), id: "d1".into(), properties: None },
         context,
         entities: Vec::new(),
+        ..Query::default()
     };
     let entities = bundle.entity_set(Vec::new()).unwrap();
     bundle.decide(&entities, &query, Timestamp::now()).unwrap()

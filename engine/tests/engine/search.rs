@@ -52,6 +52,7 @@ fn search(bundle: &Bundle, set: &warrant_engine::EntitySet, who: &str) -> Vec<St
         action: "browse_schema".into(),
         resource: EntityRef { type_name: "Schema".into(), ..EntityRef::default() },
         context: serde_json::Map::new(),
+        ..Search::default()
     };
     bundle.search_resources(set, &s, Timestamp::now()).unwrap()
 }
@@ -110,6 +111,7 @@ fn unknown_types_have_no_results() {
         action: "browse_schema".into(),
         resource: EntityRef { type_name: "Warehouse".into(), ..EntityRef::default() },
         context: serde_json::Map::new(),
+        ..Search::default()
     };
     assert!(bundle.search_resources(&set, &s, Timestamp::now()).unwrap().is_empty());
 }
@@ -123,6 +125,7 @@ fn browse_schema_is_answered_from_the_indexes() {
         action: "browse_schema".into(),
         resource: EntityRef { type_name: "Schema".into(), ..Default::default() },
         context: serde_json::Map::new(),
+        ..Search::default()
     };
     let now = Timestamp::now();
     let indexed = bundle

@@ -4,6 +4,13 @@
 //! from missing entities) and generated stores, every resource search and
 //! subject search — indexed (partial evaluation + indexes) or not — equals
 //! one `decide` per candidate.
+//!
+//! Searches also carry AuthZEN `properties` (on the given entity, and on the
+//! searched-for type, for every candidate), `action.properties` and context
+//! keys, some of them undeclared. The reference for those does not use the
+//! engine's merging: it decides, without properties, over a store in which
+//! the declared properties were written into the entities themselves, with
+//! action properties written as the context's `action` record.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,12 +24,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use warrant_engine::Timestamp;
-use warrant_engine::{Bundle, BundleSource, EntityRef, EntitySet, Query, Search, SearchMode, SearchPath, Searched};
+use warrant_engine::{Bundle, BundleSource, EntityRef, Query, Search, SearchMode, SearchPath, Searched};
 
 use crate::common::Rng;
 
 const SCHEMA: &str = r#"namespace S {
-    type Ctx = { flag?: Bool };
+    type Ctx = { flag?: Bool, "action"?: { soft?: Bool } };
     entity Group in [Group];
     entity User in [Group] = { roles: Set<String>, dept: String, level: Long, active: Bool, manager?: User };
     entity Folder in [Folder];
@@ -39,7 +46,8 @@ const DOCS: u64 = 12;
 
 fn condition(rng: &mut Rng) -> String {
     let k = rng.below(3);
-    match rng.below(27) {
+    match rng.below(28) {
+        26 => "context has action && context.action has soft && context.action.soft".into(),
         0 => "resource.tags.containsAny(principal.roles)".into(),
         1 => format!("resource.tags.contains(\"t{k}\")"),
         2 => format!("resource.tags.containsAll([\"t{k}\", \"t{}\"])", rng.below(3)),
@@ -145,80 +153,181 @@ fn entity(ty: &str, id: &str) -> EntityRef {
     EntityRef { type_name: ty.into(), id: id.into(), properties: None }
 }
 
-/// What one `decide` per candidate allows: the reference.
-fn decided(bundle: &Bundle, store: &EntitySet, search: &Search, searched: Searched) -> Vec<String> {
+/// Attributes the schema declares, by type: the reference writes only these.
+fn declared(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "S::User" => &["roles", "dept", "level", "active", "manager"],
+        _ => &["tags", "owner", "class", "public", "size", "readers", "label"],
+    }
+}
+
+/// What one `decide` per candidate allows: the reference. Properties are
+/// written into a copy of the store (the given entity's, and the searched-for
+/// side's into that candidate only), not merged by the engine.
+fn decided(bundle: &Bundle, docs: &[Value], search: &Search, searched: Searched) -> Vec<String> {
     let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
-    let ty = match searched {
-        Searched::Resources => "S::Doc",
-        Searched::Subjects => "S::User",
+    let (ty, candidate_side) = match searched {
+        Searched::Resources => ("S::Doc", &search.resource),
+        Searched::Subjects => ("S::User", &search.subject),
     };
-    store
+    let written = |candidate: Option<&str>| {
+        let mut docs = docs.to_vec();
+        for doc in &mut docs {
+            let (doc_ty, doc_id) =
+                (doc["uid"]["type"].as_str().unwrap().to_owned(), doc["uid"]["id"].as_str().unwrap().to_owned());
+            let is = |e: &EntityRef, id: &str| format!("S::{}", e.type_name) == doc_ty && id == doc_id;
+            let properties = [&search.subject, &search.resource]
+                .into_iter()
+                .find(|e| !e.id.is_empty() && is(e, &e.id))
+                .or_else(|| candidate.filter(|id| is(candidate_side, id)).map(|_| candidate_side))
+                .and_then(|e| e.properties.as_ref());
+            for (name, value) in properties.into_iter().flatten() {
+                if declared(&doc_ty).contains(&name.as_str()) {
+                    doc["attrs"][name] = value.clone();
+                }
+            }
+        }
+        bundle.entity_set(docs).unwrap()
+    };
+    let shared = written(None);
+    let mut context = search.context.clone();
+    context.remove("undeclared");
+    if let Some(soft) = search.action_properties.as_ref().and_then(|p| p.get("soft")) {
+        context.insert("action".into(), json!({"soft": soft}));
+    }
+    let plain =
+        |e: &EntityRef, id: &str| EntityRef { type_name: e.type_name.clone(), id: id.to_owned(), properties: None };
+    shared
         .ids_of_type(ty)
         .iter()
         .filter(|id| {
+            let own;
+            let store = if candidate_side.properties.is_some() {
+                own = written(Some(id));
+                &own
+            } else {
+                &shared
+            };
             let (principal, resource) = match searched {
-                Searched::Resources => (search.subject.clone(), entity("Doc", id)),
-                Searched::Subjects => (entity("User", id), search.resource.clone()),
+                Searched::Resources => (plain(&search.subject, &search.subject.id), plain(&search.resource, id)),
+                Searched::Subjects => (plain(&search.subject, id), plain(&search.resource, &search.resource.id)),
             };
             let query = Query {
                 principal,
                 action: search.action.clone(),
                 resource,
-                context: search.context.clone(),
-                entities: Vec::new(),
+                context: context.clone(),
+                ..Query::default()
             };
-            bundle.decide(store, &query, now).unwrap().allowed
+            let decision = bundle.decide(store, &query, now).unwrap();
+            assert!(decision.ignored.is_empty(), "the reference sends only declared names");
+            decision.allowed
         })
         .cloned()
         .collect()
+}
+
+/// Sometimes properties for an entity of `ty`: declared ones with random
+/// values, and sometimes one the schema does not declare.
+fn properties(rng: &mut Rng, ty: &str) -> Option<serde_json::Map<String, Value>> {
+    if rng.below(4) != 0 {
+        return None;
+    }
+    let mut p = serde_json::Map::new();
+    let k = rng.below(3);
+    match ty {
+        "User" => {
+            match rng.below(3) {
+                0 => p.insert("level".into(), json!(rng.below(4))),
+                1 => p.insert("active".into(), json!(rng.below(2) == 0)),
+                _ => p.insert("roles".into(), json!([format!("t{k}")])),
+            };
+        }
+        _ => {
+            match rng.below(3) {
+                0 => p.insert("public".into(), json!(rng.below(2) == 0)),
+                1 => p.insert("class".into(), json!(format!("c{k}"))),
+                _ => p.insert("size".into(), json!(rng.below(6))),
+            };
+        }
+    }
+    if rng.below(3) == 0 {
+        p.insert("undeclared".into(), json!("ignored"));
+    }
+    Some(p)
 }
 
 #[test]
 fn searches_equal_one_decision_per_candidate() {
     let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut compared, mut indexed, mut found) = (0, 0, 0);
+    let (mut compared, mut indexed, mut found, mut with_properties) = (0, 0, 0, 0);
     for _ in 0..150 {
         let count = 1 + rng.below(6) as usize;
         let text: String = (0..count).map(|i| policy(&mut rng, i)).collect();
         let files =
             BTreeMap::from([("s.cedarschema".to_owned(), SCHEMA.to_owned()), ("p.cedar".to_owned(), text.clone())]);
         let bundle = Bundle::load(BundleSource::from_files(files).unwrap()).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let store = bundle.entity_set(entities(&mut rng)).unwrap();
+        let docs = entities(&mut rng);
+        let store = bundle.entity_set(docs.clone()).unwrap();
         for action in ["read", "edit"] {
             let mut context = serde_json::Map::new();
             if rng.below(2) == 0 {
                 context.insert("flag".into(), json!(rng.below(2) == 0));
             }
+            if rng.below(4) == 0 {
+                context.insert("undeclared".into(), json!(1));
+            }
+            let action_properties = match rng.below(4) {
+                0 => Some(serde_json::Map::from_iter([("soft".to_owned(), json!(rng.below(2) == 0))])),
+                1 => Some(serde_json::Map::from_iter([("hard".to_owned(), json!(true))])),
+                _ => None,
+            };
             let mut searches = Vec::new();
             for u in 0..USERS {
+                // `u6` is not stored: properties would make it an entity
+                // missing required attributes (a 400 in both).
+                let given = if u < USERS - 1 { properties(&mut rng, "User") } else { None };
                 let search = Search {
-                    subject: entity("User", &format!("u{u}")),
+                    subject: EntityRef { properties: given, ..entity("User", &format!("u{u}")) },
                     action: action.into(),
-                    resource: EntityRef { type_name: "Doc".into(), ..Default::default() },
+                    action_properties: action_properties.clone(),
+                    resource: EntityRef {
+                        type_name: "Doc".into(),
+                        properties: properties(&mut rng, "Doc"),
+                        ..Default::default()
+                    },
                     context: context.clone(),
+                    ..Search::default()
                 };
                 searches.push((search, Searched::Resources));
             }
             for d in 0..DOCS {
                 let search = Search {
-                    subject: EntityRef { type_name: "User".into(), ..Default::default() },
+                    subject: EntityRef {
+                        type_name: "User".into(),
+                        properties: properties(&mut rng, "User"),
+                        ..Default::default()
+                    },
                     action: action.into(),
-                    resource: entity("Doc", &format!("d{d:02}")),
+                    action_properties: action_properties.clone(),
+                    resource: EntityRef {
+                        properties: properties(&mut rng, "Doc"),
+                        ..entity("Doc", &format!("d{d:02}"))
+                    },
                     context: context.clone(),
+                    ..Search::default()
                 };
                 searches.push((search, Searched::Subjects));
             }
             for (search, searched) in searches {
-                let reference = decided(&bundle, &store, &search, searched);
+                let reference = decided(&bundle, &docs, &search, searched);
                 for mode in [SearchMode::Auto, SearchMode::EveryCandidate] {
                     let answer = bundle.search_entities(&store, &search, searched, mode, now).unwrap();
-                    assert_eq!(
-                        answer.ids, reference,
-                        "{mode:?} {searched:?} {action} subject {} resource {}\npolicies:\n{text}",
-                        search.subject.id, search.resource.id
-                    );
+                    assert_eq!(answer.ids, reference, "{mode:?} {searched:?} {action} {search:?}\npolicies:\n{text}");
                     if mode == SearchMode::Auto {
+                        with_properties +=
+                            usize::from(search.subject.properties.is_some() || search.resource.properties.is_some());
                         indexed += usize::from(answer.path == SearchPath::Indexed);
                         found += usize::from(!answer.ids.is_empty());
                         compared += 1;
@@ -227,8 +336,9 @@ fn searches_equal_one_decision_per_candidate() {
             }
         }
     }
-    // Both paths, and non-empty answers, must be exercised.
-    assert!(indexed > compared / 2, "indexed {indexed} of {compared}");
+    // Both paths, properties, and non-empty answers, must be exercised.
+    assert!(with_properties > compared / 4, "with properties {with_properties} of {compared}");
+    assert!(indexed > compared / 4, "indexed {indexed} of {compared}");
     assert!(indexed < compared, "every search was indexed: the fallback went untested");
     assert!(found > compared / 5 && found < compared * 9 / 10, "non-empty {found} of {compared}");
 }

@@ -43,6 +43,7 @@ fn slices_decide_like_the_whole_store_on_every_pack_case() {
                 resource: entity(&case["resource"]),
                 context: case["context"].as_object().cloned().unwrap_or_default(),
                 entities: Vec::new(),
+                ..Query::default()
             };
             let whole = bundle.decide(&store, &query, now).unwrap();
             // Re-sending an unrelated stored entity forces the slice path

@@ -42,7 +42,7 @@ impl CliError {
 
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
-        Command::Serve(args) => serve::run(args).map_err(CliError::from),
+        Command::Serve(args) => serve::run(*args).map_err(CliError::from),
         Command::Check { dir } => Ok(check::run(&dir)),
         Command::Test { dir } => Ok(test::run(&dir)),
         Command::Audit { command } => audit::run(command).map_err(CliError::from),

@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use warrant_engine::Undeclared;
 
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::transport::{self, TransportLimits};
@@ -16,6 +18,7 @@ use crate::keys::{AuditKeys, KeyError};
 use crate::rules::RuleHost;
 use crate::state::{AppState, ChangeError};
 use crate::store::{Store, StoreError};
+use crate::tls::{ServerTls, TlsFileError};
 use crate::webhooks::ConfigError;
 
 /// Why `warrant serve` could not start, or stopped on an error.
@@ -42,6 +45,8 @@ pub enum ServeError {
     LocalAddr(std::io::Error),
     #[error("server error: {0}")]
     Server(std::io::Error),
+    #[error("cannot serve TLS: {0}")]
+    Tls(Box<TlsFileError>),
 }
 
 fn indented(error: &warrant_engine::BundleError) -> String {
@@ -95,7 +100,11 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     // Registered before the socket is bound: a SIGHUP that arrives once we are
     // reachable must reload, never kill the process (the default action).
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServeError::Signal)?;
-    tokio::spawn(reload_on_sighup(state.clone(), hangups));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key).map_err(ServeError::Tls)?)),
+        _ => None,
+    };
+    tokio::spawn(reload_on_sighup(state.clone(), tls.clone(), hangups));
     tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
     let summaries = Duration::from_millis(args.rejection_summary_interval_ms.max(100));
     tokio::spawn(summarise_rejections(state.clone(), summaries));
@@ -109,7 +118,8 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         if addr.ip().is_unspecified() {
             tracing::warn!(%addr, "listening on every interface without --public-url: the AuthZEN metadata names this unroutable address; set --public-url");
         }
-        format!("http://{addr}")
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
     });
     let config = HttpConfig {
         max_body_bytes: args.max_body_bytes,
@@ -119,8 +129,14 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         rate_limit_per_address: args.rate_limit_per_address,
         rate_limit_per_key: args.rate_limit_per_key,
     };
-    let app = http::app(state.clone().with_webhooks(webhooks).with_request_overrides(args.request_overrides), config);
-    tracing::info!(%addr, "listening");
+    let undeclared = if args.strict_context { Undeclared::Refuse } else { Undeclared::Ignore };
+    let serving = state
+        .clone()
+        .with_webhooks(webhooks)
+        .with_request_overrides(args.request_overrides)
+        .with_undeclared(undeclared);
+    let app = http::app(serving, config);
+    tracing::info!(%addr, tls = tls.is_some(), "listening");
 
     transport::raise_descriptor_limit();
     let limits = TransportLimits {
@@ -129,7 +145,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         max_connections: transport::connection_cap(args.max_connections.max(1)),
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let server = transport::serve(listener, app, limits, shutdown_signal());
+    let server = transport::serve(listener, app, limits, tls, shutdown_signal());
     // Graceful: stop accepting, let in-flight requests finish, but not forever.
     let result = tokio::select! {
         r = server => r.map_err(ServeError::Server),
@@ -160,8 +176,14 @@ async fn shutdown_signal() {
     }
 }
 
-async fn reload_on_sighup(state: AppState, mut hangups: tokio::signal::unix::Signal) {
+async fn reload_on_sighup(state: AppState, tls: Option<Arc<ServerTls>>, mut hangups: tokio::signal::unix::Signal) {
     while hangups.recv().await.is_some() {
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the previous one is still served"),
+            }
+        }
         match state.reload_from_disk().await {
             Ok(a) if a.changed => {
                 tracing::info!(digest = %a.digest, previous = %a.previous_digest, "policy bundle reloaded")

@@ -73,6 +73,10 @@ pub struct AuthorizeResponse {
     /// What each custom Wasm rule for the action said (consulted only when
     /// Cedar allows; an enforcing deny or failure makes the decision a deny).
     rules: Vec<RuleVerdict>,
+    /// Context keys the schema does not declare, which the decision did not
+    /// see (absent when there are none; refused under `--strict-context`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<String>,
     decision_id: String,
     policy_digest: String,
 }
@@ -85,6 +89,7 @@ impl From<Decided> for AuthorizeResponse {
             policies: d.decision.policies,
             errors: d.decision.errors,
             rules: d.decision.rules.into_iter().map(RuleVerdict::from).collect(),
+            ignored: d.decision.ignored,
             decision_id: d.decision_id,
             policy_digest: d.policy_digest,
         }
@@ -114,13 +119,15 @@ pub struct BatchFailure {
     error: ItemError,
 }
 
-fn query(r: &AuthorizeRequest) -> Query {
+fn query(state: &AppState, r: &AuthorizeRequest) -> Query {
     Query {
         principal: EntityRef { type_name: r.principal.type_name.clone(), id: r.principal.id.clone(), properties: None },
         action: r.action.clone(),
+        action_properties: None,
         resource: EntityRef { type_name: r.resource.type_name.clone(), id: r.resource.id.clone(), properties: None },
         context: r.context.clone().unwrap_or_default(),
         entities: r.entities.clone(),
+        undeclared: state.undeclared(),
     }
 }
 
@@ -140,7 +147,7 @@ async fn authorize(
     ApiJson(body): ApiJson<AuthorizeRequest>,
 ) -> Result<Json<AuthorizeResponse>, ApiError> {
     let snapshot = state.snapshot();
-    let q = query(&body);
+    let q = query(&state, &body);
     let decided = decide(&state, &snapshot, &q).await?;
     record_decisions(&state, &[(&decided, &q)]).await?;
     Ok(Json(decided.into()))
@@ -164,7 +171,7 @@ async fn batch(
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     let snapshot = state.snapshot();
-    let queries: Vec<Query> = body.requests.iter().map(query).collect();
+    let queries: Vec<Query> = body.requests.iter().map(|r| query(&state, r)).collect();
     let mut outcomes = Vec::with_capacity(queries.len());
     for q in &queries {
         outcomes.push(decide(&state, &snapshot, q).await);

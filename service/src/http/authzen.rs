@@ -58,11 +58,16 @@ impl Entity {
 
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 pub struct Action {
-    /// The Cedar action id. AuthZEN `properties` on an action are ignored:
-    /// Cedar actions carry no request attributes.
+    /// The Cedar action id.
     #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     pub name: String,
+    /// Reach Cedar as the context's `action` record (`context.action.soft`),
+    /// the attributes the action's context declares for it; others are
+    /// ignored (or refused under `--strict-context`).
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    pub properties: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
@@ -171,6 +176,10 @@ pub struct Explanation {
     policies: Vec<String>,
     errors: Vec<String>,
     rules: Vec<RuleVerdict>,
+    /// Context keys and properties the schema does not declare: not seen
+    /// by the decision (`context.ip`, `subject.properties.dept`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<String>,
 }
 
 /// A batch item that could not be decided (its `decision` is `false`).
@@ -204,13 +213,21 @@ pub struct PdpMetadata {
     search_action_endpoint: String,
 }
 
-fn query(subject: &Entity, action: &Action, resource: &Entity, context: Option<&Map<String, Value>>) -> Query {
+fn query(
+    state: &AppState,
+    subject: &Entity,
+    action: &Action,
+    resource: &Entity,
+    context: Option<&Map<String, Value>>,
+) -> Query {
     Query {
         principal: subject.to_ref(),
         action: action.name.clone(),
+        action_properties: action.properties.clone(),
         resource: resource.to_ref(),
         context: context.cloned().unwrap_or_default(),
         entities: Vec::new(),
+        undeclared: state.undeclared(),
     }
 }
 
@@ -223,6 +240,7 @@ fn answer(decided: &Decided, explain: bool) -> Answer {
             policies: decided.decision.policies.clone(),
             errors: decided.decision.errors.clone(),
             rules: rule_verdicts(&decided.decision.rules),
+            ignored: decided.decision.ignored.clone(),
         })
     });
     Answer { decision: decided.decision.allowed, context }
@@ -244,7 +262,7 @@ async fn evaluation(
     ApiJson(body): ApiJson<EvaluationRequest>,
 ) -> Result<Json<Answer>, ApiError> {
     let snapshot = state.snapshot();
-    let q = query(&body.subject, &body.action, &body.resource, body.context.as_ref());
+    let q = query(&state, &body.subject, &body.action, &body.resource, body.context.as_ref());
     let decided = decide(&state, &snapshot, &q).await?;
     record_decisions(&state, &[(&decided, &q)]).await?;
     Ok(Json(answer(&decided, body.options.is_some_and(|o| o.explain))))
@@ -289,7 +307,7 @@ async fn evaluations(
                 )
                 .with_field(missing));
             };
-            let q = query(subject, action, resource, body.context.as_ref());
+            let q = query(&state, subject, action, resource, body.context.as_ref());
             let decided = decide(&state, &snapshot, &q).await?;
             record_decisions(&state, &[(&decided, &q)]).await?;
             return Ok(Json(EvaluationsResponse::Single(answer(&decided, options.explain))));
@@ -305,7 +323,7 @@ async fn evaluations(
         let context = item.context.as_ref().or(body.context.as_ref());
         let outcome = match (subject, action, resource) {
             (Some(s), Some(a), Some(r)) => {
-                let q = query(s, a, r, context);
+                let q = query(&state, s, a, r, context);
                 decide(&state, &snapshot, &q)
                     .await
                     .map_err(ItemError::from)

@@ -120,6 +120,9 @@ fn event(decided: &Decided, query: &Query) -> Event {
     if let Some(supplied) = decided.supplied.details() {
         e.details.insert("supplied".to_owned(), supplied);
     }
+    if !decided.decision.ignored.is_empty() {
+        e.details.insert("ignored".to_owned(), serde_json::json!(decided.decision.ignored));
+    }
     e
 }
 

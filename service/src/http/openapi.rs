@@ -7,7 +7,7 @@
 //! The responses that cross-cutting layers produce are added here, the way
 //! the layers themselves are added in `mod.rs` rather than in each handler:
 //! 401 and 403 on every operation with a security requirement (`guard.rs`);
-//! 400, 413 and 415 on every operation with a JSON body (`json.rs`). Each
+//! 400 and 413 on every operation with a JSON body (`json.rs`). Each
 //! guarded operation names the scope it needs three ways: the scopes of its
 //! `bearer` requirement (OpenAPI 3.1 allows role names there for non-OAuth
 //! schemes), an `x-required-scope` extension, and its description.
@@ -128,13 +128,12 @@ impl Modify for Conventions {
 const ERRORS: &[(&str, &str)] = &[
     (
         "BadRequest",
-        "malformed JSON, a wrong type, a missing field or a failed validation; `error.field` names the \
-         field when there is one",
+        "a body not labelled `Content-Type: application/json`, malformed JSON, a wrong type, a missing \
+         field or a failed validation; `error.field` names the field when there is one",
     ),
     ("Unauthorized", "no API key, or one that is malformed, unknown, expired or revoked"),
     ("Forbidden", "the API key lacks the scope this operation needs"),
     ("PayloadTooLarge", "the body is larger than the limit"),
-    ("UnsupportedMediaType", "the body is not JSON (`Content-Type: application/json`)"),
     (
         "TooManyRequests",
         "a rate limit is exceeded (this address's refusals, its requests, or the API key's requests); \
@@ -163,7 +162,6 @@ fn conventions(operation: &mut Operation) {
     if operation.request_body.is_some() {
         add("400", "BadRequest");
         add("413", "PayloadTooLarge");
-        add("415", "UnsupportedMediaType");
     }
     if operation.security.is_some() {
         add("401", "Unauthorized");

@@ -1,7 +1,10 @@
 //! AuthZEN search: `POST /access/v1/search/resource`, `/search/subject`,
 //! `/search/action`. Answers are computed per request from the live store
-//! (never cached across principals). The searched-for entity has only a
-//! `type` (an `id`, if sent, is ignored); an unknown type has no results.
+//! (never cached across principals). The searched-for entity has a `type`
+//! (an `id`, if sent, is ignored) and optional `properties` that apply to
+//! every candidate; an unknown type has no results. `properties` and
+//! `action.properties` count exactly as in an evaluation: a search lists
+//! what one evaluation per candidate would allow with the same inputs.
 //! Pages are keyset-based: `page.next_token` is the opaque position after the
 //! last result, stable while entities change.
 //!
@@ -43,6 +46,11 @@ pub struct Typed {
     #[garde(length(min = 1, max = MAX_NAME))]
     #[schema(min_length = 1, max_length = 256)]
     type_name: String,
+    /// Attributes merged over every candidate, as an evaluation of that
+    /// candidate with these `properties` would merge them.
+    #[serde(default)]
+    #[garde(custom(shallow_object))]
+    properties: Option<Map<String, Value>>,
 }
 
 /// Which page: `token` is a previous answer's `page.next_token`.
@@ -148,11 +156,11 @@ pub struct SearchContext {
 }
 
 fn entity_ref(e: &Entity) -> EntityRef {
-    EntityRef { type_name: e.type_name.clone(), id: e.id.clone(), properties: None }
+    EntityRef { type_name: e.type_name.clone(), id: e.id.clone(), properties: e.properties.clone() }
 }
 
 fn typed(t: &Typed) -> EntityRef {
-    EntityRef { type_name: t.type_name.clone(), ..EntityRef::default() }
+    EntityRef { type_name: t.type_name.clone(), id: String::new(), properties: t.properties.clone() }
 }
 
 /// One page of `items` (sorted, unique) after the token's position.
@@ -221,8 +229,10 @@ async fn resources(
     let search = Search {
         subject: entity_ref(&body.subject),
         action: body.action.name.clone(),
+        action_properties: body.action.properties.clone(),
         resource: typed(&body.resource),
         context: body.context.clone().unwrap_or_default(),
+        undeclared: state.undeclared(),
     };
     let listed = Listed { side: Side::Resources, type_name: &body.resource.type_name, given: &body.subject };
     entities(&state, &search, listed, body.page.as_ref()).await
@@ -246,8 +256,10 @@ async fn subjects(
     let search = Search {
         subject: typed(&body.subject),
         action: body.action.name.clone(),
+        action_properties: body.action.properties.clone(),
         resource: entity_ref(&body.resource),
         context: body.context.clone().unwrap_or_default(),
+        undeclared: state.undeclared(),
     };
     let listed = Listed { side: Side::Subjects, type_name: &body.subject.type_name, given: &body.resource };
     entities(&state, &search, listed, body.page.as_ref()).await
@@ -309,9 +321,10 @@ async fn actions(
     let snapshot = state.snapshot();
     let search = Search {
         subject: entity_ref(&body.subject),
-        action: String::new(),
         resource: entity_ref(&body.resource),
         context: body.context.clone().unwrap_or_default(),
+        undeclared: state.undeclared(),
+        ..Search::default()
     };
     let names =
         state.rules().run(|| snapshot.bundle.search_actions(&snapshot.entities, &search, Timestamp::now())).await??;

@@ -1,5 +1,6 @@
 //! What a decision request brought along besides the principal, action and
-//! resource ids: AuthZEN `properties` (merged over the stored entity), native
+//! resource ids: AuthZEN `properties` (merged over the stored entity) and
+//! `action.properties` (the context's `action` record), native
 //! request `entities`, and a caller-set `context.now`. Each can change the
 //! facts a policy sees (a stored editor made admin, an expired token made
 //! usable), so the decision's record says what was supplied and which stored
@@ -22,7 +23,7 @@ const MAX_RECORDED_ENTITIES: usize = 20;
 /// The caller-supplied facts of one request.
 #[derive(Debug, Clone, Default)]
 pub struct Supplied {
-    /// `(field, properties)` for the subject and resource that carried any.
+    /// `(field, properties)` for the subject, action and resource that carried any.
     properties: Vec<(&'static str, Map<String, Value>)>,
     /// `(Type::id, sha256 of the document)` of each request entity.
     entities: Vec<(String, String)>,
@@ -45,6 +46,9 @@ impl Supplied {
                     supplied.overrides.push(format!("{}::{}", qualified(&entity.type_name), entity.id));
                 }
             }
+        }
+        if let Some(properties) = query.action_properties.as_ref().filter(|p| !p.is_empty()) {
+            supplied.properties.push(("action", properties.clone()));
         }
         for doc in &query.entities {
             let uid = doc.get("uid").map(|u| u.get("__entity").unwrap_or(u));

@@ -19,6 +19,10 @@
 //!   crowd of idle sockets cannot lock out a health check or a caller; if
 //!   every connection is busy, the new one is closed at once.
 //!
+//! With `--tls-cert` and `--tls-key` every connection is TLS
+//! (`crate::tls::ServerTls`); the handshake must finish within the header
+//! timeout, and a connection still in it counts as idle for the cap.
+//!
 //! At start the soft descriptor limit is raised to the hard one.
 
 use std::collections::HashMap;
@@ -31,13 +35,17 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
+use axum::routing::RouterIntoService;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::tls::ServerTls;
 
 /// Descriptors kept free for the database, the rule cache, logs and
 /// outbound webhooks when the connection cap is derived from the limit.
@@ -105,7 +113,8 @@ impl Registry {
         let idlest = conns
             .iter()
             .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
-            .min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed))
+            // Ties (the same millisecond) go to the connection accepted first.
+            .min_by_key(|(id, c)| (c.last_active.load(Ordering::Relaxed), **id))
             .map(|(id, _)| *id);
         match idlest.and_then(|id| conns.remove(&id)) {
             Some(conn) => {
@@ -148,6 +157,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: TransportLimits,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let app = app.layer(RequestBodyTimeoutLayer::new(limits.body_timeout));
@@ -188,20 +198,21 @@ pub async fn serve(
             registry: Arc::clone(&registry),
             peer,
         };
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        let registry = Arc::clone(&registry);
+        let (watcher, registry, tls) = (graceful.watcher(), Arc::clone(&registry), tls.clone());
         tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection closed with an error");
+            match tls {
+                None => serve_connection(stream, service, &limits, watcher, &conn, peer).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => serve_connection(stream, service, &limits, watcher, &conn, peer).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        },
+                        () = conn.evict.notified() => tracing::debug!(%peer, "handshaking connection closed for a new one"),
                     }
                 }
-                () = conn.evict.notified() => tracing::debug!(%peer, "idle connection closed for a new one"),
             }
             registry.remove(id);
             crate::metrics::METRICS.connections.dec();
@@ -210,6 +221,33 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one accepted (and, with TLS, handshaken) connection
+/// until it closes, is evicted for a new one, or shutdown ends it.
+async fn serve_connection<IO>(
+    io: IO,
+    service: TrackedService<RouterIntoService<hyper::body::Incoming>>,
+    limits: &TransportLimits,
+    watcher: Watcher,
+    conn: &Conn,
+    peer: SocketAddr,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    let connection = watcher.watch(connection);
+    tokio::select! {
+        result = connection => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+        }
+        () = conn.evict.notified() => tracing::debug!(%peer, "idle connection closed for a new one"),
+    }
 }
 
 /// The router, counting its requests in flight on `conn` (so the cap knows
