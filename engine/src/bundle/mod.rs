@@ -90,6 +90,13 @@ impl Bundle {
         self.decider.names.entity_type(name).is_some()
     }
 
+    /// The full uid of every action the schema declares, sorted
+    /// (`Analytics::Action::"view_notebook"`); each names its action for
+    /// [`Bundle::decide`].
+    pub fn actions(&self) -> Vec<String> {
+        self.decider.names.actions().map(ToString::to_string).collect()
+    }
+
     /// Whether the schema declares `action` (its id or its full uid).
     pub fn has_action(&self, action: &str) -> bool {
         self.decider.names.action(action).is_some()

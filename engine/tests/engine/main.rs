@@ -22,5 +22,6 @@ mod merkle_vectors;
 mod redact;
 mod rules;
 mod search;
+mod search_agrees;
 mod search_differential;
 mod slice;
