@@ -15,7 +15,10 @@
 //!   sealing a record and verifying a run of records, naming the first bad `seq`.
 //! - [`merkle`]: RFC 9162 tree heads, inclusion and consistency proofs, so
 //!   cutting off the newest records is detectable too.
-//! - [`checkpoint`]: a signed tree head an auditor keeps.
+//! - [`checkpoint`]: an HMAC-signed tree head an auditor keeps (the key
+//!   holder's check).
+//! - [`note`]: C2SP signed notes with Ed25519 keys, checkable by anyone.
+//! - [`log_checkpoint`]: the C2SP checkpoint text a note signs.
 //!
 //! Nothing here does I/O or reads a clock: timestamps come from the caller.
 
@@ -24,7 +27,9 @@ pub mod chain;
 pub mod checkpoint;
 pub mod keyring;
 pub mod kind;
+pub mod log_checkpoint;
 pub mod merkle;
+pub mod note;
 pub mod record;
 
 pub use canonical::{Prepared, Sealer, StoredRecord};
@@ -32,5 +37,7 @@ pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSumm
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};
 pub use kind::{Kind, UnknownKind};
+pub use log_checkpoint::{LogCheckpoint, LogCheckpointError};
 pub use merkle::{Hash, ProofError};
+pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
 pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};
