@@ -461,6 +461,51 @@ async fn cutting_off_the_newest_records_is_found_against_a_kept_checkpoint() {
     assert_eq!(code, 1, "{out}");
 }
 
+/// A log whose checkpoints were signed while leaves hashed each record's
+/// MAC (before migration `0011_audit_leaves_over_content`) still verifies:
+/// checkpoints up to the size the migration recorded are checked against
+/// the MAC leaves, and a checkpoint over MAC leaves the migration did not
+/// vouch for does not verify.
+#[tokio::test]
+async fn checkpoints_signed_over_mac_leaves_before_the_migration_still_verify() {
+    let mut server = setup().await;
+    populate(&server).await;
+    let records = server.audit_events("").await;
+    server.stop();
+    let size = records.len() - 2;
+    let mac_leaves: Vec<Hash> = records.iter().map(|r| leaf_hash(&unhex(r["mac"].as_str().unwrap()))).collect();
+    let root = hex(&mth(&mac_leaves[..size]));
+    // Signed as the service signed checkpoints then: HMAC over JCS of the fields.
+    let key_file = std::fs::read_to_string(server.audit_key_file()).unwrap();
+    let mut key_line =
+        key_file.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().split_whitespace();
+    let (key_id, secret_hex) = (key_line.next().unwrap(), key_line.next().unwrap());
+    let secret: Vec<u8> =
+        (0..secret_hex.len()).step_by(2).map(|i| u8::from_str_radix(&secret_hex[i..i + 2], 16).unwrap()).collect();
+    let ts = "2026-06-01T00:00:00.000Z";
+    let unsigned = json!({"key_id": key_id, "root": root, "tree_size": size, "ts": ts});
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&secret).unwrap();
+    hmac::Mac::update(&mut mac, &serde_json_canonicalizer::to_vec(&unsigned).unwrap());
+    let mac = hex(&hmac::Mac::finalize(mac).into_bytes());
+    let insert = format!(
+        "INSERT INTO audit_checkpoints (tree_size, root, ts, key_id, mac) VALUES ({size}, '{root}', '{ts}', '{key_id}', '{mac}');"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = altered_copy(
+        &server,
+        dir.path(),
+        "migrated",
+        &format!("{insert} UPDATE audit_mac_leaves_until SET tree_size = {size};"),
+    );
+    let (code, out) = cli(&server, &migrated, &["verify"]);
+    assert_eq!(code, 0, "a checkpoint from before the migration: {out}");
+    assert!(out.contains("1 checkpoint(s) hold"), "it was checked: {out}");
+    let unvouched = altered_copy(&server, dir.path(), "unvouched", &insert);
+    let (code, out) = cli(&server, &unvouched, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("do not hash to the checkpoint's root"), "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // Proofs.
 
@@ -472,12 +517,14 @@ async fn inclusion_and_consistency_proofs_verify_independently() {
         authorize(&server, "eddie", "view_notebook", "p_disabled").await;
     }
     let records = server.audit_events("").await;
-    let leaves: Vec<Hash> = records.iter().map(|r| leaf_hash(&unhex(r["mac"].as_str().unwrap()))).collect();
+    // A leaf is the hash of the record's entry: RFC 8785 JSON of the record
+    // as served, `mac` included (here by an independent JCS library).
+    let leaves: Vec<Hash> = records.iter().map(|r| leaf_hash(&serde_json_canonicalizer::to_vec(r).unwrap())).collect();
     let n = leaves.len() as u64;
     let checkpoint = server.get("/v1/audit/checkpoint").await.json;
     assert_eq!(checkpoint["tree_size"], n);
     let root = unhex(checkpoint["root"].as_str().unwrap());
-    assert_eq!(root, mth(&leaves), "the checkpoint's root is MTH over SHA-256(0x00 ‖ mac) of every record");
+    assert_eq!(root, mth(&leaves), "the checkpoint's root is MTH over SHA-256(0x00 ‖ JCS(record)) of every record");
     let leaf = |seq: u64| leaves[usize::try_from(seq - 1).unwrap()];
     let head = |size: u64| mth(&leaves[..usize::try_from(size).unwrap()]);
     let mut checked = 0;

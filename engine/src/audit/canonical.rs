@@ -18,7 +18,10 @@
 
 use serde_json::{Map, Value};
 
+use sha2::{Digest as _, Sha256};
+
 use super::keyring::Keyring;
+use super::merkle::{self, Hash};
 use super::record::{Entry, MAX_SEQ, Mac, Outcome, Record, SealError, check_timestamp};
 
 /// Appends `s` as a JCS string literal: ECMAScript `JSON.stringify`, i.e.
@@ -167,13 +170,13 @@ impl<'a> StoredRecord<'a> {
     }
 
     /// The same record with other `details` and `reasons` text.
-    pub(super) fn with_text(&self, details: &'a str, reasons: Option<&'a str>) -> Self {
+    pub fn with_text(&self, details: &'a str, reasons: Option<&'a str>) -> Self {
         Self { details, reasons, ..*self }
     }
 
     /// The stored `details` and `reasons` parsed and re-canonicalized:
     /// `None` if either is not the JSON a record holds.
-    pub(super) fn recanonicalized(&self) -> Option<(String, Option<String>)> {
+    pub fn recanonicalized(&self) -> Option<(String, Option<String>)> {
         let details = match serde_json::from_str::<Value>(self.details) {
             Ok(Value::Object(map)) => details_json(&map).ok()?,
             _ => return None,
@@ -201,7 +204,21 @@ impl<'a> StoredRecord<'a> {
     }
 
     fn placed(&self) -> Placed<'a> {
-        Placed { key_id: self.key_id, prev_mac: self.prev_mac, seq: self.seq, ts: self.ts }
+        Placed { key_id: self.key_id, mac: Some(self.mac), prev_mac: self.prev_mac, seq: self.seq, ts: self.ts }
+    }
+
+    /// The record's entry: its canonical bytes with `mac`, exactly as
+    /// `details` and `reasons` are stored (see [`StoredRecord::recanonicalized`]
+    /// for records stored before canonical text).
+    pub fn entry_bytes(&self) -> Result<Vec<u8>, SealError> {
+        let mut out = Vec::with_capacity(512 + self.details.len());
+        write_fields(&mut out, &self.own(), |out, slot| self.placed().write(out, slot))?;
+        Ok(out)
+    }
+
+    /// The record's Merkle leaf, `SHA-256(0x00 ‖ entry)`.
+    pub fn leaf_hash(&self) -> Result<Hash, SealError> {
+        Ok(merkle::leaf_hash(&self.entry_bytes()?))
     }
 }
 
@@ -215,6 +232,20 @@ impl Record {
         let mut out = Vec::with_capacity(256 + details.len());
         write(&mut out, &StoredRecord::of(self, &details, reasons.as_deref()))?;
         Ok(out)
+    }
+
+    /// The record's entry: RFC 8785 (JCS) bytes of the whole record, `mac`
+    /// included, as an auditor gets it from the API. Its Merkle leaf is
+    /// `SHA-256(0x00 ‖ entry)`: checkable with no secret.
+    pub fn entry_bytes(&self) -> Result<Vec<u8>, SealError> {
+        let details = details_json(&self.details)?;
+        let reasons = self.reasons.as_deref().map(reasons_json);
+        StoredRecord::of(self, &details, reasons.as_deref()).entry_bytes()
+    }
+
+    /// The record's Merkle leaf hash, `SHA-256(0x00 ‖ entry)`.
+    pub fn leaf_hash(&self) -> Result<Hash, SealError> {
+        Ok(merkle::leaf_hash(&self.entry_bytes()?))
     }
 }
 
@@ -233,10 +264,12 @@ struct Own<'a> {
     token_owner: Option<&'a str>,
 }
 
-/// The four fields that depend on a record's place in the chain: the single
-/// writer assigns them, everything else is the entry's own.
+/// The fields that depend on a record's place in the chain: the single
+/// writer assigns them, everything else is the entry's own. `mac` is
+/// written only into the entry (the MAC input cannot hold its own MAC).
 struct Placed<'a> {
     key_id: &'a str,
+    mac: Option<&'a str>,
     prev_mac: &'a str,
     seq: u64,
     ts: &'a str,
@@ -246,6 +279,8 @@ struct Placed<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Slot {
     KeyId,
+    /// Where `mac` goes in the entry (the MAC input has none).
+    Mac,
     PrevMac,
     Seq,
     Ts,
@@ -256,6 +291,7 @@ impl Placed<'_> {
     fn write(&self, out: &mut Vec<u8>, slot: Slot) -> Result<(), SealError> {
         match slot {
             Slot::KeyId => field(out, b"\"key_id\":", self.key_id),
+            Slot::Mac => optional(out, b"\"mac\":", self.mac),
             Slot::PrevMac => field(out, b"\"prev_mac\":", self.prev_mac),
             Slot::Seq => push_seq(out, self.seq)?,
             Slot::Ts => {
@@ -269,7 +305,7 @@ impl Placed<'_> {
 
 /// Writes a record's canonical bytes, every key in JCS order (RFC 8785
 /// sorts by UTF-16 code units; every key is ASCII): the one place that
-/// order is written. At each of the four chain-dependent fields it calls
+/// order is written. At each of the five chain-dependent fields it calls
 /// `slot`, which writes that field or, for a [`Prepared`] entry, marks
 /// where it goes.
 fn write_fields(
@@ -284,6 +320,7 @@ fn write_fields(
     raw(out, b"\"details\":", Some(own.details));
     slot(out, Slot::KeyId)?;
     field(out, b"\"kind\":", own.kind);
+    slot(out, Slot::Mac)?;
     optional(out, b"\"policy_digest\":", own.policy_digest);
     slot(out, Slot::PrevMac)?;
     optional(out, b"\"project\":", own.project);
@@ -296,11 +333,37 @@ fn write_fields(
     Ok(())
 }
 
-/// Appends the canonical bytes of `f` (without its `mac`) to `out`; its
-/// `details` and `reasons` are spliced as they are, so they must be JCS text.
-pub(crate) fn write(out: &mut Vec<u8>, f: &StoredRecord<'_>) -> Result<(), SealError> {
-    let placed = f.placed();
-    write_fields(out, &f.own(), |out, slot| placed.write(out, slot))
+/// Appends the canonical bytes of `f` without its `mac` (what the MAC
+/// covers) to `out`; its `details` and `reasons` are spliced as they are, so
+/// they must be JCS text. Returns where, in `out`, `mac` would go (see
+/// [`entry_leaf`]).
+pub(crate) fn write(out: &mut Vec<u8>, f: &StoredRecord<'_>) -> Result<usize, SealError> {
+    let placed = Placed { mac: None, ..f.placed() };
+    let mut mac_at = 0;
+    write_fields(out, &f.own(), |out, slot| {
+        if matches!(slot, Slot::Mac) {
+            mac_at = out.len();
+        }
+        placed.write(out, slot)
+    })?;
+    Ok(mac_at)
+}
+
+/// The Merkle leaf of a record, `SHA-256(0x00 ‖ entry)`, where the entry is
+/// the record's canonical bytes with its `mac`, from `canonical`, its bytes
+/// without (as [`write`] wrote them, `mac` going at `mac_at`): the MAC input
+/// and the entry differ by that one field, so the entry is never built.
+pub(crate) fn entry_leaf(canonical: &[u8], mac_at: usize, mac_hex: &[u8]) -> Hash {
+    let (before, after) = canonical.split_at(mac_at.min(canonical.len()));
+    Sha256::new()
+        .chain_update([0x00])
+        .chain_update(before)
+        .chain_update(b"\"mac\":\"")
+        .chain_update(mac_hex)
+        .chain_update(b"\",")
+        .chain_update(after)
+        .finalize()
+        .into()
 }
 
 /// An entry made ready for sealing away from the writer: its `details` and
@@ -312,10 +375,10 @@ pub struct Prepared {
     entry: Entry,
     details_json: String,
     reasons_json: Option<String>,
-    /// Rendered fields, in canonical order, cut where the four
+    /// Rendered fields, in canonical order, cut where the five
     /// chain-dependent fields go (in the order `write_fields` meets them).
     body: Vec<u8>,
-    cuts: [(usize, Slot); 4],
+    cuts: [(usize, Slot); 5],
 }
 
 impl Prepared {
@@ -342,7 +405,7 @@ impl Prepared {
             token_owner: entry.token_owner.as_deref(),
         };
         let mut body = Vec::with_capacity(128 + details_json.len());
-        let mut cuts = [(0, Slot::KeyId); 4];
+        let mut cuts = [(0, Slot::KeyId); 5];
         let mut next = cuts.iter_mut();
         write_fields(&mut body, &own, |out, slot| {
             if let Some(cut) = next.next() {
@@ -400,9 +463,10 @@ impl<'k> Sealer<'k> {
         &self.ts
     }
 
-    /// The MAC of `prepared` as record `seq` after the record whose MAC is
-    /// `prev_mac`: `HMAC(key, prev_mac ‖ JCS(record without mac))`.
-    pub fn seal(&mut self, prepared: &Prepared, seq: u64, prev_mac: &Mac) -> Result<Mac, SealError> {
+    /// Seals `prepared` as record `seq` after the record whose MAC is
+    /// `prev_mac`: its MAC, `HMAC(key, prev_mac ‖ JCS(record without mac))`,
+    /// and its Merkle leaf, `SHA-256(0x00 ‖ JCS(record))`.
+    pub fn seal(&mut self, prepared: &Prepared, seq: u64, prev_mac: &Mac) -> Result<Seal, SealError> {
         if seq == 0 || seq > MAX_SEQ {
             return Err(SealError::SeqOutOfRange(seq));
         }
@@ -413,17 +477,31 @@ impl<'k> Sealer<'k> {
         let prev_hex = prev_mac.hex_bytes();
         // INVARIANT: hex digits are ASCII.
         let prev_text = std::str::from_utf8(&prev_hex).unwrap_or_default();
-        let placed = Placed { key_id: self.keyring.current_key_id(), prev_mac: prev_text, seq, ts: &self.ts };
+        let placed =
+            Placed { key_id: self.keyring.current_key_id(), mac: None, prev_mac: prev_text, seq, ts: &self.ts };
         let buf = &mut self.buf;
         buf.clear();
         let mut start = 0;
+        let mut mac_at = 0;
         for &(at, slot) in &prepared.cuts {
             buf.extend_from_slice(prepared.body.get(start..at).unwrap_or_default());
+            if matches!(slot, Slot::Mac) {
+                mac_at = buf.len();
+            }
             placed.write(buf, slot)?;
             start = at;
         }
         buf.extend_from_slice(prepared.body.get(start..).unwrap_or_default());
         let (_, mac) = self.keyring.sign(&[prev_mac.as_bytes(), buf]);
-        Ok(mac)
+        let leaf = entry_leaf(buf, mac_at, &mac.hex_bytes());
+        Ok(Seal { mac, leaf })
     }
+}
+
+/// What sealing a record yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seal {
+    pub mac: Mac,
+    /// The record's Merkle leaf, `SHA-256(0x00 ‖ entry)`.
+    pub leaf: Hash,
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use super::canonical::{self, StoredRecord};
 use super::keyring::{Keyring, MacCheck};
+use super::merkle::Hash;
 use super::record::{Entry, Mac, Record, SealError, check_entry};
 
 /// Seals `entry` as the record after the one whose MAC is `prev_mac`
@@ -205,7 +206,10 @@ pub struct ChainVerifier<'k> {
     /// `prev_mac` as the lowercase hex a following record must hold.
     prev_hex: [u8; 64],
     strict_from: u64,
+    /// The canonical bytes (without `mac`) of the last record checked, and
+    /// where its `mac` goes in them: its leaf, on demand.
     buf: Vec<u8>,
+    mac_at: usize,
     summary: VerifiedSummary,
 }
 
@@ -220,6 +224,7 @@ impl<'k> ChainVerifier<'k> {
             prev_hex: start.prev_mac.hex_bytes(),
             strict_from: 0,
             buf: Vec::with_capacity(1024),
+            mac_at: 0,
             summary: VerifiedSummary {
                 count: 0,
                 first_seq: None,
@@ -238,8 +243,14 @@ impl<'k> ChainVerifier<'k> {
         self
     }
 
-    /// Checks the next record; on success returns its MAC (the Merkle
-    /// leaf's data).
+    /// The Merkle leaf of the record the last successful [`push`](Self::push)
+    /// checked: `SHA-256(0x00 ‖ entry)` over its canonical content (a record
+    /// stored before canonical text gets the leaf of its canonical form).
+    pub fn leaf(&self) -> Hash {
+        canonical::entry_leaf(&self.buf, self.mac_at, &self.prev_hex)
+    }
+
+    /// Checks the next record; on success returns its MAC.
     pub fn push(&mut self, record: &StoredRecord<'_>) -> Result<Mac, ChainBreak> {
         let expected = self.expected;
         let fail = |reason| ChainBreak { seq: expected, reason };
@@ -257,7 +268,7 @@ impl<'k> ChainVerifier<'k> {
             .map_err(|e| fail(BreakReason::Malformed { field: "mac", message: e.to_string() }))?;
         let malformed = |e: SealError| fail(BreakReason::Malformed { field: "record", message: e.to_string() });
         self.buf.clear();
-        canonical::write(&mut self.buf, record).map_err(malformed)?;
+        self.mac_at = canonical::write(&mut self.buf, record).map_err(malformed)?;
         match self.keyring.check_record(record.key_id, record.seq, &[self.prev_mac.as_bytes(), &self.buf], &mac) {
             Ok(()) => {}
             Err(MacCheck::UnknownKey) => return Err(fail(BreakReason::UnknownKey(record.key_id.to_owned()))),
@@ -269,7 +280,8 @@ impl<'k> ChainVerifier<'k> {
                     return Err(fail(BreakReason::MacMismatch));
                 };
                 self.buf.clear();
-                canonical::write(&mut self.buf, &record.with_text(&details, reasons.as_deref())).map_err(malformed)?;
+                self.mac_at = canonical::write(&mut self.buf, &record.with_text(&details, reasons.as_deref()))
+                    .map_err(malformed)?;
                 if self
                     .keyring
                     .check_record(record.key_id, record.seq, &[self.prev_mac.as_bytes(), &self.buf], &mac)

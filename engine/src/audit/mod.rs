@@ -32,7 +32,7 @@ pub mod merkle;
 pub mod note;
 pub mod record;
 
-pub use canonical::{Prepared, Sealer, StoredRecord};
+pub use canonical::{Prepared, Seal, Sealer, StoredRecord};
 pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};

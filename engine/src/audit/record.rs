@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::kind::{Kind, UnknownKind};
-use super::merkle::{self, Hash};
 
 /// The largest `seq` whose JCS encoding (an IEEE double) is still exact.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
@@ -212,12 +211,6 @@ impl Record {
     /// The record's `prev_mac`, parsed.
     pub fn prev_mac(&self) -> Result<Mac, MacParseError> {
         Mac::from_hex(&self.prev_mac)
-    }
-
-    /// The record's Merkle leaf hash, `SHA-256(0x00 ‖ mac)`: the log's tree
-    /// is built over MACs, which already commit to every field and to order.
-    pub fn leaf_hash(&self) -> Result<Hash, MacParseError> {
-        Ok(merkle::leaf_hash(self.mac()?.as_bytes()))
     }
 
     /// The event fields, without the seal.

@@ -17,8 +17,8 @@ use serde_json::{Map, Number, Value, json};
 use sha2::Sha256;
 use warrant_engine::audit::canonical::details_json;
 use warrant_engine::audit::{
-    BreakReason, ChainStart, ChainVerifier, Entry, Keyring, Mac, Outcome, Prepared, Record, Sealer, StoredRecord, seal,
-    verify_chain,
+    BreakReason, ChainStart, ChainVerifier, Entry, Keyring, Mac, Outcome, Prepared, Record, Sealer, StoredRecord,
+    merkle, seal, verify_chain,
 };
 
 const SECRET: &[u8] = b"canonical-test-secret-0123456789abcdef";
@@ -220,7 +220,13 @@ fn generated(n: u64, seed: u64) -> Vec<(Record, Prepared)> {
             "seq {seq}"
         );
         assert_eq!(record.mac, hmac(&prev, &reference), "seq {seq}: the record path's MAC");
-        assert_eq!(fast.to_hex(), record.mac, "seq {seq}: the prepared path's MAC");
+        assert_eq!(fast.mac.to_hex(), record.mac, "seq {seq}: the prepared path's MAC");
+        // The entry is the whole record's JCS, `mac` included; its leaf is
+        // what the writer computes without building it.
+        let entry = serde_json_canonicalizer::to_vec(&serde_json::to_value(&record).unwrap()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&record.entry_bytes().unwrap()), String::from_utf8_lossy(&entry));
+        assert_eq!(fast.leaf, merkle::leaf_hash(&entry), "seq {seq}: the writer's leaf");
+        assert_eq!(record.leaf_hash().unwrap(), fast.leaf, "seq {seq}: the record's leaf");
         assert_eq!(prepared.details_json(), serde_json_canonicalizer::to_string(&record.details).unwrap());
         out.push((record, prepared));
     }

@@ -11,7 +11,7 @@ use warrant_engine::audit::{Hash, Prepared, SealError};
 
 use super::event::Event;
 use crate::keys::AuditKeys;
-use crate::store::{Sealed, Store, StoreError, TokenUpdate, leaf_of};
+use crate::store::{Sealed, Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
 
 /// Most jobs sealed and written in one transaction.
@@ -273,7 +273,7 @@ pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) 
 async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Sealed]) {
     let Some(first) = written.first() else { return };
     let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
-    let caught_up = if first.seq > known + 1 { Some(store.audit_macs_after(known, u32::MAX).await) } else { None };
+    let caught_up = if first.seq > known + 1 { Some(store.audit_leaves_after(known, u32::MAX).await) } else { None };
     if let Ok(mut l) = leaves.write()
         && let Err(e) = extend_leaves(&mut l, written, caught_up)
     {
@@ -292,18 +292,18 @@ async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Seal
 fn extend_leaves(
     leaves: &mut Vec<Hash>,
     written: &[&Sealed],
-    caught_up: Option<Result<Vec<(u64, String)>, StoreError>>,
+    caught_up: Option<Result<Vec<(u64, Hash)>, StoreError>>,
 ) -> Result<(), StoreError> {
     let next = leaves.len() as u64 + 1;
-    let macs: Vec<(u64, &str)> = match &caught_up {
-        None => written.iter().map(|r| (r.seq, r.mac.as_str())).collect(),
-        Some(Ok(read)) => read.iter().map(|(seq, mac)| (*seq, mac.as_str())).collect(),
+    let new: Vec<(u64, Hash)> = match caught_up {
+        None => written.iter().map(|r| (r.seq, r.leaf)).collect(),
+        Some(Ok(read)) => read,
         Some(Err(e)) => return Err(StoreError::Corrupt(format!("catching up on records after {}: {e}", next - 1))),
     };
-    if let Some(gap) = macs.iter().zip(next..).find(|((seq, _), want)| seq != want) {
+    if let Some(gap) = new.iter().zip(next..).find(|((seq, _), want)| seq != want) {
         return Err(StoreError::Corrupt(format!("expected seq {}, read {}", gap.1, gap.0.0)));
     }
-    leaves.extend(macs.iter().map(|(_, mac)| leaf_of(mac)));
+    leaves.extend(new.iter().map(|(_, leaf)| *leaf));
     Ok(())
 }
 
@@ -314,25 +314,25 @@ mod tests {
     use super::*;
 
     fn sealed(seq: u64) -> Sealed {
-        Sealed { seq, mac: format!("{seq:064x}") }
+        Sealed { seq, mac: format!("{seq:064x}"), leaf: [u8::try_from(seq).unwrap(); 32] }
     }
 
     #[test]
     fn a_failed_catch_up_leaves_the_leaves_as_they_were() {
-        let mut leaves = vec![leaf_of(&sealed(1).mac)];
+        let mut leaves = vec![sealed(1).leaf];
         let (four, five) = (sealed(4), sealed(5));
         let failed = Some(Err(StoreError::Corrupt("the database went away".into())));
         assert!(extend_leaves(&mut leaves, &[&four, &five], failed).is_err());
         assert_eq!(leaves.len(), 1, "records 2 and 3 are missing: the batch must not become leaves 2 and 3");
 
-        let read = (2..=5).map(|s| (s, sealed(s).mac)).collect();
+        let read = (2..=5).map(|s| (s, sealed(s).leaf)).collect();
         extend_leaves(&mut leaves, &[&four, &five], Some(Ok(read))).unwrap();
-        assert_eq!(leaves, (1..=5).map(|s| leaf_of(&sealed(s).mac)).collect::<Vec<_>>());
+        assert_eq!(leaves, (1..=5).map(|s| sealed(s).leaf).collect::<Vec<_>>());
     }
 
     #[test]
     fn a_batch_that_does_not_follow_the_leaves_is_refused() {
-        let mut leaves = vec![leaf_of(&sealed(1).mac)];
+        let mut leaves = vec![sealed(1).leaf];
         assert!(extend_leaves(&mut leaves, &[&sealed(3)], None).is_err());
         extend_leaves(&mut leaves, &[&sealed(2)], None).unwrap();
         assert_eq!(leaves.len(), 2);

@@ -8,11 +8,13 @@
 use std::convert::Infallible;
 
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Prepared, Record, SealError};
+use warrant_engine::audit::{
+    ChainBreak, ChainVerifier, Checkpoint, Hash, Keyring, Mac, Prepared, Record, SealError, merkle,
+};
 
 use super::error::{StoreError, i64_of, u64_of};
 use super::open::Store;
-use super::records::{AuditFilter, Candidates, record_of, select, verify_rows};
+use super::records::{AuditFilter, Candidates, record_of, select, stored_of, verify_rows};
 use super::sealing::{Sealed, leaf_of};
 use super::tokens::TokenUpdate;
 
@@ -104,19 +106,69 @@ impl Store {
         seq.map_or(Ok(0), |s| u64_of(s, "audit_canonical_since.seq"))
     }
 
-    /// Every record's Merkle leaf, in `seq` order, read a page of MACs at
-    /// a time (a million MAC strings at once would be ~90 MB held at start).
-    pub async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
-        /// MACs read per query.
+    /// Checkpoints covering at most this many records may have been signed
+    /// over the leaves of before `0011_audit_leaves_over_content` (each a
+    /// record's MAC): see [`Store::audit_mac_leaves`].
+    pub async fn audit_mac_leaves_until(&self) -> Result<u64, StoreError> {
+        let size: Option<i64> = on_backend!(self, b => {
+            sqlx::query_scalar("SELECT MAX(tree_size) FROM audit_mac_leaves_until").fetch_one(b.reader()).await?
+        });
+        size.map_or(Ok(0), |s| u64_of(s, "audit_mac_leaves_until.tree_size"))
+    }
+
+    /// The first `count` records' leaves as they were before leaves covered
+    /// content, `SHA-256(0x00 ‖ mac)`: only to check checkpoints signed then.
+    pub async fn audit_mac_leaves(&self, count: u64) -> Result<Vec<Hash>, StoreError> {
         const PAGE: u32 = 8192;
         let mut leaves = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.audit_macs_after(after, PAGE).await?;
-            let Some((last, _)) = page.last() else { return Ok(leaves) };
-            after = *last;
-            leaves.extend(page.iter().map(|(_, mac)| leaf_of(mac)));
+        while (leaves.len() as u64) < count {
+            let page = self.audit_macs_after(leaves.len() as u64, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            leaves.extend(page.iter().map(|(_, mac)| {
+                let bytes = Mac::from_hex(mac).map(|m| *m.as_bytes());
+                bytes.map_or_else(|_| merkle::leaf_hash(mac.as_bytes()), |b| merkle::leaf_hash(&b))
+            }));
         }
+        leaves.truncate(usize::try_from(count).unwrap_or(usize::MAX));
+        Ok(leaves)
+    }
+
+    /// Every record's Merkle leaf, in `seq` order, read a page of records at
+    /// a time (each leaf hashes the record's whole canonical entry).
+    pub async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
+        /// Records read per query.
+        const PAGE: u32 = 4096;
+        let mut leaves = Vec::new();
+        loop {
+            let page = self.audit_leaves_after(leaves.len() as u64, PAGE).await?;
+            if page.is_empty() {
+                return Ok(leaves);
+            }
+            leaves.extend(page.into_iter().map(|(_, leaf)| leaf));
+        }
+    }
+
+    /// The `seq` and Merkle leaf of the records after `after_seq`, in order,
+    /// at most `limit` (to catch up on records other writers appended, and
+    /// to load the leaves page by page).
+    pub async fn audit_leaves_after(&self, after_seq: u64, limit: u32) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let canonical_since = self.audit_canonical_since().await?;
+        on_backend!(self, b => {
+            let rows = sqlx::query(RANGE)
+                .bind(i64_of(after_seq.saturating_add(1)))
+                .bind(i64::MAX)
+                .bind(i64::from(limit))
+                .fetch_all(b.reader())
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let stored = stored_of(row)?;
+                    Ok((stored.seq, leaf_of(&stored, canonical_since)))
+                })
+                .collect()
+        })
     }
 
     pub async fn audit_count(&self) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Mac, Outcome, Record, StoredRecord, merkle};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Mac, Outcome, Record, StoredRecord};
 
 use super::error::{StoreError, i64_of, u64_of};
 
@@ -197,12 +197,11 @@ where
     let mut read = 0;
     while let Some(row) = rows.next().await {
         let row = row?;
-        let mac = match verifier.push(&stored_of(&row)?) {
-            Ok(mac) => mac,
-            Err(broken) => return Ok(Err(broken)),
-        };
+        if let Err(broken) = verifier.push(&stored_of(&row)?) {
+            return Ok(Err(broken));
+        }
         if let Some(l) = leaves.as_deref_mut() {
-            l.push(merkle::leaf_hash(mac.as_bytes()));
+            l.push(verifier.leaf());
         }
         read += 1;
     }

@@ -4,7 +4,9 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Entry, Hash, Keyring, Mac, Outcome, Prepared, SealError, Sealer, merkle};
+use warrant_engine::audit::{
+    Entry, Hash, Keyring, Mac, Outcome, Prepared, Seal, SealError, Sealer, StoredRecord, merkle,
+};
 
 use super::error::i64_of;
 
@@ -18,6 +20,8 @@ pub struct Sealed {
     pub seq: u64,
     /// 64 lowercase hex digits.
     pub mac: String,
+    /// Its Merkle leaf, `SHA-256(0x00 ‖ entry)`.
+    pub leaf: Hash,
 }
 
 /// One row to insert, borrowing the prepared entry it seals.
@@ -59,10 +63,10 @@ pub(crate) fn seal_after<'a>(
     let mut rows = Vec::with_capacity(entries.len());
     for prepared in entries {
         match sealer.seal(prepared, seq + 1, &prev) {
-            Ok(mac) => {
+            Ok(Seal { mac, leaf }) => {
                 seq += 1;
                 let mac_hex = mac.to_hex();
-                results.push(Ok(Sealed { seq, mac: mac_hex.clone() }));
+                results.push(Ok(Sealed { seq, mac: mac_hex.clone(), leaf }));
                 rows.push(NewRow {
                     seq,
                     ts: sealer.ts().to_owned(),
@@ -81,14 +85,19 @@ pub(crate) fn seal_after<'a>(
     Sealing { results, rows, head: (seq, prev) }
 }
 
-/// The Merkle leaf of a stored MAC; a MAC that does not parse still gets a
-/// leaf (of its text), so the tree has one leaf per record and verification
-/// reports the damage.
-pub fn leaf_of(mac: &str) -> Hash {
-    match Mac::from_hex(mac) {
-        Ok(m) => merkle::leaf_hash(m.as_bytes()),
-        Err(_) => merkle::leaf_hash(mac.as_bytes()),
+/// The Merkle leaf of a stored row, `SHA-256(0x00 ‖ entry)`. A record
+/// stored before canonical text (`seq < canonical_since`) gets the leaf of
+/// its canonical form, as verification computes it; a row whose text cannot
+/// be canonicalized still gets a leaf (of the text as stored), so the tree
+/// has one leaf per record and verification reports the damage.
+pub fn leaf_of(record: &StoredRecord<'_>, canonical_since: u64) -> Hash {
+    if record.seq < canonical_since
+        && let Some((details, reasons)) = record.recanonicalized()
+        && let Ok(leaf) = record.with_text(&details, reasons.as_deref()).leaf_hash()
+    {
+        return leaf;
     }
+    record.leaf_hash().unwrap_or_else(|_| merkle::leaf_hash(record.mac.as_bytes()))
 }
 
 pub(crate) fn outcome_str(o: Outcome) -> &'static str {

@@ -27,7 +27,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row, Statement};
 use tokio::sync::mpsc;
 use warrant_engine::audit::{
-    BreakReason, ChainBreak, ChainStart, ChainVerifier, Hash, Keyring, Mac, StoredRecord, VerifiedSummary, merkle,
+    BreakReason, ChainBreak, ChainStart, ChainVerifier, Hash, Keyring, Mac, StoredRecord, VerifiedSummary,
 };
 
 use crate::store::error::StoreError;
@@ -173,7 +173,7 @@ impl Job {
         while let Some(row) = rows.next().map_err(database)? {
             let (seq, columns) = columns_of(row)?;
             match verifier.push(&record_of(seq, columns)?) {
-                Ok(mac) if self.leaves => rest_leaves.push(merkle::leaf_hash(mac.as_bytes())),
+                Ok(_) if self.leaves => rest_leaves.push(verifier.leaf()),
                 Ok(_) => {}
                 Err(broken) => {
                     return Ok(CheckedRun { first: Some(first), rest_start, rest: Err(broken), rest_leaves });
@@ -222,12 +222,13 @@ fn join(verifier: &mut ChainVerifier<'_>, run: CheckedRun, leaves: Option<&mut V
         seq: first.seq,
         reason: BreakReason::Malformed { field: "record", message: e.to_string() },
     })?;
-    let first_mac = verifier.push(&record)?;
+    verifier.push(&record)?;
+    let first_leaf = verifier.leaf();
     let rest = run.rest?;
     let count = rest.count;
     verifier.continue_with(&run.rest_start, rest)?;
     if let Some(l) = leaves {
-        l.push(merkle::leaf_hash(first_mac.as_bytes()));
+        l.push(first_leaf);
         l.extend_from_slice(&run.rest_leaves);
     }
     Ok(count + 1)
