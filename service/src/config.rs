@@ -59,6 +59,13 @@ pub enum AuditCommand {
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
     },
+    /// Print the log's verifier keys (C2SP note format), oldest first: what
+    /// auditors and witnesses check checkpoints with.
+    PublicKey {
+        /// The log key file (default: `$XDG_CONFIG_HOME/warrant/log.key`).
+        #[arg(long, env = "WARRANT_LOG_KEY_FILE")]
+        log_key_file: Option<PathBuf>,
+    },
     /// Write records as JSON Lines.
     Export {
         #[command(flatten)]
@@ -143,6 +150,23 @@ pub struct ServeArgs {
     /// `Host` header).
     #[arg(long, env = "WARRANT_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// The file of the Ed25519 keys that sign the log's checkpoints (Go's
+    /// `PRIVATE+KEY+…` note format, the last line signs). Default:
+    /// `$XDG_CONFIG_HOME/warrant/log.key`, generated on first start.
+    #[arg(long, env = "WARRANT_LOG_KEY_FILE")]
+    pub log_key_file: Option<PathBuf>,
+
+    /// The log's origin, the first line of its checkpoints and its keys'
+    /// name (e.g. `example.com/warrant-audit`). Fixed when the log key is
+    /// generated; given later, it must match.
+    #[arg(long, env = "WARRANT_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+
+    /// How often, at most, a new checkpoint is published while records
+    /// arrive, in milliseconds.
+    #[arg(long, env = "WARRANT_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first). Read
     /// again, with `--tls-key`, on SIGHUP; a pair that fails to load then

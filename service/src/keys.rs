@@ -190,40 +190,52 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("warrant").join("audit.key"))
+    config_path("audit.key")
 }
 
 /// Writes a fresh random key file, readable by its owner only, unless one
-/// exists. The key is written whole to a private temporary file and then
-/// hard-linked into place, so concurrent first starts agree on one key and
-/// no reader sees a partial file. Returns whether this call created it.
+/// exists (see [`create_private`]). Returns whether this call created it.
 pub fn generate(path: &Path) -> Result<bool, KeyError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let create = |error: std::io::Error| KeyError::Create { path: path.display().to_string(), error };
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir).map_err(create)?;
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|error| KeyError::Randomness { path: path.display().to_string(), error })?;
-    let temp = dir.join(format!(".audit.key.{}.{}", std::process::id(), hex::encode(&secret[..4])));
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(create)?;
-    let written = writeln!(
-        file,
-        "# warrant audit keys: `<key-id> <hex secret>`; the last line signs new records\nk1 {}",
+    let text = format!(
+        "# warrant audit keys: `<key-id> <hex secret>`; the last line signs new records\nk1 {}\n",
         hex::encode(secret)
-    )
-    .and_then(|()| file.sync_all());
+    );
+    create_private(path, &text).map_err(|error| KeyError::Create { path: path.display().to_string(), error })
+}
+
+/// Creates the file at `path` holding `text`, mode 0600, unless it exists.
+/// The text is written whole to a private temporary file and then
+/// hard-linked into place, so concurrent first starts agree on one file and
+/// no reader sees a partial one. Returns whether this call created it.
+pub(crate) fn create_private(path: &Path, text: &str) -> std::io::Result<bool> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.{}", std::process::id(), hex::encode(nonce)));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+    let written = file.write_all(text.as_bytes()).and_then(|()| file.sync_all());
     let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
     let _ = std::fs::remove_file(&temp);
     match linked {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(create(e)),
+        Err(e) => Err(e),
     }
+}
+
+/// `$XDG_CONFIG_HOME/warrant/<name>` (or `~/.config/warrant/<name>`).
+pub(crate) fn config_path(name: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("warrant").join(name))
 }
 
 #[cfg(test)]

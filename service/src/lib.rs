@@ -11,12 +11,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod log_keys;
 pub mod metrics;
 pub mod pack;
 pub mod rules;

@@ -28,8 +28,10 @@ use tower::ServiceExt as _;
 use warrant_service::AppState;
 use warrant_service::audit::DecisionAudit;
 use warrant_service::auth::{Scope, mint};
+use warrant_service::checkpoints;
 use warrant_service::http::HttpConfig;
 use warrant_service::keys::AuditKeys;
+use warrant_service::log_keys::LogKeys;
 use warrant_service::rules::RuleHost;
 use warrant_service::store::Store;
 use warrant_service::webhooks::{WebhookConfig, Webhooks};
@@ -132,6 +134,8 @@ impl Document {
                 let record: Value = serde_json::from_str(line).unwrap();
                 self.validate(&what, &json!({"$ref": "#/components/schemas/AuditRecord"}), &record);
             }
+        } else if content_type == "text/plain" {
+            self.validate(&what, schema, &Value::String(reply.text()));
         } else if content_type == "application/openmetrics-text" {
             self.validate(&what, schema, &Value::String(reply.text()));
             assert!(reply.text().ends_with("# EOF\n"), "{what}: not an OpenMetrics exposition");
@@ -260,6 +264,10 @@ async fn service(dir: &Path) -> (Router, String, String) {
     let keys = AuditKeys::parse(KEY).unwrap();
     let rules = RuleHost::new(None, 1, None);
     let state = AppState::start(store, keys, policies(), DecisionAudit::All, rules).await.unwrap();
+    // The log's first checkpoint, as `serve` publishes it at start.
+    let signer = warrant_engine::audit::NoteSigner::from_seed("example.com/openapi", [3; 32]).unwrap();
+    let log_keys = LogKeys::parse(&signer.to_skey(), "test").unwrap();
+    checkpoints::publish(state.store(), state.audit(), &log_keys, 0).await.unwrap();
     let config_path = dir.join("webhooks.json");
     std::fs::write(
         &config_path,
@@ -302,6 +310,7 @@ async fn every_documented_operation_answers_as_documented() {
     let calls: Vec<(&Method, &str, String, Option<Value>)> = vec![
         (&get, "/healthz", "/healthz".into(), None),
         (&get, "/metrics", "/metrics".into(), None),
+        (&get, "/log/checkpoint", "/log/checkpoint".into(), None),
         (&get, "/readyz", "/readyz".into(), None),
         (&get, "/.well-known/authzen-configuration", "/.well-known/authzen-configuration".into(), None),
         (&put, "/v1/entities", "/v1/entities".into(), Some(entities())),

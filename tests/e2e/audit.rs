@@ -4,6 +4,7 @@
 //! the files, the log or exports. `records` covers what is recorded and how
 //! it is queried.
 
+mod log;
 mod records;
 
 use std::path::Path;

@@ -82,7 +82,12 @@ pub(crate) fn entities() -> Vec<Value> {
 }
 
 pub(crate) async fn setup() -> Server {
-    let server = Server::start();
+    setup_with_args::<&str>(&[]).await
+}
+
+/// [`setup`], with more `serve` flags.
+pub(crate) async fn setup_with_args<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Server {
+    let server = Server::start_with_args(args);
     server.put_entities(&entities()).await;
     server
 }

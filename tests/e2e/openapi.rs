@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
     ("GET", "/metrics", None),
+    // log.rs
+    ("GET", "/log/checkpoint", None),
     // authzen.rs
     ("GET", "/.well-known/authzen-configuration", None),
     ("POST", "/access/v1/evaluation", Some("decide")),

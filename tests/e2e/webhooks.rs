@@ -29,7 +29,7 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 const PLANTED: &str = "ya29.PLANTED-webhook-secret-value";
 
 /// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -15,7 +15,8 @@
 //!   one transaction, so the log never misses a change that was stored.
 //!
 //! [`verify`] checks a stored log (online and from the CLI); [`writer`] is
-//! the group-commit task.
+//! the group-commit task. (The log's C2SP checkpoints are published from
+//! `checkpoints.rs`, beside this module.)
 
 mod event;
 pub mod rejections;
@@ -119,6 +120,14 @@ impl AuditLog {
     /// The Merkle leaves so far, one per record.
     pub fn leaves(&self) -> Vec<Hash> {
         self.leaves.read().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The current tree size and root (RFC 9162, over a copy of the leaves,
+    /// so the writer is not held up: O(size) hashes, which tiles will make
+    /// O(log size)).
+    pub fn head(&self) -> (u64, Hash) {
+        let leaves = self.leaves();
+        (leaves.len() as u64, warrant_engine::audit::merkle::root(&leaves))
     }
 
     /// Number of records written (the current tree size).

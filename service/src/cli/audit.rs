@@ -11,6 +11,7 @@ use warrant_engine::audit::Checkpoint;
 use crate::audit::verify::{self, VerifyError};
 use crate::config::{AuditCommand, AuditLogArgs};
 use crate::keys::{AuditKeys, KeyError};
+use crate::log_keys::{LogKeyError, LogKeys};
 use crate::store::{Store, StoreError};
 
 /// Records per read while exporting.
@@ -24,6 +25,8 @@ pub enum AuditCommandError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    LogKeys(#[from] LogKeyError),
     #[error("cannot open `{url}`: {error}")]
     Open { url: String, error: StoreError },
     #[error("checkpoint `{}`: {error}", path.display())]
@@ -51,6 +54,13 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
     match command {
         AuditCommand::Verify { log, from, to, checkpoint } => runtime.block_on(run_verify(log, from, to, checkpoint)),
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
+        AuditCommand::PublicKey { log_key_file } => {
+            let keys = LogKeys::open(log_key_file.as_deref())?;
+            for v in keys.verifiers() {
+                println!("{v}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -11,10 +11,12 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use warrant_engine::Undeclared;
 
+use crate::checkpoints::{self, PublishError};
 use crate::config::{LogFormat, ServeArgs};
 use crate::http::transport::{self, TransportLimits};
 use crate::http::{self, HttpConfig};
 use crate::keys::{AuditKeys, KeyError};
+use crate::log_keys::{LogKeyError, LogKeys};
 use crate::rules::RuleHost;
 use crate::state::{AppState, ChangeError};
 use crate::store::{Store, StoreError};
@@ -28,6 +30,10 @@ pub enum ServeError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    LogKeys(#[from] LogKeyError),
+    #[error("cannot publish the log's first checkpoint: {0}")]
+    Publish(PublishError),
     #[error("cannot open the store: {0}")]
     Store(StoreError),
     /// One diagnostic per line, each `file:line:col: message`.
@@ -63,6 +69,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
 
 async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let keys = AuditKeys::load(args.audit_key_file.as_deref())?;
+    let log_keys = Arc::new(LogKeys::load(args.log_key_file.as_deref(), args.log_origin.as_deref())?);
     let store = Store::open(&args.database_url).await.map_err(ServeError::Store)?;
     if keys.rotation_unbounded() {
         let next = store.audit_head().await.ok().flatten().map_or(1, |(seq, _)| seq + 1);
@@ -106,6 +113,11 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     };
     tokio::spawn(reload_on_sighup(state.clone(), tls.clone(), hangups));
     tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
+    // A checkpoint of the log as it stands before anyone can read one.
+    checkpoints::publish(state.store(), state.audit(), &log_keys, 0).await.map_err(ServeError::Publish)?;
+    tracing::info!(origin = log_keys.origin(), key = %log_keys.current().verifier(), "log checkpoints signed");
+    let interval = Duration::from_millis(args.checkpoint_interval_ms.max(10));
+    tokio::spawn(checkpoints::publish_loop(state.store().clone(), state.audit().clone(), log_keys, interval));
     let summaries = Duration::from_millis(args.rejection_summary_interval_ms.max(100));
     tokio::spawn(summarise_rejections(state.clone(), summaries));
 

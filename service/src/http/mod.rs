@@ -18,6 +18,7 @@ mod guard;
 mod health;
 pub mod json;
 mod limits;
+mod log;
 mod openapi;
 mod policies;
 mod query;
@@ -104,6 +105,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     Router::new()
         .merge(health::router())
+        .merge(log::router())
         .merge(authzen::metadata_router(config.public_url.clone()))
         .merge(openapi::router())
         .merge(decisions)

@@ -81,6 +81,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::audit::inclusion,
         super::audit::consistency,
         super::audit::digest,
+        super::log::checkpoint,
         super::entities::list,
         super::entities::replace,
         super::policies::show,

@@ -217,6 +217,29 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a published C2SP checkpoint (a signed note) for `tree_size`;
+    /// one that exists for that size stays (another instance published it).
+    pub async fn save_log_checkpoint(&self, tree_size: u64, note: &str) -> Result<(), StoreError> {
+        on_backend!(self, b => {
+            sqlx::query("INSERT INTO audit_log_checkpoints (tree_size, note) VALUES ($1, $2) ON CONFLICT (tree_size) DO NOTHING")
+                .bind(i64_of(tree_size))
+                .bind(note)
+                .execute(b.writer())
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The newest published C2SP checkpoint: its size and note.
+    pub async fn latest_log_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let row: Option<(i64, String)> = on_backend!(self, b => {
+            sqlx::query_as("SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size DESC LIMIT 1")
+                .fetch_optional(b.reader())
+                .await?
+        });
+        row.map(|(size, note)| Ok((u64_of(size, "tree_size")?, note))).transpose()
+    }
+
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let rows: Vec<(i64, String, String, String, String)> = on_backend!(self, b => {
             sqlx::query_as("SELECT tree_size, root, ts, key_id, mac FROM audit_checkpoints ORDER BY tree_size")

@@ -1,0 +1,174 @@
+//! The log's C2SP checkpoints (docs/audit.md#checkpoints), checked by Go's
+//! reference implementation of signed notes and transparency logs
+//! (`tests/interop/go-note`, on Debian's `golang.org/x/mod`), and records'
+//! inclusion under them with Go's `tlog.CheckRecord`.
+//!
+//! Needs `WARRANT_TEST_GO_NOTE` (the built checker; `tests/run` builds it).
+//! Under CI a missing checker fails the test: nothing is silently skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use super::{Hash, authorize, leaf_hash, mth, populate, sqlite};
+use crate::credentials::setup_with_args;
+use crate::server::{Server, warrant_command};
+
+const ORIGIN: &str = "example.com/warrant-e2e";
+
+fn go_note() -> Option<PathBuf> {
+    let Some(path) = std::env::var_os("WARRANT_TEST_GO_NOTE") else {
+        assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_GO_NOTE is not set: run the suite with tests/run");
+        eprintln!("skipping: WARRANT_TEST_GO_NOTE is not set (tests/run builds tests/interop/go-note)");
+        return None;
+    };
+    Some(PathBuf::from(path))
+}
+
+/// Runs the Go checker: (success, stdout, stderr).
+fn check(go: &Path, args: &[&Path], extra: &[String]) -> (bool, String, String) {
+    let out = Command::new(go).args(args).args(extra).output().expect("run go-note");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The newest checkpoint once it covers `size` records.
+async fn checkpoint_of(server: &Server, size: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = server.get("/log/checkpoint").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let content_type = r.headers["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        if r.text.lines().nth(1) == Some(&size.to_string()) {
+            return r.text;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of size {size}: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn published(server: &Server) -> usize {
+    let out = Command::new("sqlite3")
+        .arg(server.database_path())
+        .arg("SELECT COUNT(*) FROM audit_log_checkpoints")
+        .output()
+        .expect("run sqlite3");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
+    let Some(go) = go_note() else { return };
+    let server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    populate(&server).await;
+    for _ in 0..10 {
+        authorize(&server, "eddie", "view_notebook", "p_disabled").await;
+    }
+    let records = server.audit_events("").await;
+    let n = records.len();
+    let note = checkpoint_of(&server, n).await;
+
+    // The verifier key, as an auditor gets it.
+    let out = warrant_command(server.config_home()).args(["audit", "public-key"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vkey = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(vkey.starts_with(&format!("{ORIGIN}+")), "{vkey}");
+    let dir = tempfile::tempdir().unwrap();
+    let (vkey_file, note_file) = (dir.path().join("log.vkey"), dir.path().join("checkpoint"));
+    std::fs::write(&vkey_file, &vkey).unwrap();
+    std::fs::write(&note_file, &note).unwrap();
+
+    // Go verifies the note, and its root is the tree over the records'
+    // entries computed here, independently.
+    let (ok, stdout, stderr) = check(&go, &[&vkey_file, &note_file], &[]);
+    assert!(ok, "{stderr}\n{note}");
+    let leaves: Vec<Hash> = records.iter().map(|r| leaf_hash(&serde_json_canonicalizer::to_vec(r).unwrap())).collect();
+    let root = base64(&mth(&leaves));
+    assert_eq!(stdout.trim(), format!("{ORIGIN} {n} {root}"));
+
+    // Records' inclusion, checked by Go's tlog from the entry itself.
+    for seq in [1, 2, n / 2, n - 1, n] {
+        let p = server.get(&format!("/v1/audit/proofs/inclusion?seq={seq}&tree_size={n}")).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        let proof: Vec<String> =
+            p.json["proof"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_owned()).collect();
+        let entry = dir.path().join(format!("entry-{seq}"));
+        std::fs::write(&entry, serde_json_canonicalizer::to_vec(&records[seq - 1]).unwrap()).unwrap();
+        let mut extra = vec![(seq - 1).to_string()];
+        extra.extend(proof.iter().cloned());
+        let (ok, stdout, stderr) = check(&go, &[&vkey_file, &note_file, &entry], &extra);
+        assert!(ok && stdout.ends_with("included\n"), "seq {seq}: {stderr}");
+        // Another record's entry under this proof is refused.
+        let other = dir.path().join("other");
+        std::fs::write(&other, serde_json_canonicalizer::to_vec(&records[seq % n]).unwrap()).unwrap();
+        let (ok, _, stderr) = check(&go, &[&vkey_file, &note_file, &other], &extra);
+        assert!(!ok && stderr.contains("inclusion"), "seq {seq}: {stderr}");
+    }
+
+    // A checkpoint changed after signing, or checked with another key, fails.
+    let forged = dir.path().join("forged");
+    let bumped = note.replacen(&format!("\n{n}\n"), &format!("\n{}\n", n + 1), 1);
+    std::fs::write(&forged, &bumped).unwrap();
+    let (ok, _, stderr) = check(&go, &[&vkey_file, &forged], &[]);
+    assert!(!ok && stderr.contains("checkpoint"), "{stderr}");
+    let stranger = setup_with_args(&["--log-origin", ORIGIN]).await;
+    let out = warrant_command(stranger.config_home()).args(["audit", "public-key"]).output().unwrap();
+    let other_key = dir.path().join("other.vkey");
+    std::fs::write(&other_key, &out.stdout).unwrap();
+    let (ok, _, stderr) = check(&go, &[&other_key, &note_file], &[]);
+    assert!(!ok, "another log's key: {stderr}");
+
+    // Checkpoints are published as records arrive; reading never writes one.
+    let before = published(&server);
+    assert!(before >= 2, "one at start, more as records arrived: {before}");
+    for _ in 0..5 {
+        assert_eq!(server.get("/log/checkpoint").await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(published(&server), before, "reads published nothing");
+    authorize(&server, "eddie", "view_notebook", "p_disabled").await;
+    checkpoint_of(&server, n + 1).await;
+    assert_eq!(published(&server), before + 1);
+    // The table refuses rewriting a published checkpoint.
+    assert!(sqlite(&server.database_path(), "DELETE FROM audit_log_checkpoints").is_err());
+}
+
+/// A different `--log-origin` than the key's is refused at start, naming both.
+#[test]
+fn the_log_origin_cannot_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let serve = |origin: &str| {
+        let mut command = warrant_command(&config);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--log-origin", origin])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.path().join("w.db").display()))
+            .arg("--policies")
+            .arg(crate::server::pack_dir());
+        command
+    };
+    let mut first = serve("example.com/first").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !config.join("warrant/log.key").exists() {
+        assert!(Instant::now() < deadline, "no log key generated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    let out = serve("example.com/second").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("example.com/second") && stderr.contains("example.com/first"), "{stderr}");
+}
+
+/// Standard base64 with padding (the checkpoint's root encoding).
+fn base64(bytes: &[u8]) -> String {
+    crate::webhooks::base64(bytes)
+}
