@@ -58,6 +58,15 @@ pub enum AuditCommand {
         /// log must still contain it, unchanged.
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
+        /// A signed checkpoint you kept (a note from `GET /log/checkpoint`):
+        /// it must verify with a `--log-key`, and the log must still contain it.
+        #[arg(long, requires = "log_key")]
+        signed_checkpoint: Vec<PathBuf>,
+        /// A verifier key of the log (`warrant audit public-key` prints
+        /// them; repeat for rotated keys). Given, the checkpoints the log
+        /// published are checked too.
+        #[arg(long)]
+        log_key: Vec<String>,
     },
     /// Print the log's verifier keys (C2SP note format), oldest first: what
     /// auditors and witnesses check checkpoints with.

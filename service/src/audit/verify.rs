@@ -1,9 +1,10 @@
 //! Verifying a stored log: the keyed chain record by record, then every
-//! checkpoint (stored ones and any the auditor kept) against the records'
-//! Merkle root. Reports the first bad `seq` and why.
+//! checkpoint (stored ones and any the auditor kept: HMAC-sealed JSON, and
+//! signed notes already checked against the log's public keys) against the
+//! records' Merkle root. Reports the first bad `seq` and why.
 
 use serde::Serialize;
-use warrant_engine::audit::{ChainStart, ChainVerifier, Checkpoint, Hash, Mac, merkle};
+use warrant_engine::audit::{ChainStart, ChainVerifier, Checkpoint, Hash, LogCheckpoint, Mac, merkle};
 
 use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError};
@@ -48,6 +49,7 @@ pub async fn verify(
     from: u64,
     to: Option<u64>,
     kept: &[Checkpoint],
+    signed: &[LogCheckpoint],
     mut progress: impl FnMut(u64),
 ) -> Result<Report, VerifyError> {
     let from = from.max(1);
@@ -76,8 +78,9 @@ pub async fn verify(
     checkpoints.extend_from_slice(kept);
     // A partial range can only vouch for the checkpoints inside it.
     checkpoints.retain(|c| reaches_end || c.tree_size <= to);
+    let signed: Vec<&LogCheckpoint> = signed.iter().filter(|c| reaches_end || c.tree_size <= to).collect();
     // The Merkle leaves are only needed to check checkpoints against.
-    let want_leaves = from == 1 && !checkpoints.is_empty();
+    let want_leaves = from == 1 && !(checkpoints.is_empty() && signed.is_empty());
     let mut leaves: Vec<Hash> = Vec::new();
     let mut verifier = ChainVerifier::new(keys.signing(), &start).strict_from(store.audit_canonical_since().await?);
     let mut next = from;
@@ -107,14 +110,6 @@ pub async fn verify(
         if let Err(e) = c.verify(keys.signing()) {
             return Ok(fail(report, c.tree_size, format!("checkpoint at size {}: {e}", c.tree_size)));
         }
-        let size = leaves.len() as u64;
-        if c.tree_size > size {
-            let reason = format!(
-                "the log ends at seq {size}, but a checkpoint covers {} records: records were cut off",
-                c.tree_size
-            );
-            return Ok(fail(report, size + 1, reason));
-        }
         let mut root = merkle::root_at(&leaves, c.tree_size).map(hex::encode).unwrap_or_default();
         if root != c.root && c.tree_size <= mac_leaves_until {
             if mac_leaves.is_none() {
@@ -123,12 +118,33 @@ pub async fn verify(
             let old = mac_leaves.as_deref().unwrap_or_default();
             root = merkle::root_at(old, c.tree_size).map(hex::encode).unwrap_or_default();
         }
-        if root != c.root {
-            let reason = format!("the records 1..={} do not hash to the checkpoint's root", c.tree_size);
-            return Ok(fail(report, c.tree_size, reason));
+        if let Some(reason) = holds(&leaves, c.tree_size, &root, &c.root) {
+            return Ok(fail(report, c.tree_size.min(leaves.len() as u64 + 1), reason));
+        }
+    }
+    for c in signed {
+        report.checkpoints_checked += 1;
+        let root = merkle::root_at(&leaves, c.tree_size).map(hex::encode).unwrap_or_default();
+        if let Some(reason) = holds(&leaves, c.tree_size, &root, &hex::encode(c.root)) {
+            let reason = format!("signed checkpoint of {}: {reason}", c.origin);
+            return Ok(fail(report, c.tree_size.min(leaves.len() as u64 + 1), reason));
         }
     }
     Ok(report)
+}
+
+/// Why a checkpoint of `tree_size` records with root `want` does not hold
+/// for `leaves` whose root at that size is `got`, if it does not.
+fn holds(leaves: &[Hash], tree_size: u64, got: &str, want: &str) -> Option<String> {
+    let size = leaves.len() as u64;
+    if tree_size > size {
+        return Some(cut_off(size, tree_size));
+    }
+    (got != want).then(|| format!("the records 1..={tree_size} do not hash to the checkpoint's root"))
+}
+
+fn cut_off(size: u64, tree_size: u64) -> String {
+    format!("the log ends at seq {size}, but a checkpoint covers {tree_size} records: records were cut off")
 }
 
 fn fail(mut report: Report, seq: u64, reason: String) -> Report {

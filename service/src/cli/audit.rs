@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use warrant_engine::audit::Checkpoint;
+use warrant_engine::audit::{Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier};
 
 use crate::audit::verify::{self, VerifyError};
 use crate::config::{AuditCommand, AuditLogArgs};
@@ -27,6 +27,10 @@ pub enum AuditCommandError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     LogKeys(#[from] LogKeyError),
+    #[error("`--log-key {key}`: {error}")]
+    LogKey { key: String, error: NoteError },
+    #[error("signed checkpoint `{}`: {reason}", path.display())]
+    SignedCheckpoint { path: PathBuf, reason: String },
     #[error("cannot open `{url}`: {error}")]
     Open { url: String, error: StoreError },
     #[error("checkpoint `{}`: {error}", path.display())]
@@ -52,7 +56,10 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
         .build()
         .map_err(AuditCommandError::Runtime)?;
     match command {
-        AuditCommand::Verify { log, from, to, checkpoint } => runtime.block_on(run_verify(log, from, to, checkpoint)),
+        AuditCommand::Verify { log, from, to, checkpoint, signed_checkpoint, log_key } => {
+            let signed = Signed { files: signed_checkpoint, keys: log_key };
+            runtime.block_on(run_verify(log, from, to, checkpoint, signed))
+        }
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
         AuditCommand::PublicKey { log_key_file } => {
             let keys = LogKeys::open(log_key_file.as_deref())?;
@@ -78,21 +85,77 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint, AuditCommandError> {
     serde_json::from_str(&text).map_err(|error| AuditCommandError::ParseCheckpoint { path: path.to_owned(), error })
 }
 
+/// Signed checkpoints to hold the log to, and the keys they verify with.
+struct Signed {
+    files: Vec<PathBuf>,
+    keys: Vec<String>,
+}
+
+impl Signed {
+    /// The kept notes, each verified with the keys, then the ones the log
+    /// published (only when keys are given). `Err` for a kept note that is
+    /// not this log's (the auditor's mistake, exit 2); a published note
+    /// that does not verify is a finding (`Ok(Err(reason))`).
+    async fn heads(&self, store: &Store) -> Result<Result<Vec<LogCheckpoint>, String>, AuditCommandError> {
+        if self.keys.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        let verifiers = self
+            .keys
+            .iter()
+            .map(|k| NoteVerifier::parse(k).map_err(|error| AuditCommandError::LogKey { key: k.clone(), error }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut heads = Vec::new();
+        for path in &self.files {
+            let bytes =
+                std::fs::read(path).map_err(|error| AuditCommandError::ReadCheckpoint { path: path.clone(), error })?;
+            let bad = |reason: String| AuditCommandError::SignedCheckpoint { path: path.clone(), reason };
+            heads.push(open_note(&bytes, &verifiers).map_err(bad)?);
+        }
+        for (size, note) in store.log_checkpoints().await? {
+            match open_note(note.as_bytes(), &verifiers) {
+                Ok(head) => heads.push(head),
+                Err(reason) => return Ok(Err(format!("the published checkpoint of size {size}: {reason}"))),
+            }
+        }
+        Ok(Ok(heads))
+    }
+}
+
+/// A checkpoint note verified with `verifiers`, its origin their name.
+fn open_note(bytes: &[u8], verifiers: &[NoteVerifier]) -> Result<LogCheckpoint, String> {
+    let note = Note::parse(bytes).map_err(|e| e.to_string())?;
+    let signed_by = note.verify(verifiers).map_err(|e| e.to_string())?;
+    let head = LogCheckpoint::parse(note.text()).map_err(|e| e.to_string())?;
+    if signed_by.iter().all(|v| v.name() != head.origin) {
+        return Err(format!("its origin `{}` is not its signer's name", head.origin));
+    }
+    Ok(head)
+}
+
 async fn run_verify(
     log: AuditLogArgs,
     from: u64,
     to: Option<u64>,
     files: Vec<PathBuf>,
+    signed: Signed,
 ) -> Result<ExitCode, AuditCommandError> {
     let (store, keys) = open(&log).await?;
     let kept = files.iter().map(|path| read_checkpoint(path)).collect::<Result<Vec<_>, _>>()?;
+    let heads = match signed.heads(&store).await? {
+        Ok(heads) => heads,
+        Err(reason) => {
+            println!("FAILED: {reason}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let total = store.audit_count().await.unwrap_or(0);
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} verifying {pos}/{len} records [{bar:30}] {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = verify::verify(&store, &keys, from, to, &kept, |n| bar.set_position(n)).await;
+    let report = verify::verify(&store, &keys, from, to, &kept, &heads, |n| bar.set_position(n)).await;
     bar.finish_and_clear();
     let r = report?;
     if r.ok {

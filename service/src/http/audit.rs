@@ -392,7 +392,7 @@ async fn verify_log(
         (None, None) => Vec::new(),
         _ => return Err(ApiError::bad_request("invalid_query", "give both `tree_size` and `root`, or neither")),
     };
-    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, |_| {}).await?;
+    let report = verify::verify(state.store(), state.keys(), p.from.unwrap_or(1), p.to, &kept, &[], |_| {}).await?;
     Ok(Json(report))
 }
 

@@ -230,6 +230,16 @@ impl Store {
         Ok(())
     }
 
+    /// Every published C2SP checkpoint, by size: its size and note.
+    pub async fn log_checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows: Vec<(i64, String)> = on_backend!(self, b => {
+            sqlx::query_as("SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size")
+                .fetch_all(b.reader())
+                .await?
+        });
+        rows.into_iter().map(|(size, note)| Ok((u64_of(size, "tree_size")?, note))).collect()
+    }
+
     /// The newest published C2SP checkpoint: its size and note.
     pub async fn latest_log_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         let row: Option<(i64, String)> = on_backend!(self, b => {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use super::{Hash, authorize, leaf_hash, mth, populate, sqlite};
+use super::{Hash, altered_copy, authorize, cli, leaf_hash, mth, populate, sqlite};
 use crate::credentials::setup_with_args;
 use crate::server::{Server, warrant_command};
 
@@ -137,6 +137,71 @@ async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
     assert_eq!(published(&server), before + 1);
     // The table refuses rewriting a published checkpoint.
     assert!(sqlite(&server.database_path(), "DELETE FROM audit_log_checkpoints").is_err());
+}
+
+/// An auditor who kept a signed checkpoint (and the log's public key)
+/// catches records cut off with every checkpoint table emptied, where the
+/// chain alone cannot; a rewritten published checkpoint fails too; and a
+/// note that is not this log's is refused as the auditor's mistake.
+#[tokio::test]
+async fn a_kept_signed_checkpoint_catches_a_cut_tail() {
+    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    populate(&server).await;
+    let n = server.audit_events("").await.len();
+    let note = checkpoint_of(&server, n).await;
+    let out = warrant_command(server.config_home()).args(["audit", "public-key"]).output().unwrap();
+    let vkey = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    server.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.note");
+    std::fs::write(&kept, &note).unwrap();
+    let kept = kept.to_str().unwrap();
+    let signed = ["verify", "--signed-checkpoint", kept, "--log-key", vkey.as_str()];
+
+    let (code, out) = cli(&server, &server.database_path(), &signed);
+    assert_eq!(code, 0, "{out}");
+    let published = published(&server);
+    assert!(out.contains(&format!("{} checkpoint(s) hold", published + 1)), "kept and published: {out}");
+
+    let k = n - 3;
+    let cut = format!(
+        "DROP TRIGGER audit_records_no_delete; DELETE FROM audit_records WHERE seq > {k}; \
+         DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints; \
+         DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints;"
+    );
+    let db = altered_copy(&server, dir.path(), "cut", &cut);
+    let (code, out) = cli(&server, &db, &["verify"]);
+    assert_eq!(code, 0, "a chain cannot show a cut by itself: {out}");
+    let (code, out) = cli(&server, &db, &signed);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("FAILED at seq {}: signed checkpoint of {ORIGIN}", k + 1)), "{out}");
+    assert!(out.contains("records were cut off"), "{out}");
+
+    // A published checkpoint rewritten (a bigger size, same signature).
+    let bumped = note.replacen(&format!("\n{n}\n"), &format!("\n{}\n", n + 1), 1).replace('\'', "''");
+    let rewrite = format!(
+        "DROP TRIGGER audit_log_checkpoints_no_update; UPDATE audit_log_checkpoints SET note = '{bumped}' WHERE tree_size = {n};"
+    );
+    let db = altered_copy(&server, dir.path(), "rewritten", &rewrite);
+    let (code, out) = cli(&server, &db, &["verify", "--log-key", vkey.as_str()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("FAILED: the published checkpoint of size {n}")), "{out}");
+
+    // Another log's note is not evidence about this one: exit 2, named.
+    let stranger = setup_with_args(&["--log-origin", "example.com/another-log"]).await;
+    let other = dir.path().join("other.note");
+    std::fs::write(&other, stranger.get("/log/checkpoint").await.text).unwrap();
+    let out = warrant_command(server.config_home())
+        .args(["audit", "verify", "--signed-checkpoint", other.to_str().unwrap(), "--log-key", vkey.as_str()])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", server.database_path().display()))
+        .arg("--audit-key-file")
+        .arg(server.audit_key_file())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("signed checkpoint") && stderr.contains("no signature by a known key"), "{stderr}");
 }
 
 /// A different `--log-origin` than the key's is refused at start, naming both.
