@@ -136,6 +136,30 @@ async fn two_instances_write_one_gap_free_chain() {
     assert_eq!(records.values().filter(|r| r["kind"] == "api_key.created").count(), 2);
     // Redaction holds on PostgreSQL too.
     assert!(!records.values().any(|r| r.to_string().contains("ya29.secret")));
+
+    // One sequence of checkpoints: both instances sign with the log key they
+    // share, both serve the newest, and every published note verifies with
+    // the public key and holds for the records.
+    let n = records.len().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let newest = loop {
+        let (from_a, from_b) = (a.get("/log/checkpoint").await.text, b.get("/log/checkpoint").await.text);
+        if from_a.lines().nth(1) == Some(n.as_str()) && from_a == from_b {
+            break from_a;
+        }
+        assert!(Instant::now() < deadline, "no common checkpoint of size {n}:\n{from_a}\n{from_b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = warrant_command(a.config_home()).args(["audit", "public-key"]).output().expect("public-key");
+    let vkey = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(newest.contains(vkey.split('+').next().unwrap_or("?")), "signed by the shared key's name");
+    let verify = warrant_command(a.config_home())
+        .args(["audit", "verify", "--database-url", &db, "--log-key", &vkey])
+        .output()
+        .expect("audit verify");
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{stdout}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(stdout.contains("checkpoint(s) hold") && !stdout.contains(" 0 checkpoint"), "{stdout}");
 }
 
 #[tokio::test]
