@@ -68,6 +68,28 @@ pub enum AuditCommand {
         #[arg(long)]
         log_key: Vec<String>,
     },
+    /// Write a self-contained proof that record `--seq` is in the log: the
+    /// record, its inclusion proof and the newest signed checkpoint
+    /// (`c2sp.org/tlog-proof@v1`), checkable with `audit verify-proof`
+    /// and the log's public key alone.
+    Prove {
+        /// The database holding the log (must exist).
+        #[arg(long, env = "WARRANT_DATABASE_URL", default_value = "sqlite://./warrant-data/warrant.db")]
+        database_url: String,
+        #[arg(long)]
+        seq: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof file offline: no database, no secret, only the log's
+    /// verifier keys. Prints the record on success.
+    VerifyProof {
+        file: PathBuf,
+        /// A verifier key of the log (`audit public-key`); repeat for rotated keys.
+        #[arg(long, required = true)]
+        log_key: Vec<String>,
+    },
     /// Print the log's verifier keys (C2SP note format), oldest first: what
     /// auditors and witnesses check checkpoints with.
     PublicKey {

@@ -19,6 +19,8 @@
 //!   holder's check).
 //! - [`note`]: C2SP signed notes with Ed25519 keys, checkable by anyone.
 //! - [`log_checkpoint`]: the C2SP checkpoint text a note signs.
+//! - [`proof_file`]: a record, its inclusion proof and a signed checkpoint
+//!   in one file (`c2sp.org/tlog-proof`), checked offline.
 //!
 //! Nothing here does I/O or reads a clock: timestamps come from the caller.
 
@@ -30,6 +32,7 @@ pub mod kind;
 pub mod log_checkpoint;
 pub mod merkle;
 pub mod note;
+pub mod proof_file;
 pub mod record;
 
 pub use canonical::{Prepared, Seal, Sealer, StoredRecord};
@@ -40,4 +43,5 @@ pub use kind::{Kind, UnknownKind};
 pub use log_checkpoint::{LogCheckpoint, LogCheckpointError};
 pub use merkle::{Hash, ProofError};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
+pub use proof_file::{ProofFile, ProofFileError};
 pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use warrant_engine::audit::{Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier};
+use warrant_engine::audit::{
+    Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier, ProofFile, ProofFileError, SealError, merkle,
+};
 
 use crate::audit::verify::{self, VerifyError};
 use crate::config::{AuditCommand, AuditLogArgs};
@@ -31,6 +33,18 @@ pub enum AuditCommandError {
     LogKey { key: String, error: NoteError },
     #[error("signed checkpoint `{}`: {reason}", path.display())]
     SignedCheckpoint { path: PathBuf, reason: String },
+    #[error("no record with seq {0}")]
+    NoRecord(u64),
+    #[error("no published checkpoint covers seq {0} yet: start the service, which publishes one")]
+    NoCheckpoint(u64),
+    #[error("the log's published checkpoint of size {0} does not match its records")]
+    CheckpointMismatch(u64),
+    #[error("cannot read `{}`: {error}", path.display())]
+    ReadProof { path: PathBuf, error: std::io::Error },
+    #[error("`{}`: {error}", path.display())]
+    ProofFile { path: PathBuf, error: ProofFileError },
+    #[error("cannot canonicalize the record: {0}")]
+    Entry(#[from] SealError),
     #[error("cannot open `{url}`: {error}")]
     Open { url: String, error: StoreError },
     #[error("checkpoint `{}`: {error}", path.display())]
@@ -61,6 +75,8 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
             runtime.block_on(run_verify(log, from, to, checkpoint, signed))
         }
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
+        AuditCommand::Prove { database_url, seq, out } => runtime.block_on(run_prove(&database_url, seq, out)),
+        AuditCommand::VerifyProof { file, log_key } => run_verify_proof(&file, &log_key),
         AuditCommand::PublicKey { log_key_file } => {
             let keys = LogKeys::open(log_key_file.as_deref())?;
             for v in keys.verifiers() {
@@ -167,6 +183,58 @@ async fn run_verify(
     } else {
         println!("FAILED at seq {}: {}", r.first_bad_seq.unwrap_or_default(), r.reason.as_deref().unwrap_or("unknown"));
         Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn run_prove(database_url: &str, seq: u64, out: Option<PathBuf>) -> Result<ExitCode, AuditCommandError> {
+    let store = Store::open_existing(database_url)
+        .await
+        .map_err(|error| AuditCommandError::Open { url: database_url.to_owned(), error })?;
+    let record = store.audit_range(seq, seq, 1).await?.pop().ok_or(AuditCommandError::NoRecord(seq))?;
+    let (size, text) = store
+        .latest_log_checkpoint()
+        .await?
+        .filter(|(size, _)| *size >= seq)
+        .ok_or(AuditCommandError::NoCheckpoint(seq))?;
+    let checkpoint = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    let leaves = store.audit_leaves().await?;
+    let proof =
+        merkle::inclusion_proof(&leaves, seq - 1, size).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    // Refuse to hand out a proof the file's own checkpoint would not carry.
+    let head = LogCheckpoint::parse(checkpoint.text()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    let entry = record.entry_bytes()?;
+    let leaf = usize::try_from(seq - 1).ok().and_then(|i| leaves.get(i)).copied();
+    if merkle::root_at(&leaves, size).ok() != Some(head.root) || leaf != Some(merkle::leaf_hash(&entry)) {
+        return Err(AuditCommandError::CheckpointMismatch(size));
+    }
+    let file = ProofFile { entry, index: seq - 1, proof, checkpoint };
+    let text = file.to_text();
+    match out {
+        Some(path) => std::fs::write(&path, text).map_err(|error| AuditCommandError::CreateExport { path, error })?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_verify_proof(path: &Path, keys: &[String]) -> Result<ExitCode, AuditCommandError> {
+    let verifiers = keys
+        .iter()
+        .map(|k| NoteVerifier::parse(k).map_err(|error| AuditCommandError::LogKey { key: k.clone(), error }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let text =
+        std::fs::read_to_string(path).map_err(|error| AuditCommandError::ReadProof { path: path.to_owned(), error })?;
+    let file =
+        ProofFile::parse(&text).map_err(|error| AuditCommandError::ProofFile { path: path.to_owned(), error })?;
+    match file.verify(&verifiers) {
+        Ok(head) => {
+            println!("ok: record seq {} is in {} at tree size {}", file.index + 1, head.origin, head.tree_size);
+            println!("{}", String::from_utf8_lossy(&file.entry));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

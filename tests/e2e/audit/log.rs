@@ -204,6 +204,74 @@ async fn a_kept_signed_checkpoint_catches_a_cut_tail() {
     assert!(stderr.contains("signed checkpoint") && stderr.contains("no signature by a known key"), "{stderr}");
 }
 
+/// `audit prove` writes a proof file that `audit verify-proof` checks on a
+/// machine with no database and no audit key (an empty configuration home
+/// and working directory), printing the record; a file whose record was
+/// swapped, or checked with another log's key, fails.
+#[tokio::test]
+async fn a_proof_file_verifies_with_no_database_and_no_secret() {
+    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    populate(&server).await;
+    let records = server.audit_events("").await;
+    let n = records.len();
+    checkpoint_of(&server, n).await;
+    let out = warrant_command(server.config_home()).args(["audit", "public-key"]).output().unwrap();
+    let vkey = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    server.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let verify_proof = |file: &Path, key: &str| {
+        // Nothing of the server's: an empty home, run from an empty directory.
+        warrant_command(&offline.path().join("config"))
+            .current_dir(offline.path())
+            .env("HOME", offline.path())
+            .args(["audit", "verify-proof"])
+            .arg(file)
+            .args(["--log-key", key])
+            .output()
+            .unwrap()
+    };
+    for seq in [1, n / 2, n] {
+        let file = dir.path().join(format!("proof-{seq}"));
+        let out = warrant_command(server.config_home())
+            .args(["audit", "prove", "--seq", &seq.to_string(), "--out"])
+            .arg(&file)
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", server.database_path().display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{text}");
+        let out = verify_proof(&file, &vkey);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let mut lines = stdout.lines();
+        assert_eq!(lines.next().unwrap(), format!("ok: record seq {seq} is in {ORIGIN} at tree size {n}"));
+        let shown: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(shown, records[seq - 1], "the record it proves");
+        // Another record in its place fails.
+        let other = serde_json_canonicalizer::to_vec(&records[seq % n]).unwrap();
+        let swapped =
+            text.replacen(text.lines().nth(1).unwrap(), &format!("extra {}", crate::webhooks::base64(&other)), 1);
+        let forged = dir.path().join(format!("forged-{seq}"));
+        std::fs::write(&forged, swapped).unwrap();
+        let out = verify_proof(&forged, &vkey);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("not in the log"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(!offline.path().join("config/warrant").exists(), "verifying created no key");
+    let stranger = setup_with_args(&["--log-origin", ORIGIN]).await;
+    let out = warrant_command(stranger.config_home()).args(["audit", "public-key"]).output().unwrap();
+    let other_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = verify_proof(&dir.path().join("proof-1"), &other_key);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
 /// A different `--log-origin` than the key's is refused at start, naming both.
 #[test]
 fn the_log_origin_cannot_change() {
