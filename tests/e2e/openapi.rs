@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/metrics", None),
     // log.rs
     ("GET", "/log/checkpoint", None),
+    ("GET", "/log/tile/{path}", None),
     // authzen.rs
     ("GET", "/.well-known/authzen-configuration", None),
     ("POST", "/access/v1/evaluation", Some("decide")),

@@ -21,6 +21,8 @@
 //! - [`log_checkpoint`]: the C2SP checkpoint text a note signs.
 //! - [`proof_file`]: a record, its inclusion proof and a signed checkpoint
 //!   in one file (`c2sp.org/tlog-proof`), checked offline.
+//! - [`tiles`]: the tree kept as C2SP tiles as it grows: tiles to serve,
+//!   and roots in O(log n).
 //!
 //! Nothing here does I/O or reads a clock: timestamps come from the caller.
 
@@ -34,6 +36,7 @@ pub mod merkle;
 pub mod note;
 pub mod proof_file;
 pub mod record;
+pub mod tiles;
 
 pub use canonical::{Prepared, Seal, Sealer, StoredRecord};
 pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
@@ -45,3 +48,4 @@ pub use merkle::{Hash, ProofError};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
 pub use proof_file::{ProofFile, ProofFileError};
 pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};
+pub use tiles::{TilePath, TileTree};

@@ -27,8 +27,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::Hash;
 pub use warrant_engine::audit::Kind;
+use warrant_engine::audit::{Hash, TileTree};
 
 use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError, TokenUpdate};
@@ -63,7 +63,8 @@ impl DecisionAudit {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
-    leaves: Arc<RwLock<Vec<Hash>>>,
+    /// The tree: its leaves and its tiles (`tiles.rs` in the engine).
+    leaves: Arc<RwLock<TileTree>>,
     keys: AuditKeys,
     decisions: DecisionAudit,
     rejections: Arc<Rejections>,
@@ -78,7 +79,7 @@ impl std::fmt::Debug for AuditLog {
 impl AuditLog {
     /// Loads the chain head and leaves, and starts the writer.
     pub async fn open(store: Store, keys: AuditKeys, decisions: DecisionAudit) -> Result<Self, StoreError> {
-        let leaves = store.audit_leaves().await?;
+        let leaves = TileTree::from_leaves(store.audit_leaves().await?);
         let leaves = Arc::new(RwLock::new(leaves));
         let (queue, rx) = mpsc::channel(QUEUE);
         // Capacity 1: commits while the indexer works coalesce into one wake.
@@ -119,20 +120,29 @@ impl AuditLog {
 
     /// The Merkle leaves so far, one per record.
     pub fn leaves(&self) -> Vec<Hash> {
-        self.leaves.read().map(|l| l.clone()).unwrap_or_default()
+        self.leaves.read().map(|l| l.leaves().to_vec()).unwrap_or_default()
     }
 
-    /// The current tree size and root (RFC 9162, over a copy of the leaves,
-    /// so the writer is not held up: O(size) hashes, which tiles will make
-    /// O(log size)).
+    /// The current tree size and root (RFC 9162), from the tiles: O(log size).
     pub fn head(&self) -> (u64, Hash) {
-        let leaves = self.leaves();
-        (leaves.len() as u64, warrant_engine::audit::merkle::root(&leaves))
+        let tree = self.leaves.read();
+        let head = tree.map(|t| (t.size(), t.root_at(t.size())));
+        match head {
+            Ok((size, Some(root))) => (size, root),
+            _ => (0, warrant_engine::audit::merkle::empty_root()),
+        }
+    }
+
+    /// The bytes of a C2SP hash tile: the first `width` hashes of tile
+    /// `index` at `level`, if the tree has them yet.
+    pub fn tile(&self, level: u8, index: u64, width: u64) -> Option<Vec<u8>> {
+        let tree = self.leaves.read().ok()?;
+        Some(tree.tile(usize::from(level), index, width)?.concat())
     }
 
     /// Number of records written (the current tree size).
     pub fn size(&self) -> u64 {
-        self.leaves.read().map(|l| l.len() as u64).unwrap_or(0)
+        self.leaves.read().map(|l| l.size()).unwrap_or(0)
     }
 
     /// Redacts and records `event`; returns once it is durable.

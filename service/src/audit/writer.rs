@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Hash, Prepared, SealError};
+use warrant_engine::audit::{Hash, Prepared, SealError, TileTree};
 
 use super::event::Event;
 use crate::keys::AuditKeys;
@@ -95,7 +95,7 @@ pub(super) async fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     store: Store,
     keys: AuditKeys,
-    leaves: Arc<RwLock<Vec<Hash>>>,
+    leaves: Arc<RwLock<TileTree>>,
     committed: mpsc::Sender<()>,
 ) {
     let mut last_batch = 0;
@@ -135,7 +135,7 @@ pub(super) async fn write_loop(
 struct Commit<'a> {
     store: &'a Store,
     keys: &'a AuditKeys,
-    leaves: &'a RwLock<Vec<Hash>>,
+    leaves: &'a RwLock<TileTree>,
     committed: &'a mpsc::Sender<()>,
     ts: Timestamp,
 }
@@ -270,9 +270,9 @@ pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) 
 
 /// Extends the in-memory leaves with the batch just written, first catching
 /// up on records other writers (the CLI, other instances) appended.
-async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Sealed]) {
+async fn sync_leaves(store: &Store, leaves: &RwLock<TileTree>, written: &[&Sealed]) {
     let Some(first) = written.first() else { return };
-    let known = leaves.read().map(|l| l.len() as u64).unwrap_or(0);
+    let known = leaves.read().map(|l| l.size()).unwrap_or(0);
     let caught_up = if first.seq > known + 1 { Some(store.audit_leaves_after(known, u32::MAX).await) } else { None };
     if let Ok(mut l) = leaves.write()
         && let Err(e) = extend_leaves(&mut l, written, caught_up)
@@ -290,11 +290,11 @@ async fn sync_leaves(store: &Store, leaves: &RwLock<Vec<Hash>>, written: &[&Seal
 // INVARIANT: `leaves[i]` is the leaf of the record with `seq == i + 1`
 // (tested by `a_failed_catch_up_leaves_the_leaves_as_they_were`).
 fn extend_leaves(
-    leaves: &mut Vec<Hash>,
+    leaves: &mut TileTree,
     written: &[&Sealed],
     caught_up: Option<Result<Vec<(u64, Hash)>, StoreError>>,
 ) -> Result<(), StoreError> {
-    let next = leaves.len() as u64 + 1;
+    let next = leaves.size() + 1;
     let new: Vec<(u64, Hash)> = match caught_up {
         None => written.iter().map(|r| (r.seq, r.leaf)).collect(),
         Some(Ok(read)) => read,
@@ -303,7 +303,9 @@ fn extend_leaves(
     if let Some(gap) = new.iter().zip(next..).find(|((seq, _), want)| seq != want) {
         return Err(StoreError::Corrupt(format!("expected seq {}, read {}", gap.1, gap.0.0)));
     }
-    leaves.extend(new.iter().map(|(_, leaf)| *leaf));
+    for (_, leaf) in new {
+        leaves.push(leaf);
+    }
     Ok(())
 }
 
@@ -319,22 +321,22 @@ mod tests {
 
     #[test]
     fn a_failed_catch_up_leaves_the_leaves_as_they_were() {
-        let mut leaves = vec![sealed(1).leaf];
+        let mut leaves = TileTree::from_leaves([sealed(1).leaf]);
         let (four, five) = (sealed(4), sealed(5));
         let failed = Some(Err(StoreError::Corrupt("the database went away".into())));
         assert!(extend_leaves(&mut leaves, &[&four, &five], failed).is_err());
-        assert_eq!(leaves.len(), 1, "records 2 and 3 are missing: the batch must not become leaves 2 and 3");
+        assert_eq!(leaves.size(), 1, "records 2 and 3 are missing: the batch must not become leaves 2 and 3");
 
         let read = (2..=5).map(|s| (s, sealed(s).leaf)).collect();
         extend_leaves(&mut leaves, &[&four, &five], Some(Ok(read))).unwrap();
-        assert_eq!(leaves, (1..=5).map(|s| sealed(s).leaf).collect::<Vec<_>>());
+        assert_eq!(leaves.leaves(), (1..=5).map(|s| sealed(s).leaf).collect::<Vec<_>>());
     }
 
     #[test]
     fn a_batch_that_does_not_follow_the_leaves_is_refused() {
-        let mut leaves = vec![sealed(1).leaf];
+        let mut leaves = TileTree::from_leaves([sealed(1).leaf]);
         assert!(extend_leaves(&mut leaves, &[&sealed(3)], None).is_err());
         extend_leaves(&mut leaves, &[&sealed(2)], None).unwrap();
-        assert_eq!(leaves.len(), 2);
+        assert_eq!(leaves.size(), 2);
     }
 }

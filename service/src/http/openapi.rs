@@ -82,6 +82,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::audit::consistency,
         super::audit::digest,
         super::log::checkpoint,
+        super::log::tile,
         super::entities::list,
         super::entities::replace,
         super::policies::show,

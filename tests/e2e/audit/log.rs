@@ -67,11 +67,13 @@ async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
     let Some(go) = go_note() else { return };
     let server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
     populate(&server).await;
-    for _ in 0..10 {
+    // Past 256 records: full level-0 tiles and a level-1 tile.
+    for _ in 0..300 {
         authorize(&server, "eddie", "view_notebook", "p_disabled").await;
     }
     let records = server.audit_events("").await;
     let n = records.len();
+    assert!(n > 300, "{n}");
     let note = checkpoint_of(&server, n).await;
 
     // The verifier key, as an auditor gets it.
@@ -110,6 +112,25 @@ async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
         let (ok, _, stderr) = check(&go, &[&vkey_file, &note_file, &other], &extra);
         assert!(!ok && stderr.contains("inclusion"), "seq {seq}: {stderr}");
     }
+
+    // Go builds the same proofs itself from the log's hash tiles, each tile
+    // authenticated against the signed root.
+    let base = server.url("/log/");
+    for seq in [1, 256, 257, n - 1, n] {
+        let entry = dir.path().join(format!("tiled-{seq}"));
+        std::fs::write(&entry, serde_json_canonicalizer::to_vec(&records[seq - 1]).unwrap()).unwrap();
+        let extra = ["tiles".to_owned(), base.clone(), entry.display().to_string(), (seq - 1).to_string()];
+        let (ok, stdout, stderr) = check(&go, &[&vkey_file, &note_file], &extra);
+        assert!(ok && stdout.ends_with("included via tiles\n"), "seq {seq}: {stderr}");
+    }
+    let full = server.client.get(server.url("/log/tile/0/000")).send().await.unwrap();
+    assert_eq!(full.headers()["cache-control"], "public, max-age=31536000, immutable");
+    let bytes = full.bytes().await.unwrap();
+    let leaves: Vec<Hash> =
+        records[..256].iter().map(|r| leaf_hash(&serde_json_canonicalizer::to_vec(r).unwrap())).collect();
+    assert_eq!(bytes.as_ref(), leaves.concat().as_slice(), "tile 0/000 is the first 256 leaves");
+    assert_eq!(server.get(&format!("/log/tile/0/001.p/{}", n - 256 + 1)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(server.get("/log/tile/0/1").await.status, StatusCode::NOT_FOUND, "not a C2SP path");
 
     // A checkpoint changed after signing, or checked with another key, fails.
     let forged = dir.path().join("forged");

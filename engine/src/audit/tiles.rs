@@ -1,0 +1,229 @@
+//! The log's tree as C2SP tiles (`c2sp.org/tlog-tiles`, height 8), kept as
+//! it grows: level `k` holds the hashes of the complete subtrees of `256^k`
+//! leaves (level 0: the leaves). A tile is up to 256 consecutive hashes of
+//! one level, so every tile is a slice; the hash of any aligned complete
+//! subtree costs at most 127 node hashes, and so the tree's root at any
+//! size costs O(log n) instead of hashing every leaf.
+
+use super::merkle::{self, Hash};
+
+/// Hashes per full tile: a tile spans 8 levels of the tree.
+pub const TILE_WIDTH: u64 = 256;
+/// Levels of the tree one tile spans.
+const TILE_HEIGHT: u32 = 8;
+
+/// The tree's hashes by tile level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TileTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl TileTree {
+    pub fn from_leaves(leaves: impl IntoIterator<Item = Hash>) -> Self {
+        let mut tree = Self::default();
+        for leaf in leaves {
+            tree.push(leaf);
+        }
+        tree
+    }
+
+    /// Appends a leaf, and the subtree hashes it completes.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut level = 0;
+        let mut hash = leaf;
+        loop {
+            if self.levels.len() <= level {
+                self.levels.push(Vec::new());
+            }
+            let Some(hashes) = self.levels.get_mut(level) else { return };
+            hashes.push(hash);
+            if !(hashes.len() as u64).is_multiple_of(TILE_WIDTH) {
+                return;
+            }
+            let start = hashes.len() - TILE_WIDTH as usize;
+            hash = merkle::root(hashes.get(start..).unwrap_or_default());
+            level += 1;
+        }
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> u64 {
+        self.leaves().len() as u64
+    }
+
+    pub fn leaves(&self) -> &[Hash] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
+    /// The first `width` hashes of tile `index` at `level`, if the tree has
+    /// them (a partial tile is a prefix of the full one it becomes).
+    pub fn tile(&self, level: usize, index: u64, width: u64) -> Option<&[Hash]> {
+        if width == 0 || width > TILE_WIDTH {
+            return None;
+        }
+        let start = usize::try_from(index.checked_mul(TILE_WIDTH)?).ok()?;
+        let end = start.checked_add(usize::try_from(width).ok()?)?;
+        self.levels.get(level)?.get(start..end)
+    }
+
+    /// The root of the tree over the first `size` leaves (RFC 6962 MTH).
+    pub fn root_at(&self, size: u64) -> Option<Hash> {
+        if size > self.size() {
+            return None;
+        }
+        if size == 0 {
+            return Some(merkle::empty_root());
+        }
+        self.subtree(0, size)
+    }
+
+    /// MTH over leaves `start..end` of a tree at least `end` long: split
+    /// at the largest power of two below the length (RFC 6962 §2.1), down
+    /// to aligned complete subtrees, which the levels hold.
+    fn subtree(&self, start: u64, end: u64) -> Option<Hash> {
+        let len = end - start;
+        if len.is_power_of_two() && start.is_multiple_of(len) {
+            return self.complete(start, len);
+        }
+        let split = if len.is_power_of_two() { len / 2 } else { 1 << (63 - (len - 1).leading_zeros()) };
+        Some(merkle::node_hash(&self.subtree(start, start + split)?, &self.subtree(start + split, end)?))
+    }
+
+    /// The hash of the aligned complete subtree of `len` (a power of two)
+    /// leaves from `start`: `len = 256^k · 2^r` is 2^r hashes of level k.
+    fn complete(&self, start: u64, len: u64) -> Option<Hash> {
+        let bits = len.trailing_zeros();
+        let (level, count) = (bits / TILE_HEIGHT, 1u64 << (bits % TILE_HEIGHT));
+        let first = usize::try_from(start >> (level * TILE_HEIGHT)).ok()?;
+        let hashes = self.levels.get(level as usize)?.get(first..first + usize::try_from(count).ok()?)?;
+        Some(merkle::root(hashes))
+    }
+}
+
+/// The path element of tile index `n`: 3-digit groups, all but the last
+/// prefixed `x` (`1234067` → `x001/x234/067`).
+pub fn index_path(n: u64) -> String {
+    let mut groups = vec![format!("{:03}", n % 1000)];
+    let mut rest = n / 1000;
+    while rest > 0 {
+        groups.push(format!("x{:03}", rest % 1000));
+        rest /= 1000;
+    }
+    groups.reverse();
+    groups.join("/")
+}
+
+/// A tile a client asks for: `<level>/<index path>[.p/<width>]`, or
+/// `entries/<index path>[.p/<width>]` (level `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TilePath {
+    pub level: Option<u8>,
+    pub index: u64,
+    /// 1..=256; 256 for a full tile.
+    pub width: u64,
+}
+
+impl TilePath {
+    /// Parses the part of a tile URL after `tile/`; `None` for anything
+    /// that is not exactly a C2SP tile path (no leading zeros, no `x` on the
+    /// last group, width 1..=255 after `.p/`).
+    pub fn parse(path: &str) -> Option<Self> {
+        let (path, width) = match path.split_once(".p/") {
+            Some((p, w)) => {
+                let width: u64 = canonical_decimal(w)?;
+                (p, (1..TILE_WIDTH).contains(&width).then_some(width)?)
+            }
+            None => (path, TILE_WIDTH),
+        };
+        let (level, rest) = path.split_once('/')?;
+        let level = if level == "entries" {
+            None
+        } else {
+            Some(u8::try_from(canonical_decimal(level)?).ok().filter(|l| *l < 64)?)
+        };
+        let groups: Vec<&str> = rest.split('/').collect();
+        let (last, leading) = groups.split_last()?;
+        let mut index: u64 = 0;
+        for group in leading {
+            let digits = group.strip_prefix('x')?;
+            index = index.checked_mul(1000)?.checked_add(three_digits(digits)?)?;
+        }
+        index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
+        // The shortest spelling only: no leading `x000/` group.
+        if leading.first().is_some_and(|g| *g == "x000") {
+            return None;
+        }
+        Some(Self { level, index, width })
+    }
+}
+
+fn three_digits(text: &str) -> Option<u64> {
+    (text.len() == 3 && text.bytes().all(|b| b.is_ascii_digit())).then(|| text.parse().ok()).flatten()
+}
+
+fn canonical_decimal(text: &str) -> Option<u64> {
+    let ok = text == "0" || (!text.is_empty() && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit()));
+    ok.then(|| text.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    fn leaf(i: u64) -> Hash {
+        merkle::leaf_hash(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn roots_equal_the_reference_at_every_size() {
+        let leaves: Vec<Hash> = (0..70_000).map(leaf).collect();
+        let tree = TileTree::from_leaves(leaves.iter().copied());
+        for size in [0, 1, 2, 3, 255, 256, 257, 511, 512, 1000, 65_535, 65_536, 65_537, 69_999, 70_000] {
+            assert_eq!(tree.root_at(size), Some(merkle::root(&leaves[..size as usize])), "size {size}");
+        }
+        assert_eq!(tree.root_at(70_001), None);
+        // Size 70,000: level 0 has 273 full tiles and a partial of 112,
+        // level 1 one full and 17, level 2 one hash (the spec's example).
+        assert!(
+            tree.tile(0, 272, 256).is_some() && tree.tile(0, 273, 112).is_some() && tree.tile(0, 273, 113).is_none()
+        );
+        assert!(tree.tile(1, 1, 17).is_some() && tree.tile(1, 1, 18).is_none());
+        assert_eq!(tree.tile(2, 0, 1), Some(&[merkle::root(&leaves[..65_536])][..]));
+        assert_eq!(tree.tile(1, 0, 1), Some(&[merkle::root(&leaves[..256])][..]));
+    }
+
+    #[test]
+    fn tile_paths_are_c2sp_paths() {
+        for (n, path) in [
+            (0, "000"),
+            (5, "005"),
+            (999, "999"),
+            (1000, "x001/000"),
+            (1_234_067, "x001/x234/067"),
+            (123_456_789, "x123/x456/789"),
+        ] {
+            assert_eq!(index_path(n), path);
+            assert_eq!(TilePath::parse(&format!("0/{path}")), Some(TilePath { level: Some(0), index: n, width: 256 }));
+        }
+        assert_eq!(TilePath::parse("entries/x001/234.p/17"), Some(TilePath { level: None, index: 1234, width: 17 }));
+        assert_eq!(TilePath::parse("2/000.p/1"), Some(TilePath { level: Some(2), index: 0, width: 1 }));
+        for bad in [
+            "0/5",
+            "0/0005",
+            "0/x001",
+            "0/001/000",
+            "0/x000/001",
+            "00/000",
+            "64/000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "0/000.p/017",
+            "x/000",
+            "0/000/",
+        ] {
+            assert_eq!(TilePath::parse(bad), None, "{bad}");
+        }
+    }
+}
