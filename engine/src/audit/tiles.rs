@@ -5,7 +5,7 @@
 //! subtree costs at most 127 node hashes, and so the tree's root at any
 //! size costs O(log n) instead of hashing every leaf.
 
-use super::merkle::{self, Hash};
+use super::merkle::{self, Hash, ProofError};
 
 /// Hashes per full tile: a tile spans 8 levels of the tree.
 pub const TILE_WIDTH: u64 = 256;
@@ -77,6 +77,82 @@ impl TileTree {
         self.subtree(0, size)
     }
 
+    /// PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf level first, from the
+    /// tiles: O(log size) subtree hashes. Same answers and errors as
+    /// [`merkle::inclusion_proof`] over the leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, tree_size: size });
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, size, &mut proof)?;
+        Ok(proof)
+    }
+
+    /// PROOF(old, D[new]) (RFC 9162 §2.1.4.1), from the tiles. Same answers
+    /// and errors as [`merkle::consistency_proof`] over the leaves.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(new_size)?;
+        if old_size > new_size {
+            return Err(ProofError::SizesOutOfOrder { old: old_size, new: new_size });
+        }
+        let mut proof = Vec::new();
+        if old_size != 0 && old_size != new_size {
+            self.subproof(old_size, 0, new_size, true, &mut proof)?;
+        }
+        Ok(proof)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProofError> {
+        if size > self.size() {
+            return Err(ProofError::TreeSizeTooLarge { tree_size: size, leaves: self.size() });
+        }
+        Ok(())
+    }
+
+    /// MTH over `start..end`, as a proof needs it.
+    fn hash(&self, start: u64, end: u64) -> Result<Hash, ProofError> {
+        self.subtree(start, end).ok_or(ProofError::TreeSizeTooLarge { tree_size: end, leaves: self.size() })
+    }
+
+    /// PATH(m, D[start..end]), appended leaf level first.
+    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+        let len = end - start;
+        if len <= 1 {
+            return Ok(());
+        }
+        let k = split_point(len);
+        if m < k {
+            self.path(m, start, start + k, out)?;
+            out.push(self.hash(start + k, end)?);
+        } else {
+            self.path(m - k, start + k, end, out)?;
+            out.push(self.hash(start, start + k)?);
+        }
+        Ok(())
+    }
+
+    /// SUBPROOF(m, D[start..end], complete), appended; `0 < m ≤ end − start`.
+    fn subproof(&self, m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+        let len = end - start;
+        if m == len {
+            if !complete {
+                out.push(self.hash(start, end)?);
+            }
+            return Ok(());
+        }
+        let k = split_point(len);
+        if m <= k {
+            self.subproof(m, start, start + k, complete, out)?;
+            out.push(self.hash(start + k, end)?);
+        } else {
+            self.subproof(m - k, start + k, end, false, out)?;
+            out.push(self.hash(start, start + k)?);
+        }
+        Ok(())
+    }
+
     /// MTH over leaves `start..end` of a tree at least `end` long: split
     /// at the largest power of two below the length (RFC 6962 §2.1), down
     /// to aligned complete subtrees, which the levels hold.
@@ -85,7 +161,7 @@ impl TileTree {
         if len.is_power_of_two() && start.is_multiple_of(len) {
             return self.complete(start, len);
         }
-        let split = if len.is_power_of_two() { len / 2 } else { 1 << (63 - (len - 1).leading_zeros()) };
+        let split = if len.is_power_of_two() { len / 2 } else { split_point(len) };
         Some(merkle::node_hash(&self.subtree(start, start + split)?, &self.subtree(start + split, end)?))
     }
 
@@ -98,6 +174,12 @@ impl TileTree {
         let hashes = self.levels.get(level as usize)?.get(first..first + usize::try_from(count).ok()?)?;
         Some(merkle::root(hashes))
     }
+}
+
+/// The largest power of two strictly below `n` (n ≥ 2): where RFC 9162
+/// splits a tree.
+fn split_point(n: u64) -> u64 {
+    1 << (63 - (n - 1).leading_zeros())
 }
 
 /// The path element of tile index `n`: 3-digit groups, all but the last
@@ -192,6 +274,32 @@ mod tests {
         assert!(tree.tile(1, 1, 17).is_some() && tree.tile(1, 1, 18).is_none());
         assert_eq!(tree.tile(2, 0, 1), Some(&[merkle::root(&leaves[..65_536])][..]));
         assert_eq!(tree.tile(1, 0, 1), Some(&[merkle::root(&leaves[..256])][..]));
+    }
+
+    #[test]
+    fn proofs_equal_the_reference() {
+        let leaves: Vec<Hash> = (0..1_300).map(leaf).collect();
+        let tree = TileTree::from_leaves(leaves.iter().copied());
+        let sizes: [u64; 15] = [1, 2, 3, 7, 8, 255, 256, 257, 300, 511, 512, 513, 1_024, 1_299, 1_300];
+        for &size in &sizes {
+            for index in [0, 1, size / 2, size.saturating_sub(2), size - 1] {
+                assert_eq!(
+                    tree.inclusion_proof(index, size),
+                    merkle::inclusion_proof(&leaves, index, size),
+                    "inclusion {index} of {size}"
+                );
+            }
+            for &old in &sizes {
+                assert_eq!(
+                    tree.consistency_proof(old, size),
+                    merkle::consistency_proof(&leaves, old, size),
+                    "consistency {old} → {size}"
+                );
+            }
+        }
+        assert_eq!(tree.inclusion_proof(5, 5), merkle::inclusion_proof(&leaves, 5, 5));
+        assert_eq!(tree.inclusion_proof(0, 1_301), merkle::inclusion_proof(&leaves, 0, 1_301));
+        assert_eq!(tree.consistency_proof(0, 10), Ok(Vec::new()));
     }
 
     #[test]

@@ -118,11 +118,6 @@ impl AuditLog {
         &self.keys
     }
 
-    /// The Merkle leaves so far, one per record.
-    pub fn leaves(&self) -> Vec<Hash> {
-        self.leaves.read().map(|l| l.leaves().to_vec()).unwrap_or_default()
-    }
-
     /// The current tree size and root (RFC 9162), from the tiles: O(log size).
     pub fn head(&self) -> (u64, Hash) {
         let tree = self.leaves.read();
@@ -130,6 +125,15 @@ impl AuditLog {
         match head {
             Ok((size, Some(root))) => (size, root),
             _ => (0, warrant_engine::audit::merkle::empty_root()),
+        }
+    }
+
+    /// Runs `f` on the tree as it stands (a read lock: keep `f` short —
+    /// proofs and roots from the tiles are O(log size)).
+    pub fn with_tree<R>(&self, f: impl FnOnce(&TileTree) -> R) -> R {
+        match self.leaves.read() {
+            Ok(tree) => f(&tree),
+            Err(poisoned) => f(&poisoned.into_inner()),
         }
     }
 

@@ -407,11 +407,9 @@ async fn verify_log(
     security(("bearer" = ["audit:read"]))
 )]
 async fn checkpoint(State(state): State<AppState>) -> Result<Json<Checkpoint>, ApiError> {
-    let leaves = state.audit().leaves();
-    let root = merkle::root(&leaves);
+    let (size, root) = state.audit().head();
     let ts = Timestamp::now().to_string();
-    let c = warrant_engine::Checkpoint::sign(leaves.len() as u64, &root, &ts, state.keys().signing())
-        .map_err(ApiError::internal)?;
+    let c = warrant_engine::Checkpoint::sign(size, &root, &ts, state.keys().signing()).map_err(ApiError::internal)?;
     state.store().save_checkpoint(&c).await?;
     Ok(Json(c.into()))
 }
@@ -443,19 +441,22 @@ async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<InclusionParams>,
 ) -> Result<Json<InclusionProof>, ApiError> {
-    let leaves = state.audit().leaves();
-    let size = p.tree_size.unwrap_or(leaves.len() as u64);
-    if p.seq == 0 || p.seq > size || size > leaves.len() as u64 {
-        return Err(ApiError::not_found(format!(
-            "no record {} in a log of {size} (the log has {})",
-            p.seq,
-            leaves.len()
-        )));
-    }
-    let index = p.seq - 1;
-    let proof = merkle::inclusion_proof(&leaves, index, size)?;
-    let root = merkle::root_at(&leaves, size)?;
-    let leaf_hash = leaves.get(usize::try_from(index).unwrap_or(usize::MAX)).map(hex::encode).unwrap_or_default();
+    let answer = state.audit().with_tree(|tree| {
+        let size = p.tree_size.unwrap_or(tree.size());
+        if p.seq == 0 || p.seq > size || size > tree.size() {
+            return Err(ApiError::not_found(format!(
+                "no record {} in a log of {size} (the log has {})",
+                p.seq,
+                tree.size()
+            )));
+        }
+        let index = p.seq - 1;
+        let proof = tree.inclusion_proof(index, size)?;
+        let root = tree.root_at(size).unwrap_or_else(merkle::empty_root);
+        let leaf = tree.leaves().get(usize::try_from(index).unwrap_or(usize::MAX)).map(hex::encode);
+        Ok((size, index, proof, root, leaf.unwrap_or_default()))
+    });
+    let (size, index, proof, root, leaf_hash) = answer?;
     Ok(Json(InclusionProof {
         seq: p.seq,
         leaf_index: index,
@@ -492,19 +493,22 @@ async fn consistency(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ConsistencyParams>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
-    let leaves = state.audit().leaves();
-    let to = p.to.unwrap_or(leaves.len() as u64);
-    if p.from == 0 || p.from > to || to > leaves.len() as u64 {
-        return Err(ApiError::bad_request("invalid_query", format!("need 1 <= from <= to <= {}", leaves.len())));
-    }
-    let proof = merkle::consistency_proof(&leaves, p.from, to)?;
-    Ok(Json(ConsistencyProof {
-        from: p.from,
-        to,
-        root_from: hex::encode(merkle::root_at(&leaves, p.from)?),
-        root_to: hex::encode(merkle::root_at(&leaves, to)?),
-        proof: proof.iter().map(hex::encode).collect(),
-    }))
+    let answer = state.audit().with_tree(|tree| {
+        let to = p.to.unwrap_or(tree.size());
+        if p.from == 0 || p.from > to || to > tree.size() {
+            return Err(ApiError::bad_request("invalid_query", format!("need 1 <= from <= to <= {}", tree.size())));
+        }
+        let proof = tree.consistency_proof(p.from, to)?;
+        let root = |size| tree.root_at(size).map(hex::encode).unwrap_or_default();
+        Ok(ConsistencyProof {
+            from: p.from,
+            to,
+            root_from: root(p.from),
+            root_to: root(to),
+            proof: proof.iter().map(hex::encode).collect(),
+        })
+    });
+    Ok(Json(answer?))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
