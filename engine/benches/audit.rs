@@ -8,7 +8,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 use warrant_engine::audit::{
-    ChainStart, Entry, Keyring, Kind, Mac, Outcome, Prepared, Record, Sealer, merkle, seal, verify_chain,
+    ChainStart, Entry, Keyring, Kind, Mac, Outcome, Prepared, Record, Sealer, TileTree, merkle, seal, verify_chain,
 };
 use warrant_engine::{RedactionConfig, Redactor};
 
@@ -113,5 +113,29 @@ fn redaction(c: &mut Criterion) {
     c.bench_function("redact/log_line_clean", |b| b.iter(|| redactor.redact_text(clean)));
 }
 
-criterion_group!(benches, sealing, merkle_proofs, redaction);
+/// The tree kept as tiles (`tiles.rs`): root, proofs and appends at sizes
+/// where the leaf-by-leaf generator above is O(n).
+fn tiles(c: &mut Criterion) {
+    let mut group = c.benchmark_group("audit/tiles");
+    for n in [100_000u64, 1_000_000] {
+        let tree = TileTree::from_leaves((0..n).map(|i| merkle::leaf_hash(&i.to_be_bytes())));
+        // Not a power of two, so every level's right edge is partial.
+        let size = n - 7;
+        group.bench_with_input(BenchmarkId::new("root", n), &tree, |b, t| b.iter(|| t.root_at(size).unwrap()));
+        group.bench_with_input(BenchmarkId::new("inclusion_proof", n), &tree, |b, t| {
+            b.iter(|| t.inclusion_proof(size / 3, size).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("consistency_proof", n), &tree, |b, t| {
+            b.iter(|| t.consistency_proof(size / 3, size).unwrap())
+        });
+    }
+    let leaf = merkle::leaf_hash(b"x");
+    group.bench_function("push", |b| {
+        let mut tree = TileTree::default();
+        b.iter(|| tree.push(leaf));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sealing, merkle_proofs, tiles, redaction);
 criterion_main!(benches);
