@@ -109,7 +109,8 @@ impl Bundle {
     }
 
     /// Whether `action`'s context declares `key`, required or optional: a
-    /// key it does not declare makes a request invalid.
+    /// key it does not declare is ignored (or, under
+    /// [`Undeclared::Refuse`](crate::request::Undeclared), refused).
     pub fn context_has_key(&self, action: &str, key: &str) -> bool {
         self.decider.context_shape(action).is_some_and(|shape| shape.keys.iter().any(|k| k == key))
     }
