@@ -476,6 +476,22 @@ async fn https_subscribers_are_verified_against_the_system_roots_and_the_ca_file
     assert!(server.audit_events("kind=webhook.undelivered").await.is_empty(), "untrusted is unavailable, not refusing");
 }
 
+/// `warrant serve` with the webhooks file `file`, in `dir`, expected to stop
+/// at start: its exit status and standard error.
+fn serve_with_webhooks(dir: &std::path::Path, file: &std::path::Path) -> (std::process::Output, String) {
+    let out = warrant_command(&dir.join("config"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--webhooks"])
+        .arg(file)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("w.db").display()))
+        .arg("--policies")
+        .arg(crate::server::pack_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stderr)
+}
+
 #[test]
 fn a_ca_file_that_is_not_a_certificate_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -486,16 +502,7 @@ fn a_ca_file_that_is_not_a_certificate_stops_the_start() {
     let sub =
         json!({"name": "s", "url": "https://127.0.0.1:9/h", "secret": whsec, "kinds": ["*"], "ca_file": "ca.pem"});
     std::fs::write(&file, json!({"subscriptions": [sub]}).to_string()).unwrap();
-    let out = warrant_command(&dir.path().join("config"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--webhooks"])
-        .arg(&file)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("w.db").display()))
-        .arg("--policies")
-        .arg(crate::server::pack_dir())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = serve_with_webhooks(dir.path(), &file);
     assert!(!out.status.success(), "{stderr}");
     assert!(
         stderr.contains("`subscriptions[0]`: `ca_file`:") && stderr.contains("holds no `CERTIFICATE` block"),
@@ -510,16 +517,7 @@ fn a_bad_webhooks_file_stops_the_start_without_echoing_secrets() {
     let secret = "whsec_NOTBASE64!!supersecret";
     std::fs::write(&file, json!({"sources": {"okta": {"scheme": "standard", "secrets": [secret]}}}).to_string())
         .unwrap();
-    let out = warrant_command(&dir.path().join("config"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--webhooks"])
-        .arg(&file)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("w.db").display()))
-        .arg("--policies")
-        .arg(crate::server::pack_dir())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (out, stderr) = serve_with_webhooks(dir.path(), &file);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("`sources.okta`: `secrets[0]`: the part after `whsec_` is not valid base64"), "{stderr}");
     assert!(!stderr.contains("supersecret"), "{stderr}");
