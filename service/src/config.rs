@@ -194,6 +194,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_LOG_ORIGIN")]
     pub log_origin: Option<String>,
 
+    /// Require an API key with this scope to read the log's checkpoint and
+    /// tiles (`/log/*`). By default they are public: they hold only sizes
+    /// and hashes, and are what anyone checks the log against.
+    #[arg(long, env = "WARRANT_LOG_READ_SCOPE", value_enum)]
+    pub log_read_scope: Option<crate::scope::Scope>,
+
     /// How often, at most, a new checkpoint is published while records
     /// arrive, in milliseconds.
     #[arg(long, env = "WARRANT_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]

@@ -189,7 +189,7 @@ async fn openapi_documents_every_route_with_its_scope_and_errors() {
 }
 
 /// Mints a key in `server`'s database with exactly `scopes`.
-fn mint(server: &Server, scopes: &[&str]) -> String {
+pub(crate) fn mint(server: &Server, scopes: &[&str]) -> String {
     let mut command = warrant_command(server.config_home());
     command.args(["keys", "create", "--database-url", server.database_url(), "--description", "openapi"]);
     for scope in scopes {

@@ -140,6 +140,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         refusals_per_address: args.refusals_per_address,
         rate_limit_per_address: args.rate_limit_per_address,
         rate_limit_per_key: args.rate_limit_per_key,
+        log_read_scope: args.log_read_scope,
     };
     let undeclared = if args.strict_context { Undeclared::Refuse } else { Undeclared::Ignore };
     let serving = state

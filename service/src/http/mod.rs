@@ -66,6 +66,9 @@ pub struct HttpConfig {
     pub refusals_per_address: u32,
     pub rate_limit_per_address: u32,
     pub rate_limit_per_key: u32,
+    /// The scope a key needs to read `/log/*` (`--log-read-scope`); `None`:
+    /// public, as transparency logs are.
+    pub log_read_scope: Option<Scope>,
 }
 
 impl Default for HttpConfig {
@@ -77,6 +80,7 @@ impl Default for HttpConfig {
             refusals_per_address: 50,
             rate_limit_per_address: 0,
             rate_limit_per_key: 0,
+            log_read_scope: None,
         }
     }
 }
@@ -103,9 +107,13 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
+    let log = match config.log_read_scope {
+        Some(scope) => guarded(log::router(), scope),
+        None => log::router(),
+    };
     Router::new()
         .merge(health::router())
-        .merge(log::router())
+        .merge(log)
         .merge(authzen::metadata_router(config.public_url.clone()))
         .merge(openapi::router())
         .merge(decisions)

@@ -293,6 +293,29 @@ async fn a_proof_file_verifies_with_no_database_and_no_secret() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// `/log/*` is public by default; `--log-read-scope` puts it behind a key
+/// with that scope, like the rest of the auditor's API.
+#[tokio::test]
+async fn log_reads_are_public_unless_a_scope_is_required() {
+    let open = setup_with_args::<&str>(&[]).await;
+    let anonymous = reqwest::Client::new();
+    for path in ["/log/checkpoint", "/log/tile/0/000.p/1"] {
+        let r = anonymous.get(open.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let closed = setup_with_args(&["--log-read-scope", "audit:read"]).await;
+    let decide_only = crate::openapi::mint(&closed, &["decide"]);
+    let auditor = crate::openapi::mint(&closed, &["audit:read"]);
+    for path in ["/log/checkpoint", "/log/tile/0/000.p/1"] {
+        let url = closed.url(path);
+        assert_eq!(anonymous.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "{path}");
+        let r = anonymous.get(&url).bearer_auth(&decide_only).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        let r = anonymous.get(&url).bearer_auth(&auditor).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
 /// A different `--log-origin` than the key's is refused at start, naming both.
 #[test]
 fn the_log_origin_cannot_change() {
