@@ -29,12 +29,9 @@ pub enum PublishError {
 }
 
 /// Signs and keeps a checkpoint of the current tree, unless the newest kept
-/// one is already of this size. Returns the size published, if any.
-pub async fn publish(store: &Store, audit: &AuditLog, keys: &LogKeys, last: u64) -> Result<Option<u64>, PublishError> {
+/// one is already of this size or larger. Returns the size published, if any.
+pub async fn publish(store: &Store, audit: &AuditLog, keys: &LogKeys) -> Result<Option<u64>, PublishError> {
     let (tree_size, root) = audit.head();
-    if tree_size == last && last != 0 {
-        return Ok(None);
-    }
     if let Some((kept, _)) = store.latest_log_checkpoint().await?
         && kept >= tree_size
     {
@@ -58,7 +55,7 @@ pub async fn publish_loop(store: Store, audit: AuditLog, keys: Arc<LogKeys>, int
         if audit.size() == last {
             continue;
         }
-        match publish(&store, &audit, &keys, last).await {
+        match publish(&store, &audit, &keys).await {
             Ok(Some(size)) => {
                 last = size;
                 tracing::debug!(tree_size = size, "checkpoint published");

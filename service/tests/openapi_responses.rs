@@ -269,7 +269,7 @@ async fn service(dir: &Path) -> (Router, String, String) {
     // The log's first checkpoint, as `serve` publishes it at start.
     let signer = warrant_engine::audit::NoteSigner::from_seed("example.com/openapi", [3; 32]).unwrap();
     let log_keys = LogKeys::parse(&signer.to_skey(), "test").unwrap();
-    checkpoints::publish(state.store(), state.audit(), &log_keys, 0).await.unwrap();
+    checkpoints::publish(state.store(), state.audit(), &log_keys).await.unwrap();
     let config_path = dir.join("webhooks.json");
     std::fs::write(
         &config_path,

@@ -265,20 +265,6 @@ impl Note {
         &self.signatures
     }
 
-    /// Adds the signature lines of `other`, a note of the same text (a
-    /// witness's cosignatures), skipping lines already present.
-    pub fn merge(&mut self, other: &Self) -> Result<(), NoteError> {
-        if other.text != self.text {
-            return Err(NoteError::Malformed("the notes' texts differ"));
-        }
-        for s in &other.signatures {
-            if !self.signatures.iter().any(|have| have.line == s.line) {
-                self.signatures.push(s.clone());
-            }
-        }
-        Ok(())
-    }
-
     /// The verifiers in `known` whose signature is on the note and verifies.
     /// Signatures by unknown keys (another name or id) are ignored; a known
     /// key's signature that fails is an error, as is a note no known key signed.

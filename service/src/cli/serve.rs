@@ -114,7 +114,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tokio::spawn(reload_on_sighup(state.clone(), tls.clone(), hangups));
     tokio::spawn(sync_with_store(state.clone(), Duration::from_millis(args.sync_interval_ms.max(50))));
     // A checkpoint of the log as it stands before anyone can read one.
-    checkpoints::publish(state.store(), state.audit(), &log_keys, 0).await.map_err(ServeError::Publish)?;
+    checkpoints::publish(state.store(), state.audit(), &log_keys).await.map_err(ServeError::Publish)?;
     tracing::info!(origin = log_keys.origin(), key = %log_keys.current().verifier(), "log checkpoints signed");
     let interval = Duration::from_millis(args.checkpoint_interval_ms.max(10));
     tokio::spawn(checkpoints::publish_loop(state.store().clone(), state.audit().clone(), log_keys, interval));
