@@ -40,6 +40,10 @@ pub enum ProofError {
     OldRootMismatch,
     #[error("the proof does not lead to the new root")]
     NewRootMismatch,
+    /// The tree's own storage lacks a tile it should hold (damage, not bad
+    /// input).
+    #[error("tile {level}/{index} of the tree is missing or short")]
+    MissingTile { level: u8, index: u64 },
 }
 
 /// `SHA-256(0x00 ‖ data)`.

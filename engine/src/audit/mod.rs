@@ -19,16 +19,23 @@
 //!   holder's check).
 //! - [`note`]: C2SP signed notes with Ed25519 keys, checkable by anyone.
 //! - [`log_checkpoint`]: the C2SP checkpoint text a note signs.
+//! - [`cosignature`]: witnesses' timestamped cosignatures on checkpoints
+//!   (`c2sp.org/tlog-cosignature`), and the quorum a client requires.
+//! - [`witness`]: the witness side of `add-checkpoint`
+//!   (`c2sp.org/tlog-witness`): the request, the decision and its refusals.
 //! - [`proof_file`]: a record, its inclusion proof and a signed checkpoint
 //!   in one file (`c2sp.org/tlog-proof`), checked offline.
-//! - [`tiles`]: the tree kept as C2SP tiles as it grows: tiles to serve,
-//!   and roots in O(log n).
+//! - [`tiles`]: the tree as C2SP tiles: roots and proofs from O(log n)
+//!   tiles, and which tiles a question needs.
+//! - [`tile_edge`]: the tree's right edge, which an append grows: the tiles
+//!   each batch changes, for a store to write with the records.
 //!
 //! Nothing here does I/O or reads a clock: timestamps come from the caller.
 
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod keyring;
 pub mod kind;
 pub mod log_checkpoint;
@@ -36,11 +43,14 @@ pub mod merkle;
 pub mod note;
 pub mod proof_file;
 pub mod record;
+pub mod tile_edge;
 pub mod tiles;
+pub mod witness;
 
 pub use canonical::{Prepared, Seal, Sealer, StoredRecord};
 pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
 pub use checkpoint::{Checkpoint, CheckpointError};
+pub use cosignature::{CosignatureError, CosignatureVerifier, Cosigned, CosignerKey};
 pub use keyring::{Keyring, KeyringError, MIN_SECRET_LEN};
 pub use kind::{Kind, UnknownKind};
 pub use log_checkpoint::{LogCheckpoint, LogCheckpointError};
@@ -48,4 +58,6 @@ pub use merkle::{Hash, ProofError};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
 pub use proof_file::{ProofFile, ProofFileError};
 pub use record::{Entry, MAX_SEQ, Mac, MacParseError, Outcome, Record, SealError};
-pub use tiles::{TilePath, TileTree};
+pub use tile_edge::TileEdge;
+pub use tiles::{TileId, TilePath, TileReader, TileSource, TileTree};
+pub use witness::{AddCheckpoint, FollowedLog, Refusal};

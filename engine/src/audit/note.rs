@@ -12,7 +12,7 @@
 //!
 //! Written here rather than taken from the `signed_note` crate: the format
 //! is small and fully specified, the crate's published version predates
-//! C2SP's tile paths and cosignatures (which come next), and this keeps
+//! C2SP's tile paths and cosignatures (`cosignature.rs`), and this keeps
 //! parsing strict and panic-free in a server (see the spec's rejection rules
 //! below, each tested).
 
@@ -30,7 +30,7 @@ pub const MAX_NOTE_BYTES: usize = 1 << 20;
 /// Notes with more signatures than this are refused (as Go's verifier does).
 pub const MAX_SIGNATURES: usize = 100;
 /// The em dash and space that start a signature line.
-const SIGNATURE_PREFIX: &str = "\u{2014} ";
+pub(super) const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
 /// Why a key, a note or a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,7 +68,8 @@ fn parse_id(text: &str) -> Result<u32, NoteError> {
 }
 
 /// `<name>+<id>+<base64>` split at its first two `+` (base64 may hold `+`).
-fn split_key(text: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
+/// Shared with `cosignature.rs`, whose keys are written the same way.
+pub(super) fn split_key(text: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     let (name, rest) = text.split_once('+').ok_or(NoteError::Key("expected `<name>+<id>+<key>`"))?;
     let (id, key) = rest.split_once('+').ok_or(NoteError::Key("expected `<name>+<id>+<key>`"))?;
     if !is_key_name(name) {
@@ -79,7 +80,15 @@ fn split_key(text: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     Ok((name, id, key))
 }
 
-/// A key that verifies note signatures: a log's, or a witness's.
+/// `PRIVATE+KEY+<name>+<id>+<base64>` split like [`split_key`] (Go's signer
+/// key convention, which `cosignature.rs` follows too).
+pub(super) fn split_signer_key(text: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
+    let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or(NoteError::Key("expected `PRIVATE+KEY+…`"))?;
+    split_key(rest)
+}
+
+/// A key that verifies a log's note signatures (witnesses' cosignatures
+/// are checked by `cosignature::CosignatureVerifier`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NoteVerifier {
     name: String,
@@ -153,8 +162,7 @@ impl NoteSigner {
 
     /// Parses a signer key `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 ‖ seed)>`.
     pub fn parse(skey: &str) -> Result<Self, NoteError> {
-        let rest = skey.trim().strip_prefix("PRIVATE+KEY+").ok_or(NoteError::Key("expected `PRIVATE+KEY+…`"))?;
-        let (name, id, key) = split_key(rest)?;
+        let (name, id, key) = split_signer_key(skey)?;
         let Some((&ED25519, seed)) = key.split_first() else {
             return Err(NoteError::Key("not an Ed25519 key (type 0x01)"));
         };
@@ -214,7 +222,7 @@ pub struct Note {
 
 /// Whether `text` may be a note's text: ends in a newline, no control
 /// characters but newlines.
-fn check_text(text: &str) -> Result<(), NoteError> {
+pub(super) fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
         return Err(NoteError::Malformed("the text must end in a newline"));
     }
@@ -265,6 +273,35 @@ impl Note {
         &self.signatures
     }
 
+    /// Appends signature lines (each ending in a newline), such as the body
+    /// of a witness's `add-checkpoint` reply, so that the note carries the
+    /// witnesses' cosignatures. The lines are parsed as strictly as
+    /// [`Note::parse`] does, but not verified: that is
+    /// `cosignature::witnessed`'s job. A line whose (name, key id) is already
+    /// on the note is skipped, so adding the same reply twice changes
+    /// nothing. On error the note is unchanged.
+    pub fn add_signature_lines(&mut self, lines: &str) -> Result<(), NoteError> {
+        let lines = lines.strip_suffix('\n').ok_or(NoteError::Malformed("the signatures must end in a newline"))?;
+        let mut signatures = self.signatures.clone();
+        let mut size = self.to_string().len();
+        for line in lines.split('\n') {
+            let signature = parse_signature(line)?;
+            if signatures.iter().any(|s| s.name == signature.name && s.id == signature.id) {
+                continue;
+            }
+            size += line.len() + 1;
+            signatures.push(signature);
+        }
+        if signatures.len() > MAX_SIGNATURES {
+            return Err(NoteError::Malformed("more than 100 signatures"));
+        }
+        if size > MAX_NOTE_BYTES {
+            return Err(NoteError::Malformed("larger than 1 MiB"));
+        }
+        self.signatures = signatures;
+        Ok(())
+    }
+
     /// The verifiers in `known` whose signature is on the note and verifies.
     /// Signatures by unknown keys (another name or id) are ignored; a known
     /// key's signature that fails is an error, as is a note no known key signed.
@@ -298,7 +335,8 @@ impl fmt::Display for Note {
     }
 }
 
-fn parse_signature(line: &str) -> Result<NoteSignature, NoteError> {
+/// Parses one signature line, without its newline.
+pub(super) fn parse_signature(line: &str) -> Result<NoteSignature, NoteError> {
     let rest =
         line.strip_prefix(SIGNATURE_PREFIX).ok_or(NoteError::Malformed("a signature line must start with `— `"))?;
     let (name, encoded) =
@@ -365,6 +403,39 @@ mod tests {
             Note::parse(forged.as_bytes()).unwrap().verify(&known),
             Err(NoteError::BadSignature("PeterNeumann".into()))
         );
+    }
+
+    #[test]
+    fn signature_lines_are_added_strictly_and_once() {
+        // c2sp.org/tlog-witness's example add-checkpoint reply.
+        let reply = "\u{2014} witness.example/w1 CMp+6LWBU0anHGH5aNDTJkH/gj79sG+T6+iP2ThYN5krrDJbR1HDnucjL39QsZTSvVjyQLrdk3DXDqI5G2HgLatVs0pWh6Up69HVOw==\n\u{2014} witness.example/w1 I7rEps0pvK2UqkS2gSpVUDhrhVtQV9lgF6pRrWAvjJHjyWpW7VcE3SiOlVlbQNt64vWhO+DlkL0+UfzuOBMh9ChdMkP1vi/lCAsmlw==\n\u{2014} witness.example/w2 AWui8Sk55XjYLOijihBjhqEH6nS1ndDymE0a+6idX7pLcnoB+dhnz0854aLZgrrKbYKA7nC3HNJhm/kWl7oJlqU3rXXvpysAdyP3wQ==\n";
+        let mut note = Note::parse(SIGNED.as_bytes()).unwrap();
+        note.add_signature_lines(reply).unwrap();
+        assert_eq!(note.signatures().len(), 4, "one name, two key ids: two keys");
+        assert_eq!(note.to_string(), format!("{SIGNED}{reply}"));
+        assert_eq!(Note::parse(note.to_string().as_bytes()).unwrap(), note);
+        // The same reply again, or the log's own line, adds nothing.
+        note.add_signature_lines(reply).unwrap();
+        note.add_signature_lines(&format!("{}\n", Note::parse(SIGNED.as_bytes()).unwrap().signatures()[0].line))
+            .unwrap();
+        assert_eq!(note.signatures().len(), 4);
+        // Added lines are not trusted: the log's signature still verifies alone.
+        assert_eq!(note.verify(&[NoteVerifier::parse(VKEY).unwrap()]).unwrap().len(), 1);
+        let before = note.clone();
+        for bad in [
+            "",
+            "\n",
+            "\u{2014} a AAAAAAA=",
+            "\u{2014} a AAAAAAA=\n\n",
+            "\u{2014} b AAAAAAA=\nnot a line\n",
+            "\u{2014} a AAAA\n",
+        ] {
+            assert!(note.add_signature_lines(bad).is_err(), "{bad:?}");
+            assert_eq!(note, before, "unchanged on error");
+        }
+        let many: String = (0..97).map(|i| format!("\u{2014} k{i} AAAAAAA=\n")).collect();
+        assert!(note.add_signature_lines(&many).is_err(), "more than 100 signatures");
+        assert_eq!(note, before);
     }
 
     #[test]

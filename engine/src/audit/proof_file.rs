@@ -15,10 +15,15 @@
 //!
 //! The spec leaves `extra` to the application; warrant puts the entry
 //! there, so the file carries what it proves.
+//!
+//! The checkpoint may carry witnesses' cosignatures (`cosignature.rs`):
+//! [`ProofFile::verify_witnessed`] also requires a quorum of them, so that a
+//! log showing the auditor a history of its own cannot pass.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use super::cosignature::{self, CosignatureError, CosignatureVerifier, Cosigned};
 use super::log_checkpoint::LogCheckpoint;
 use super::merkle::{self, Hash};
 use super::note::{Note, NoteVerifier};
@@ -50,6 +55,8 @@ pub enum ProofFileError {
     Origin(String),
     #[error("the record is not in the log the checkpoint signs: {0}")]
     NotIncluded(String),
+    #[error("the checkpoint's witnesses: {0}")]
+    Witnesses(CosignatureError),
 }
 
 impl ProofFile {
@@ -100,16 +107,44 @@ impl ProofFile {
     /// that its origin is a signer's name, and that the entry is leaf
     /// `index` of the tree it signs. Returns the checkpoint.
     pub fn verify(&self, verifiers: &[NoteVerifier]) -> Result<LogCheckpoint, ProofFileError> {
+        let checkpoint = self.signed_checkpoint(verifiers)?;
+        self.check_inclusion(&checkpoint)?;
+        Ok(checkpoint)
+    }
+
+    /// [`ProofFile::verify`], and also that at least `quorum` of `witnesses`
+    /// cosigned the checkpoint, in the spec's order: log signature,
+    /// cosignatures, inclusion. Returns the checkpoint and who cosigned it
+    /// when; judging the times is the caller's (the engine reads no clock).
+    pub fn verify_witnessed(
+        &self,
+        verifiers: &[NoteVerifier],
+        witnesses: &[CosignatureVerifier],
+        quorum: usize,
+    ) -> Result<(LogCheckpoint, Vec<Cosigned>), ProofFileError> {
+        let checkpoint = self.signed_checkpoint(verifiers)?;
+        let cosigned =
+            cosignature::witnessed(&self.checkpoint, witnesses, quorum).map_err(ProofFileError::Witnesses)?;
+        self.check_inclusion(&checkpoint)?;
+        Ok((checkpoint, cosigned))
+    }
+
+    /// The checkpoint, if a key of `verifiers` named as its origin signed it.
+    fn signed_checkpoint(&self, verifiers: &[NoteVerifier]) -> Result<LogCheckpoint, ProofFileError> {
         let signed_by = self.checkpoint.verify(verifiers).map_err(|e| ProofFileError::Checkpoint(e.to_string()))?;
         let checkpoint =
             LogCheckpoint::parse(self.checkpoint.text()).map_err(|e| ProofFileError::Checkpoint(e.to_string()))?;
         if signed_by.iter().all(|v| v.name() != checkpoint.origin) {
             return Err(ProofFileError::Origin(checkpoint.origin));
         }
+        Ok(checkpoint)
+    }
+
+    /// Whether the entry is leaf `index` of the tree `checkpoint` signs.
+    fn check_inclusion(&self, checkpoint: &LogCheckpoint) -> Result<(), ProofFileError> {
         let leaf = merkle::leaf_hash(&self.entry);
         merkle::verify_inclusion(&leaf, self.index, checkpoint.tree_size, &self.proof, &checkpoint.root)
-            .map_err(|e| ProofFileError::NotIncluded(e.to_string()))?;
-        Ok(checkpoint)
+            .map_err(|e| ProofFileError::NotIncluded(e.to_string()))
     }
 }
 
@@ -118,6 +153,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
     use super::*;
+    use crate::audit::cosignature::CosignerKey;
     use crate::audit::note::NoteSigner;
 
     fn file(entries: &[&[u8]], index: usize) -> (ProofFile, NoteVerifier) {
@@ -166,5 +202,50 @@ mod tests {
         ] {
             assert!(matches!(ProofFile::parse(&text), Err(ProofFileError::Malformed(_))), "{text}");
         }
+    }
+
+    #[test]
+    fn a_quorum_of_witnesses_is_required() {
+        let entries: Vec<&[u8]> = vec![b"a", b"b", b"c"];
+        let (mut proof, key) = file(&entries, 1);
+        let keys: Vec<CosignerKey> =
+            (1..=3).map(|i| CosignerKey::from_seed(&format!("w{i}.example"), [i; 32]).unwrap()).collect();
+        let witnesses: Vec<CosignatureVerifier> = keys.iter().map(CosignerKey::verifier).collect();
+        for (k, time) in keys.iter().take(2).zip([100, 200]) {
+            let line = k.cosign(proof.checkpoint.text(), time).unwrap().line;
+            proof.checkpoint.add_signature_lines(&format!("{line}\n")).unwrap();
+        }
+        let proof = ProofFile::parse(&proof.to_text()).unwrap();
+        let logs = [key];
+
+        let (head, cosigned) = proof.verify_witnessed(&logs, &witnesses, 2).unwrap();
+        assert_eq!(head.tree_size, 3);
+        assert_eq!(
+            cosigned.iter().map(|c| (c.name.as_str(), c.timestamp)).collect::<Vec<_>>(),
+            [("w1.example", 100), ("w2.example", 200)]
+        );
+        assert_eq!(proof.verify(&logs).unwrap(), head, "`verify` ignores cosignatures");
+
+        let err = proof.verify_witnessed(&logs, &witnesses, 3).unwrap_err();
+        assert_eq!(err, ProofFileError::Witnesses(CosignatureError::Quorum { cosigned: 2, known: 3, quorum: 3 }));
+        assert_eq!(
+            err.to_string(),
+            "the checkpoint's witnesses: 2 of 3 known witnesses cosigned the checkpoint, 3 required"
+        );
+
+        // A cosignature changed in its timestamp no longer verifies.
+        let line = &proof.checkpoint.signatures()[2].line;
+        let (name, encoded) = line.trim_start_matches("\u{2014} ").split_once(' ').unwrap();
+        let mut bytes = BASE64.decode(encoded).unwrap();
+        bytes[11] ^= 1; // the timestamp's last byte
+        let forged = format!("\u{2014} {name} {}", BASE64.encode(bytes));
+        let tampered = ProofFile::parse(&proof.to_text().replacen(line.as_str(), &forged, 1)).unwrap();
+        assert_eq!(
+            tampered.verify_witnessed(&logs, &witnesses, 1),
+            Err(ProofFileError::Witnesses(CosignatureError::BadSignature("w2.example".into())))
+        );
+        // Without a log signature, cosignatures do not help.
+        let stranger = NoteSigner::from_seed("example.com/log", [6; 32]).unwrap().verifier();
+        assert!(matches!(proof.verify_witnessed(&[stranger], &witnesses, 2), Err(ProofFileError::Checkpoint(_))));
     }
 }

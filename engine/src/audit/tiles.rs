@@ -1,18 +1,205 @@
-//! The log's tree as C2SP tiles (`c2sp.org/tlog-tiles`, height 8), kept as
-//! it grows: level `k` holds the hashes of the complete subtrees of `256^k`
-//! leaves (level 0: the leaves). A tile is up to 256 consecutive hashes of
-//! one level, so every tile is a slice; the hash of any aligned complete
-//! subtree costs at most 127 node hashes, and so the tree's root at any
-//! size costs O(log n) instead of hashing every leaf.
+//! The log's tree as C2SP tiles (`c2sp.org/tlog-tiles`, height 8): level
+//! `k` holds the hashes of the complete subtrees of `256^k` leaves (level 0:
+//! the leaves), cut into tiles of 256 consecutive hashes. The hash of any
+//! aligned complete subtree is at most 128 hashes of one tile hashed
+//! together, so the tree's root at any size, and any proof, costs O(log n)
+//! tile reads instead of hashing every leaf.
+//!
+//! The algorithms read tiles through [`TileSource`], so the same code runs
+//! over the whole tree in memory ([`TileTree`], for tests and tools) and
+//! over the few tiles a store fetched. A store first asks [`plan`] which
+//! tiles a question needs (that depends only on the sizes and indexes, never
+//! on the hashes), reads them in one go, then answers with a [`TileReader`].
+//! The writer's side, the right edge that grows with each append, is
+//! `tile_edge.rs`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 use super::merkle::{self, Hash, ProofError};
 
 /// Hashes per full tile: a tile spans 8 levels of the tree.
 pub const TILE_WIDTH: u64 = 256;
 /// Levels of the tree one tile spans.
-const TILE_HEIGHT: u32 = 8;
+pub(super) const TILE_HEIGHT: u32 = 8;
 
-/// The tree's hashes by tile level.
+/// A tile: its level and its index along that level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TileId {
+    pub level: u8,
+    pub index: u64,
+}
+
+/// Where tile hashes are read from.
+pub trait TileSource {
+    /// The hashes of tile `id` this source holds: the full tile, or a prefix
+    /// of it (a partial tile), or `None`.
+    fn tile(&self, id: TileId) -> Option<&[Hash]>;
+}
+
+impl TileSource for HashMap<TileId, Vec<Hash>> {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        self.get(&id).map(Vec::as_slice)
+    }
+}
+
+/// Answers about the tree of `size` leaves from the tiles of `tiles`.
+#[derive(Debug, Clone, Copy)]
+pub struct TileReader<'a, S: ?Sized> {
+    tiles: &'a S,
+    size: u64,
+}
+
+impl<'a, S: TileSource + ?Sized> TileReader<'a, S> {
+    /// A reader over a tree of `size` leaves whose tiles `tiles` holds.
+    pub fn new(tiles: &'a S, size: u64) -> Self {
+        Self { tiles, size }
+    }
+
+    /// The root of the tree over the first `size` leaves (RFC 6962 MTH).
+    pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
+        self.check_size(size)?;
+        if size == 0 {
+            return Ok(merkle::empty_root());
+        }
+        self.subtree(0, size)
+    }
+
+    /// The leaf hash at `index`.
+    pub fn leaf(&self, index: u64) -> Result<Hash, ProofError> {
+        if index >= self.size {
+            return Err(ProofError::IndexOutOfRange { index, tree_size: self.size });
+        }
+        self.complete(index, 1)
+    }
+
+    /// PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf level first, from the
+    /// tiles: O(log size) subtree hashes. Same answers and errors as
+    /// [`merkle::inclusion_proof`] over the leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, tree_size: size });
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, size, &mut proof)?;
+        Ok(proof)
+    }
+
+    /// PROOF(old, D[new]) (RFC 9162 §2.1.4.1), from the tiles. Same answers
+    /// and errors as [`merkle::consistency_proof`] over the leaves.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(new_size)?;
+        if old_size > new_size {
+            return Err(ProofError::SizesOutOfOrder { old: old_size, new: new_size });
+        }
+        let mut proof = Vec::new();
+        if old_size != 0 && old_size != new_size {
+            self.subproof(old_size, 0, new_size, true, &mut proof)?;
+        }
+        Ok(proof)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), ProofError> {
+        if size > self.size {
+            return Err(ProofError::TreeSizeTooLarge { tree_size: size, leaves: self.size });
+        }
+        Ok(())
+    }
+
+    /// PATH(m, D[start..end]), appended leaf level first.
+    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+        let len = end - start;
+        if len <= 1 {
+            return Ok(());
+        }
+        let k = split_point(len);
+        if m < k {
+            self.path(m, start, start + k, out)?;
+            out.push(self.subtree(start + k, end)?);
+        } else {
+            self.path(m - k, start + k, end, out)?;
+            out.push(self.subtree(start, start + k)?);
+        }
+        Ok(())
+    }
+
+    /// SUBPROOF(m, D[start..end], complete), appended; `0 < m ≤ end − start`.
+    fn subproof(&self, m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+        let len = end - start;
+        if m == len {
+            if !complete {
+                out.push(self.subtree(start, end)?);
+            }
+            return Ok(());
+        }
+        let k = split_point(len);
+        if m <= k {
+            self.subproof(m, start, start + k, complete, out)?;
+            out.push(self.subtree(start + k, end)?);
+        } else {
+            self.subproof(m - k, start + k, end, false, out)?;
+            out.push(self.subtree(start, start + k)?);
+        }
+        Ok(())
+    }
+
+    /// MTH over leaves `start..end` (`end` ≤ the reader's size): split at
+    /// the largest power of two below the length (RFC 6962 §2.1), down to
+    /// aligned complete subtrees, which the tiles hold.
+    fn subtree(&self, start: u64, end: u64) -> Result<Hash, ProofError> {
+        let len = end - start;
+        if len.is_power_of_two() && start.is_multiple_of(len) {
+            return self.complete(start, len);
+        }
+        let split = if len.is_power_of_two() { len / 2 } else { split_point(len) };
+        Ok(merkle::node_hash(&self.subtree(start, start + split)?, &self.subtree(start + split, end)?))
+    }
+
+    /// The hash of the aligned complete subtree of `len` (a power of two)
+    /// leaves from `start`: `len = 256^k · 2^r` is 2^r hashes of level k,
+    /// all in one tile.
+    fn complete(&self, start: u64, len: u64) -> Result<Hash, ProofError> {
+        let bits = len.trailing_zeros();
+        let (level, count) = (bits / TILE_HEIGHT, 1u64 << (bits % TILE_HEIGHT));
+        let first = start >> (level * TILE_HEIGHT);
+        let id = TileId { level: level as u8, index: first / TILE_WIDTH };
+        let missing = ProofError::MissingTile { level: id.level, index: id.index };
+        let offset = usize::try_from(first % TILE_WIDTH).map_err(|_| missing.clone())?;
+        let count = usize::try_from(count).map_err(|_| missing.clone())?;
+        let hashes = self.tiles.tile(id).and_then(|t| t.get(offset..offset + count)).ok_or(missing)?;
+        Ok(merkle::root(hashes))
+    }
+}
+
+/// The tiles answering `question` over a tree of `size` leaves reads, in
+/// order: what a store fetches before it answers with a [`TileReader`].
+/// Depends only on the sizes and indexes `question` asks about.
+pub fn plan<R>(size: u64, question: impl FnOnce(&TileReader<'_, dyn TileSource + '_>) -> R) -> Vec<TileId> {
+    let planner = Planner::default();
+    question(&TileReader::new(&planner as &dyn TileSource, size));
+    planner.wanted.into_inner().into_iter().collect()
+}
+
+/// A [`TileSource`] that holds every tile (of zero hashes) and notes which
+/// were read.
+#[derive(Debug, Default)]
+struct Planner {
+    wanted: RefCell<BTreeSet<TileId>>,
+}
+
+/// A full tile of zero hashes, what the planner answers.
+static ZERO_TILE: [Hash; TILE_WIDTH as usize] = [[0; 32]; TILE_WIDTH as usize];
+
+impl TileSource for Planner {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        self.wanted.borrow_mut().insert(id);
+        Some(&ZERO_TILE)
+    }
+}
+
+/// The whole tree in memory, by tile level: for tests, benchmarks and tools
+/// that hold every leaf anyway. The service reads tiles from its store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TileTree {
     levels: Vec<Vec<Hash>>,
@@ -55,6 +242,11 @@ impl TileTree {
         self.levels.first().map_or(&[], Vec::as_slice)
     }
 
+    /// Answers about this tree as it stands.
+    pub fn reader(&self) -> TileReader<'_, Self> {
+        TileReader::new(self, self.size())
+    }
+
     /// The first `width` hashes of tile `index` at `level`, if the tree has
     /// them (a partial tile is a prefix of the full one it becomes).
     pub fn tile(&self, level: usize, index: u64, width: u64) -> Option<&[Hash]> {
@@ -68,112 +260,54 @@ impl TileTree {
 
     /// The root of the tree over the first `size` leaves (RFC 6962 MTH).
     pub fn root_at(&self, size: u64) -> Option<Hash> {
-        if size > self.size() {
-            return None;
-        }
-        if size == 0 {
-            return Some(merkle::empty_root());
-        }
-        self.subtree(0, size)
+        self.reader().root_at(size).ok()
     }
 
-    /// PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf level first, from the
-    /// tiles: O(log size) subtree hashes. Same answers and errors as
-    /// [`merkle::inclusion_proof`] over the leaves.
+    /// See [`TileReader::inclusion_proof`].
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
-        self.check_size(size)?;
-        if index >= size {
-            return Err(ProofError::IndexOutOfRange { index, tree_size: size });
-        }
-        let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof)?;
-        Ok(proof)
+        self.reader().inclusion_proof(index, size)
     }
 
-    /// PROOF(old, D[new]) (RFC 9162 §2.1.4.1), from the tiles. Same answers
-    /// and errors as [`merkle::consistency_proof`] over the leaves.
+    /// See [`TileReader::consistency_proof`].
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
-        self.check_size(new_size)?;
-        if old_size > new_size {
-            return Err(ProofError::SizesOutOfOrder { old: old_size, new: new_size });
-        }
-        let mut proof = Vec::new();
-        if old_size != 0 && old_size != new_size {
-            self.subproof(old_size, 0, new_size, true, &mut proof)?;
-        }
-        Ok(proof)
+        self.reader().consistency_proof(old_size, new_size)
     }
+}
 
-    fn check_size(&self, size: u64) -> Result<(), ProofError> {
-        if size > self.size() {
-            return Err(ProofError::TreeSizeTooLarge { tree_size: size, leaves: self.size() });
-        }
-        Ok(())
+impl TileSource for TileTree {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        let start = usize::try_from(id.index.checked_mul(TILE_WIDTH)?).ok()?;
+        let hashes = self.levels.get(usize::from(id.level))?;
+        let end = start.saturating_add(TILE_WIDTH as usize).min(hashes.len());
+        hashes.get(start..end).filter(|t| !t.is_empty())
     }
+}
 
-    /// MTH over `start..end`, as a proof needs it.
-    fn hash(&self, start: u64, end: u64) -> Result<Hash, ProofError> {
-        self.subtree(start, end).ok_or(ProofError::TreeSizeTooLarge { tree_size: end, leaves: self.size() })
-    }
+/// The largest entry an entry bundle can hold: its length is a `uint16`.
+pub const MAX_BUNDLED_ENTRY: usize = u16::MAX as usize;
 
-    /// PATH(m, D[start..end]), appended leaf level first.
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
-        let len = end - start;
-        if len <= 1 {
-            return Ok(());
-        }
-        let k = split_point(len);
-        if m < k {
-            self.path(m, start, start + k, out)?;
-            out.push(self.hash(start + k, end)?);
-        } else {
-            self.path(m - k, start + k, end, out)?;
-            out.push(self.hash(start, start + k)?);
-        }
-        Ok(())
+/// A C2SP entry bundle: each entry prefixed with its length as a big-endian
+/// `uint16`. `Err(i)`: entry `i` is longer than [`MAX_BUNDLED_ENTRY`].
+pub fn entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, usize> {
+    let mut bundle = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let len = u16::try_from(entry.len()).map_err(|_| i)?;
+        bundle.extend_from_slice(&len.to_be_bytes());
+        bundle.extend_from_slice(entry);
     }
+    Ok(bundle)
+}
 
-    /// SUBPROOF(m, D[start..end], complete), appended; `0 < m ≤ end − start`.
-    fn subproof(&self, m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<Hash>) -> Result<(), ProofError> {
-        let len = end - start;
-        if m == len {
-            if !complete {
-                out.push(self.hash(start, end)?);
-            }
-            return Ok(());
-        }
-        let k = split_point(len);
-        if m <= k {
-            self.subproof(m, start, start + k, complete, out)?;
-            out.push(self.hash(start + k, end)?);
-        } else {
-            self.subproof(m - k, start + k, end, false, out)?;
-            out.push(self.hash(start, start + k)?);
-        }
-        Ok(())
+/// The entries of a C2SP entry bundle, or `None` if it is cut short.
+pub fn bundle_entries(mut bundle: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut entries = Vec::new();
+    while let Some((len, rest)) = bundle.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len));
+        let (entry, rest) = rest.split_at_checked(len)?;
+        entries.push(entry);
+        bundle = rest;
     }
-
-    /// MTH over leaves `start..end` of a tree at least `end` long: split
-    /// at the largest power of two below the length (RFC 6962 §2.1), down
-    /// to aligned complete subtrees, which the levels hold.
-    fn subtree(&self, start: u64, end: u64) -> Option<Hash> {
-        let len = end - start;
-        if len.is_power_of_two() && start.is_multiple_of(len) {
-            return self.complete(start, len);
-        }
-        let split = if len.is_power_of_two() { len / 2 } else { split_point(len) };
-        Some(merkle::node_hash(&self.subtree(start, start + split)?, &self.subtree(start + split, end)?))
-    }
-
-    /// The hash of the aligned complete subtree of `len` (a power of two)
-    /// leaves from `start`: `len = 256^k · 2^r` is 2^r hashes of level k.
-    fn complete(&self, start: u64, len: u64) -> Option<Hash> {
-        let bits = len.trailing_zeros();
-        let (level, count) = (bits / TILE_HEIGHT, 1u64 << (bits % TILE_HEIGHT));
-        let first = usize::try_from(start >> (level * TILE_HEIGHT)).ok()?;
-        let hashes = self.levels.get(level as usize)?.get(first..first + usize::try_from(count).ok()?)?;
-        Some(merkle::root(hashes))
-    }
+    bundle.is_empty().then_some(entries)
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2): where RFC 9162
@@ -300,6 +434,53 @@ mod tests {
         assert_eq!(tree.inclusion_proof(5, 5), merkle::inclusion_proof(&leaves, 5, 5));
         assert_eq!(tree.inclusion_proof(0, 1_301), merkle::inclusion_proof(&leaves, 0, 1_301));
         assert_eq!(tree.consistency_proof(0, 10), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_reader_over_the_planned_tiles_answers_as_the_whole_tree() {
+        let tree = TileTree::from_leaves((0..70_000).map(leaf));
+        let full = tree.reader();
+        for (index, size) in [(0, 1), (5, 300), (65_535, 65_536), (12_345, 69_999), (69_999, 70_000)] {
+            let tiles = plan(tree.size(), |r| {
+                let _ = (r.inclusion_proof(index, size), r.root_at(size), r.leaf(index));
+                let _ = r.consistency_proof(index + 1, size);
+            });
+            // O(log n): a handful of tiles, not the 274 of level 0.
+            assert!(tiles.len() <= 12, "{} tiles for {index} of {size}", tiles.len());
+            let fetched: HashMap<TileId, Vec<Hash>> =
+                tiles.iter().map(|&id| (id, TileSource::tile(&tree, id).unwrap().to_vec())).collect();
+            let part = TileReader::new(&fetched as &dyn TileSource, tree.size());
+            assert_eq!(part.inclusion_proof(index, size), full.inclusion_proof(index, size));
+            assert_eq!(part.root_at(size), full.root_at(size));
+            assert_eq!(part.leaf(index), Ok(leaf(index)));
+            assert_eq!(part.consistency_proof(index + 1, size), full.consistency_proof(index + 1, size));
+        }
+    }
+
+    #[test]
+    fn a_missing_or_short_tile_is_named() {
+        let tree = TileTree::from_leaves((0..600).map(leaf));
+        let mut fetched: HashMap<TileId, Vec<Hash>> = HashMap::new();
+        let reader = TileReader::new(&fetched, 600);
+        assert_eq!(reader.leaf(300), Err(ProofError::MissingTile { level: 0, index: 1 }));
+        let tile = TileSource::tile(&tree, TileId { level: 0, index: 1 }).unwrap();
+        fetched.insert(TileId { level: 0, index: 1 }, tile[..10].to_vec());
+        let reader = TileReader::new(&fetched, 600);
+        assert_eq!(reader.leaf(265), Ok(leaf(265)));
+        assert_eq!(reader.leaf(300), Err(ProofError::MissingTile { level: 0, index: 1 }));
+    }
+
+    #[test]
+    fn entry_bundles_are_length_prefixed() {
+        let bundle = entry_bundle([&b"ab"[..], b""]).unwrap();
+        assert_eq!(bundle, [0, 2, b'a', b'b', 0, 0]);
+        assert_eq!(bundle_entries(&bundle), Some(vec![&b"ab"[..], b""]));
+        assert_eq!(bundle_entries(&bundle[..5]), None);
+        assert_eq!(bundle_entries(&bundle[..1]), None);
+        let big = vec![7u8; MAX_BUNDLED_ENTRY + 1];
+        assert_eq!(entry_bundle([&b"ok"[..], &big]), Err(1));
+        let largest = vec![7u8; MAX_BUNDLED_ENTRY];
+        assert_eq!(bundle_entries(&entry_bundle([&largest[..]]).unwrap()), Some(vec![&largest[..]]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //
 //	go-note VKEY_FILE CHECKPOINT_FILE [ENTRY_FILE INDEX PROOF_HEX...]
 //	go-note VKEY_FILE CHECKPOINT_FILE tiles BASE_URL ENTRY_FILE INDEX
+//	go-note VKEY_FILE CHECKPOINT_FILE cosigned QUORUM WITNESS_VKEY_FILE...
 //
 // It verifies the checkpoint note with the verifier key, checks that its
 // origin is the key's name, and prints "<origin> <tree size> <base64 root>".
@@ -13,11 +14,20 @@
 // With "tiles", it builds the proof itself from the log's C2SP hash tiles
 // under BASE_URL (tlog.TileHashReader, which authenticates every tile it
 // reads against the checkpoint's root) and prints "included via tiles".
-// Any failure prints why and exits 1.
+// With "cosigned", it checks the checkpoint's witness cosignatures
+// (c2sp.org/tlog-cosignature@v1.0.1, Ed25519, type 0x04) with note.Open and
+// a note.Verifier written here, prints "cosigned <name> <timestamp>" for
+// each witness whose cosignature verifies, and fails unless at least QUORUM
+// did. Any failure prints why and exits 1.
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +89,10 @@ func main() {
 			fail("usage: go-note VKEY_FILE CHECKPOINT_FILE tiles BASE_URL ENTRY_FILE INDEX")
 		}
 		viaTiles(os.Args[4], os.Args[5], os.Args[6], tlog.Tree{N: size, Hash: root})
+		return
+	}
+	if os.Args[3] == "cosigned" {
+		cosigned(msg, os.Args[4], os.Args[5:])
 		return
 	}
 	entry, err := os.ReadFile(os.Args[3])
@@ -158,4 +172,83 @@ func viaTiles(base, entryFile, indexText string, tree tlog.Tree) {
 		fail("inclusion: %v", err)
 	}
 	fmt.Println("included via tiles")
+}
+
+// cosigV1 verifies Ed25519 cosignatures (type 0x04). note.Open passes Verify
+// the note text and the signature without its key hash: an 8-byte
+// big-endian timestamp, then the Ed25519 signature of
+// "cosignature/v1\ntime <timestamp>\n" followed by the text.
+type cosigV1 struct {
+	name string
+	hash uint32
+	key  ed25519.PublicKey
+}
+
+func (v *cosigV1) Name() string    { return v.name }
+func (v *cosigV1) KeyHash() uint32 { return v.hash }
+func (v *cosigV1) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	t := binary.BigEndian.Uint64(sig)
+	if t > 1<<63-1 {
+		return false
+	}
+	m := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", t)), msg...)
+	return ed25519.Verify(v.key, m, sig[8:])
+}
+
+// newCosigV1 parses a cosigner vkey "<name>+<hex key hash>+<base64(0x04 || key)>".
+func newCosigV1(vkey string) (*cosigV1, error) {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 || len(parts[1]) != 8 {
+		return nil, errors.New("malformed cosigner key")
+	}
+	hash, err := strconv.ParseUint(parts[1], 16, 32)
+	if err != nil {
+		return nil, errors.New("malformed cosigner key hash")
+	}
+	key, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(key) != 1+ed25519.PublicKeySize || key[0] != 0x04 {
+		return nil, errors.New("not an Ed25519 cosigner key (type 0x04)")
+	}
+	h := sha256.Sum256(append([]byte(parts[0]+"\n"), key...))
+	if binary.BigEndian.Uint32(h[:4]) != uint32(hash) {
+		return nil, errors.New("cosigner key hash does not match")
+	}
+	return &cosigV1{name: parts[0], hash: uint32(hash), key: ed25519.PublicKey(key[1:])}, nil
+}
+
+func cosigned(msg []byte, quorumText string, vkeyFiles []string) {
+	quorum, err := strconv.Atoi(quorumText)
+	if err != nil || quorum < 0 {
+		fail("quorum %q", quorumText)
+	}
+	var witnesses []note.Verifier
+	for _, file := range vkeyFiles {
+		vkey, err := os.ReadFile(file)
+		if err != nil {
+			fail("%v", err)
+		}
+		v, err := newCosigV1(strings.TrimSpace(string(vkey)))
+		if err != nil {
+			fail("%s: %v", file, err)
+		}
+		witnesses = append(witnesses, v)
+	}
+	n, err := note.Open(msg, note.VerifierList(witnesses...))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		n, err = unverified.Note, nil // no witness cosigned: a quorum of 0 still passes
+	}
+	if err != nil {
+		fail("cosignatures: %v", err)
+	}
+	for _, s := range n.Sigs {
+		b, _ := base64.StdEncoding.DecodeString(s.Base64)
+		fmt.Printf("cosigned %s %d\n", s.Name, binary.BigEndian.Uint64(b[4:12]))
+	}
+	if len(n.Sigs) < quorum {
+		fail("%d of %d witnesses cosigned, %d required", len(n.Sigs), len(witnesses), quorum)
+	}
 }
