@@ -1,7 +1,7 @@
 //! Publishing the log's checkpoints: C2SP signed notes over its tree head
 //! (`engine/src/audit/log_checkpoint.rs`, `note.rs`), signed with the log
 //! key (`log_keys.rs`). The service publishes one at start and then, while
-//! records arrive, at most every `--checkpoint-interval-ms`; each is kept
+//! records arrive, at most every `--checkpoint-interval`; each is kept
 //! (`audit_log_checkpoints`, append-only) and `GET /log/checkpoint` serves
 //! the newest. Reading never signs or writes.
 //!

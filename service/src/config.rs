@@ -201,9 +201,10 @@ pub struct ServeArgs {
     pub log_read_scope: Option<crate::scope::Scope>,
 
     /// How often, at most, a new checkpoint is published while records
-    /// arrive, in milliseconds.
-    #[arg(long, env = "WARRANT_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
-    pub checkpoint_interval_ms: u64,
+    /// arrive: `250ms`, `1s`, `2m` (a bare number is milliseconds).
+    #[arg(long, env = "WARRANT_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration,
+          alias = "checkpoint-interval-ms")]
+    pub checkpoint_interval: std::time::Duration,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first). Read
     /// again, with `--tls-key`, on SIGHUP; a pair that fails to load then
@@ -330,4 +331,43 @@ pub enum RequestOverrides {
     /// Refuse a request whose properties or entities override a stored
     /// entity, or that sets `context.now` (400 `override_refused`).
     Deny,
+}
+
+/// A duration flag: a number and a unit (`ms`, `s`, `m`), or a bare number
+/// of milliseconds; between 10 ms and a day.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration such as `250ms`, `1s` or `2m`"))?;
+    let millis = match unit {
+        "" | "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{text}` is not a duration such as `250ms`, `1s` or `2m`"))?;
+    if !(10..=86_400_000).contains(&millis) {
+        return Err(format!("`{text}` is out of range: between 10ms and 24h"));
+    }
+    Ok(std::time::Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(super::duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(super::duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(super::duration("50"), Ok(Duration::from_millis(50)));
+        assert_eq!(super::duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "s", "1h", "-1s", "1.5s", "5ms", "2000m", "99999999999999999999"] {
+            assert!(super::duration(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -315,6 +315,8 @@ async fn every_documented_operation_answers_as_documented() {
         (&get, "/log/checkpoint", "/log/checkpoint".into(), None),
         (&get, "/log/tile/{path}", "/log/tile/0/000.p/1".into(), None),
         (&get, "/log/tile/{path}", "/log/tile/0/0".into(), None),
+        (&get, "/log/tile/entries/{path}", "/log/tile/entries/000.p/1".into(), None),
+        (&get, "/log/tile/entries/{path}", "/log/tile/entries/x001/000".into(), None),
         (&get, "/readyz", "/readyz".into(), None),
         (&get, "/.well-known/authzen-configuration", "/.well-known/authzen-configuration".into(), None),
         (&put, "/v1/entities", "/v1/entities".into(), Some(entities())),

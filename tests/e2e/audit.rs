@@ -437,8 +437,23 @@ async fn cutting_off_the_newest_records_is_found_against_a_kept_checkpoint() {
     // The checkpoint the service stored when it published it catches a cut.
     let db = altered_copy(&server, dir.path(), "cut", &cut);
     assert_found_at(&server, &db, k + 1, "cut under a stored checkpoint", None).await;
-    // Remove the stored checkpoints too and the chain alone verifies...
+    // Remove the stored checkpoints too: the tree's stored tiles still
+    // cover the records cut, and the service starts but appends nothing.
     let sql = format!("{cut} DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints;");
+    let db = altered_copy(&server, dir.path(), "cut_checkpoints", &sql);
+    assert_found_at(&server, &db, k + 1, "cut under the stored tiles", None).await;
+    let copy = Server::start_from(&server, &db);
+    let body = json!({"principal": {"type": "User", "id": "eddie"}, "action": "view_notebook",
+                      "resource": {"type": "Project", "id": "p_disabled"}});
+    let r = copy.post("/v1/authorize", &body).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "a decision must not be answered unaudited: {}", r.text);
+    drop(copy);
+    // Remove the tiles and the published checkpoints as well, and the
+    // chain alone verifies (the service rebuilds the tiles from the records)...
+    let sql = format!(
+        "{sql} DROP TRIGGER audit_tiles_no_delete; DELETE FROM audit_tiles; \
+         DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints;"
+    );
     let db = altered_copy(&server, dir.path(), "cut_all", &sql);
     let (code, out) = cli(&server, &db, &["verify"]);
     assert_eq!(code, 0, "a chain cannot show a cut by itself: {out}");

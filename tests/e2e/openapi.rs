@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     // log.rs
     ("GET", "/log/checkpoint", None),
     ("GET", "/log/tile/{path}", None),
+    ("GET", "/log/tile/entries/{path}", Some("audit:read")),
     // authzen.rs
     ("GET", "/.well-known/authzen-configuration", None),
     ("POST", "/access/v1/evaluation", Some("decide")),

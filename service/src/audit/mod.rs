@@ -7,8 +7,9 @@
 //!   touched.
 //! - Group commit: while one batch is being written, new events queue; the
 //!   next batch takes them all (one transaction, one fsync).
-//! - The Merkle leaves (one per record) are kept in memory for checkpoints
-//!   and proofs, loaded from the store at start.
+//! - The Merkle tree is stored as tiles with the records (`store/tiles.rs`);
+//!   only its right edge is kept here, for the size and root. Proofs read
+//!   the O(log n) tiles they need from the store.
 //!
 //! - Token changes go through the same writer ([`AuditLog::apply_tokens`]):
 //!   a token's new state and the record of the event that changed it are
@@ -28,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::Timestamp;
 pub use warrant_engine::audit::Kind;
-use warrant_engine::audit::{Hash, TileTree};
+use warrant_engine::audit::{Hash, TileEdge, TileReader, TileSource};
 
 use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError, TokenUpdate};
@@ -63,8 +64,9 @@ impl DecisionAudit {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
-    /// The tree: its leaves and its tiles (`tiles.rs` in the engine).
-    leaves: Arc<RwLock<TileTree>>,
+    store: Store,
+    /// The tree's right edge after the last commit this process saw.
+    edge: Arc<RwLock<Arc<TileEdge>>>,
     keys: AuditKeys,
     decisions: DecisionAudit,
     rejections: Arc<Rejections>,
@@ -77,16 +79,16 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Loads the chain head and leaves, and starts the writer.
+    /// Brings the tree's tiles up to the log (after an upgrade: from the
+    /// records, once), and starts the writer.
     pub async fn open(store: Store, keys: AuditKeys, decisions: DecisionAudit) -> Result<Self, StoreError> {
-        let leaves = TileTree::from_leaves(store.audit_leaves().await?);
-        let leaves = Arc::new(RwLock::new(leaves));
+        let edge = Arc::new(RwLock::new(Arc::new(store.audit_tiles_catch_up().await?)));
         let (queue, rx) = mpsc::channel(QUEUE);
         // Capacity 1: commits while the indexer works coalesce into one wake.
         let (committed, wakes) = mpsc::channel(1);
         tokio::spawn(writer::index_loop(store.clone(), wakes));
-        tokio::spawn(writer::write_loop(rx, store, keys.clone(), Arc::clone(&leaves), committed));
-        Ok(Self { queue, leaves, keys, decisions, rejections: Arc::default() })
+        tokio::spawn(writer::write_loop(rx, store.clone(), keys.clone(), Arc::clone(&edge), committed));
+        Ok(Self { queue, store, edge, keys, decisions, rejections: Arc::default() })
     }
 
     pub fn decisions(&self) -> DecisionAudit {
@@ -118,35 +120,40 @@ impl AuditLog {
         &self.keys
     }
 
-    /// The current tree size and root (RFC 9162), from the tiles: O(log size).
-    pub fn head(&self) -> (u64, Hash) {
-        let tree = self.leaves.read();
-        let head = tree.map(|t| (t.size(), t.root_at(t.size())));
-        match head {
-            Ok((size, Some(root))) => (size, root),
-            _ => (0, warrant_engine::audit::merkle::empty_root()),
+    fn edge(&self) -> Arc<TileEdge> {
+        match self.edge.read() {
+            Ok(edge) => Arc::clone(&edge),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
-    /// Runs `f` on the tree as it stands (a read lock: keep `f` short —
-    /// proofs and roots from the tiles are O(log size)).
-    pub fn with_tree<R>(&self, f: impl FnOnce(&TileTree) -> R) -> R {
-        match self.leaves.read() {
-            Ok(tree) => f(&tree),
-            Err(poisoned) => f(&poisoned.into_inner()),
-        }
+    /// The current tree size and root (RFC 9162), from the edge: O(log size).
+    pub fn head(&self) -> (u64, Hash) {
+        let edge = self.edge();
+        (edge.size(), edge.root())
+    }
+
+    /// Answers `question` about the tree as it stands (its size is the
+    /// reader's), from the O(log size) stored tiles it needs.
+    pub async fn read_tree<R>(
+        &self,
+        question: impl Fn(&TileReader<'_, dyn TileSource + '_>) -> R,
+    ) -> Result<R, StoreError> {
+        self.store.audit_tree(self.size(), question).await
     }
 
     /// The bytes of a C2SP hash tile: the first `width` hashes of tile
     /// `index` at `level`, if the tree has them yet.
-    pub fn tile(&self, level: u8, index: u64, width: u64) -> Option<Vec<u8>> {
-        let tree = self.leaves.read().ok()?;
-        Some(tree.tile(usize::from(level), index, width)?.concat())
+    pub async fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = warrant_engine::audit::TileId { level, index };
+        let tiles = self.store.audit_tiles(&[id]).await?;
+        let width = usize::try_from(width).unwrap_or(usize::MAX);
+        Ok(tiles.get(&id).and_then(|t| t.get(..width)).map(<[Hash]>::concat))
     }
 
     /// Number of records written (the current tree size).
     pub fn size(&self) -> u64 {
-        self.leaves.read().map(|l| l.size()).unwrap_or(0)
+        self.edge().size()
     }
 
     /// Redacts and records `event`; returns once it is durable.

@@ -1,7 +1,8 @@
 //! Verifying a stored log: the keyed chain record by record, then every
 //! checkpoint (stored ones and any the auditor kept: HMAC-sealed JSON, and
-//! signed notes already checked against the log's public keys) against the
-//! records' Merkle root. Reports the first bad `seq` and why.
+//! signed notes already checked against the log's public keys), and the
+//! tree's stored tiles, against the records' Merkle root. Reports the first
+//! bad `seq` and why.
 
 use serde::Serialize;
 use warrant_engine::audit::{ChainStart, ChainVerifier, Checkpoint, Hash, LogCheckpoint, Mac, merkle};
@@ -79,8 +80,8 @@ pub async fn verify(
     // A partial range can only vouch for the checkpoints inside it.
     checkpoints.retain(|c| reaches_end || c.tree_size <= to);
     let signed: Vec<&LogCheckpoint> = signed.iter().filter(|c| reaches_end || c.tree_size <= to).collect();
-    // The Merkle leaves are only needed to check checkpoints against.
-    let want_leaves = from == 1 && !(checkpoints.is_empty() && signed.is_empty());
+    // The Merkle leaves are needed to check checkpoints and tiles against.
+    let want_leaves = from == 1;
     let mut leaves: Vec<Hash> = Vec::new();
     let mut verifier = ChainVerifier::new(keys.signing(), &start).strict_from(store.audit_canonical_since().await?);
     let mut next = from;
@@ -120,6 +121,21 @@ pub async fn verify(
         }
         if let Some(reason) = holds(&leaves, c.tree_size, &root, &c.root) {
             return Ok(fail(report, c.tree_size.min(leaves.len() as u64 + 1), reason));
+        }
+    }
+    // The tree's stored tiles are a checkpoint too, kept with the log: they
+    // must hash as the records do, and cover no record the log lacks.
+    let tiled = store.audit_tree_size().await?;
+    if reaches_end || tiled <= to {
+        let root = store.audit_tree(tiled, |tree| tree.root_at(tiled)).await?;
+        let got = merkle::root_at(&leaves, tiled).map(hex::encode).unwrap_or_default();
+        let reason = match root {
+            Ok(root) => holds(&leaves, tiled, &got, &hex::encode(root)),
+            Err(e) => Some(format!("the tree's stored tiles are damaged: {e}")),
+        };
+        if let Some(reason) = reason {
+            let reason = format!("the tree's stored tiles: {reason}");
+            return Ok(fail(report, tiled.min(leaves.len() as u64 + 1), reason));
         }
     }
     for c in signed {

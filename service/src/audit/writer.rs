@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Hash, Prepared, SealError, TileTree};
+use warrant_engine::audit::{Prepared, SealError, TileEdge};
 
 use super::event::Event;
 use crate::keys::AuditKeys;
@@ -95,7 +95,7 @@ pub(super) async fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     store: Store,
     keys: AuditKeys,
-    leaves: Arc<RwLock<TileTree>>,
+    edge: Arc<RwLock<Arc<TileEdge>>>,
     committed: mpsc::Sender<()>,
 ) {
     let mut last_batch = 0;
@@ -117,8 +117,7 @@ pub(super) async fn write_loop(
             }
         }
         last_batch = batch.len();
-        let commit =
-            Commit { store: &store, keys: &keys, leaves: &leaves, committed: &committed, ts: Timestamp::now() };
+        let commit = Commit { store: &store, keys: &keys, edge: &edge, committed: &committed, ts: Timestamp::now() };
         let started = std::time::Instant::now();
         let metrics = &crate::metrics::METRICS;
         metrics.audit_batch_records.observe(batch.len() as f64);
@@ -135,17 +134,22 @@ pub(super) async fn write_loop(
 struct Commit<'a> {
     store: &'a Store,
     keys: &'a AuditKeys,
-    leaves: &'a RwLock<TileTree>,
+    edge: &'a RwLock<Arc<TileEdge>>,
     committed: &'a mpsc::Sender<()>,
     ts: Timestamp,
 }
 
 impl Commit<'_> {
-    /// After a commit, before anyone is answered: the leaves include every
-    /// acknowledged record (a proof can be asked for at once), and the
-    /// indexer is woken.
-    async fn stored(&self, sealed: Vec<&Sealed>) {
-        sync_leaves(self.store, self.leaves, &sealed).await;
+    /// After a commit, before anyone is answered: the tree's size covers
+    /// every acknowledged record (a proof can be asked for at once), and
+    /// the indexer is woken.
+    fn stored(&self) {
+        if let Some(edge) = self.store.audit_edge()
+            && let Ok(mut e) = self.edge.write()
+            && edge.size() > e.size()
+        {
+            *e = Arc::new(edge);
+        }
         let _ = self.committed.try_send(());
     }
 
@@ -163,7 +167,7 @@ impl Commit<'_> {
         }
         match store.append_audit(entries, keys.signing(), ts).await {
             Ok(results) => {
-                self.stored(results.iter().filter_map(|r| r.as_ref().ok()).collect()).await;
+                self.stored();
                 for (result, reply) in results.into_iter().zip(replies) {
                     let _ = reply.send(result.map(appended).map_err(|e: SealError| AuditError(e.to_string())));
                 }
@@ -222,7 +226,7 @@ impl Commit<'_> {
         };
         match store.update_tokens_and_append(updates, records, keys.signing(), ts).await {
             Ok((placed, sealed)) => {
-                self.stored(sealed.iter().collect()).await;
+                self.stored();
                 for (job, reply) in placed.into_iter().zip(replies) {
                     let record = job.entry.and_then(|i| sealed.get(i)).cloned().map(appended);
                     match reply {
@@ -265,78 +269,5 @@ pub(super) async fn index_loop(store: Store, mut committed: mpsc::Receiver<()>) 
         if committed.recv().await.is_none() {
             return;
         }
-    }
-}
-
-/// Extends the in-memory leaves with the batch just written, first catching
-/// up on records other writers (the CLI, other instances) appended.
-async fn sync_leaves(store: &Store, leaves: &RwLock<TileTree>, written: &[&Sealed]) {
-    let Some(first) = written.first() else { return };
-    let known = leaves.read().map(|l| l.size()).unwrap_or(0);
-    let caught_up = if first.seq > known + 1 { Some(store.audit_leaves_after(known, u32::MAX).await) } else { None };
-    if let Ok(mut l) = leaves.write()
-        && let Err(e) = extend_leaves(&mut l, written, caught_up)
-    {
-        // The leaves stay a correct prefix of the log: proofs past it wait
-        // for the next commit's catch-up rather than being built over a tree
-        // with a hole in it.
-        tracing::error!(error = %e, known, first = first.seq, "audit leaves not extended");
-    }
-}
-
-/// Appends the leaves of the records after `leaves`: the batch just written
-/// when it follows them, else what the catch-up read (which includes the
-/// batch). Leaves `leaves` untouched unless the result is gap-free.
-// INVARIANT: `leaves[i]` is the leaf of the record with `seq == i + 1`
-// (tested by `a_failed_catch_up_leaves_the_leaves_as_they_were`).
-fn extend_leaves(
-    leaves: &mut TileTree,
-    written: &[&Sealed],
-    caught_up: Option<Result<Vec<(u64, Hash)>, StoreError>>,
-) -> Result<(), StoreError> {
-    let next = leaves.size() + 1;
-    let new: Vec<(u64, Hash)> = match caught_up {
-        None => written.iter().map(|r| (r.seq, r.leaf)).collect(),
-        Some(Ok(read)) => read,
-        Some(Err(e)) => return Err(StoreError::Corrupt(format!("catching up on records after {}: {e}", next - 1))),
-    };
-    if let Some(gap) = new.iter().zip(next..).find(|((seq, _), want)| seq != want) {
-        return Err(StoreError::Corrupt(format!("expected seq {}, read {}", gap.1, gap.0.0)));
-    }
-    for (_, leaf) in new {
-        leaves.push(leaf);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
-
-    use super::*;
-
-    fn sealed(seq: u64) -> Sealed {
-        Sealed { seq, mac: format!("{seq:064x}"), leaf: [u8::try_from(seq).unwrap(); 32] }
-    }
-
-    #[test]
-    fn a_failed_catch_up_leaves_the_leaves_as_they_were() {
-        let mut leaves = TileTree::from_leaves([sealed(1).leaf]);
-        let (four, five) = (sealed(4), sealed(5));
-        let failed = Some(Err(StoreError::Corrupt("the database went away".into())));
-        assert!(extend_leaves(&mut leaves, &[&four, &five], failed).is_err());
-        assert_eq!(leaves.size(), 1, "records 2 and 3 are missing: the batch must not become leaves 2 and 3");
-
-        let read = (2..=5).map(|s| (s, sealed(s).leaf)).collect();
-        extend_leaves(&mut leaves, &[&four, &five], Some(Ok(read))).unwrap();
-        assert_eq!(leaves.leaves(), (1..=5).map(|s| sealed(s).leaf).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn a_batch_that_does_not_follow_the_leaves_is_refused() {
-        let mut leaves = TileTree::from_leaves([sealed(1).leaf]);
-        assert!(extend_leaves(&mut leaves, &[&sealed(3)], None).is_err());
-        extend_leaves(&mut leaves, &[&sealed(2)], None).unwrap();
-        assert_eq!(leaves.size(), 2);
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use warrant_engine::audit::{
-    Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier, ProofFile, ProofFileError, SealError, merkle,
+    Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier, ProofError, ProofFile, ProofFileError, SealError, merkle,
 };
 
 use crate::audit::verify::{self, VerifyError};
@@ -197,14 +197,16 @@ async fn run_prove(database_url: &str, seq: u64, out: Option<PathBuf>) -> Result
         .filter(|(size, _)| *size >= seq)
         .ok_or(AuditCommandError::NoCheckpoint(seq))?;
     let checkpoint = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
-    let leaves = store.audit_leaves().await?;
-    let proof =
-        merkle::inclusion_proof(&leaves, seq - 1, size).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    let answer = store
+        .audit_tree(store.audit_tree_size().await?, |tree| {
+            Ok::<_, ProofError>((tree.inclusion_proof(seq - 1, size)?, tree.root_at(size)?, tree.leaf(seq - 1)?))
+        })
+        .await?;
+    let (proof, root, leaf) = answer.map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
     // Refuse to hand out a proof the file's own checkpoint would not carry.
     let head = LogCheckpoint::parse(checkpoint.text()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
     let entry = record.entry_bytes()?;
-    let leaf = usize::try_from(seq - 1).ok().and_then(|i| leaves.get(i)).copied();
-    if merkle::root_at(&leaves, size).ok() != Some(head.root) || leaf != Some(merkle::leaf_hash(&entry)) {
+    if root != head.root || leaf != merkle::leaf_hash(&entry) {
         return Err(AuditCommandError::CheckpointMismatch(size));
     }
     let file = ProofFile { entry, index: seq - 1, proof, checkpoint };

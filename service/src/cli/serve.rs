@@ -116,7 +116,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     // A checkpoint of the log as it stands before anyone can read one.
     checkpoints::publish(state.store(), state.audit(), &log_keys).await.map_err(ServeError::Publish)?;
     tracing::info!(origin = log_keys.origin(), key = %log_keys.current().verifier(), "log checkpoints signed");
-    let interval = Duration::from_millis(args.checkpoint_interval_ms.max(10));
+    let interval = args.checkpoint_interval;
     tokio::spawn(checkpoints::publish_loop(state.store().clone(), state.audit().clone(), log_keys, interval));
     let summaries = Duration::from_millis(args.rejection_summary_interval_ms.max(100));
     tokio::spawn(summarise_rejections(state.clone(), summaries));

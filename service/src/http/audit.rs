@@ -441,22 +441,20 @@ async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<InclusionParams>,
 ) -> Result<Json<InclusionProof>, ApiError> {
-    let answer = state.audit().with_tree(|tree| {
-        let size = p.tree_size.unwrap_or(tree.size());
-        if p.seq == 0 || p.seq > size || size > tree.size() {
-            return Err(ApiError::not_found(format!(
-                "no record {} in a log of {size} (the log has {})",
-                p.seq,
-                tree.size()
-            )));
-        }
-        let index = p.seq - 1;
-        let proof = tree.inclusion_proof(index, size)?;
-        let root = tree.root_at(size).unwrap_or_else(merkle::empty_root);
-        let leaf = tree.leaves().get(usize::try_from(index).unwrap_or(usize::MAX)).map(hex::encode);
-        Ok((size, index, proof, root, leaf.unwrap_or_default()))
-    });
-    let (size, index, proof, root, leaf_hash) = answer?;
+    let audit = state.audit();
+    let known = audit.size();
+    let size = p.tree_size.unwrap_or(known);
+    if p.seq == 0 || p.seq > size || size > known {
+        return Err(ApiError::not_found(format!("no record {} in a log of {size} (the log has {known})", p.seq)));
+    }
+    let index = p.seq - 1;
+    let answer = audit
+        .read_tree(|tree| {
+            Ok::<_, merkle::ProofError>((tree.inclusion_proof(index, size)?, tree.root_at(size)?, tree.leaf(index)?))
+        })
+        .await?;
+    let (proof, root, leaf) = answer?;
+    let leaf_hash = hex::encode(leaf);
     Ok(Json(InclusionProof {
         seq: p.seq,
         leaf_index: index,
@@ -493,22 +491,25 @@ async fn consistency(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ConsistencyParams>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
-    let answer = state.audit().with_tree(|tree| {
-        let to = p.to.unwrap_or(tree.size());
-        if p.from == 0 || p.from > to || to > tree.size() {
-            return Err(ApiError::bad_request("invalid_query", format!("need 1 <= from <= to <= {}", tree.size())));
-        }
-        let proof = tree.consistency_proof(p.from, to)?;
-        let root = |size| tree.root_at(size).map(hex::encode).unwrap_or_default();
-        Ok(ConsistencyProof {
-            from: p.from,
-            to,
-            root_from: root(p.from),
-            root_to: root(to),
-            proof: proof.iter().map(hex::encode).collect(),
+    let audit = state.audit();
+    let known = audit.size();
+    let to = p.to.unwrap_or(known);
+    if p.from == 0 || p.from > to || to > known {
+        return Err(ApiError::bad_request("invalid_query", format!("need 1 <= from <= to <= {known}")));
+    }
+    let answer = audit
+        .read_tree(|tree| {
+            Ok::<_, merkle::ProofError>((tree.consistency_proof(p.from, to)?, tree.root_at(p.from)?, tree.root_at(to)?))
         })
-    });
-    Ok(Json(answer?))
+        .await?;
+    let (proof, root_from, root_to) = answer?;
+    Ok(Json(ConsistencyProof {
+        from: p.from,
+        to,
+        root_from: hex::encode(root_from),
+        root_to: hex::encode(root_to),
+        proof: proof.iter().map(hex::encode).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -1,10 +1,12 @@
 //! The log as C2SP tlog-tiles clients read it (`c2sp.org/tlog-tiles`):
 //! `GET /log/checkpoint`, the newest published checkpoint (a signed note,
-//! `checkpoints.rs`), and `GET /log/tile/<L>/<N>[.p/<W>]`, hash tiles from
-//! the tree the writer keeps (`engine/src/audit/tiles.rs`). Public: they
-//! hold sizes and hashes, what anyone checks the log against, and each
-//! answer is a slice of memory (no work an outsider can make expensive).
-//! Entry bundles (`/log/tile/entries/…`) are not served yet.
+//! `checkpoints.rs`), and `GET /log/tile/<L>/<N>[.p/<W>]`, hash tiles as
+//! the store keeps them (`store/tiles.rs`). Public by default: they hold
+//! sizes and hashes, what anyone checks the log against, and each answer
+//! is one primary-key read (no work an outsider can make expensive).
+//! `GET /log/tile/entries/<N>[.p/<W>]` serves entry bundles, the records
+//! themselves (redacted, as `/v1/audit/events` has them), so it needs
+//! `audit:read` ([`entries_router`]).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -13,13 +15,64 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use warrant_engine::audit::TilePath;
-use warrant_engine::audit::tiles::TILE_WIDTH;
+use warrant_engine::audit::tiles::{TILE_WIDTH, entry_bundle};
 
 use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/log/checkpoint", get(checkpoint)).route("/log/tile/{*path}", get(tile))
+}
+
+/// Entry bundles: mounted behind `audit:read`.
+pub fn entries_router() -> Router<AppState> {
+    Router::new().route("/log/tile/entries/{*path}", get(entries))
+}
+
+/// An entry bundle: up to 256 records' entries (their canonical JSON, the
+/// bytes each leaf hashes), each prefixed by its length (big-endian `u16`).
+#[utoipa::path(
+    get,
+    path = "/log/tile/entries/{path}",
+    operation_id = "log_entries",
+    tag = "audit",
+    summary = "A C2SP entry bundle of the log: the records, canonical",
+    description = "`path` is `<index>[.p/<width>]` with the index in C2SP's `x001/x234/067` form: records \
+        `index·256 + 1 ..= index·256 + width`. Each entry's SHA-256(0x00 ‖ entry) is its leaf in level-0 tile \
+        `index`. A record longer than 65,535 bytes cannot be bundled (`entry_too_large`): read it from \
+        `/v1/audit/events`.",
+    params(("path" = String, Path, description = "`<index>[.p/<width>]`")),
+    responses(
+        (status = 200, description = "the bundle", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "no such bundle (yet), or not a bundle path (`no_tile`)", body = ErrorBody),
+        (status = 422, description = "a record too long for a bundle (`entry_too_large`)", body = ErrorBody),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
+async fn entries(State(state): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let not_found = |message: &str| ApiError::new(StatusCode::NOT_FOUND, "no_tile", message.to_owned());
+    let Some(bundle) = TilePath::parse(&format!("entries/{path}")).filter(|t| t.level.is_none()) else {
+        return Err(not_found("not a bundle path: `<index>[.p/<width>]`, the index as `x001/x234/067`"));
+    };
+    let first = bundle.index.saturating_mul(TILE_WIDTH);
+    let last = first.saturating_add(bundle.width);
+    if last > state.audit().size() {
+        return Err(not_found("the log has no such bundle yet"));
+    }
+    let limit = u32::try_from(bundle.width).unwrap_or(u32::MAX);
+    let entries = state.store().audit_entries(first + 1, last, limit).await?;
+    if entries.len() as u64 != bundle.width {
+        return Err(ApiError::internal(format!("records {}..={last} are not all stored", first + 1)));
+    }
+    let bytes = entry_bundle(entries.iter().map(Vec::as_slice)).map_err(|i| {
+        let message = format!(
+            "record {} is longer than an entry bundle holds (65,535 bytes): read it from /v1/audit/events",
+            first + 1 + i as u64
+        );
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "entry_too_large", message)
+    })?;
+    let cache = if bundle.width == TILE_WIDTH { "private, max-age=31536000, immutable" } else { "private, max-age=60" };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }
 
 /// A hash tile: `width` (256 for a full tile) hashes of 32 bytes.
@@ -43,10 +96,13 @@ async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> Result
         return Err(not_found("not a tile path: `<level>/<index>[.p/<width>]`, the index as `x001/x234/067`"));
     };
     let Some(level) = tile.level else {
-        return Err(not_found("entry bundles are not served yet; records are at /v1/audit/events"));
+        return Err(not_found("not a hash tile path"));
     };
-    let bytes =
-        state.audit().tile(level, tile.index, tile.width).ok_or_else(|| not_found("the log has no such tile yet"))?;
+    let bytes = state
+        .audit()
+        .tile(level, tile.index, tile.width)
+        .await?
+        .ok_or_else(|| not_found("the log has no such tile yet"))?;
     let cache = if tile.width == TILE_WIDTH { "public, max-age=31536000, immutable" } else { "public, max-age=60" };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }

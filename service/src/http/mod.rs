@@ -103,7 +103,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
             Scope::Decide,
         ))
         .merge(guarded(tokens::router(), Scope::EventsWrite))
-        .merge(guarded(audit::router(), Scope::AuditRead))
+        .merge(guarded(Router::new().merge(audit::router()).merge(log::entries_router()), Scope::AuditRead))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));

@@ -83,6 +83,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::audit::digest,
         super::log::checkpoint,
         super::log::tile,
+        super::log::entries,
         super::entities::list,
         super::entities::replace,
         super::policies::show,

@@ -15,7 +15,7 @@ use warrant_engine::audit::{
 use super::error::{StoreError, i64_of, u64_of};
 use super::open::Store;
 use super::records::{AuditFilter, Candidates, record_of, select, stored_of, verify_rows};
-use super::sealing::{Sealed, leaf_of};
+use super::sealing::{Sealed, entry_of, leaf_of};
 use super::tokens::TokenUpdate;
 
 impl Store {
@@ -171,6 +171,21 @@ impl Store {
         })
     }
 
+    /// The entries (canonical records, the bytes each leaf hashes) of
+    /// records `from..=to`, in order, at most `limit`.
+    pub async fn audit_entries(&self, from: u64, to: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        let canonical_since = self.audit_canonical_since().await?;
+        on_backend!(self, b => {
+            let rows = sqlx::query(RANGE)
+                .bind(i64_of(from))
+                .bind(i64_of(to))
+                .bind(i64::from(limit))
+                .fetch_all(b.reader())
+                .await?;
+            rows.iter().map(|row| Ok(entry_of(&stored_of(row)?, canonical_since))).collect()
+        })
+    }
+
     pub async fn audit_count(&self) -> Result<u64, StoreError> {
         let n: i64 = on_backend!(self, b => {
             sqlx::query_scalar("SELECT COUNT(*) FROM audit_records").fetch_one(b.reader()).await?
@@ -265,5 +280,5 @@ impl Store {
 }
 
 /// Records `$1..=$2` in `seq` order, at most `$3`.
-const RANGE: &str =
+pub(super) const RANGE: &str =
     concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3");

@@ -53,6 +53,7 @@ mod postgres;
 mod records;
 mod sealing;
 mod sqlite;
+mod tiles;
 pub mod tokens;
 pub mod webhooks;
 mod write;

@@ -85,19 +85,24 @@ pub(crate) fn seal_after<'a>(
     Sealing { results, rows, head: (seq, prev) }
 }
 
-/// The Merkle leaf of a stored row, `SHA-256(0x00 ‖ entry)`. A record
-/// stored before canonical text (`seq < canonical_since`) gets the leaf of
-/// its canonical form, as verification computes it; a row whose text cannot
-/// be canonicalized still gets a leaf (of the text as stored), so the tree
-/// has one leaf per record and verification reports the damage.
-pub fn leaf_of(record: &StoredRecord<'_>, canonical_since: u64) -> Hash {
+/// The entry of a stored row, the bytes its Merkle leaf hashes: its
+/// canonical record. A record stored before canonical text (`seq <
+/// canonical_since`) gets its canonical form, as verification computes it;
+/// a row whose text cannot be canonicalized gets its MAC's text, so the
+/// tree has one leaf per record and verification reports the damage.
+pub fn entry_of(record: &StoredRecord<'_>, canonical_since: u64) -> Vec<u8> {
     if record.seq < canonical_since
         && let Some((details, reasons)) = record.recanonicalized()
-        && let Ok(leaf) = record.with_text(&details, reasons.as_deref()).leaf_hash()
+        && let Ok(entry) = record.with_text(&details, reasons.as_deref()).entry_bytes()
     {
-        return leaf;
+        return entry;
     }
-    record.leaf_hash().unwrap_or_else(|_| merkle::leaf_hash(record.mac.as_bytes()))
+    record.entry_bytes().unwrap_or_else(|_| record.mac.as_bytes().to_vec())
+}
+
+/// The Merkle leaf of a stored row, `SHA-256(0x00 ‖ entry)` ([`entry_of`]).
+pub fn leaf_of(record: &StoredRecord<'_>, canonical_since: u64) -> Hash {
+    merkle::leaf_hash(&entry_of(record, canonical_since))
 }
 
 pub(crate) fn outcome_str(o: Outcome) -> &'static str {

@@ -2,19 +2,21 @@
 //! goes through (but SQLite's single-statement append after a remembered
 //! head, `sqlite/append.rs`): apply token changes in order, seal the
 //! records made of their outcomes after the chain's head, insert, commit.
-//! A token change is stored if and only if its records are.
+//! A token change is stored if and only if its records are, and the tree's
+//! tiles (`tiles.rs`) change with the records they cover.
 //!
 //! Locks are taken in one order on every path, tokens before the chain, so
 //! two PostgreSQL instances never wait on each other in a cycle; on SQLite
 //! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
 
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Keyring, Mac, Prepared, SealError};
+use warrant_engine::audit::{Keyring, Mac, Prepared, SealError, TileEdge};
 
 use super::error::StoreError;
 use super::open::Store;
 use super::records::head_of;
 use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
+use super::tiles;
 use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
 
 impl Store {
@@ -77,7 +79,7 @@ impl Store {
             }
             let (entries, answer) = records(outcomes)?;
             let mut results = Vec::new();
-            let mut head: Option<(u64, Mac)> = None;
+            let mut head: Option<((u64, Mac), TileEdge)> = None;
             if !entries.is_empty() {
                 let keyring = keyring.ok_or(StoreError::NoAuditKey)?;
                 b.lock_chain(&mut tx).await?;
@@ -85,19 +87,26 @@ impl Store {
                     sqlx::query_as("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1")
                         .fetch_optional(&mut *tx)
                         .await?;
-                let sealing = seal_after(head_of(stored)?, &entries, keyring, ts);
+                let stored = head_of(stored)?;
+                let sealing = seal_after(stored, &entries, keyring, ts);
                 if all_or_nothing && let Some(Err(e)) = sealing.results.iter().find(|r| r.is_err()) {
                     return Err(StoreError::Seal(e.clone()));
                 }
                 for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
                     insert.build().execute(&mut *tx).await?;
                 }
+                let (mut grown, mut changed) = tiles::edge_at(&mut *tx, b.tree(), stored.0).await?;
+                changed.extend(grown.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf)));
+                if let Some(mut upsert) = tiles::upsert(&changed) {
+                    upsert.build().execute(&mut *tx).await?;
+                }
                 results = sealing.results;
-                head = Some(sealing.head);
+                head = Some((sealing.head, grown));
             }
             tx.commit().await?;
-            if let Some(head) = head {
+            if let Some((head, edge)) = head {
                 b.appended(head);
+                b.tree().set(edge);
             }
             Ok((answer, results))
         })

@@ -27,6 +27,18 @@ fn go_note() -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// The entries of a C2SP entry bundle (each prefixed by its big-endian
+/// `u16` length), read independently of warrant's code.
+fn bundle_entries(mut bundle: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut entries = Vec::new();
+    while !bundle.is_empty() {
+        let len = usize::from(u16::from_be_bytes([*bundle.first()?, *bundle.get(1)?]));
+        entries.push(bundle.get(2..2 + len)?);
+        bundle = &bundle[2 + len..];
+    }
+    Some(entries)
+}
+
 /// Runs the Go checker: (success, stdout, stderr).
 fn check(go: &Path, args: &[&Path], extra: &[String]) -> (bool, String, String) {
     let out = Command::new(go).args(args).args(extra).output().expect("run go-note");
@@ -65,11 +77,20 @@ fn published(server: &Server) -> usize {
 #[tokio::test]
 async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
     let Some(go) = go_note() else { return };
-    let server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    let server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval", "50ms"]).await;
     populate(&server).await;
-    // Past 256 records: full level-0 tiles and a level-1 tile.
-    for _ in 0..300 {
+    // Past 256 records: full level-0 tiles and a level-1 tile. Another
+    // process (the CLI minting keys) appends to the same log meanwhile: the
+    // tiles follow both writers.
+    for i in 0..300 {
         authorize(&server, "eddie", "view_notebook", "p_disabled").await;
+        if i % 100 == 50 {
+            let out = warrant_command(server.config_home())
+                .args(["keys", "create", "--scope", "decide", "--database-url", server.database_url()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
     }
     let records = server.audit_events("").await;
     let n = records.len();
@@ -129,6 +150,26 @@ async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
     let leaves: Vec<Hash> =
         records[..256].iter().map(|r| leaf_hash(&serde_json_canonicalizer::to_vec(r).unwrap())).collect();
     assert_eq!(bytes.as_ref(), leaves.concat().as_slice(), "tile 0/000 is the first 256 leaves");
+    // Entry bundles are the records, each hashing to its leaf in the hash
+    // tile, and only for a key with `audit:read`.
+    let bundle = server.client.get(server.url("/log/tile/entries/000")).send().await.unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    let bundle = bundle.bytes().await.unwrap();
+    let entries = bundle_entries(&bundle).expect("a well-formed bundle");
+    assert_eq!(entries.len(), 256);
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(leaf_hash(entry), leaves[i], "entry {i} of bundle 000");
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(entry).unwrap(), records[i]);
+    }
+    let width = n - 256;
+    let partial = server.client.get(server.url(&format!("/log/tile/entries/001.p/{width}"))).send().await.unwrap();
+    let partial = bundle_entries(&partial.bytes().await.unwrap()).unwrap().len();
+    assert_eq!(partial, width);
+    assert_eq!(server.get(&format!("/log/tile/entries/001.p/{}", width + 1)).await.status, StatusCode::NOT_FOUND);
+    let anonymous = reqwest::Client::new().get(server.url("/log/tile/entries/000")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "records need a key");
+    let public = reqwest::Client::new().get(server.url("/log/tile/0/000")).send().await.unwrap();
+    assert_eq!(public.status(), StatusCode::OK, "hash tiles do not");
     assert_eq!(server.get(&format!("/log/tile/0/001.p/{}", n - 256 + 1)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(server.get("/log/tile/0/1").await.status, StatusCode::NOT_FOUND, "not a C2SP path");
 
@@ -166,7 +207,7 @@ async fn checkpoints_verify_with_gos_note_and_records_with_its_tlog() {
 /// note that is not this log's is refused as the auditor's mistake.
 #[tokio::test]
 async fn a_kept_signed_checkpoint_catches_a_cut_tail() {
-    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval", "50ms"]).await;
     populate(&server).await;
     let n = server.audit_events("").await.len();
     let note = checkpoint_of(&server, n).await;
@@ -188,7 +229,8 @@ async fn a_kept_signed_checkpoint_catches_a_cut_tail() {
     let cut = format!(
         "DROP TRIGGER audit_records_no_delete; DELETE FROM audit_records WHERE seq > {k}; \
          DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints; \
-         DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints;"
+         DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints; \
+         DROP TRIGGER audit_tiles_no_delete; DELETE FROM audit_tiles;"
     );
     let db = altered_copy(&server, dir.path(), "cut", &cut);
     let (code, out) = cli(&server, &db, &["verify"]);
@@ -231,7 +273,7 @@ async fn a_kept_signed_checkpoint_catches_a_cut_tail() {
 /// swapped, or checked with another log's key, fails.
 #[tokio::test]
 async fn a_proof_file_verifies_with_no_database_and_no_secret() {
-    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval-ms", "50"]).await;
+    let mut server = setup_with_args(&["--log-origin", ORIGIN, "--checkpoint-interval", "50ms"]).await;
     populate(&server).await;
     let records = server.audit_events("").await;
     let n = records.len();

@@ -4,6 +4,7 @@
 //! through the hooks below by the shared write path (`store/write.rs`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -11,6 +12,7 @@ use sqlx::{Postgres, Transaction};
 use warrant_engine::audit::Mac;
 
 use super::error::StoreError;
+use super::tiles::TreeCache;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -20,6 +22,7 @@ const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    tree: Arc<TreeCache>,
 }
 
 impl PgStore {
@@ -31,7 +34,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, tree: Arc::default() })
     }
 
     /// For reads.
@@ -76,4 +79,10 @@ impl PgStore {
 
     /// Nothing to remember: every append reads the head under the lock.
     pub(super) fn appended(&self, _head: (u64, Mac)) {}
+
+    /// The tree's edge as this instance last wrote it (checked against the
+    /// head under the lock: another instance may have appended since).
+    pub(super) fn tree(&self) -> &TreeCache {
+        &self.tree
+    }
 }

@@ -25,6 +25,7 @@ use self::head::HeadCache;
 use super::error::StoreError;
 use super::records::AuditFilter;
 use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
+use super::tiles::{self, TreeCache};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     /// their own (`scan.rs`).
     path: PathBuf,
     head: Arc<HeadCache>,
+    /// The tree's edge as this handle last wrote it.
+    tree: Arc<TreeCache>,
     /// Where the lookup postings end, as last seen (`u64::MAX`: not yet).
     indexed_upto: Arc<AtomicU64>,
 }
@@ -69,7 +72,14 @@ impl SqliteStore {
         let writer = pools().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
         let pool = pools().max_connections(4).connect_with(options.clone()).await?;
-        Ok(Self { pool, writer, path, head: Arc::default(), indexed_upto: Arc::new(AtomicU64::new(u64::MAX)) })
+        Ok(Self {
+            pool,
+            writer,
+            path,
+            head: Arc::default(),
+            tree: Arc::default(),
+            indexed_upto: Arc::new(AtomicU64::new(u64::MAX)),
+        })
     }
 
     /// For reads.
@@ -110,6 +120,11 @@ impl SqliteStore {
         self.head.set(head);
     }
 
+    /// The tree's edge as this handle last wrote it.
+    pub(super) fn tree(&self) -> &TreeCache {
+        &self.tree
+    }
+
     /// Brings the lookup postings up to date. After each group commit: look
     /// at the database only once a partition may have closed since.
     pub(super) async fn index(&self) -> Result<u64, StoreError> {
@@ -138,8 +153,8 @@ impl SqliteStore {
     }
 }
 
-/// SQLite's fast append: a group commit as one INSERT after the head this
-/// handle remembers, with no transaction to open and no head to read.
+/// SQLite's fast append: a group commit after the head and tree edge this
+/// handle remembers, with no head to read back.
 ///
 /// Whether the remembered head is still the head is the insert's to check:
 /// the next record's `seq` is the table's primary key (a record someone else
@@ -148,11 +163,11 @@ impl SqliteStore {
 /// When it is refused, or nothing is remembered, the caller takes the write
 /// transaction every backend shares (`store/write.rs`).
 impl SqliteStore {
-    /// Seals `entries` after the remembered head and inserts them as one
-    /// statement (SQLite commits a statement atomically on its own). `None`
-    /// when there is no remembered head or the insert was refused because
-    /// another writer appended meanwhile: nothing of it is stored, and the
-    /// caller appends in a transaction that reads the head.
+    /// Seals `entries` after the remembered head and stores them with the
+    /// tiles they change, in one transaction. `None` when there is no
+    /// remembered head (or tree edge at it) or the insert was refused
+    /// because another writer appended meanwhile: nothing of it is stored,
+    /// and the caller appends in a transaction that reads the head.
     pub(super) async fn append_after_remembered_head(
         &self,
         entries: &[Prepared],
@@ -160,29 +175,32 @@ impl SqliteStore {
         ts: Timestamp,
     ) -> Result<Option<Vec<Result<Sealed, SealError>>>, StoreError> {
         let Some(head) = self.head.take() else { return Ok(None) };
+        let Some(mut edge) = self.tree.take_at(head.0) else { return Ok(None) };
         let sealing = seal_after(head, entries, keyring, ts);
-        let mut statements = insert_statements(sealing.rows, RECORDS_PER_INSERT);
-        let attempt = match statements.as_mut_slice() {
-            [] => Ok(()),
-            [insert] => insert.build().execute(self.writer()).await.map(|_| ()),
-            // More than one statement needs a transaction.
-            [_, _, ..] => return Ok(None),
-        };
-        match attempt {
-            Ok(()) => {
-                self.head.set(sealing.head);
-                Ok(Some(sealing.results))
+        let changed = edge.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf));
+        let mut tx = self.begin_write().await?;
+        for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
+            match insert.build().execute(&mut *tx).await {
+                Ok(_) => {}
+                // SQLite refused the statement, so nothing of it is stored:
+                // someone else appended meanwhile.
+                Err(sqlx::Error::Database(e)) => {
+                    tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
             }
-            // SQLite refused the statement, so nothing of it is stored:
-            // someone else appended meanwhile.
-            Err(sqlx::Error::Database(e)) => {
-                tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
-                Ok(None)
-            }
-            // Anything else could have come after the commit: retrying
-            // might store the batch twice, so the batch fails.
-            Err(e) => Err(e.into()),
         }
+        if let Some(mut upsert) = tiles::upsert(&changed) {
+            upsert.build().execute(&mut *tx).await?;
+        }
+        // A failed commit could have come after the data was durable:
+        // retrying might store the batch twice, so the batch fails.
+        tx.commit().await?;
+        self.head.set(sealing.head);
+        self.tree.set(edge);
+        Ok(Some(sealing.results))
     }
 }
 
