@@ -67,6 +67,11 @@ pub enum AuditCommand {
         /// published are checked too.
         #[arg(long)]
         log_key: Vec<String>,
+        /// A witness of the log, as `URL=VKEY`: the newest checkpoint it
+        /// cosigned (fetched from it, checked with the log key and its own)
+        /// must be in the log, so a cut tail is caught with nothing kept.
+        #[arg(long = "witness", requires = "log_key")]
+        witnesses: Vec<String>,
     },
     /// Write a self-contained proof that record `--seq` is in the log: the
     /// record, its inclusion proof and the newest signed checkpoint
@@ -81,14 +86,25 @@ pub enum AuditCommand {
         /// Output file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Prove against the newest published checkpoint with at least this
+        /// many witness cosignatures (default 0: the newest).
+        #[arg(long, default_value_t = 0)]
+        min_cosignatures: usize,
     },
     /// Check a proof file offline: no database, no secret, only the log's
-    /// verifier keys. Prints the record on success.
+    /// verifier keys (and witnesses' keys). Prints the record on success.
     VerifyProof {
         file: PathBuf,
         /// A verifier key of the log (`audit public-key`); repeat for rotated keys.
         #[arg(long, required = true)]
         log_key: Vec<String>,
+        /// A witness's cosigner key (`warrant witness public-key`); repeat.
+        #[arg(long)]
+        witness_key: Vec<String>,
+        /// How many of the `--witness-key`s must have cosigned the proof's
+        /// checkpoint (default: all of them).
+        #[arg(long)]
+        quorum: Option<usize>,
     },
     /// Print the log's verifier keys (C2SP note format), oldest first: what
     /// auditors and witnesses check checkpoints with.
@@ -205,6 +221,17 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration,
           alias = "checkpoint-interval-ms")]
     pub checkpoint_interval: std::time::Duration,
+
+    /// A witness to submit each checkpoint to, as `URL=VKEY`: its
+    /// tlog-witness submission URL and its cosigner key (`warrant witness
+    /// public-key` prints it). Repeat for several.
+    #[arg(long = "witness", env = "WARRANT_WITNESSES", value_delimiter = ',')]
+    pub witnesses: Vec<String>,
+
+    /// How many witnesses must cosign a checkpoint for it to count as
+    /// witnessed (default: 1 with any witness).
+    #[arg(long, env = "WARRANT_WITNESS_QUORUM")]
+    pub witness_quorum: Option<usize>,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first). Read
     /// again, with `--tls-key`, on SIGHUP; a pair that fails to load then

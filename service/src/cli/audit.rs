@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use sha2::Digest as _;
+use warrant_engine::audit::cosignature::cosignatures;
 use warrant_engine::audit::{
-    Checkpoint, LogCheckpoint, Note, NoteError, NoteVerifier, ProofError, ProofFile, ProofFileError, SealError, merkle,
+    Checkpoint, CosignatureVerifier, LogCheckpoint, Note, NoteError, NoteVerifier, ProofError, ProofFile,
+    ProofFileError, SealError, merkle,
 };
 
 use crate::audit::verify::{self, VerifyError};
@@ -15,6 +18,7 @@ use crate::config::{AuditCommand, AuditLogArgs};
 use crate::keys::{AuditKeys, KeyError};
 use crate::log_keys::{LogKeyError, LogKeys};
 use crate::store::{Store, StoreError};
+use crate::witnessing::Witness;
 
 /// Records per read while exporting.
 const CHUNK: u32 = 10_000;
@@ -31,6 +35,12 @@ pub enum AuditCommandError {
     LogKeys(#[from] LogKeyError),
     #[error("`--log-key {key}`: {error}")]
     LogKey { key: String, error: NoteError },
+    #[error("`--witness-key {key}`: {error}")]
+    WitnessKey { key: String, error: NoteError },
+    #[error(transparent)]
+    Witness(#[from] crate::witnessing::WitnessArgError),
+    #[error("witness `{witness}`: {reason}")]
+    WitnessCheckpoint { witness: String, reason: String },
     #[error("signed checkpoint `{}`: {reason}", path.display())]
     SignedCheckpoint { path: PathBuf, reason: String },
     #[error("no record with seq {0}")]
@@ -70,13 +80,17 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
         .build()
         .map_err(AuditCommandError::Runtime)?;
     match command {
-        AuditCommand::Verify { log, from, to, checkpoint, signed_checkpoint, log_key } => {
-            let signed = Signed { files: signed_checkpoint, keys: log_key };
+        AuditCommand::Verify { log, from, to, checkpoint, signed_checkpoint, log_key, witnesses } => {
+            let signed = Signed { files: signed_checkpoint, keys: log_key, witnesses };
             runtime.block_on(run_verify(log, from, to, checkpoint, signed))
         }
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
-        AuditCommand::Prove { database_url, seq, out } => runtime.block_on(run_prove(&database_url, seq, out)),
-        AuditCommand::VerifyProof { file, log_key } => run_verify_proof(&file, &log_key),
+        AuditCommand::Prove { database_url, seq, out, min_cosignatures } => {
+            runtime.block_on(run_prove(&database_url, seq, out, min_cosignatures))
+        }
+        AuditCommand::VerifyProof { file, log_key, witness_key, quorum } => {
+            run_verify_proof(&file, &log_key, &witness_key, quorum)
+        }
         AuditCommand::PublicKey { log_key_file } => {
             let keys = LogKeys::open(log_key_file.as_deref())?;
             for v in keys.verifiers() {
@@ -105,6 +119,8 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint, AuditCommandError> {
 struct Signed {
     files: Vec<PathBuf>,
     keys: Vec<String>,
+    /// `URL=VKEY` of witnesses to ask for the newest checkpoint they cosigned.
+    witnesses: Vec<String>,
 }
 
 impl Signed {
@@ -134,8 +150,51 @@ impl Signed {
                 Err(reason) => return Ok(Err(format!("the published checkpoint of size {size}: {reason}"))),
             }
         }
+        for value in &self.witnesses {
+            let witness = Witness::parse(value)?;
+            if let Some(head) = witnessed_head(&witness, &verifiers).await? {
+                eprintln!("witness {} cosigned the log at size {}", witness.key.name(), head.tree_size);
+                heads.push(head);
+            }
+        }
         Ok(Ok(heads))
     }
+}
+
+/// The newest checkpoint `witness` cosigned for the log of `verifiers`, from
+/// its monitoring endpoint (`<url>/<hex SHA-256(origin)>/checkpoint`),
+/// checked with the log's keys and the witness's; `None` if it has cosigned
+/// none. A witness that cannot be asked, or answers with a note that does not
+/// verify, fails the verification: it was named to vouch.
+async fn witnessed_head(
+    witness: &Witness,
+    verifiers: &[NoteVerifier],
+) -> Result<Option<LogCheckpoint>, AuditCommandError> {
+    let name = witness.key.name().to_owned();
+    let failed = |reason: String| AuditCommandError::WitnessCheckpoint { witness: name.clone(), reason };
+    let origin = verifiers.first().map(|v| v.name().to_owned()).unwrap_or_default();
+    let digest = hex::encode(sha2::Sha256::digest(origin.as_bytes()));
+    let url = witness.url.join(&format!("{digest}/checkpoint")).map_err(|e| failed(e.to_string()))?;
+    crate::tls::provider();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let response = client.get(url).send().await.map_err(|e| failed(e.to_string()))?;
+    match response.status().as_u16() {
+        404 => return Ok(None),
+        200 => {}
+        status => return Err(failed(format!("it answered {status}"))),
+    }
+    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    let head = open_note(&bytes, verifiers).map_err(&failed)?;
+    let note = Note::parse(&bytes).map_err(|e| failed(e.to_string()))?;
+    let cosigned = cosignatures(&note, std::slice::from_ref(&witness.key)).map_err(|e| failed(e.to_string()))?;
+    if cosigned.is_empty() {
+        return Err(failed("its checkpoint does not carry its cosignature".into()));
+    }
+    Ok(Some(head))
 }
 
 /// A checkpoint note verified with `verifiers`, its origin their name.
@@ -186,17 +245,26 @@ async fn run_verify(
     }
 }
 
-async fn run_prove(database_url: &str, seq: u64, out: Option<PathBuf>) -> Result<ExitCode, AuditCommandError> {
+async fn run_prove(
+    database_url: &str,
+    seq: u64,
+    out: Option<PathBuf>,
+    min_cosignatures: usize,
+) -> Result<ExitCode, AuditCommandError> {
     let store = Store::open_existing(database_url)
         .await
         .map_err(|error| AuditCommandError::Open { url: database_url.to_owned(), error })?;
     let record = store.audit_range(seq, seq, 1).await?.pop().ok_or(AuditCommandError::NoRecord(seq))?;
     let (size, text) = store
-        .latest_log_checkpoint()
+        .witnessed_log_checkpoint(min_cosignatures)
         .await?
         .filter(|(size, _)| *size >= seq)
         .ok_or(AuditCommandError::NoCheckpoint(seq))?;
-    let checkpoint = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    let mut checkpoint = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    // The witnesses' cosignatures travel with the checkpoint.
+    for line in store.cosignatures(size).await? {
+        checkpoint.add_signature_lines(&line).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+    }
     let answer = store
         .audit_tree(store.audit_tree_size().await?, |tree| {
             Ok::<_, ProofError>((tree.inclusion_proof(seq - 1, size)?, tree.root_at(size)?, tree.leaf(seq - 1)?))
@@ -218,18 +286,31 @@ async fn run_prove(database_url: &str, seq: u64, out: Option<PathBuf>) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_verify_proof(path: &Path, keys: &[String]) -> Result<ExitCode, AuditCommandError> {
+fn run_verify_proof(
+    path: &Path,
+    keys: &[String],
+    witness_keys: &[String],
+    quorum: Option<usize>,
+) -> Result<ExitCode, AuditCommandError> {
     let verifiers = keys
         .iter()
         .map(|k| NoteVerifier::parse(k).map_err(|error| AuditCommandError::LogKey { key: k.clone(), error }))
         .collect::<Result<Vec<_>, _>>()?;
+    let witnesses = witness_keys
+        .iter()
+        .map(|k| CosignatureVerifier::parse(k).map_err(|error| AuditCommandError::WitnessKey { key: k.clone(), error }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum = quorum.unwrap_or(witnesses.len());
     let text =
         std::fs::read_to_string(path).map_err(|error| AuditCommandError::ReadProof { path: path.to_owned(), error })?;
     let file =
         ProofFile::parse(&text).map_err(|error| AuditCommandError::ProofFile { path: path.to_owned(), error })?;
-    match file.verify(&verifiers) {
-        Ok(head) => {
+    match file.verify_witnessed(&verifiers, &witnesses, quorum) {
+        Ok((head, cosigned)) => {
             println!("ok: record seq {} is in {} at tree size {}", file.index + 1, head.origin, head.tree_size);
+            for c in &cosigned {
+                println!("cosigned by {} at {}", c.name, c.timestamp);
+            }
             println!("{}", String::from_utf8_lossy(&file.entry));
             Ok(ExitCode::SUCCESS)
         }

@@ -53,6 +53,8 @@ pub enum ServeError {
     Server(std::io::Error),
     #[error("cannot serve TLS: {0}")]
     Tls(Box<TlsFileError>),
+    #[error(transparent)]
+    Witness(#[from] crate::witnessing::WitnessArgError),
 }
 
 fn indented(error: &warrant_engine::BundleError) -> String {
@@ -68,6 +70,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let (witnesses, quorum) = crate::witnessing::configure(&args.witnesses, args.witness_quorum)?;
     let keys = AuditKeys::load(args.audit_key_file.as_deref())?;
     let log_keys = Arc::new(LogKeys::load(args.log_key_file.as_deref(), args.log_origin.as_deref())?);
     let store = Store::open(&args.database_url).await.map_err(ServeError::Store)?;
@@ -118,6 +121,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tracing::info!(origin = log_keys.origin(), key = %log_keys.current().verifier(), "log checkpoints signed");
     let interval = args.checkpoint_interval;
     tokio::spawn(checkpoints::publish_loop(state.store().clone(), state.audit().clone(), log_keys, interval));
+    crate::witnessing::start(witnesses, state.store(), state.audit(), interval);
     let summaries = Duration::from_millis(args.rejection_summary_interval_ms.max(100));
     tokio::spawn(summarise_rejections(state.clone(), summaries));
 
@@ -141,6 +145,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         rate_limit_per_address: args.rate_limit_per_address,
         rate_limit_per_key: args.rate_limit_per_key,
         log_read_scope: args.log_read_scope,
+        witness_quorum: quorum,
     };
     let undeclared = if args.strict_context { Undeclared::Refuse } else { Undeclared::Ignore };
     let serving = state

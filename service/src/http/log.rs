@@ -20,8 +20,12 @@ use warrant_engine::audit::tiles::{TILE_WIDTH, entry_bundle};
 use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/log/checkpoint", get(checkpoint)).route("/log/tile/{*path}", get(tile))
+/// The public log: `quorum` is how many witnesses must have cosigned a
+/// checkpoint before it is served (0: the newest, as published).
+pub fn router(quorum: usize) -> Router<AppState> {
+    Router::new()
+        .route("/log/checkpoint", get(move |state: State<AppState>| checkpoint(state, quorum)))
+        .route("/log/tile/{*path}", get(tile))
 }
 
 /// Entry bundles: mounted behind `audit:read`.
@@ -115,19 +119,27 @@ async fn tile(State(state): State<AppState>, Path(path): Path<String>) -> Result
     tag = "audit",
     summary = "The log's newest C2SP checkpoint, a signed note (public)",
     description = "`<origin>\\n<tree size>\\n<base64 root>\\n\\n— <origin> <signature>\\n`, signed with the \
-        log's Ed25519 key (`warrant audit public-key` prints its verifier key). Published by the service as \
-        records arrive; reading never signs.",
+        log's Ed25519 key (`warrant audit public-key` prints its verifier key), followed by the cosignature lines \
+        of the witnesses that cosigned it. Published by the service as records arrive; reading never signs. With \
+        `--witness-quorum K`, the newest checkpoint K witnesses cosigned.",
     responses(
         (status = 200, description = "the checkpoint", body = String, content_type = "text/plain"),
         (status = 503, description = "no checkpoint published yet (`no_checkpoint`)", body = ErrorBody),
     )
 )]
-async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    match state.store().latest_log_checkpoint().await? {
-        Some((_, note)) => {
-            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "max-age=1")], note)
-                .into_response())
-        }
-        None => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_checkpoint", "no checkpoint is published yet")),
+async fn checkpoint(State(state): State<AppState>, quorum: usize) -> Result<Response, ApiError> {
+    let Some((size, mut note)) = state.store().witnessed_log_checkpoint(quorum).await? else {
+        let message = if quorum == 0 {
+            "no checkpoint is published yet".to_owned()
+        } else {
+            format!("no checkpoint is witnessed yet (by {quorum} witness(es), `--witness-quorum`)")
+        };
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_checkpoint", message));
+    };
+    // The witnesses' cosignatures are more signature lines of the note.
+    for line in state.store().cosignatures(size).await? {
+        note.push_str(&line);
     }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "max-age=1")], note)
+        .into_response())
 }

@@ -69,6 +69,8 @@ pub struct HttpConfig {
     /// The scope a key needs to read `/log/*` (`--log-read-scope`); `None`:
     /// public, as transparency logs are.
     pub log_read_scope: Option<Scope>,
+    /// Witnesses that must cosign a checkpoint before `/log/checkpoint` serves it.
+    pub witness_quorum: usize,
 }
 
 impl Default for HttpConfig {
@@ -81,6 +83,7 @@ impl Default for HttpConfig {
             rate_limit_per_address: 0,
             rate_limit_per_key: 0,
             log_read_scope: None,
+            witness_quorum: 0,
         }
     }
 }
@@ -108,8 +111,8 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
     let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     let log = match config.log_read_scope {
-        Some(scope) => guarded(log::router(), scope),
-        None => log::router(),
+        Some(scope) => guarded(log::router(config.witness_quorum), scope),
+        None => log::router(config.witness_quorum),
     };
     Router::new()
         .merge(health::router())

@@ -14,7 +14,7 @@ use warrant_engine::audit::{
 
 use super::error::{StoreError, i64_of, u64_of};
 use super::open::Store;
-use super::records::{AuditFilter, Candidates, record_of, select, stored_of, verify_rows};
+use super::records::{AuditFilter, Candidates, RANGE, record_of, select, stored_of, verify_rows};
 use super::sealing::{Sealed, entry_of, leaf_of};
 use super::tokens::TokenUpdate;
 
@@ -278,7 +278,3 @@ impl Store {
             .collect()
     }
 }
-
-/// Records `$1..=$2` in `seq` order, at most `$3`.
-pub(super) const RANGE: &str =
-    concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3");

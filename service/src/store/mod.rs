@@ -46,6 +46,7 @@ macro_rules! on_backend {
 pub mod api_keys;
 mod audit;
 mod bundles;
+mod cosignatures;
 mod entities;
 mod error;
 mod open;
@@ -55,6 +56,7 @@ mod sealing;
 mod sqlite;
 mod tiles;
 pub mod tokens;
+mod tree;
 pub mod webhooks;
 mod write;
 

@@ -207,3 +207,7 @@ where
     }
     Ok(Ok(read))
 }
+
+/// Records `$1..=$2` in `seq` order, at most `$3`.
+pub(super) const RANGE: &str =
+    concat!("SELECT ", record_columns!(), " FROM audit_records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3");

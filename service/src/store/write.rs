@@ -16,8 +16,8 @@ use super::error::StoreError;
 use super::open::Store;
 use super::records::head_of;
 use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
-use super::tiles;
 use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
+use super::tree;
 
 impl Store {
     /// Applies `updates` (possibly none) and appends the records `records`
@@ -95,9 +95,9 @@ impl Store {
                 for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
                     insert.build().execute(&mut *tx).await?;
                 }
-                let (mut grown, mut changed) = tiles::edge_at(&mut *tx, b.tree(), stored.0).await?;
+                let (mut grown, mut changed) = tree::edge_at(&mut *tx, b.tree(), stored.0).await?;
                 changed.extend(grown.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf)));
-                if let Some(mut upsert) = tiles::upsert(&changed) {
+                if let Some(mut upsert) = tree::upsert(&changed) {
                     upsert.build().execute(&mut *tx).await?;
                 }
                 results = sealing.results;

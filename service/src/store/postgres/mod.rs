@@ -12,7 +12,7 @@ use sqlx::{Postgres, Transaction};
 use warrant_engine::audit::Mac;
 
 use super::error::StoreError;
-use super::tiles::TreeCache;
+use super::tree::TreeCache;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -25,7 +25,7 @@ use self::head::HeadCache;
 use super::error::StoreError;
 use super::records::AuditFilter;
 use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
-use super::tiles::{self, TreeCache};
+use super::tree::{self, TreeCache};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -192,7 +192,7 @@ impl SqliteStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(mut upsert) = tiles::upsert(&changed) {
+        if let Some(mut upsert) = tree::upsert(&changed) {
             upsert.build().execute(&mut *tx).await?;
         }
         // A failed commit could have come after the data was durable:
