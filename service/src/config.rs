@@ -40,6 +40,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run a C2SP witness of warrant logs (`docs/witness.md`): cosign each
+    /// checkpoint a log submits only if it extends the last one cosigned.
+    Witness(Box<WitnessArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +382,74 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("`{text}` is out of range: between 10ms and 24h"));
     }
     Ok(std::time::Duration::from_millis(millis))
+}
+
+/// `warrant witness`: run the witness, or `warrant witness public-key`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct WitnessArgs {
+    #[command(subcommand)]
+    pub command: Option<WitnessCommand>,
+    #[command(flatten)]
+    pub run: WitnessRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Print the witness's cosigner verifier key (C2SP note format, type
+    /// 0x04): what logs (`warrant serve --witness URL=VKEY`) and clients
+    /// check its cosignatures with. Never generates a key.
+    PublicKey {
+        /// The witness key file (default: `$XDG_CONFIG_HOME/warrant/witness.key`).
+        #[arg(long, env = "WARRANT_WITNESS_KEY_FILE")]
+        key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WitnessRunArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WARRANT_WITNESS_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+
+    /// The witness's state, a SQLite file (it and its directory are
+    /// created): the latest checkpoint cosigned for each log.
+    #[arg(long, env = "WARRANT_WITNESS_STATE", default_value = "./warrant-witness/witness.db")]
+    pub state: PathBuf,
+
+    /// The witness's cosigner key file (`PRIVATE+KEY+…`, type 0x04).
+    /// Default: `$XDG_CONFIG_HOME/warrant/witness.key`, generated on first start.
+    #[arg(long, env = "WARRANT_WITNESS_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// The witness's name, its key's name (e.g. `witness.example.com/w1`).
+    /// Fixed when the key is generated (default
+    /// `warrant-witness.invalid/<random>`); given later, it must match.
+    #[arg(long, env = "WARRANT_WITNESS_NAME")]
+    pub name: Option<String>,
+
+    /// A log to follow: its checkpoint verifier key (`warrant audit
+    /// public-key`), whose name is the log's origin. Repeat for several
+    /// logs, and for a log's rotated keys. In the environment, separate
+    /// keys with spaces.
+    #[arg(long = "log", env = "WARRANT_WITNESS_LOGS", value_delimiter = ' ', required = true)]
+    pub logs: Vec<String>,
+
+    /// Log format on standard error.
+    #[arg(long, env = "WARRANT_WITNESS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, env = "WARRANT_WITNESS_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+
+    /// Open connections at most (also bounded by the open-file limit).
+    #[arg(long, env = "WARRANT_WITNESS_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "WARRANT_WITNESS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 #[cfg(test)]

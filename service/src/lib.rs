@@ -28,6 +28,7 @@ pub mod store;
 pub mod tls;
 pub mod tokens;
 pub mod webhooks;
+pub mod witness;
 pub mod witnessing;
 
 pub use http::app;

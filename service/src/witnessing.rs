@@ -230,7 +230,7 @@ impl Worker {
                 }
             },
             _ => {
-                let reason = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_owned();
+                let reason = String::from_utf8_lossy(body.get(..512).unwrap_or(&body)).trim().to_owned();
                 tracing::error!(
                     witness = name,
                     status,

@@ -35,3 +35,4 @@ mod search;
 mod tls;
 mod verify_ranges;
 mod webhooks;
+mod witness;

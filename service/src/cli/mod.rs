@@ -7,6 +7,7 @@ mod check;
 mod keys;
 mod serve;
 mod test;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ use crate::config::{Cli, Command};
 pub use audit::AuditCommandError;
 pub use keys::KeysCommandError;
 pub use serve::ServeError;
+pub use witness::WitnessCommandError;
 
 /// Why a subcommand could not do its work. A negative answer (a log that
 /// fails verification, a bundle with errors, a failing policy test) is an
@@ -27,6 +29,8 @@ pub enum CliError {
     Audit(#[from] AuditCommandError),
     #[error(transparent)]
     Keys(#[from] KeysCommandError),
+    #[error(transparent)]
+    Witness(#[from] WitnessCommandError),
 }
 
 impl CliError {
@@ -36,6 +40,7 @@ impl CliError {
         match self {
             Self::Serve(_) | Self::Keys(KeysCommandError::NoActiveKey(_)) => ExitCode::FAILURE,
             Self::Audit(_) | Self::Keys(_) => ExitCode::from(2),
+            Self::Witness(e) => e.exit_code(),
         }
     }
 }
@@ -47,6 +52,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test { dir } => Ok(test::run(&dir)),
         Command::Audit { command } => audit::run(command).map_err(CliError::from),
         Command::Keys { command } => keys::run(command).map_err(CliError::from),
+        Command::Witness(args) => witness::run(*args).map_err(CliError::from),
     };
     match outcome {
         Ok(code) => code,

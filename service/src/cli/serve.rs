@@ -178,7 +178,8 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     result
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT (the witness stops on them too).
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = async {
         match signal(SignalKind::terminate()) {
@@ -241,7 +242,8 @@ async fn sync_with_store(state: AppState, every: Duration) {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// `WARRANT_LOG` filters; JSON or text on standard error (the witness logs alike).
+pub(super) fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
