@@ -6,6 +6,7 @@
 
 mod log;
 mod records;
+mod witnessed;
 
 use std::path::Path;
 use std::process::Command;
@@ -417,6 +418,10 @@ async fn deleting_inserting_renumbering_or_swapping_records_is_found() {
 async fn cutting_off_the_newest_records_is_found_against_a_kept_checkpoint() {
     let mut server = setup().await;
     populate(&server).await;
+    // Past a full tile of 256 records.
+    for _ in 0..260 {
+        authorize(&server, "eddie", "view_notebook", "p_disabled").await;
+    }
     let r = server.get("/v1/audit/checkpoint").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let checkpoint = r.json;
@@ -437,21 +442,27 @@ async fn cutting_off_the_newest_records_is_found_against_a_kept_checkpoint() {
     // The checkpoint the service stored when it published it catches a cut.
     let db = altered_copy(&server, dir.path(), "cut", &cut);
     assert_found_at(&server, &db, k + 1, "cut under a stored checkpoint", None).await;
-    // Remove the stored checkpoints too: the tree's stored tiles still
-    // cover the records cut, and the service starts but appends nothing.
-    let sql = format!("{cut} DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints;");
-    let db = altered_copy(&server, dir.path(), "cut_checkpoints", &sql);
-    assert_found_at(&server, &db, k + 1, "cut under the stored tiles", None).await;
+    // Remove the stored checkpoints too: the tree's stored full tiles (of
+    // 256 records) still cover records cut below one, and the service
+    // starts but appends nothing.
+    let drop_checkpoints = "DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints;";
+    let below_tile = format!(
+        "DROP TRIGGER audit_records_no_delete; DELETE FROM audit_records WHERE seq > 250; {drop_checkpoints} \
+         DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints;"
+    );
+    let db = altered_copy(&server, dir.path(), "cut_tile", &below_tile);
+    assert_found_at(&server, &db, 251, "cut under the stored tiles", None).await;
     let copy = Server::start_from(&server, &db);
     let body = json!({"principal": {"type": "User", "id": "eddie"}, "action": "view_notebook",
                       "resource": {"type": "Project", "id": "p_disabled"}});
     let r = copy.post("/v1/authorize", &body).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "a decision must not be answered unaudited: {}", r.text);
     drop(copy);
-    // Remove the tiles and the published checkpoints as well, and the
-    // chain alone verifies (the service rebuilds the tiles from the records)...
+    // Cut within the last partial tile (no stored tile covers it) and
+    // remove the published checkpoints, and even the tiles: the chain alone
+    // verifies (the service rebuilds the tiles from the records)...
     let sql = format!(
-        "{sql} DROP TRIGGER audit_tiles_no_delete; DELETE FROM audit_tiles; \
+        "{cut} {drop_checkpoints} DROP TRIGGER audit_tiles_no_delete; DELETE FROM audit_tiles; \
          DROP TRIGGER audit_log_checkpoints_no_delete; DELETE FROM audit_log_checkpoints;"
     );
     let db = altered_copy(&server, dir.path(), "cut_all", &sql);

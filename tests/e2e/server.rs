@@ -373,6 +373,23 @@ impl Server {
         assert!(!status.success(), "a killed server cannot exit cleanly: {status}");
     }
 
+    /// Appends `serve` flags for the next start ([`Server::start_again`]).
+    pub fn add_args<S: AsRef<std::ffi::OsStr>>(&mut self, args: &[S]) {
+        self.extra_args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+    }
+
+    /// A server over the policy pack on a new database, with `source`'s
+    /// configuration home (its audit and log keys) and flags plus `args`:
+    /// the same keys writing another history.
+    pub fn start_with_keys_of<S: AsRef<std::ffi::OsStr>>(source: &Self, args: &[S]) -> Self {
+        let mut server = Self::unstarted(&source.policies);
+        copy_dir(&source.config_home, &server.config_home);
+        server.extra_args.clone_from(&source.extra_args);
+        server.add_args(args);
+        server.spawn();
+        server
+    }
+
     /// Starts a stopped or killed server again on the same database,
     /// policies and key. The port changes.
     pub fn start_again(&mut self) {

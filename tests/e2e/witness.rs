@@ -28,7 +28,7 @@ const WITNESS: &str = "witness.example/e2e";
 
 /// A running `warrant witness` with its own state file and configuration
 /// home (where its key is generated), both kept across restarts.
-struct Witness {
+pub(crate) struct Witness {
     child: Option<Child>,
     base: String,
     client: reqwest::Client,
@@ -39,7 +39,7 @@ struct Witness {
 
 impl Witness {
     /// A witness following the log whose verifier key is `log_key`.
-    fn start(log_key: &str) -> Self {
+    pub(crate) fn start(log_key: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let args = vec!["--log".to_owned(), log_key.to_owned(), "--name".to_owned(), WITNESS.to_owned()];
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
@@ -48,7 +48,19 @@ impl Witness {
         witness
     }
 
-    fn config_home(&self) -> PathBuf {
+    /// Its submission URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Its cosigner key, as `warrant witness public-key` prints it.
+    pub(crate) fn vkey(&self) -> String {
+        let out = warrant_command(&self.config_home()).args(["witness", "public-key"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub(crate) fn config_home(&self) -> PathBuf {
         self.dir.path().join("config")
     }
 
@@ -116,7 +128,7 @@ impl Witness {
         self.spawn();
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
 
@@ -126,7 +138,7 @@ impl Witness {
         send_raw(&self.client, Method::POST, &url, Some("text/plain"), body.into()).await.unwrap()
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         send_raw(&self.client, Method::GET, &format!("{}{path}", self.base), None, Vec::new()).await.unwrap()
     }
 }

@@ -43,6 +43,26 @@ impl TileSource for HashMap<TileId, Vec<Hash>> {
     }
 }
 
+/// Two sources read as one: each tile from whichever holds more of it (a
+/// store's tiles under a writer's in-memory edge, say).
+#[derive(Clone, Copy)]
+pub struct Layered<'a>(pub &'a dyn TileSource, pub &'a dyn TileSource);
+
+impl std::fmt::Debug for Layered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Layered")
+    }
+}
+
+impl TileSource for Layered<'_> {
+    fn tile(&self, id: TileId) -> Option<&[Hash]> {
+        match (self.0.tile(id), self.1.tile(id)) {
+            (Some(a), Some(b)) => Some(if b.len() > a.len() { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Answers about the tree of `size` leaves from the tiles of `tiles`.
 #[derive(Debug, Clone, Copy)]
 pub struct TileReader<'a, S: ?Sized> {

@@ -1,8 +1,10 @@
 -- The log's Merkle tree as C2SP tlog-tiles (height 8): one row per tile,
 -- its hashes (32 bytes each, 1 to 256) concatenated. A partial tile's row
--- is rewritten as it grows; a full one never changes. Written in the same
--- transaction as the records it covers (store/tiles.rs). Existing logs get
--- their tiles from the stored records when the service next starts.
+-- (levels 1 and up) is rewritten as it grows; a full one never changes.
+-- Level 0's partial tile is not stored: it is the leaves of the last
+-- records. Written in the same transaction as the records that complete or
+-- grow them (store/tree.rs). Existing logs get their tiles from the stored
+-- records when the service next starts.
 CREATE TABLE audit_tiles (
     level BIGINT NOT NULL,
     idx BIGINT NOT NULL,

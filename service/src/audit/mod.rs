@@ -29,7 +29,8 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use warrant_engine::Timestamp;
 pub use warrant_engine::audit::Kind;
-use warrant_engine::audit::{Hash, TileEdge, TileReader, TileSource};
+use warrant_engine::audit::tiles::TILE_WIDTH;
+use warrant_engine::audit::{Hash, TileEdge, TileId, TileReader, TileSource};
 
 use crate::keys::AuditKeys;
 use crate::store::{Store, StoreError, TokenUpdate};
@@ -139,16 +140,30 @@ impl AuditLog {
         &self,
         question: impl Fn(&TileReader<'_, dyn TileSource + '_>) -> R,
     ) -> Result<R, StoreError> {
-        self.store.audit_tree(self.size(), question).await
+        let edge = self.edge();
+        self.store.audit_tree(edge.size(), Some(&edge), question).await
     }
 
     /// The bytes of a C2SP hash tile: the first `width` hashes of tile
     /// `index` at `level`, if the tree has them yet.
     pub async fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let id = warrant_engine::audit::TileId { level, index };
-        let tiles = self.store.audit_tiles(&[id]).await?;
-        let width = usize::try_from(width).unwrap_or(usize::MAX);
-        Ok(tiles.get(&id).and_then(|t| t.get(..width)).map(<[Hash]>::concat))
+        let id = TileId { level, index };
+        let cut = |hashes: &[Hash]| hashes.get(..usize::try_from(width).unwrap_or(usize::MAX)).map(<[Hash]>::concat);
+        if let Some(bytes) = self.edge().tile(id).and_then(cut) {
+            return Ok(Some(bytes));
+        }
+        if let Some(bytes) = self.store.audit_tiles(&[id]).await?.get(&id).and_then(|t| cut(t)) {
+            return Ok(Some(bytes));
+        }
+        // Level 0's partial tiles are not stored: the records' leaves are
+        // (at most 255 of them, bounded by the tile path).
+        let first = index.saturating_mul(TILE_WIDTH);
+        if level != 0 || width >= TILE_WIDTH || first.saturating_add(width) > self.size() {
+            return Ok(None);
+        }
+        let leaves = self.store.audit_leaves_after(first, u32::try_from(width).unwrap_or(0)).await?;
+        let leaves: Vec<Hash> = leaves.into_iter().map(|(_, leaf)| leaf).collect();
+        Ok(cut(&leaves))
     }
 
     /// Number of records written (the current tree size).

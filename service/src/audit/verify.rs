@@ -127,7 +127,7 @@ pub async fn verify(
     // must hash as the records do, and cover no record the log lacks.
     let tiled = store.audit_tree_size().await?;
     if reaches_end || tiled <= to {
-        let root = store.audit_tree(tiled, |tree| tree.root_at(tiled)).await?;
+        let root = store.audit_tree(tiled, None, |tree| tree.root_at(tiled)).await?;
         let got = merkle::root_at(&leaves, tiled).map(hex::encode).unwrap_or_default();
         let reason = match root {
             Ok(root) => holds(&leaves, tiled, &got, &hex::encode(root)),

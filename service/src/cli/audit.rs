@@ -266,7 +266,7 @@ async fn run_prove(
         checkpoint.add_signature_lines(&line).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
     }
     let answer = store
-        .audit_tree(store.audit_tree_size().await?, |tree| {
+        .audit_tree(store.audit_head().await?.map_or(0, |(head, _)| head), None, |tree| {
             Ok::<_, ProofError>((tree.inclusion_proof(seq - 1, size)?, tree.root_at(size)?, tree.leaf(seq - 1)?))
         })
         .await?;

@@ -144,6 +144,13 @@ where
     });
 }
 
+/// The head of an INSERT of records, before [`push_records`]'s VALUES.
+pub(crate) const INSERT_RECORDS: &str = concat!(
+    "INSERT INTO audit_records (",
+    "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, ",
+    "policy_digest, details, key_id, prev_mac, mac) "
+);
+
 /// Inserts `rows` with as few statements as the bound-parameter limit
 /// allows (`chunk` rows each; 15 parameters a row).
 pub(crate) fn insert_statements<'a, DB>(rows: Vec<NewRow<'a>>, chunk: usize) -> Vec<QueryBuilder<DB>>
@@ -157,11 +164,7 @@ where
     let mut statements = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let mut insert = QueryBuilder::new(concat!(
-            "INSERT INTO audit_records (",
-            "seq, ts, kind, actor, token_id, token_owner, connection, project, decision, reasons, ",
-            "policy_digest, details, key_id, prev_mac, mac) "
-        ));
+        let mut insert = QueryBuilder::new(INSERT_RECORDS);
         push_records(&mut insert, rows.by_ref().take(chunk.max(1)));
         statements.push(insert);
     }

@@ -1,19 +1,25 @@
 //! The log's tree, stored as C2SP hash tiles (`audit_tiles`: one row per
 //! tile, its hashes concatenated; a partial tile's row grows until it is
-//! full). Tiles are written by the transaction that stores the records they
-//! cover (`write.rs`, and SQLite's append after a remembered head), so the
-//! tree and the log never disagree, and proofs, roots and served tiles read
-//! O(log n) rows instead of every leaf.
+//! full). Tiles are written by the transaction that stores the records that
+//! complete or grow them (`tree.rs`), so the tree and the log never
+//! disagree, and proofs, roots and served tiles read O(log n) rows instead
+//! of every leaf.
+//!
+//! Level 0's partial tile is the one not stored: it is the leaves of the
+//! records after the last full tile (at most 255), which readers take from
+//! the writer's edge or recompute from those records. So a group commit that
+//! completes no tile writes its records alone, as before tiles existed (on
+//! SQLite, one statement), and one in 256 records or so also writes tiles.
 //!
 //! A writer keeps only the tree's right edge in memory ([`TreeCache`], at
 //! most 255 hashes a level); when another writer appended meanwhile, it
-//! rebuilds the edge from the stored rightmost tiles. Records stored before
-//! tiles existed (an upgrade), or by a writer that did not keep them, are
-//! caught up from the records under the chain's lock ([`Store::audit_tiles_catch_up`]).
+//! rebuilds the edge from the stored rightmost tiles and the records after
+//! them. Records stored before tiles existed (an upgrade) are caught up
+//! from the records under the chain's lock ([`Store::audit_tiles_catch_up`]).
 
 use std::collections::HashMap;
 
-use warrant_engine::audit::tiles::plan;
+use warrant_engine::audit::tiles::{Layered, TILE_WIDTH, plan};
 use warrant_engine::audit::{Hash, TileEdge, TileId, TileReader, TileSource};
 
 use super::error::{StoreError, u64_of};
@@ -34,16 +40,32 @@ impl Store {
         Ok(tiles)
     }
 
-    /// Answers `question` about the tree of `size` leaves (at most what the
-    /// tiles cover) from the stored tiles: the tiles it needs, read in one
-    /// query (O(log size) of them), never every leaf.
+    /// Answers `question` about the tree of `size` leaves (at most the
+    /// log's) from the tiles it needs, read in one query (O(log size) of
+    /// them), never every leaf. Level 0's partial tile, which is not stored,
+    /// comes from `edge` (a writer's) when it holds it, else from the records
+    /// (at most 255).
     pub async fn audit_tree<R>(
         &self,
         size: u64,
+        edge: Option<&TileEdge>,
         question: impl Fn(&TileReader<'_, dyn TileSource + '_>) -> R,
     ) -> Result<R, StoreError> {
-        let tiles = self.audit_tiles(&plan(size, &question)).await?;
-        Ok(question(&TileReader::new(&tiles as &dyn TileSource, size)))
+        let ids = plan(size, &question);
+        let mut tiles = self.audit_tiles(&ids).await?;
+        for id in ids.iter().filter(|id| id.level == 0) {
+            let want = size.saturating_sub(id.index * TILE_WIDTH).min(TILE_WIDTH);
+            let held = |t: Option<&[Hash]>| t.map_or(0, <[Hash]>::len) as u64;
+            if held(tiles.get(id).map(Vec::as_slice)) >= want || held(edge.and_then(|e| e.tile(*id))) >= want {
+                continue;
+            }
+            let limit = u32::try_from(want).unwrap_or(u32::MAX);
+            let leaves = self.audit_leaves_after(id.index * TILE_WIDTH, limit).await?;
+            tiles.insert(*id, leaves.into_iter().map(|(_, leaf)| leaf).collect());
+        }
+        let empty = TileEdge::default();
+        let layered = Layered(&tiles, edge.unwrap_or(&empty));
+        Ok(question(&TileReader::new(&layered as &dyn TileSource, size)))
     }
 
     /// How many records the stored tiles cover.
@@ -72,23 +94,42 @@ impl Store {
                 let head = head.map_or(Ok(0), |h| u64_of(h, "seq"))?;
                 let row: Option<(i64, i64)> = sqlx::query_as(TREE_SIZE).fetch_optional(&mut *tx).await?;
                 let size = size_of(row)?;
-                if size > head {
-                    // Records the tree covers are gone: the log was cut.
-                    // Keep the tree as it was (appends fail on it, closed)
-                    // and let verification name the first missing record.
-                    tracing::error!(tree_size = size, log_size = head,
-                        "the tree's tiles cover records the log no longer holds; run `warrant audit verify`");
-                    let ids: Vec<TileId> = TileEdge::tiles_at(size).into_iter().map(|(id, _)| id).collect();
-                    let rows: Vec<_> = select(&ids).build().fetch_all(&mut *tx).await?;
-                    return TileEdge::from_tiles(size, &tiles_of(&rows)?).map_err(StoreError::corrupt);
-                }
                 let target = head.min(size + u64::from(CATCH_UP_PAGE));
-                let (edge, changed) = edge_at(&mut *tx, &TreeCache::default(), target).await?;
-                if let Some(mut q) = upsert(&changed) {
-                    q.build().execute(&mut *tx).await?;
-                }
+                let caught_up = if size > head {
+                    Err(format!("the tiles cover {size} records, the log holds {head}: records were removed"))
+                } else {
+                    match edge_at(&mut *tx, &TreeCache::default(), target).await {
+                        Ok(caught_up) => Ok(caught_up),
+                        Err(StoreError::Corrupt(why)) => Err(why),
+                        Err(e) => return Err(e),
+                    }
+                };
+                let (edge, changed) = match caught_up {
+                    Ok(caught_up) => caught_up,
+                    Err(why) => {
+                        // The log is damaged. Keep the tree as stored (appends
+                        // fail on it, closed) and let verification name the
+                        // first bad record.
+                        tracing::error!(tree_size = size, log_size = head, error = %why,
+                            "the audit log is damaged; run `warrant audit verify`");
+                        let ids: Vec<TileId> = TileEdge::tiles_at(size).into_iter().map(|(id, _)| id).collect();
+                        let rows: Vec<_> = if ids.is_empty() {
+                            Vec::new()
+                        } else {
+                            select(&ids).build().fetch_all(&mut *tx).await?
+                        };
+                        return TileEdge::from_tiles(size, &tiles_of(&rows)?).map_err(StoreError::corrupt);
+                    }
+                };
+                let wrote = match upsert(&changed) {
+                    Some(mut q) => {
+                        q.build().execute(&mut *tx).await?;
+                        true
+                    }
+                    None => false,
+                };
                 tx.commit().await?;
-                if !changed.is_empty() {
+                if wrote {
                     tracing::info!(tree_size = edge.size(), log_size = head, "audit tiles caught up");
                 }
                 if edge.size() == head {

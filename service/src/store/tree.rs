@@ -99,23 +99,44 @@ where
     Ok(tiles)
 }
 
-/// Writes `changed` over what is stored under each id (a grown partial
-/// tile replaces its shorter self).
+/// Whether a changed tile is stored. Level 0's partial tile is not: it is
+/// the leaves of the last records after a full tile (at most 255), which a
+/// reader recomputes from the records or a writer's edge. So an append that
+/// completes no tile writes only its records (on SQLite, one statement).
+pub(super) fn is_stored(id: &TileId, hashes: &[Hash]) -> bool {
+    id.level > 0 || hashes.len() == 256
+}
+
+/// Writes the stored ones of `changed` over what is stored under each id (a
+/// grown partial tile replaces its shorter self); `None` if there are none.
 pub(super) fn upsert<DB>(changed: &BTreeMap<TileId, Vec<Hash>>) -> Option<QueryBuilder<DB>>
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
 {
-    if changed.is_empty() {
-        return None;
+    let mut q = QueryBuilder::new("");
+    push_upsert(&mut q, changed).then_some(q)
+}
+
+/// Appends the statement [`upsert`] builds to `q`; `false` (and nothing
+/// appended) if no changed tile is stored.
+pub(super) fn push_upsert<DB>(q: &mut QueryBuilder<DB>, changed: &BTreeMap<TileId, Vec<Hash>>) -> bool
+where
+    DB: Database,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+{
+    let stored: Vec<(&TileId, &Vec<Hash>)> = changed.iter().filter(|(id, h)| is_stored(id, h)).collect();
+    if stored.is_empty() {
+        return false;
     }
-    let mut q = QueryBuilder::new("INSERT INTO audit_tiles (level, idx, hashes) ");
-    q.push_values(changed, |mut row, (id, hashes)| {
+    q.push("INSERT INTO audit_tiles (level, idx, hashes) ");
+    q.push_values(stored, |mut row, (id, hashes)| {
         row.push_bind(i64::from(id.level)).push_bind(i64_of(id.index)).push_bind(hashes.concat());
     });
     q.push(" ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes");
-    Some(q)
+    true
 }
 
 /// How many leaves the stored tiles cover: level 0's last tile says it.

@@ -17,14 +17,16 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError, TileEdge};
 
 use self::head::HeadCache;
 use super::error::StoreError;
 use super::records::AuditFilter;
-use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
+use super::sealing::{
+    INSERT_RECORDS, RECORDS_PER_INSERT, Sealed, Sealing, insert_statements, push_records, seal_after,
+};
 use super::tree::{self, TreeCache};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -178,29 +180,78 @@ impl SqliteStore {
         let Some(mut edge) = self.tree.take_at(head.0) else { return Ok(None) };
         let sealing = seal_after(head, entries, keyring, ts);
         let changed = edge.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf));
-        let mut tx = self.begin_write().await?;
-        for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
-            match insert.build().execute(&mut *tx).await {
-                Ok(_) => {}
-                // SQLite refused the statement, so nothing of it is stored:
-                // someone else appended meanwhile.
-                Err(sqlx::Error::Database(e)) => {
-                    tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
+        if !changed.iter().any(|(id, hashes)| tree::is_stored(id, hashes)) {
+            // No stored tile changes: the records alone, one statement
+            // (SQLite commits a statement atomically on its own).
+            return self.insert_alone(sealing, edge).await;
+        }
+        if sealing.rows.len() > RECORDS_PER_INSERT {
+            return Ok(None);
+        }
+        // The records and the tiles they complete, in one transaction sent as
+        // one batch of statements: one round trip to SQLite's thread, where
+        // BEGIN, INSERT, INSERT and COMMIT apart cost four (sqlx binds `?`
+        // parameters in order across the statements of a query).
+        let mut batch = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE; ");
+        batch.push(INSERT_RECORDS);
+        push_records(&mut batch, sealing.rows);
+        batch.push("; ");
+        tree::push_upsert(&mut batch, &changed);
+        batch.push("; COMMIT");
+        match batch.build().execute(self.writer()).await {
+            Ok(_) => {}
+            // A statement was refused (the insert, when someone else
+            // appended meanwhile): nothing of it is stored, and the batch
+            // stopped inside its transaction, which is rolled back.
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
+                // (No transaction is open if BEGIN itself was refused.)
+                let _ = sqlx::query("ROLLBACK").execute(self.writer()).await;
+                return Ok(None);
+            }
+            // Anything else could have come after the commit: retrying might
+            // store the batch twice, so the batch fails (and a transaction
+            // left open is closed).
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(self.writer()).await;
+                return Err(e.into());
             }
         }
-        if let Some(mut upsert) = tree::upsert(&changed) {
-            upsert.build().execute(&mut *tx).await?;
-        }
-        // A failed commit could have come after the data was durable:
-        // retrying might store the batch twice, so the batch fails.
-        tx.commit().await?;
         self.head.set(sealing.head);
         self.tree.set(edge);
         Ok(Some(sealing.results))
+    }
+
+    /// The records of `sealing` as one INSERT statement, when no stored
+    /// tile changes with them; `edge` is the tree's edge once they are in.
+    async fn insert_alone(
+        &self,
+        sealing: Sealing<'_>,
+        edge: TileEdge,
+    ) -> Result<Option<Vec<Result<Sealed, SealError>>>, StoreError> {
+        let mut statements = insert_statements(sealing.rows, RECORDS_PER_INSERT);
+        let attempt = match statements.as_mut_slice() {
+            [] => Ok(()),
+            [insert] => insert.build().execute(self.writer()).await.map(|_| ()),
+            // More than one statement needs a transaction.
+            [_, _, ..] => return Ok(None),
+        };
+        match attempt {
+            Ok(()) => {
+                self.head.set(sealing.head);
+                self.tree.set(edge);
+                Ok(Some(sealing.results))
+            }
+            // SQLite refused the statement, so nothing of it is stored:
+            // someone else appended meanwhile.
+            Err(sqlx::Error::Database(e)) => {
+                tracing::debug!(error = %e, "audit append after the remembered head refused; reading the head");
+                Ok(None)
+            }
+            // Anything else could have come after the commit: retrying
+            // might store the batch twice, so the batch fails.
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
