@@ -162,9 +162,13 @@ impl Worker {
     async fn submit(&self, old: u64, (size, note): &(u64, String)) -> Outcome {
         let name = self.witness.key.name();
         let size = *size;
+        if old > size && self.published(old).await {
+            // Another instance already had the witness cosign a newer one.
+            return Outcome::Cosigned(old);
+        }
         if old > size {
-            // The witness cosigned a larger tree than the newest checkpoint
-            // this log has: records it saw are gone.
+            // The witness cosigned a larger tree than any checkpoint this
+            // log has: records it saw are gone.
             tracing::error!(
                 witness = name,
                 witnessed = old,
@@ -214,6 +218,10 @@ impl Worker {
             409 => match parse_size_body(&body) {
                 Ok(theirs) if theirs == size => Outcome::Cosigned(size),
                 Ok(theirs) if theirs < size && theirs != old => Outcome::Behind(theirs),
+                // Another instance sharing the database may have submitted a
+                // newer checkpoint than the one read here: fine if the log
+                // has published that size.
+                Ok(theirs) if theirs > size && self.published(theirs).await => Outcome::Cosigned(theirs),
                 Ok(theirs) => {
                     tracing::error!(
                         witness = name,
@@ -243,6 +251,11 @@ impl Worker {
                 Outcome::Failed
             }
         }
+    }
+
+    /// Whether the log has published a checkpoint of `size`.
+    async fn published(&self, size: u64) -> bool {
+        self.store.log_checkpoint(size).await.ok().flatten().is_some()
     }
 
     /// Verifies the witness's answer and keeps its cosignature.

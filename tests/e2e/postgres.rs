@@ -225,3 +225,46 @@ async fn a_change_through_one_instance_is_used_by_the_other_within_the_bound() {
     let seen_by_b = b.post("/access/v1/search/resource", &json!({"subject": {"type": "User", "id": "x"}, "action": {"name": "view_notebook"}, "resource": {"type": "Project"}})).await;
     assert_eq!(seen_by_b.status, reqwest::StatusCode::OK);
 }
+
+/// Two instances on one database publish one sequence of checkpoints, and
+/// one witness follows it: each instance submits what it publishes (the
+/// second submission of a size is answered 409 with that size and costs
+/// nothing), the witness cosigns every size it is shown in order, and
+/// neither instance is ever refused as inconsistent.
+#[tokio::test]
+async fn one_witness_follows_two_instances() {
+    let Some(db) = fresh_database() else { return };
+    let origin = ["--log-origin", "example.com/pg-witnessed", "--checkpoint-interval", "50ms"];
+    let mut a = Server::start_on_with_args(&db, None, &origin);
+    let out = warrant_command(a.config_home()).args(["audit", "public-key"]).output().expect("public-key");
+    let log_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let witness = crate::witness::Witness::start(&log_key);
+    let witnessing = [format!("{}={}", witness.url(), witness.vkey()), "--witness-quorum".into(), "1".into()];
+    a.stop();
+    a.add_args(&["--witness"]);
+    a.add_args(&witnessing);
+    a.start_again();
+    let mut args: Vec<String> = origin.iter().map(|a| (*a).to_owned()).collect();
+    args.push("--witness".into());
+    args.extend(witnessing);
+    let b = Server::start_on_with_args(&db, Some(a.config_home()), &args);
+
+    let acked = load(vec![(a.base.clone(), a.client.clone()), (b.base.clone(), b.client.clone())], 120, 8, "w").await;
+    assert_eq!(acked.len(), 120);
+    let n = verify_and_export(&a, &db).len().to_string();
+    // Both serve the same checkpoint of the whole log, cosigned.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (from_a, from_b) = (a.get("/log/checkpoint").await.text, b.get("/log/checkpoint").await.text);
+        if from_a.lines().nth(1) == Some(n.as_str()) && from_a == from_b {
+            assert!(from_a.contains("\u{2014} witness.example/e2e "), "{from_a}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no common witnessed checkpoint of size {n}:\n{from_a}\n{from_b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for server in [&a, &b] {
+        assert!(!server.logs().contains("a witness refused"), "{}", server.logs());
+    }
+    assert!(!witness.logs().contains("\"status\":422"), "{}", witness.logs());
+}

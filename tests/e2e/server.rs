@@ -222,11 +222,21 @@ impl Server {
     /// configuration home (the audit key) copied from `config_home` when given,
     /// so several servers sign with one key.
     pub fn start_on(database_url: &str, config_home: Option<&Path>) -> Self {
+        Self::start_on_with_args(database_url, config_home, &[] as &[&str])
+    }
+
+    /// [`Server::start_on`] with more `serve` flags.
+    pub fn start_on_with_args<S: AsRef<std::ffi::OsStr>>(
+        database_url: &str,
+        config_home: Option<&Path>,
+        args: &[S],
+    ) -> Self {
         let mut server = Self::unstarted(&pack_dir());
         server.database_url = database_url.to_owned();
         if let Some(home) = config_home {
             copy_dir(home, &server.config_home);
         }
+        server.add_args(args);
         server.spawn();
         server
     }

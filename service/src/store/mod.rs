@@ -4,8 +4,9 @@
 //!
 //! Every operation is an `impl Store` method in the file named after what it
 //! stores (`entities.rs`, `bundles.rs`, `tokens.rs`, `api_keys.rs`,
-//! `webhooks.rs`, `audit.rs`). SQL the two databases share is written once:
-//! placeholders are `$1…$n`, which SQLite reads as numbered parameters too,
+//! `webhooks.rs`, `audit.rs`, the tree's tiles in `tiles.rs` (and inside a
+//! write, `tree.rs`), witnesses' cosignatures in `cosignatures.rs`). SQL the
+//! two databases share is written once: placeholders are `$1…$n`, which SQLite reads as numbered parameters too,
 //! and [`on_backend!`] expands the one body for each backend's types. A
 //! backend folder holds only what differs: how it opens, how a write
 //! transaction starts and what it locks (SQLite has one writer; PostgreSQL
