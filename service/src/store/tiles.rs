@@ -30,11 +30,14 @@ impl Store {
     /// The tiles `ids` as stored (a partial tile: the hashes it has so far);
     /// a tile not stored is absent from the answer.
     pub async fn audit_tiles(&self, ids: &[TileId]) -> Result<HashMap<TileId, Vec<Hash>>, StoreError> {
-        let mut tiles = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(TILES_PER_SELECT) {
+        let mut tiles = on_backend!(self, b => b.tree().upper(ids));
+        let missing: Vec<TileId> = ids.iter().filter(|id| !tiles.contains_key(id)).copied().collect();
+        for chunk in missing.chunks(TILES_PER_SELECT) {
             on_backend!(self, b => {
                 let rows: Vec<_> = select(chunk).build().fetch_all(b.reader()).await?;
-                tiles.extend(tiles_of(&rows)?);
+                let read = tiles_of(&rows)?;
+                b.tree().keep_upper(&read);
+                tiles.extend(read);
             });
         }
         Ok(tiles)
@@ -52,7 +55,9 @@ impl Store {
         question: impl Fn(&TileReader<'_, dyn TileSource + '_>) -> R,
     ) -> Result<R, StoreError> {
         let ids = plan(size, &question);
-        let mut tiles = self.audit_tiles(&ids).await?;
+        // The edge's tiles are the newest: only the others are read.
+        let stored: Vec<TileId> = ids.iter().filter(|id| edge.and_then(|e| e.tile(**id)).is_none()).copied().collect();
+        let mut tiles = self.audit_tiles(&stored).await?;
         for id in ids.iter().filter(|id| id.level == 0) {
             let want = size.saturating_sub(id.index * TILE_WIDTH).min(TILE_WIDTH);
             let held = |t: Option<&[Hash]>| t.map_or(0, <[Hash]>::len) as u64;

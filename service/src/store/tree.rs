@@ -28,7 +28,13 @@ pub struct TreeCache {
     edge: Mutex<Option<TileEdge>>,
     /// The edge after the last commit, for readers (cloned out).
     last: Mutex<Option<TileEdge>>,
+    /// Full tiles above level 0, as read: they never change, every proof
+    /// reads a few of them, and there are few (one per 65,536 records).
+    upper: Mutex<HashMap<TileId, Vec<Hash>>>,
 }
+
+/// Full upper tiles kept at most (8 MiB; a log of 256M records has 1,024).
+const UPPER_TILES: usize = 1024;
 
 impl TreeCache {
     /// Takes the edge if it is at `size` (the head an append seals after).
@@ -49,6 +55,22 @@ impl TreeCache {
 
     pub(super) fn last(&self) -> Option<TileEdge> {
         self.last.lock().ok()?.clone()
+    }
+
+    /// The full upper tiles of `ids` kept here.
+    pub(super) fn upper(&self, ids: &[TileId]) -> HashMap<TileId, Vec<Hash>> {
+        let Ok(upper) = self.upper.lock() else { return HashMap::new() };
+        ids.iter().filter_map(|id| Some((*id, upper.get(id)?.clone()))).collect()
+    }
+
+    /// Keeps the full upper tiles of `tiles` (until the cache is full).
+    pub(super) fn keep_upper(&self, tiles: &HashMap<TileId, Vec<Hash>>) {
+        let Ok(mut upper) = self.upper.lock() else { return };
+        for (id, hashes) in tiles {
+            if id.level > 0 && hashes.len() == 256 && upper.len() < UPPER_TILES {
+                upper.insert(*id, hashes.clone());
+            }
+        }
     }
 }
 
