@@ -91,18 +91,22 @@ pub enum AuditCommand {
         out: Option<PathBuf>,
         /// Prove against the newest published checkpoint with at least this
         /// many witness cosignatures (default 0: the newest).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, conflicts_with = "checkpoint")]
         min_cosignatures: usize,
+        /// Prove against this signed checkpoint instead (a note you kept,
+        /// from `GET /log/checkpoint`): the log must still hash to its root.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Check a proof file offline: no database, no secret, only the log's
     /// verifier keys (and witnesses' keys). Prints the record on success.
     VerifyProof {
         file: PathBuf,
         /// A verifier key of the log (`audit public-key`); repeat for rotated keys.
-        #[arg(long, required = true)]
+        #[arg(long, required = true, visible_alias = "vkey")]
         log_key: Vec<String>,
         /// A witness's cosigner key (`warrant witness public-key`); repeat.
-        #[arg(long)]
+        #[arg(long, visible_alias = "witness-vkey")]
         witness_key: Vec<String>,
         /// How many of the `--witness-key`s must have cosigned the proof's
         /// checkpoint (default: all of them).

@@ -47,7 +47,9 @@ pub enum AuditCommandError {
     NoRecord(u64),
     #[error("no published checkpoint covers seq {0} yet: start the service, which publishes one")]
     NoCheckpoint(u64),
-    #[error("the log's published checkpoint of size {0} does not match its records")]
+    #[error(
+        "the checkpoint of size {0} does not match the log's records: they changed or were cut after it was signed"
+    )]
     CheckpointMismatch(u64),
     #[error("cannot read `{}`: {error}", path.display())]
     ReadProof { path: PathBuf, error: std::io::Error },
@@ -85,8 +87,8 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, AuditCommandError> {
             runtime.block_on(run_verify(log, from, to, checkpoint, signed))
         }
         AuditCommand::Export { log, from, to, out } => runtime.block_on(run_export(log, from, to, out)),
-        AuditCommand::Prove { database_url, seq, out, min_cosignatures } => {
-            runtime.block_on(run_prove(&database_url, seq, out, min_cosignatures))
+        AuditCommand::Prove { database_url, seq, out, min_cosignatures, checkpoint } => {
+            runtime.block_on(run_prove(&database_url, seq, out, min_cosignatures, checkpoint.as_deref()))
         }
         AuditCommand::VerifyProof { file, log_key, witness_key, quorum } => {
             run_verify_proof(&file, &log_key, &witness_key, quorum)
@@ -250,21 +252,41 @@ async fn run_prove(
     seq: u64,
     out: Option<PathBuf>,
     min_cosignatures: usize,
+    kept: Option<&Path>,
 ) -> Result<ExitCode, AuditCommandError> {
     let store = Store::open_existing(database_url)
         .await
         .map_err(|error| AuditCommandError::Open { url: database_url.to_owned(), error })?;
     let record = store.audit_range(seq, seq, 1).await?.pop().ok_or(AuditCommandError::NoRecord(seq))?;
-    let (size, text) = store
-        .witnessed_log_checkpoint(min_cosignatures)
-        .await?
-        .filter(|(size, _)| *size >= seq)
-        .ok_or(AuditCommandError::NoCheckpoint(seq))?;
-    let mut checkpoint = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
-    // The witnesses' cosignatures travel with the checkpoint.
-    for line in store.cosignatures(size).await? {
-        checkpoint.add_signature_lines(&line).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
-    }
+    let checkpoint = match kept {
+        // A kept note, with whatever signatures it carries.
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|error| AuditCommandError::ReadCheckpoint { path: path.to_owned(), error })?;
+            let bad = |reason: String| AuditCommandError::SignedCheckpoint { path: path.to_owned(), reason };
+            let note = Note::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+            let head = LogCheckpoint::parse(note.text()).map_err(|e| bad(e.to_string()))?;
+            if head.tree_size < seq {
+                return Err(bad(format!("it covers {} records, not record {seq}", head.tree_size)));
+            }
+            note
+        }
+        None => {
+            let (size, text) = store
+                .witnessed_log_checkpoint(min_cosignatures)
+                .await?
+                .filter(|(size, _)| *size >= seq)
+                .ok_or(AuditCommandError::NoCheckpoint(seq))?;
+            let mut note = Note::parse(text.as_bytes()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+            // The witnesses' cosignatures travel with the checkpoint.
+            for line in store.cosignatures(size).await? {
+                note.add_signature_lines(&line).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
+            }
+            note
+        }
+    };
+    let head = LogCheckpoint::parse(checkpoint.text()).map_err(|_| AuditCommandError::NoCheckpoint(seq))?;
+    let size = head.tree_size;
     let answer = store
         .audit_tree(store.audit_head().await?.map_or(0, |(head, _)| head), None, |tree| {
             Ok::<_, ProofError>((tree.inclusion_proof(seq - 1, size)?, tree.root_at(size)?, tree.leaf(seq - 1)?))
@@ -272,7 +294,6 @@ async fn run_prove(
         .await?;
     let (proof, root, leaf) = answer.map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
     // Refuse to hand out a proof the file's own checkpoint would not carry.
-    let head = LogCheckpoint::parse(checkpoint.text()).map_err(|_| AuditCommandError::CheckpointMismatch(size))?;
     let entry = record.entry_bytes()?;
     if root != head.root || leaf != merkle::leaf_hash(&entry) {
         return Err(AuditCommandError::CheckpointMismatch(size));

@@ -202,4 +202,26 @@ async fn a_history_rewritten_under_the_operators_keys_is_refused_by_the_witness_
     let witness_arg = format!("{}={witness_key}", witness.url());
     let (code, out) = cli(&second, &db, &["verify", "--log-key", &log_key, "--witness", &witness_arg]);
     assert_eq!(code, 1, "{out}");
+
+    // A proof under the kept checkpoint: the first log gives one, the
+    // second cannot.
+    let prove = |server: &Server| {
+        warrant_command(server.config_home())
+            .args(["audit", "prove", "--seq", "3", "--checkpoint", kept.to_str().unwrap()])
+            .args(["--database-url", server.database_url()])
+            .output()
+            .unwrap()
+    };
+    let out = prove(&first);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = dir.path().join("3.tlog-proof");
+    std::fs::write(&again, &out.stdout).unwrap();
+    let out = warrant_command(first.config_home())
+        .args(["audit", "verify-proof", again.to_str().unwrap(), "--vkey", &log_key, "--witness-vkey", &witness_key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = prove(&second);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the log's records"), "{out:?}");
 }
