@@ -163,19 +163,31 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         max_connections: transport::connection_cap(args.max_connections.max(1)),
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let server = transport::serve(listener, app, limits, tls, shutdown_signal());
-    // Graceful: stop accepting, let in-flight requests finish, but not forever.
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::Server),
-        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("in-flight requests did not finish within the grace period");
-            Ok(())
-        }
-    };
+    let result = serve_until_stopped(listener, app, limits, tls, grace).await.map_err(ServeError::Server);
     // What was refused since the last summary is recorded before we go.
     state.audit().flush_rejections().await;
     tracing::info!("stopped");
     result
+}
+
+/// Serves `app` until SIGTERM or SIGINT, then stops accepting and lets
+/// in-flight requests finish, but not for longer than `grace` (the witness
+/// serves the same way).
+pub(super) async fn serve_until_stopped(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: TransportLimits,
+    tls: Option<Arc<ServerTls>>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let server = transport::serve(listener, app, limits, tls, shutdown_signal());
+    tokio::select! {
+        r = server => r,
+        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    }
 }
 
 /// SIGTERM or SIGINT (the witness stops on them too).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::serve::{init_logging, shutdown_signal};
+use super::serve::{init_logging, serve_until_stopped};
 use crate::config::{WitnessArgs, WitnessCommand, WitnessRunArgs};
 use crate::http::transport::{self, TransportLimits};
 use crate::witness::key::{self, WitnessKeyError};
@@ -95,15 +95,7 @@ async fn serve(args: WitnessRunArgs) -> Result<(), WitnessCommandError> {
         max_connections: transport::connection_cap(args.max_connections.max(1)),
     };
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let server = transport::serve(listener, app, limits, None, shutdown_signal());
-    // Graceful: stop accepting, let in-flight requests finish, but not forever.
-    let result = tokio::select! {
-        r = server => r.map_err(WitnessCommandError::Server),
-        () = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("in-flight requests did not finish within the grace period");
-            Ok(())
-        }
-    };
+    let result = serve_until_stopped(listener, app, limits, None, grace).await.map_err(WitnessCommandError::Server);
     tracing::info!("stopped");
     result
 }
