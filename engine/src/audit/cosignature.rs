@@ -124,9 +124,7 @@ impl CosignatureVerifier {
 /// The verifier key string.
 impl fmt::Display for CosignatureVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut key = vec![COSIGNATURE_V1];
-        key.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.id, BASE64.encode(key))
+        f.write_str(&note::key_text(&self.name, self.id, COSIGNATURE_V1, self.key.as_bytes()))
     }
 }
 
@@ -147,11 +145,7 @@ impl CosignerKey {
     /// A key named `name` from 32 random bytes (the caller's: the engine
     /// has no source of randomness of its own).
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, NoteError> {
-        if !note::is_key_name(name) {
-            return Err(NoteError::KeyName(name.to_owned()));
-        }
-        let key = SigningKey::from_bytes(&seed);
-        let id = note::key_id(name, COSIGNATURE_V1, key.verifying_key().as_bytes());
+        let (id, key) = note::signing_key(name, COSIGNATURE_V1, seed)?;
         Ok(Self { name: name.to_owned(), id, key })
     }
 
@@ -168,9 +162,7 @@ impl CosignerKey {
 
     /// The signer key string: secret, for the key file only.
     pub fn to_skey(&self) -> String {
-        let mut key = vec![COSIGNATURE_V1];
-        key.extend_from_slice(self.key.as_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.id, BASE64.encode(key))
+        format!("PRIVATE+KEY+{}", note::key_text(&self.name, self.id, COSIGNATURE_V1, self.key.as_bytes()))
     }
 
     pub fn name(&self) -> &str {

@@ -60,6 +60,25 @@ pub fn key_id(name: &str, alg: u8, public: &[u8]) -> u32 {
     u32::from_be_bytes(id)
 }
 
+/// `<name>+<hex id>+<base64(alg ‖ key)>`: how keys are written, verifier
+/// keys as they are and signer keys after `PRIVATE+KEY+` (Go's format).
+pub(super) fn key_text(name: &str, id: u32, alg: u8, key: &[u8]) -> String {
+    let mut bytes = Vec::with_capacity(1 + key.len());
+    bytes.push(alg);
+    bytes.extend_from_slice(key);
+    format!("{name}+{id:08x}+{}", BASE64.encode(bytes))
+}
+
+/// The Ed25519 key of `seed` for a key named `name`, and its id as a key of
+/// signature type `alg`.
+pub(super) fn signing_key(name: &str, alg: u8, seed: [u8; 32]) -> Result<(u32, SigningKey), NoteError> {
+    if !is_key_name(name) {
+        return Err(NoteError::KeyName(name.to_owned()));
+    }
+    let key = SigningKey::from_bytes(&seed);
+    Ok((key_id(name, alg, key.verifying_key().as_bytes()), key))
+}
+
 fn parse_id(text: &str) -> Result<u32, NoteError> {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NoteError::Key("the key id must be 8 hex digits"));
@@ -129,9 +148,7 @@ impl NoteVerifier {
 /// The verifier key string.
 impl fmt::Display for NoteVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut key = vec![ED25519];
-        key.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{:08x}+{}", self.name, self.id, BASE64.encode(key))
+        f.write_str(&key_text(&self.name, self.id, ED25519, self.key.as_bytes()))
     }
 }
 
@@ -152,11 +169,7 @@ impl NoteSigner {
     /// A key named `name` from 32 random bytes (the caller's: the engine
     /// has no source of randomness of its own).
     pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, NoteError> {
-        if !is_key_name(name) {
-            return Err(NoteError::KeyName(name.to_owned()));
-        }
-        let key = SigningKey::from_bytes(&seed);
-        let id = key_id(name, ED25519, key.verifying_key().as_bytes());
+        let (id, key) = signing_key(name, ED25519, seed)?;
         Ok(Self { name: name.to_owned(), id, key })
     }
 
@@ -176,9 +189,7 @@ impl NoteSigner {
 
     /// The signer key string: secret, for the key file only.
     pub fn to_skey(&self) -> String {
-        let mut key = vec![ED25519];
-        key.extend_from_slice(self.key.as_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.id, BASE64.encode(key))
+        format!("PRIVATE+KEY+{}", key_text(&self.name, self.id, ED25519, self.key.as_bytes()))
     }
 
     pub fn name(&self) -> &str {

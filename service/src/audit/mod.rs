@@ -162,7 +162,6 @@ impl AuditLog {
             return Ok(None);
         }
         let leaves = self.store.audit_leaves_after(first, u32::try_from(width).unwrap_or(0)).await?;
-        let leaves: Vec<Hash> = leaves.into_iter().map(|(_, leaf)| leaf).collect();
         Ok(cut(&leaves))
     }
 

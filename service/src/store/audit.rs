@@ -15,7 +15,7 @@ use warrant_engine::audit::{
 use super::error::{StoreError, i64_of, u64_of};
 use super::open::Store;
 use super::records::{AuditFilter, Candidates, RANGE, record_of, select, stored_of, verify_rows};
-use super::sealing::{Sealed, entry_of, leaf_of};
+use super::sealing::{Sealed, entry_of};
 use super::tokens::TokenUpdate;
 
 impl Store {
@@ -135,40 +135,11 @@ impl Store {
         Ok(leaves)
     }
 
-    /// Every record's Merkle leaf, in `seq` order, read a page of records at
-    /// a time (each leaf hashes the record's whole canonical entry).
-    pub async fn audit_leaves(&self) -> Result<Vec<Hash>, StoreError> {
-        /// Records read per query.
-        const PAGE: u32 = 4096;
-        let mut leaves = Vec::new();
-        loop {
-            let page = self.audit_leaves_after(leaves.len() as u64, PAGE).await?;
-            if page.is_empty() {
-                return Ok(leaves);
-            }
-            leaves.extend(page.into_iter().map(|(_, leaf)| leaf));
-        }
-    }
-
-    /// The `seq` and Merkle leaf of the records after `after_seq`, in order,
-    /// at most `limit` (to catch up on records other writers appended, and
-    /// to load the leaves page by page).
-    pub async fn audit_leaves_after(&self, after_seq: u64, limit: u32) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let canonical_since = self.audit_canonical_since().await?;
-        on_backend!(self, b => {
-            let rows = sqlx::query(RANGE)
-                .bind(i64_of(after_seq.saturating_add(1)))
-                .bind(i64::MAX)
-                .bind(i64::from(limit))
-                .fetch_all(b.reader())
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    let stored = stored_of(row)?;
-                    Ok((stored.seq, leaf_of(&stored, canonical_since)))
-                })
-                .collect()
-        })
+    /// The Merkle leaves of the records after `after_seq`, in order, at most
+    /// `limit`: the hashes of their entries ([`Store::audit_entries`]).
+    pub async fn audit_leaves_after(&self, after_seq: u64, limit: u32) -> Result<Vec<Hash>, StoreError> {
+        let entries = self.audit_entries(after_seq.saturating_add(1), u64::MAX, limit).await?;
+        Ok(entries.iter().map(|entry| merkle::leaf_hash(entry)).collect())
     }
 
     /// The entries (canonical records, the bytes each leaf hashes) of
@@ -257,12 +228,7 @@ impl Store {
 
     /// The newest published C2SP checkpoint: its size and note.
     pub async fn latest_log_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let row: Option<(i64, String)> = on_backend!(self, b => {
-            sqlx::query_as("SELECT tree_size, note FROM audit_log_checkpoints ORDER BY tree_size DESC LIMIT 1")
-                .fetch_optional(b.reader())
-                .await?
-        });
-        row.map(|(size, note)| Ok((u64_of(size, "tree_size")?, note))).transpose()
+        self.witnessed_log_checkpoint(0).await
     }
 
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {

@@ -66,7 +66,7 @@ impl Store {
             }
             let limit = u32::try_from(want).unwrap_or(u32::MAX);
             let leaves = self.audit_leaves_after(id.index * TILE_WIDTH, limit).await?;
-            tiles.insert(*id, leaves.into_iter().map(|(_, leaf)| leaf).collect());
+            tiles.insert(*id, leaves);
         }
         let empty = TileEdge::default();
         let layered = Layered(&tiles, edge.unwrap_or(&empty));
