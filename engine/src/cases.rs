@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::Bundle;
+use crate::entities::EntitySet;
 use crate::request::{EntityRef, Query, Undeclared};
 use crate::time::Timestamp;
 
@@ -159,6 +160,10 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
         Err(e) => return fail_file(report, format!("entities: {e}")),
     };
     for case in cases.cases {
+        if let Some(missing) = missing_entity(bundle, &entities, [&case.principal, &case.resource]) {
+            report.results.push(CaseResult { file: file.clone(), name: case.name, failure: Some(missing) });
+            continue;
+        }
         let query = Query {
             principal: EntityRef { type_name: case.principal.type_name, id: case.principal.id, properties: None },
             action: case.action,
@@ -208,4 +213,26 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
         };
         report.results.push(CaseResult { file: file.clone(), name: case.name, failure });
     }
+}
+
+/// Why a case cannot test what it says: the principal or resource it names
+/// is in neither its file's entities nor the bundle's. Cedar would decide
+/// anyway (an unknown entity has no attributes and no parents), so the typo
+/// would surface, if at all, as a `no_permit` or a `policy_error` far from
+/// its cause.
+fn missing_entity<'c>(
+    bundle: &Bundle,
+    entities: &EntitySet,
+    named: impl IntoIterator<Item = &'c CaseEntity>,
+) -> Option<String> {
+    named.into_iter().find_map(|e| {
+        // An undeclared type is the request's own error, reported by `decide`.
+        let ty = bundle.entity_type(&e.type_name)?;
+        (!entities.contains(&ty, &e.id)).then(|| {
+            format!(
+                "entity not found: `{ty}::{}` is in neither the file's `entities` nor the bundle's `entities.json`",
+                Value::String(e.id.clone())
+            )
+        })
+    })
 }

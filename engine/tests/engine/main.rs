@@ -16,6 +16,7 @@ mod common;
 mod audit_chain;
 mod bundle;
 mod canonical;
+mod cases;
 mod context_paths;
 mod index_differential;
 mod merkle_vectors;

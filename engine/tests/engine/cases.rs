@@ -1,0 +1,100 @@
+//! Policy tests (`tests/*.json` of a bundle), run as `warrant test` runs them.
+
+use warrant_engine::{Bundle, Timestamp, cases};
+
+const SCHEMA: &str = r#"namespace Docs {
+    entity User = { level: Long };
+    entity Doc = { owner: User };
+    action read appliesTo { principal: User, resource: Doc };
+}
+"#;
+
+const POLICIES: &str = r#"@id("read.owner")
+permit (principal, action == Docs::Action::"read", resource)
+when { resource.owner == principal };
+"#;
+
+/// A bundle directory holding the schema, the policy and one test file.
+fn bundle_dir(tests: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("docs.cedarschema"), SCHEMA).unwrap();
+    std::fs::write(dir.path().join("read.cedar"), POLICIES).unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    std::fs::write(dir.path().join("tests/read.json"), tests).unwrap();
+    dir
+}
+
+fn run(tests: &str) -> cases::Report {
+    let dir = bundle_dir(tests);
+    let bundle = Bundle::load_dir(dir.path()).unwrap();
+    cases::run(&bundle, dir.path(), Timestamp::now())
+}
+
+const ENTITIES: &str = r#"[
+    {"uid": {"type": "Docs::User", "id": "ann"}, "attrs": {"level": 1}, "parents": []},
+    {"uid": {"type": "Docs::Doc", "id": "d1"}, "attrs": {"owner": {"__entity": {"type": "Docs::User", "id": "ann"}}}, "parents": []}
+]"#;
+
+#[test]
+fn a_case_naming_an_entity_its_file_lacks_says_which() {
+    // `bob` is a typo for `ann`; Cedar would deny (an unknown principal owns
+    // nothing) or fail on the missing owner, which points nowhere near it.
+    let report = run(&format!(
+        r#"{{"entities": {ENTITIES}, "cases": [
+            {{"name": "owner reads", "principal": {{"type": "User", "id": "ann"}}, "action": "read",
+              "resource": {{"type": "Doc", "id": "d1"}}, "expect": "allow"}},
+            {{"name": "typo in the principal", "principal": {{"type": "User", "id": "bob"}}, "action": "read",
+              "resource": {{"type": "Doc", "id": "d1"}}, "expect": "allow"}},
+            {{"name": "typo in the resource", "principal": {{"type": "User", "id": "ann"}}, "action": "read",
+              "resource": {{"type": "Docs::Doc", "id": "d2"}}, "expect": "deny"}}
+        ]}}"#
+    ));
+    let outcome: Vec<(&str, Option<&str>)> =
+        report.results.iter().map(|r| (r.name.as_str(), r.failure.as_deref())).collect();
+    assert_eq!(outcome[0], ("owner reads", None));
+    let principal = outcome[1].1.expect("a missing principal fails the case");
+    assert!(principal.starts_with("entity not found: `Docs::User::\"bob\"`"), "{principal}");
+    // Even when the decision happens to match: the case tests nothing.
+    let resource = outcome[2].1.expect("a missing resource fails the case");
+    assert!(resource.starts_with("entity not found: `Docs::Doc::\"d2\"`"), "{resource}");
+}
+
+/// Copies `from` (files and `tests/`) into a new temporary directory.
+fn copy_bundle(from: &std::path::Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for sub in ["", "tests"] {
+        std::fs::create_dir_all(to.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(from.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.path().join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    to
+}
+
+/// The pack's cases decide at noon UTC on a weekday (policies/README.md):
+/// a policy about the hour of the day, such as this one forbidding
+/// everything between 00:00 and 06:00 UTC, must not change what cases about
+/// something else expect. When they decided at midnight, this policy
+/// failed all 172 of them.
+#[test]
+fn the_pack_s_cases_do_not_depend_on_the_hour_of_the_night() {
+    let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let dir = copy_bundle(&pack);
+    std::fs::write(
+        dir.path().join("night.cedar"),
+        r#"@id("night.freeze")
+@reason("night_freeze")
+forbid (principal, action, resource)
+when { context has now && context.now.toTime() < duration("6h") };
+"#,
+    )
+    .unwrap();
+    let bundle = Bundle::load_dir(dir.path()).unwrap();
+    let report = cases::run(&bundle, dir.path(), Timestamp::now());
+    let failed: Vec<_> = report.results.iter().filter(|r| r.failure.is_some()).map(|r| &r.name).collect();
+    assert!(report.passed() > 100, "the pack's cases ran: {}", report.passed());
+    assert!(failed.is_empty(), "cases that depend on the hour: {failed:?}");
+}
