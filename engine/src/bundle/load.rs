@@ -1,46 +1,68 @@
 //! Loading a bundle, one named step after another: the schema, the policy
-//! files, template links, strict validation, `entities.json`, the rules, and
+//! files, template links, strict validation, the lints (`lint`),
+//! `entities.json`, the rules (compiled, each configuration probed), and
 //! what decisions derive from them (names, the policy index, the entities
 //! policies name). Every problem the text steps find is reported, not only
-//! the first; the rules are compiled only once the text is sound.
+//! the first, except what a syntax error would make up: only a file's first
+//! syntax error is reported (`syntax`), and nothing is validated after one.
+//! The rules are compiled only once the text is sound.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, ValidationMode, ValidationResult, Validator,
+};
 use serde_json::Value;
 
 use super::error::BundleError;
 use super::links;
+use super::lint::{self, Severity, Sources};
 use super::source::{BundleSource, FileKind};
+use super::syntax;
 use crate::decide::{Decider, Declared, PolicyFacts};
 use crate::diagnostic::{Diagnostic, line_column};
 use crate::entities::{EntitySet, UidKey, collect_refs};
 use crate::index::PolicyIndex;
 use crate::names::Names;
-use crate::rules::{MANIFEST_PATH, RuleRuntime, RuleSet};
+use crate::rules::{MANIFEST_PATH, Probe, RuleRuntime, RuleSet};
 
-/// Parses and strictly validates `source`: what decisions need, and the
-/// bundle's own entities (`entities.json`). Rule components compile on
-/// `runtime` (the shared one when `None`).
-pub(super) fn load(
-    source: &BundleSource,
-    runtime: Option<&Arc<RuleRuntime>>,
-) -> Result<(Decider, Vec<Value>), BundleError> {
+/// What loading yields: what decisions need, the bundle's own entities
+/// (`entities.json`), and the warnings found on the way.
+pub(super) struct Loaded {
+    pub decider: Decider,
+    pub base_entities: Vec<Value>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses and strictly validates `source`, then lints it. Rule components
+/// compile on `runtime` (the shared one when `None`). Warnings are returned
+/// only with a bundle that loads: next to an error they would only delay it.
+pub(super) fn load(source: &BundleSource, runtime: Option<&Arc<RuleRuntime>>) -> Result<Loaded, BundleError> {
     let (schema_path, schema_text) = schema_file(source)?;
-    let schema = parse_schema(schema_path, schema_text)?;
+    let mut warnings = Vec::new();
+    let schema = parse_schema(schema_path, schema_text, &mut warnings)?;
     let declared = Declared::from_cedarschema(schema_text).map_err(|e| invalid(Diagnostic::file(schema_path, e)))?;
 
     let mut diagnostics = Vec::new();
     let mut parsed = parse_policies(source, &mut diagnostics);
+    let links = file_of(source, FileKind::Links);
     if diagnostics.is_empty()
-        && let Some((path, text)) = file_of(source, FileKind::Links)
+        && let Some((path, text)) = links
     {
         links::link_all(path, text, &mut parsed.policies, &mut parsed.facts, &mut diagnostics);
     }
+    // After a syntax error, validation would only report its consequences.
     if diagnostics.is_empty() {
-        validate(&schema, &parsed, schema_path, &mut diagnostics);
+        let validation = validate(&schema, &parsed, schema_path, &mut diagnostics);
+        let sources = Sources { origin: &parsed.origin, links, schema_path };
+        for finding in lint::lint(&schema, &parsed.policies, &validation, &sources) {
+            match finding.severity {
+                Severity::Error => diagnostics.push(finding.diagnostic),
+                Severity::Warning => warnings.push(finding.diagnostic),
+            }
+        }
     }
     let base_entities = base_entities(source, &mut diagnostics);
     if !diagnostics.is_empty() {
@@ -48,7 +70,7 @@ pub(super) fn load(
     }
 
     let names = Names::from_schema(&schema);
-    let rules = load_rules(source, runtime, &names)?;
+    let rules = load_rules(source, runtime, &schema, &names)?;
     let Parsed { policies, facts, .. } = parsed;
     let index = PolicyIndex::build(&schema, &policies);
     let action_entities = schema.action_entities().map(|e| e.into_iter().collect()).unwrap_or_default();
@@ -58,7 +80,7 @@ pub(super) fn load(
         return Err(invalid(Diagnostic::file("entities.json", e)));
     }
     let decider = Decider { schema, policies, index, facts, names, declared, action_entities, literal_refs, rules };
-    Ok((decider, base_entities))
+    Ok(Loaded { decider, base_entities, warnings })
 }
 
 fn invalid(diagnostic: Diagnostic) -> BundleError {
@@ -87,10 +109,14 @@ fn schema_file(source: &BundleSource) -> Result<(&str, &str), BundleError> {
     }
 }
 
-fn parse_schema(path: &str, text: &str) -> Result<Schema, BundleError> {
+/// The schema, and Cedar's warnings about it (a name shadowing another).
+fn parse_schema(path: &str, text: &str, warnings: &mut Vec<Diagnostic>) -> Result<Schema, BundleError> {
     match Schema::from_cedarschema_str(text) {
-        Ok((schema, _warnings)) => Ok(schema),
-        Err(e) => Err(invalid(Diagnostic::from_cedar(path, text, &e))),
+        Ok((schema, found)) => {
+            warnings.extend(found.map(|w| syntax::located(path, text, &w)));
+            Ok(schema)
+        }
+        Err(e) => Err(invalid(syntax::located(path, text, &e))),
     }
 }
 
@@ -105,13 +131,14 @@ struct Parsed<'s> {
 
 /// Parses every `*.cedar` file. A policy's id is its `@id` annotation, or
 /// `<file>#<n>` (`<file>#template<n>` for a template); an id used twice is
-/// reported where it is used again.
+/// reported where it is used again. A file with syntax errors is reported
+/// by its first (see `syntax`).
 fn parse_policies<'s>(source: &'s BundleSource, diagnostics: &mut Vec<Diagnostic>) -> Parsed<'s> {
     let mut parsed = Parsed { policies: PolicySet::new(), facts: HashMap::new(), origin: HashMap::new() };
     for (path, text) in source.files().filter(|(p, _)| FileKind::of(p) == Some(FileKind::Policies)) {
         match PolicySet::from_str(text) {
             Ok(set) => parsed.add_file(path, text, &set, diagnostics),
-            Err(errors) => diagnostics.extend(errors.iter().map(|e| Diagnostic::from_cedar(path, text, e))),
+            Err(errors) => diagnostics.extend(syntax::first(path, text, errors.iter())),
         }
     }
     parsed
@@ -158,8 +185,14 @@ impl<'s> Parsed<'s> {
 }
 
 /// Strict validation against the schema, each error located in the file of
-/// the policy it names (the schema's, when none does).
-fn validate(schema: &Schema, parsed: &Parsed<'_>, schema_path: &str, diagnostics: &mut Vec<Diagnostic>) {
+/// the policy it names (the schema's, when none does). The result, with its
+/// warnings, goes on to the lints.
+fn validate(
+    schema: &Schema,
+    parsed: &Parsed<'_>,
+    schema_path: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> ValidationResult {
     let validation = Validator::new(schema.clone()).validate(&parsed.policies, ValidationMode::Strict);
     for error in validation.validation_errors() {
         let (file, text) = parsed.origin.get(error.policy_id()).copied().unwrap_or((schema_path, ""));
@@ -170,6 +203,7 @@ fn validate(schema: &Schema, parsed: &Parsed<'_>, schema_path: &str, diagnostics
         }
         diagnostics.push(d);
     }
+    validation
 }
 
 /// `entities.json`, when there is one: a JSON array of Cedar entities
@@ -193,11 +227,13 @@ fn base_entities(source: &BundleSource, diagnostics: &mut Vec<Diagnostic>) -> Ve
 }
 
 /// The custom rules: `rules/manifest.json` and the `rules/*.wasm`
-/// components it names, compiled on `runtime`. Components without a
+/// components it names, compiled on `runtime`, each configuration probed
+/// with a request of types its action applies to. Components without a
 /// manifest are refused rather than ignored.
 fn load_rules(
     source: &BundleSource,
     runtime: Option<&Arc<RuleRuntime>>,
+    schema: &Schema,
     names: &Names,
 ) -> Result<RuleSet, BundleError> {
     let components: BTreeMap<String, Vec<u8>> = source
@@ -205,13 +241,33 @@ fn load_rules(
         .filter_map(|(path, bytes)| path.strip_prefix("rules/").map(|name| (name.to_owned(), bytes.to_vec())))
         .collect();
     match file_of(source, FileKind::RulesManifest) {
-        Some((_, manifest)) => RuleSet::load(runtime, manifest, &components, |name| names.action(name).cloned())
-            .map_err(BundleError::Invalid),
+        Some((_, manifest)) => RuleSet::load(
+            runtime,
+            manifest,
+            &components,
+            |name| names.action(name).cloned(),
+            |action| probe(schema, names, action),
+        )
+        .map_err(BundleError::Invalid),
         None if components.is_empty() => Ok(RuleSet::default()),
         None => Err(invalid(Diagnostic::file(
             MANIFEST_PATH,
             "`rules/` holds components but no manifest: add `rules/manifest.json`",
         ))),
+    }
+}
+
+/// The request a rule's configuration is probed with for `action`: the
+/// first (by name) of the principal and resource types it applies to.
+fn probe(schema: &Schema, names: &Names, action: &EntityUid) -> Probe {
+    let first = |types: Option<Vec<&EntityTypeName>>| {
+        types.unwrap_or_default().into_iter().map(|t| names.qualified(t).into_owned()).min().unwrap_or_default()
+    };
+    Probe {
+        principal_type: first(schema.principals_for_action(action).map(Iterator::collect)),
+        action_type: names.qualified(action.type_name()).into_owned(),
+        action_id: action.id().unescaped().to_owned(),
+        resource_type: first(schema.resources_for_action(action).map(Iterator::collect)),
     }
 }
 

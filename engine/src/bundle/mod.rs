@@ -17,8 +17,10 @@
 
 mod error;
 mod links;
+mod lint;
 mod load;
 mod source;
+mod syntax;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub use error::BundleError;
 pub use source::{BundleSource, FileKind};
 
 use crate::decide::{Decider, Decision};
+use crate::diagnostic::Diagnostic;
 use crate::entities::{EntitiesError, EntitySet};
 use crate::request::{Query, RequestError};
 use crate::rules::{RuleRuntime, RuleSet};
@@ -43,6 +46,8 @@ pub struct Bundle {
     decider: Decider,
     /// The entities of `entities.json`, as Cedar entities JSON objects.
     base_entities: Vec<Value>,
+    /// What loading found worth telling but not worth refusing (`lint`).
+    warnings: Vec<Diagnostic>,
 }
 
 impl Bundle {
@@ -56,8 +61,8 @@ impl Bundle {
     /// [`load`](Self::load) on a given rules runtime (one with an on-disk
     /// cache of compiled components, say).
     pub fn load_with(source: BundleSource, runtime: Option<&Arc<RuleRuntime>>) -> Result<Self, BundleError> {
-        let (decider, base_entities) = load::load(&source, runtime)?;
-        Ok(Self { digest: source.digest(), source, decider, base_entities })
+        let load::Loaded { decider, base_entities, warnings } = load::load(&source, runtime)?;
+        Ok(Self { digest: source.digest(), source, decider, base_entities, warnings })
     }
 
     /// Reads and loads a bundle directory.
@@ -72,6 +77,14 @@ impl Bundle {
 
     pub fn source(&self) -> &BundleSource {
         &self.source
+    }
+
+    /// What loading found that is probably a mistake but refuses nothing:
+    /// Cedar's validation warnings, a permit that can never apply, dead
+    /// conditions that can only make decisions stricter (docs/cli.md#check).
+    /// Located like errors, in file and line order.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The namespace unqualified type names resolve in (`Analytics` for the pack).

@@ -6,6 +6,8 @@
 //! - `sandbox` checks a component's imports, links it and runs one
 //!   evaluation under its limits.
 //! - `verdict` is what one rule said, and the reason it adds to a deny.
+//! - `probe` calls each rule once at load, so that a configuration the rule
+//!   rejects refuses the bundle.
 //! - This module loads a bundle's rules and evaluates those that apply to a
 //!   request, reusing warm instances.
 //!
@@ -15,6 +17,7 @@
 //! rules are reported, never applied.
 
 mod manifest;
+mod probe;
 mod runtime;
 mod sandbox;
 mod verdict;
@@ -26,6 +29,8 @@ use std::time::Instant;
 use cedar_policy::EntityUid;
 
 pub use manifest::{Isolation, Limits, MANIFEST_PATH, MAX_MEMORY_BYTES, MAX_TIMEOUT_MS, Mode};
+pub(crate) use probe::Probe;
+pub use probe::{INVALID_CONFIG, PROBE_ENTITY_ID};
 pub use runtime::{CompileError, CompiledFrom, RuleRuntime, RuntimeError};
 pub use sandbox::{Failure, WIT_PACKAGE};
 pub use verdict::{RULE_DENIED, RULE_ERROR, RuleOutcome, RuleVerdict};
@@ -86,17 +91,21 @@ pub struct RuleRequest<'a> {
 }
 
 impl RuleSet {
-    /// Loads the rules of a bundle: `manifest` is the text of
+    /// Loads the rules of a bundle: `manifest_text` is the text of
     /// `rules/manifest.json`, `components` the `rules/*.wasm` files by name,
-    /// `action` resolves an action name of the schema.
+    /// `action` resolves an action name of the schema, and `probe` gives
+    /// the request each rule's configuration is probed with for an action
+    /// (module `probe`). A rule that rejects its configuration is a problem
+    /// like a component that does not link.
     pub(crate) fn load(
         runtime: Option<&Arc<RuleRuntime>>,
-        manifest: &str,
+        manifest_text: &str,
         components: &BTreeMap<String, Vec<u8>>,
         action: impl Fn(&str) -> Option<EntityUid>,
+        probe: impl Fn(&EntityUid) -> Probe,
     ) -> Result<Self, Vec<Diagnostic>> {
         let started = Instant::now();
-        let manifest = Manifest::parse(manifest)?;
+        let manifest = Manifest::parse(manifest_text)?;
         let mut problems = Vec::new();
         for rule in &manifest.rules {
             for name in &rule.actions {
@@ -159,6 +168,14 @@ impl RuleSet {
                     continue;
                 }
             };
+            let config_json = entry.config.to_string();
+            let first_action = entry.actions.iter().find_map(|name| action(name));
+            if let Some(uid) = first_action
+                && let Some(problem) = probe::check(&prepared, &entry.name, &config_json, &probe(&uid), manifest_text)
+            {
+                problems.push(problem);
+                continue;
+            }
             let index = set.rules.len();
             for uid in entry.actions.iter().filter_map(|name| action(name)) {
                 let list = set.by_action.entry(uid).or_default();
@@ -170,7 +187,7 @@ impl RuleSet {
                 name: entry.name,
                 mode: entry.mode,
                 isolation: entry.isolation,
-                config_json: entry.config.to_string(),
+                config_json,
                 prepared,
                 idle: Mutex::new(Vec::new()),
             });

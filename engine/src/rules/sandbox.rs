@@ -107,6 +107,8 @@ pub(crate) struct HostState {
     memory_refused: bool,
     logged: u32,
     redactor: Arc<Redactor>,
+    /// The log lines as logged (redacted, cut), kept when a probe asks.
+    captured: Option<Vec<String>>,
 }
 
 impl ResourceLimiter for HostState {
@@ -137,7 +139,11 @@ impl bindings::warrant::rule::host::Host for HostState {
             &msg
         };
         let line = self.redactor.redact_text(scanned);
-        tracing::info!(rule = %self.rule, "{}", prefix(&line, LOG_LINE_BYTES));
+        let line = prefix(&line, LOG_LINE_BYTES);
+        tracing::info!(rule = %self.rule, "{line}");
+        if let Some(captured) = &mut self.captured {
+            captured.push(line.to_owned());
+        }
     }
 }
 
@@ -205,6 +211,7 @@ impl Prepared {
             memory_refused: false,
             logged: 0,
             redactor: Arc::clone(self.runtime.log_redactor()),
+            captured: None,
         };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| s);
@@ -244,6 +251,29 @@ impl Prepared {
             }
             Err(e) => Err(classify(&instance.store, &e, false)),
         }
+    }
+}
+
+/// What a probe call heard: the verdict (or why there was none) and the
+/// log lines the guest wrote, as the log got them.
+pub(crate) struct Heard {
+    pub answer: Result<(RuleOutcome, Option<String>), Failure>,
+    pub logged: Vec<String>,
+}
+
+impl Prepared {
+    /// One evaluation on an instance of its own, under the rule's limits,
+    /// keeping what the guest logs. The instance is then dropped: a probe
+    /// leaves no state behind for a real request.
+    pub fn probe(&self, config: &str, request: &Request) -> Heard {
+        let mut instance = match self.instantiate() {
+            Ok(instance) => instance,
+            Err(failure) => return Heard { answer: Err(failure), logged: Vec::new() },
+        };
+        instance.store.data_mut().captured = Some(Vec::new());
+        let answer = self.call(&mut instance, config, request);
+        let logged = instance.store.data_mut().captured.take().unwrap_or_default();
+        Heard { answer, logged }
     }
 }
 
