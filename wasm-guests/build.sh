@@ -13,7 +13,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="$(mkdir -p "${1:-$here/dist}" && cd "${1:-$here/dist}" && pwd)"
 cd "$here"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warrant/guests-target}"
-rules=(sql-guard token-max-age change-window)
+# Every rule crate under rules/ (Cargo.toml's members take `rules/*` too):
+# a rule added with `warrant new rule NAME` is built with no edit here.
+rules=()
+for dir in rules/*/; do
+  if [ -f "$dir/Cargo.toml" ]; then rules+=("$(basename "$dir")"); fi
+done
 
 step() { echo "==> $*"; }
 timed() { local t0=$SECONDS; "$@"; echo "    (${*:1:3}… $((SECONDS - t0)) s)"; }
@@ -23,6 +28,20 @@ if command -v rustup >/dev/null; then
   rustup target add wasm32-wasip2 wasm32-unknown-unknown >/dev/null
 else
   echo "    rustup not found: assuming the targets are installed"
+fi
+
+step "Cargo.lock covers every crate (cargo fetch --locked)"
+# The builds below use --locked, so that they build exactly what the lock file
+# pins. A crate added under rules/ is not in it yet: say what to run instead
+# of cargo's "cannot update the lock file".
+if ! fetched="$(cargo fetch --locked 2>&1)"; then
+  echo "$fetched" >&2
+  if grep -q -- '--locked was passed' <<<"$fetched"; then
+    echo "error: Cargo.lock does not list every crate of this workspace (a rule added by hand?): run" >&2
+    echo "    (cd $here && cargo update --workspace --offline)" >&2
+    echo "  (without --offline if cargo has never fetched these dependencies), then build again and commit Cargo.lock" >&2
+  fi
+  exit 1
 fi
 
 step "host unit tests"
@@ -87,7 +106,8 @@ cp ../policies/*.cedarschema ../policies/*.cedar "$out/bundle/"
 cp example-rules/manifest.json "$out/bundle/rules/"
 cp example-rules/tests/*.json "$out/bundle/tests/"
 for f in "${rules[@]/%/.wasm}" js-rule.wasm; do
-  if [ -f "$out/$f" ]; then cp "$out/$f" "$out/bundle/rules/"; fi
+  # The loader refuses a component no entry names.
+  if [ -f "$out/$f" ] && grep -qF "\"$f\"" example-rules/manifest.json; then cp "$out/$f" "$out/bundle/rules/"; fi
 done
 
 step "components in $out"

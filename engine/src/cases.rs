@@ -117,6 +117,13 @@ impl Report {
 /// Runs every `tests/*.json` file of the bundle directory `dir` against
 /// `bundle`; cases without `context.now` are decided at `now`.
 pub fn run(bundle: &Bundle, dir: &Path, now: Timestamp) -> Report {
+    run_selected(bundle, dir, now, |_, _| true)
+}
+
+/// [`run`], deciding only the cases `selected(file name, case name)` picks
+/// (`warrant test --filter`). A file that cannot be read or parsed is
+/// reported when `selected(file name, "(file)")` holds.
+pub fn run_selected(bundle: &Bundle, dir: &Path, now: Timestamp, selected: impl Fn(&str, &str) -> bool) -> Report {
     let mut report = Report::default();
     let tests_dir = dir.join("tests");
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&tests_dir) {
@@ -136,15 +143,17 @@ pub fn run(bundle: &Bundle, dir: &Path, now: Timestamp) -> Report {
     };
     files.sort();
     for path in files {
-        run_file(bundle, &path, now, &mut report);
+        run_file(bundle, &path, now, &selected, &mut report);
     }
     report
 }
 
-fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
+fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, selected: &impl Fn(&str, &str) -> bool, report: &mut Report) {
     let file = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let fail_file = |report: &mut Report, message: String| {
-        report.results.push(CaseResult { file: file.clone(), name: "(file)".into(), failure: Some(message) });
+        if selected(&file, "(file)") {
+            report.results.push(CaseResult { file: file.clone(), name: "(file)".into(), failure: Some(message) });
+        }
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -159,11 +168,8 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
         Ok(set) => set,
         Err(e) => return fail_file(report, format!("entities: {e}")),
     };
-    for case in cases.cases {
-        if let Some(missing) = missing_entity(bundle, &entities, [&case.principal, &case.resource]) {
-            report.results.push(CaseResult { file: file.clone(), name: case.name, failure: Some(missing) });
-            continue;
-        }
+    for case in cases.cases.into_iter().filter(|c| selected(&file, &c.name)) {
+        let missing = missing_entity(bundle, &entities, [&case.principal, &case.resource]);
         let query = Query {
             principal: EntityRef { type_name: case.principal.type_name, id: case.principal.id, properties: None },
             action: case.action,
@@ -211,15 +217,21 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, report: &mut Report) {
                 }
             }
         };
+        // A case may name an entity on purpose that exists nowhere (an
+        // unknown user is denied); when such a case fails, the missing
+        // entity is the likeliest cause, so it is said first.
+        let failure = match (failure, missing) {
+            (Some(why), Some(missing)) => Some(format!("{missing}; {why}")),
+            (failure, _) => failure,
+        };
         report.results.push(CaseResult { file: file.clone(), name: case.name, failure });
     }
 }
 
-/// Why a case cannot test what it says: the principal or resource it names
-/// is in neither its file's entities nor the bundle's. Cedar would decide
-/// anyway (an unknown entity has no attributes and no parents), so the typo
-/// would surface, if at all, as a `no_permit` or a `policy_error` far from
-/// its cause.
+/// The principal or resource a case names that is in neither its file's
+/// entities nor the bundle's. Cedar decides anyway (an unknown entity has
+/// no attributes and no parents), so a typo would otherwise surface as a
+/// `no_permit` or a `policy_error` far from its cause.
 fn missing_entity<'c>(
     bundle: &Bundle,
     entities: &EntitySet,

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Where `serve` keeps its state when told nothing else.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./warrant-data/warrant.db";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "warrant",
@@ -24,12 +27,30 @@ pub enum Command {
     Check {
         /// The bundle directory.
         dir: PathBuf,
+        /// Exit 1 on warnings too (a permit that can never apply, Cedar's
+        /// validation warnings), for CI that wants a clean bundle.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Run a bundle's policy tests (`DIR/tests/*.json`); exit 1 on any failure.
     Test {
         /// The bundle directory.
         dir: PathBuf,
+        /// Run only the cases whose name or file name contains this text
+        /// (exit 1 if none does, so a typo does not pass).
+        #[arg(long)]
+        filter: Option<String>,
     },
+    /// Pull the active bundle of a running service into a directory, or
+    /// push a directory to it as the new bundle.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+    /// Decide one request offline against a bundle directory, explained
+    /// (reasons, policies, rule verdicts, errors, what is missing); exit 0
+    /// on allow, 1 on deny, 2 when it cannot decide.
+    Eval(Box<EvalArgs>),
     /// Create, list and revoke API keys.
     Keys {
         #[command(subcommand)]
@@ -43,6 +64,45 @@ pub enum Command {
     /// Run a C2SP witness of warrant logs (`docs/witness.md`): cosign each
     /// checkpoint a log submits only if it extends the last one cosigned.
     Witness(Box<WitnessArgs>),
+    /// Scaffold a custom rule or a policy test file, wired so that it builds,
+    /// loads and passes as written.
+    New {
+        #[command(subcommand)]
+        command: NewCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// Create a Rust rule crate that builds, loads and is tested as written.
+    ///
+    /// Writes `rules/NAME/` in the guest workspace, an entry in
+    /// `example-rules/manifest.json` and starter cases in
+    /// `example-rules/tests/NAME.json`, and adds the crate to `Cargo.lock`,
+    /// so that `build.sh` builds it and `dist/bundle` runs it with no other edit.
+    Rule {
+        /// The rule's name: `a-z`, `0-9`, single `-` or `_` between them,
+        /// starting with a letter (`eu-only`).
+        name: String,
+        /// The guest workspace.
+        #[arg(long, value_name = "DIR", default_value = "wasm-guests")]
+        guests: PathBuf,
+    },
+    /// Write a policy test file with one starter case that `warrant test` runs.
+    ///
+    /// Writes `DIR/tests/NAME.json`: one case built from the bundle's own
+    /// action, types and entities, expecting what the bundle decides now.
+    Test {
+        /// The file's name (`NAME.json`), as for `new rule`.
+        name: String,
+        /// The bundle directory.
+        #[arg(long, value_name = "DIR", default_value = "policies")]
+        bundle: PathBuf,
+        /// The action to test (default: the first, by name, with entities
+        /// to test it on; one the bundle allows is preferred).
+        #[arg(long)]
+        action: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,8 +240,15 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Database URL (`sqlite://PATH`); the file and its directory are created.
-    #[arg(long, env = "WARRANT_DATABASE_URL", default_value = "sqlite://./warrant-data/warrant.db")]
+    #[arg(long, env = "WARRANT_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+
+    /// Serve the demo workspace every README example uses (`service/demo/`:
+    /// users, projects, a connection, schemas, tokens) from a database of
+    /// its own in `./warrant-demo`, made afresh at each start, with an API
+    /// key holding every scope in `./warrant-demo/api-key`.
+    #[arg(long, env = "WARRANT_DEMO")]
+    pub demo: bool,
 
     /// Policy bundle directory, loaded at start and on SIGHUP.
     #[arg(long, env = "WARRANT_POLICIES", default_value = "./policies")]
@@ -454,6 +521,78 @@ pub struct WitnessRunArgs {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "WARRANT_WITNESS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Write the active bundle's files into DIR (rule components as the
+    /// bytes they are) and print its digest.
+    Pull {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The directory to write (created if missing).
+        dir: PathBuf,
+        /// Write into a non-empty DIR: its bundle files (what `check` loads)
+        /// that the active bundle lacks are removed, other files (tests,
+        /// docs) are left alone.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Upload DIR (the files `check` loads) as the new bundle and print its
+    /// digest, or the service's diagnostics (exit 1).
+    Push {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The bundle directory.
+        dir: PathBuf,
+    },
+}
+
+/// A running service and the key to talk to it with. The key itself is
+/// never a flag (it would land in shell history and `ps`): it comes from
+/// `--api-key-file` or the `WARRANT_API_KEY` variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// The service's base URL.
+    #[arg(long, env = "WARRANT_URL", default_value = "http://127.0.0.1:8180")]
+    pub url: reqwest::Url,
+    /// A file holding an API key with the `policy:admin` scope (default:
+    /// the `WARRANT_API_KEY` variable).
+    #[arg(long, env = "WARRANT_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// `warrant eval`: one request, as flags or as a `POST /v1/authorize` body.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// The bundle directory.
+    #[arg(long, env = "WARRANT_POLICIES", default_value = "./policies")]
+    pub policies: PathBuf,
+    /// Cedar entities JSON (an array, as `GET /v1/entities` returns it, or
+    /// a policy test file's `entities`), seen over the bundle's own
+    /// `entities.json` as the service sees stored entities.
+    #[arg(long)]
+    pub entities: Option<PathBuf>,
+    /// The principal: `User::"alice"`, `User::alice` or
+    /// `Analytics::User::"alice"`.
+    #[arg(long, required_unless_present = "request", conflicts_with = "request")]
+    pub principal: Option<String>,
+    /// The action id (`view_notebook`) or its full uid.
+    #[arg(long, required_unless_present = "request", conflicts_with = "request")]
+    pub action: Option<String>,
+    /// The resource, spelled as the principal.
+    #[arg(long, required_unless_present = "request", conflicts_with = "request")]
+    pub resource: Option<String>,
+    /// The Cedar context, a JSON object (`{"now": "2026-06-01T12:00:00Z"}`).
+    #[arg(long, conflicts_with = "request")]
+    pub context: Option<String>,
+    /// The request as a file holding a `POST /v1/authorize` body (`-`:
+    /// standard input), instead of the flags above.
+    #[arg(long)]
+    pub request: Option<PathBuf>,
+    /// Print the native answer (`POST /v1/authorize`'s shape) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod demo;
 pub mod http;
 pub mod ids;
 pub mod keys;

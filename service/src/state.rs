@@ -53,13 +53,15 @@ pub enum ChangeError {
     Audit(String),
 }
 
-/// What a bundle change did.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+/// What a bundle change did, and what loading the bundle found worth
+/// telling (its warnings: docs/cli.md#check).
+#[derive(Debug, Clone)]
 pub struct Activation {
     pub digest: String,
     pub previous_digest: String,
     pub changed: bool,
     pub policies: usize,
+    pub warnings: Vec<warrant_engine::Diagnostic>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +223,7 @@ impl AppState {
             changed: bundle.digest() != previous_digest,
             previous_digest,
             policies: bundle.policy_count(),
+            warnings: bundle.warnings().to_vec(),
         };
         if !activation.changed && origin == current.origin {
             return Ok(activation);

@@ -171,3 +171,63 @@ async fn metrics_count_requests_decisions_and_refusals_by_bounded_labels() {
     assert!(value("warrant_audit_batch_records_count") >= 1.0, "decisions are audited in group commits");
     assert!(value("warrant_http_connections") >= 1.0);
 }
+
+/// What `warrant serve` writes to stderr (here a pipe, as when redirected to
+/// a file) from its start until it listens, in `format`, on a fresh database
+/// with no API keys.
+fn start_up_log(format: &str) -> String {
+    use std::io::{BufRead as _, BufReader};
+    let db = tempfile::tempdir().unwrap();
+    let mut child = warrant_command(&db.path().join("config"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", format])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.path().join("w.db").display()))
+        .arg("--policies")
+        .arg(pack_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(log.contains("listening"), "serve did not start:\n{log}");
+    log
+}
+
+#[test]
+fn the_no_keys_hint_is_said_once_and_a_redirected_text_log_has_no_colour() {
+    for format in ["json", "text"] {
+        let log = start_up_log(format);
+        assert_eq!(log.matches("no API keys yet").count(), 1, "--log-format {format}:\n{log}");
+        assert!(log.contains("warrant keys create --scope decide"), "the hint says what to run:\n{log}");
+        assert!(!log.contains('\u{1b}'), "--log-format {format} wrote escape codes into a pipe:\n{log:?}");
+    }
+}
+
+#[test]
+fn the_demo_never_writes_into_a_database_it_was_given() {
+    let db = tempfile::tempdir().unwrap();
+    let out = warrant_command(&db.path().join("config"))
+        .current_dir(db.path())
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", db.path().join("real.db").display()))
+        .arg("--policies")
+        .arg(pack_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("`--demo` keeps its own database in `warrant-demo/`"), "{stderr}");
+    assert!(!db.path().join("real.db").exists(), "the given database was created");
+    assert!(!db.path().join("warrant-demo").exists(), "nothing of the demo was made");
+}

@@ -13,7 +13,7 @@ use crate::server::{Server, bundle_files, pack_dir, pack_entities};
 
 /// A forbid that turns vera's `view_notebook` on p_multi (a member: allowed
 /// by the pack) into a deny with a recognisable reason.
-const BLOCK_VERA: &str = r#"// Added by the end-to-end tests.
+pub(crate) const BLOCK_VERA: &str = r#"// Added by the end-to-end tests.
 @id("T.block_vera")
 @reason("blocked_for_test")
 forbid (

@@ -36,7 +36,7 @@ const ENTITIES: &str = r#"[
 ]"#;
 
 #[test]
-fn a_case_naming_an_entity_its_file_lacks_says_which() {
+fn a_failing_case_naming_an_entity_its_file_lacks_says_which_first() {
     // `bob` is a typo for `ann`; Cedar would deny (an unknown principal owns
     // nothing) or fail on the missing owner, which points nowhere near it.
     let report = run(&format!(
@@ -46,7 +46,9 @@ fn a_case_naming_an_entity_its_file_lacks_says_which() {
             {{"name": "typo in the principal", "principal": {{"type": "User", "id": "bob"}}, "action": "read",
               "resource": {{"type": "Doc", "id": "d1"}}, "expect": "allow"}},
             {{"name": "typo in the resource", "principal": {{"type": "User", "id": "ann"}}, "action": "read",
-              "resource": {{"type": "Docs::Doc", "id": "d2"}}, "expect": "deny"}}
+              "resource": {{"type": "Docs::Doc", "id": "d2"}}, "expect": "allow"}},
+            {{"name": "an unknown user is denied", "principal": {{"type": "User", "id": "mallory"}}, "action": "read",
+              "resource": {{"type": "Doc", "id": "d1"}}, "expect": "deny"}}
         ]}}"#
     ));
     let outcome: Vec<(&str, Option<&str>)> =
@@ -54,9 +56,11 @@ fn a_case_naming_an_entity_its_file_lacks_says_which() {
     assert_eq!(outcome[0], ("owner reads", None));
     let principal = outcome[1].1.expect("a missing principal fails the case");
     assert!(principal.starts_with("entity not found: `Docs::User::\"bob\"`"), "{principal}");
-    // Even when the decision happens to match: the case tests nothing.
     let resource = outcome[2].1.expect("a missing resource fails the case");
     assert!(resource.starts_with("entity not found: `Docs::Doc::\"d2\"`"), "{resource}");
+    assert!(resource.contains("expected Allow, got Deny"), "the decision is still reported: {resource}");
+    // Naming an entity that exists nowhere on purpose is a fair test.
+    assert_eq!(outcome[3], ("an unknown user is denied", None));
 }
 
 /// Copies `from` (files and `tests/`) into a new temporary directory.

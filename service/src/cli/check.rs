@@ -1,10 +1,15 @@
 //! `warrant check DIR`: validate a bundle, print located diagnostics, and
 //! warn when its schema lacks what credential resolution relies on.
+//!
+//! Each diagnostic is one line, `DIR/file:line:col: error: message` or
+//! `…: warning: message`, the form editors and terminals make clickable.
+//! Errors refuse the bundle (exit 1), as the service would; warnings are
+//! printed and pass (exit 0), unless warnings are denied.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use warrant_engine::{Bundle, BundleError, BundleSource};
+use warrant_engine::{Bundle, BundleError, BundleSource, Diagnostic};
 
 use crate::pack::Gaps;
 use crate::rules::RuleHost;
@@ -16,9 +21,19 @@ pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
     RuleHost::new(RuleHost::default_cache_dir(), 1, None).load(BundleSource::read_dir(dir)?)
 }
 
-pub fn run(dir: &Path) -> ExitCode {
+/// Checks the bundle in `dir`, failing (exit 1) on warnings too when
+/// `deny_warnings`, for CI that wants a bundle with no dead policies at all.
+pub fn run_with(dir: &Path, deny_warnings: bool) -> ExitCode {
     match load(dir) {
         Ok(bundle) => {
+            let warnings = bundle.warnings();
+            for w in warnings {
+                eprintln!("{}", line(dir, "warning", w));
+            }
+            if deny_warnings && !warnings.is_empty() {
+                eprintln!("error: {} warning(s) in `{}`, and warnings are denied", warnings.len(), dir.display());
+                return ExitCode::FAILURE;
+            }
             println!(
                 "ok: {} policies, namespace `{}`, digest {}",
                 bundle.policy_count(),
@@ -48,11 +63,20 @@ pub fn run(dir: &Path) -> ExitCode {
         Err(e) => {
             let diagnostics = e.diagnostics();
             for d in &diagnostics {
-                // `DIR/file:line:col: message`, clickable in editors and terminals.
-                eprintln!("{}/{d}", dir.display());
+                eprintln!("{}", line(dir, "error", d));
             }
             eprintln!("error: {} problem(s) in `{}`", diagnostics.len(), dir.display());
             ExitCode::FAILURE
         }
     }
+}
+
+/// `DIR/file:line:col: SEVERITY: message` (`DIR/file: SEVERITY: message`
+/// when the problem has no position).
+fn line(dir: &Path, severity: &str, d: &Diagnostic) -> String {
+    let at = match (d.line, d.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}", d.file),
+        _ => d.file.clone(),
+    };
+    format!("{}/{at}: {severity}: {}", dir.display(), d.message)
 }

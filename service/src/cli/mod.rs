@@ -4,7 +4,10 @@
 
 mod audit;
 mod check;
+mod eval;
 mod keys;
+mod new;
+mod policies;
 mod serve;
 mod test;
 mod witness;
@@ -15,6 +18,8 @@ use crate::config::{Cli, Command};
 
 pub use audit::AuditCommandError;
 pub use keys::KeysCommandError;
+pub use new::NewCommandError;
+pub use policies::PoliciesCommandError;
 pub use serve::ServeError;
 pub use witness::WitnessCommandError;
 
@@ -31,6 +36,10 @@ pub enum CliError {
     Keys(#[from] KeysCommandError),
     #[error(transparent)]
     Witness(#[from] WitnessCommandError),
+    #[error(transparent)]
+    New(#[from] NewCommandError),
+    #[error(transparent)]
+    Policies(#[from] PoliciesCommandError),
 }
 
 impl CliError {
@@ -39,7 +48,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Serve(_) | Self::Keys(KeysCommandError::NoActiveKey(_)) => ExitCode::FAILURE,
-            Self::Audit(_) | Self::Keys(_) => ExitCode::from(2),
+            Self::Audit(_) | Self::Keys(_) | Self::New(_) | Self::Policies(_) => ExitCode::from(2),
             Self::Witness(e) => e.exit_code(),
         }
     }
@@ -48,11 +57,14 @@ impl CliError {
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(*args).map_err(CliError::from),
-        Command::Check { dir } => Ok(check::run(&dir)),
-        Command::Test { dir } => Ok(test::run(&dir)),
+        Command::Check { dir, deny_warnings } => Ok(check::run_with(&dir, deny_warnings)),
+        Command::Test { dir, filter } => Ok(test::run(&dir, filter.as_deref())),
+        Command::Eval(args) => Ok(eval::run(&args)),
+        Command::Policies { command } => policies::run(command).map_err(CliError::from),
         Command::Audit { command } => audit::run(command).map_err(CliError::from),
         Command::Keys { command } => keys::run(command).map_err(CliError::from),
         Command::Witness(args) => witness::run(*args).map_err(CliError::from),
+        Command::New { command } => new::run(command).map_err(CliError::from),
     };
     match outcome {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! `warrant serve`: open the store, load the bundle, serve HTTP until
 //! SIGTERM/SIGINT; reload the policies directory on SIGHUP.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ pub enum ServeError {
     Tls(Box<TlsFileError>),
     #[error(transparent)]
     Witness(#[from] crate::witnessing::WitnessArgError),
+    #[error("demo: {0}")]
+    Demo(#[from] crate::demo::DemoError),
 }
 
 fn indented(error: &warrant_engine::BundleError) -> String {
@@ -69,7 +72,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, ServeError> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
+    if args.demo {
+        args.database_url = crate::demo::database(&args.database_url)?;
+    }
     let (witnesses, quorum) = crate::witnessing::configure(&args.witnesses, args.witness_quorum)?;
     let keys = AuditKeys::load(args.audit_key_file.as_deref())?;
     let log_keys = Arc::new(LogKeys::load(args.log_key_file.as_deref(), args.log_origin.as_deref())?);
@@ -94,10 +100,21 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             other => ServeError::Start(other),
         },
     )?;
-    if state.store().api_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
-        let hint = "no API keys yet: every endpoint but /healthz, /readyz and metadata answers 401. Create one with\n  warrant keys create --scope decide --scope events:write --scope audit:read --scope policy:admin";
-        tracing::warn!("{hint}");
-        eprintln!("{hint}");
+    if args.demo {
+        let key = crate::demo::seed(&state).await?;
+        tracing::info!(
+            key_file = %key.display(),
+            "serving the demo workspace (service/demo/) from {}, made afresh at this start; an API key with every scope is in {}: KEY=$(cat {})",
+            crate::demo::DIR,
+            key.display(),
+            key.display()
+        );
+    } else if state.store().api_keys().await.map(|k| k.is_empty()).unwrap_or(false) {
+        // Once, through the log: on a terminal with `--log-format text` it
+        // reads as a sentence, and a JSON log keeps one line per event.
+        tracing::warn!(
+            "no API keys yet: every endpoint but /healthz, /readyz and metadata answers 401; create one with `warrant keys create --scope decide --scope events:write --scope audit:read --scope policy:admin`"
+        );
     }
     let snapshot = state.snapshot();
     tracing::info!(
@@ -106,6 +123,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         entities = snapshot.entities.len(),
         "policy bundle active"
     );
+    log_warnings(snapshot.bundle.warnings());
 
     // Registered before the socket is bound: a SIGHUP that arrives once we are
     // reachable must reload, never kill the process (the default action).
@@ -217,7 +235,8 @@ async fn reload_on_sighup(state: AppState, tls: Option<Arc<ServerTls>>, mut hang
         }
         match state.reload_from_disk().await {
             Ok(a) if a.changed => {
-                tracing::info!(digest = %a.digest, previous = %a.previous_digest, "policy bundle reloaded")
+                tracing::info!(digest = %a.digest, previous = %a.previous_digest, "policy bundle reloaded");
+                log_warnings(&a.warnings);
             }
             Ok(a) => tracing::info!(digest = %a.digest, "policy bundle unchanged on reload"),
             Err(e) => {
@@ -260,6 +279,16 @@ pub(super) fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-        LogFormat::Text => builder.init(),
+        // Colour only for a person at a terminal: escape codes in a file
+        // or a pipe are noise to whoever reads or greps it.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// A bundle's warnings (a permit that can never apply, …: docs/cli.md#check),
+/// one log line each: they load, but their authors should hear of them.
+fn log_warnings(warnings: &[warrant_engine::Diagnostic]) {
+    for w in warnings {
+        tracing::warn!(diagnostic = %w, "policy bundle warning");
     }
 }

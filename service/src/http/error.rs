@@ -57,9 +57,12 @@ pub struct ErrorDetail {
     diagnostics: Vec<Diagnostic>,
 }
 
-/// One problem found in a bundle.
+/// One finding in a bundle, with how much it matters: the errors of a
+/// refused upload (400 `invalid_bundle`) and the warnings of an accepted
+/// one (docs/cli.md#check).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Diagnostic {
+    severity: Severity,
     /// Bundle-relative path of the file at fault.
     file: String,
     /// 1-based line.
@@ -71,10 +74,31 @@ pub struct Diagnostic {
     message: String,
 }
 
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = DiagnosticSeverity)]
+pub enum Severity {
+    /// Refuses the bundle: a syntax or type error, a forbid that can never
+    /// apply, a rule that rejects its configuration.
+    Error,
+    /// Probably a mistake, refusing nothing: a permit that can never apply,
+    /// a condition that can never hold where it could only have allowed more.
+    Warning,
+}
+
+impl Diagnostic {
+    /// A finding of a bundle that loads anyway.
+    pub fn warning(d: warrant_engine::Diagnostic) -> Self {
+        Self { severity: Severity::Warning, ..Self::from(d) }
+    }
+}
+
+/// An error: what the engine reports when a bundle does not load.
 impl From<warrant_engine::Diagnostic> for Diagnostic {
     fn from(d: warrant_engine::Diagnostic) -> Self {
         let warrant_engine::Diagnostic { file, line, column, message } = d;
-        Self { file, line, column, message }
+        Self { severity: Severity::Error, file, line, column, message }
     }
 }
 

@@ -26,7 +26,7 @@ mod search;
 mod strict;
 mod supplied;
 mod throttle;
-mod tokens;
+pub(crate) mod tokens;
 pub mod transport;
 mod webhooks;
 

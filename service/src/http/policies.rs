@@ -1,6 +1,7 @@
 //! `GET /v1/policies` (the active bundle) and `PUT /v1/policies` (a new one:
 //! validated, then swapped atomically; a bad bundle is refused with located
-//! diagnostics and the old one stays active).
+//! diagnostics and the old one stays active; a good one's warnings come
+//! back with the answer).
 
 use std::collections::BTreeMap;
 
@@ -13,9 +14,10 @@ use garde::Validate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
+use warrant_engine::bundle::FileKind;
 use warrant_engine::{BundleSource, Timestamp};
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, Diagnostic, ErrorBody};
 use super::guard::Caller;
 use super::json::ApiJson;
 use super::query::ApiQuery;
@@ -86,7 +88,7 @@ pub struct PolicyFile {
     encoding: Option<Encoding>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Base64,
@@ -139,16 +141,123 @@ async fn show(State(state): State<AppState>, ApiQuery(params): ApiQuery<ShowPara
     })
 }
 
-/// `{"files": {"relative/path.cedar": "text", …}}`: the whole new bundle.
+/// `{"files": {"relative/path.cedar": "text", …}}` or `{"files": [{"path",
+/// "content", "encoding"?}, …]}`: the whole new bundle. Fields beside
+/// `files` are ignored, so the answer of `GET /v1/policies?content=true`
+/// can be put back as it is.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[schema(as = PolicyUpload)]
 struct Upload {
-    /// Bundle-relative path → file text: one `*.cedarschema`, the `*.cedar`
-    /// policies, optionally `entities.json`, and optionally custom rules:
-    /// `rules/manifest.json` with the `rules/*.wasm` components it names,
-    /// base64-encoded.
-    #[garde(length(min = 1, max = MAX_FILES))]
-    files: BTreeMap<String, String>,
+    /// Either an object, bundle-relative path → file text, or the `files`
+    /// list `GET /v1/policies?content=true` returns (its `bytes` and
+    /// `sha256` are ignored); described in [`upload_files_schema`].
+    #[garde(custom(file_count))]
+    #[schema(schema_with = upload_files_schema)]
+    files: UploadFiles,
+}
+
+/// The files of an upload by bundle-relative path, components base64: the
+/// form [`BundleSource::from_files`] reads, whichever form was sent.
+#[derive(Debug)]
+struct UploadFiles(BTreeMap<String, String>);
+
+/// One file of the list form of an upload, as
+/// `GET /v1/policies?content=true` lists it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = PolicyUploadFile)]
+struct ListedFile {
+    /// Bundle-relative, `/`-separated.
+    path: String,
+    /// The text; with `"encoding": "base64"`, its base64 (rule components
+    /// are always base64, as `GET` shows them).
+    content: String,
+    #[serde(default)]
+    encoding: Option<Encoding>,
+}
+
+impl<'de> Deserialize<'de> for UploadFiles {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UploadFilesVisitor)
+    }
+}
+
+struct UploadFilesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UploadFilesVisitor {
+    type Value = UploadFiles;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of path → text, or the `files` list `GET /v1/policies?content=true` returns")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut files = BTreeMap::new();
+        while let Some((path, text)) = map.next_entry::<String, String>()? {
+            files.insert(path, text);
+        }
+        Ok(UploadFiles(files))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut files = BTreeMap::new();
+        while let Some(file) = seq.next_element::<ListedFile>()? {
+            let ListedFile { path, content, encoding } = file;
+            // Components are kept base64, as the object form carries them;
+            // a text file sent base64 is decoded here.
+            let text = match encoding {
+                Some(Encoding::Base64) if FileKind::of(&path) != Some(FileKind::Component) => {
+                    let bytes = BASE64.decode(content.trim()).map_err(|e| {
+                        A::Error::custom(format!("`{path}`: `content` is not base64 (`encoding` says it is): {e}"))
+                    })?;
+                    String::from_utf8(bytes).map_err(|_| {
+                        A::Error::custom(format!("`{path}`: a bundle's text files are UTF-8, this one is not"))
+                    })?
+                }
+                _ => content,
+            };
+            if files.contains_key(&path) {
+                return Err(A::Error::custom(format!("`{path}` is listed twice")));
+            }
+            files.insert(path, text);
+        }
+        Ok(UploadFiles(files))
+    }
+}
+
+/// garde check: between 1 and [`MAX_FILES`] files.
+fn file_count(files: &UploadFiles, _: &()) -> garde::Result {
+    if files.0.is_empty() || files.0.len() > MAX_FILES {
+        return Err(garde::Error::new(format!("between 1 and {MAX_FILES} files, not {}", files.0.len())));
+    }
+    Ok(())
+}
+
+/// The schema of [`UploadFiles`]: either form, with the limits both share.
+fn upload_files_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::PartialSchema as _;
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema};
+    let by_path = ObjectBuilder::new()
+        .description(Some("bundle-relative path → file text (components base64)"))
+        .additional_properties(Some(AdditionalProperties::RefOr(String::schema())))
+        .min_properties(Some(1))
+        .max_properties(Some(MAX_FILES));
+    let listed = ArrayBuilder::new()
+        .description(Some("the `files` list `GET /v1/policies?content=true` returns"))
+        .items(ListedFile::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_FILES));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .description(Some(
+                "The files: one `*.cedarschema`, the `*.cedar` policies, optionally `links.json` and \
+                 `entities.json`, and optionally custom rules: `rules/manifest.json` with the `rules/*.wasm` \
+                 components it names, base64-encoded.",
+            ))
+            .item(by_path)
+            .item(listed)
+            .build(),
+    )
 }
 
 #[utoipa::path(
@@ -158,18 +267,40 @@ struct Upload {
     tag = "policies",
     summary = "Replace the policy bundle",
     description = "Validated, then swapped in atomically. A bad bundle is refused (400, \
-        `invalid_bundle`, with located `diagnostics`) and the old one stays active.",
+        `invalid_bundle`, with located `diagnostics`: syntax and type errors, a forbid that can never \
+        apply, a rule that rejects its configuration) and the old one stays active. A bundle that loads \
+        may still carry warnings (a permit that can never apply, a condition that can never hold): \
+        they come back in `diagnostics`, each with `\"severity\": \"warning\"`.",
     request_body = Upload,
-    responses((status = 200, description = "what the change did", body = Activation)),
+    responses((status = 200, description = "what the change did, and the new bundle's warnings", body = Replaced)),
     security(("bearer" = ["policy:admin"]))
 )]
 async fn replace(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(upload): ApiJson<Upload>,
-) -> Result<Json<Activation>, ApiError> {
-    let source = BundleSource::from_files(upload.files)?;
+) -> Result<Json<Replaced>, ApiError> {
+    let source = BundleSource::from_files(upload.files.0)?;
     let activation = state.activate(source, BundleOrigin::Api, &caller.actor()).await?;
     tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
-    Ok(Json(activation))
+    let Activation { digest, previous_digest, changed, policies, warnings } = activation;
+    let diagnostics = warnings.into_iter().map(Diagnostic::warning).collect();
+    Ok(Json(Replaced { digest, previous_digest, changed, policies, diagnostics }))
+}
+
+/// What `PUT /v1/policies` did (an [`Activation`]), with what loading found
+/// worth telling.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PolicyActivation)]
+pub struct Replaced {
+    /// The bundle now active.
+    digest: String,
+    previous_digest: String,
+    /// Whether the digest changed.
+    changed: bool,
+    /// How many policies the bundle has.
+    policies: usize,
+    /// The new bundle's warnings (docs/cli.md#check), located like the
+    /// errors of a refused upload; empty when it has none.
+    diagnostics: Vec<Diagnostic>,
 }

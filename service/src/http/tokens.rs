@@ -64,6 +64,12 @@ pub struct TokenEvent {
     details: Option<Map<String, Value>>,
 }
 
+impl TokenEvent {
+    pub(crate) fn token_id(&self) -> &str {
+        &self.token_id
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenEventRecorded {
     /// The audit record's `seq`.
@@ -103,6 +109,13 @@ async fn record_event(
     State(state): State<AppState>,
     ApiJson(event): ApiJson<TokenEvent>,
 ) -> Result<(StatusCode, Json<TokenEventRecorded>), ApiError> {
+    Ok((StatusCode::CREATED, Json(record(&state, event).await?)))
+}
+
+/// Applies a validated event to the token store and records it, in one
+/// transaction: what `POST /v1/tokens/events` does, and what
+/// `serve --demo` seeds its tokens with.
+pub(crate) async fn record(state: &AppState, event: TokenEvent) -> Result<TokenEventRecorded, ApiError> {
     let expires_at = match &event.expires_at {
         Some(text) => Some(rfc3339("expires_at", text)?),
         None if matches!(event.kind, TokenEventKind::Issued | TokenEventKind::Refreshed) => {
@@ -143,7 +156,7 @@ async fn record_event(
         recorded.outcomes.into_iter().next().ok_or_else(|| ApiError::internal("the change went unanswered"))?;
     let token = outcome?;
     let appended = recorded.appended.ok_or_else(|| ApiError::internal("the event was not recorded"))?;
-    Ok((StatusCode::CREATED, Json(TokenEventRecorded { seq: appended.seq, mac: appended.mac, kind, token })))
+    Ok(TokenEventRecorded { seq: appended.seq, mac: appended.mac, kind, token })
 }
 
 /// The audit record of an applied event, with the token's state after it.
