@@ -170,6 +170,19 @@ fn a_new_rule_builds_loads_and_is_tested() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("FAIL  eu runs") && said.contains("expected Allow, got Deny"), "{said}");
     assert!(said.contains("2 passed, 1 failed"), "{said}");
+
+    // A configuration the new rule rejects (its `Config` denies unknown
+    // fields) is refused at check, naming the rule and the field, instead
+    // of every decision denying with `invalid_config`.
+    let manifest = dir.path().join("rules/manifest.json");
+    let mut entries: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    entries["rules"][0]["config"]["actionz"] = json!(["run_query"]);
+    std::fs::write(&manifest, entries.to_string()).unwrap();
+    let out = warrant(home.path(), &["check"], dir.path());
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("rule `{RULE}` rejects its `config`")), "{said}");
+    assert!(said.contains("unknown field `actionz`"), "the rule's own reason: {said}");
 }
 
 #[test]
