@@ -28,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod vault;
 pub mod webhooks;
 pub mod witness;
 pub mod witnessing;
