@@ -8,7 +8,6 @@
 //! recorded). An API key holding every scope is written to
 //! `warrant-demo/api-key` (mode 0600) for the examples to read.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum as _;
@@ -102,16 +101,13 @@ pub async fn seed(state: &AppState) -> Result<PathBuf, DemoError> {
     state.audit().append(event).await?;
 
     let path = Path::new(DIR).join(API_KEY);
-    write_private(&path, &format!("{}\n", minted.key))
-        .map_err(|error| DemoError::Write { path: path.display().to_string(), error })?;
-    Ok(path)
-}
-
-/// Writes a new file readable by this user only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
+    // Removed at start (`database`): a file still there is someone else's.
+    match crate::keys::create_private(&path, &format!("{}\n", minted.key)) {
+        Ok(true) => Ok(path),
+        Ok(false) => Err(DemoError::Write {
+            path: path.display().to_string(),
+            error: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        }),
+        Err(error) => Err(DemoError::Write { path: path.display().to_string(), error }),
+    }
 }
