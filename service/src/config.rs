@@ -436,7 +436,7 @@ pub enum RequestOverrides {
 
 /// A duration flag: a number and a unit (`ms`, `s`, `m`), or a bare number
 /// of milliseconds; between 10 ms and a day.
-fn duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
