@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+mod error_chain;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use warrant_engine::{BundleError, BundleSource};
 
 use crate::config::{PoliciesCommand, ServiceArgs};
+use crate::error_chain::error_chain;
 
 /// How long to wait for a connection: an address nobody answers at fails fast.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -372,7 +373,7 @@ impl Client {
         }
         let unreachable = |e: reqwest::Error| PoliciesCommandError::Unreachable {
             url: self.base.to_string(),
-            reason: if e.is_timeout() { "no answer in time".to_owned() } else { causes(&e) },
+            reason: if e.is_timeout() { "no answer in time".to_owned() } else { error_chain(&e) },
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
@@ -403,19 +404,6 @@ impl Client {
             message: format!("an answer this command cannot read ({why}): is it a warrant service?"),
         }
     }
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message alone
-/// says only "error sending request").
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //! Workers never block shutdown: every request has a timeout, and the
 //! tasks are dropped with the runtime.
 
+use crate::error_chain::error_chain;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -231,7 +232,7 @@ impl Worker {
             }
             Ok(response) => Attempt::Refused(format!("status {}", response.status().as_u16())),
             // Without the URL: the configuration is where it is looked up.
-            Err(e) => Attempt::Unreachable(chain(&e.without_url())),
+            Err(e) => Attempt::Unreachable(error_chain(&e.without_url())),
         }
     }
 
@@ -273,16 +274,4 @@ impl Worker {
         tracing::error!(subscription = %self.sub.name, error = %e, "webhook delivery cannot read the store");
         tokio::time::sleep(self.sub.retry_initial.max(POLL)).await;
     }
-}
-
-/// An error with its causes (`error sending request: … connection refused`).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
