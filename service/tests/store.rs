@@ -20,6 +20,7 @@ use warrant_engine::audit::{
 };
 use warrant_service::scope::Scope;
 use warrant_service::store::api_keys::StoredKey;
+use warrant_service::store::grant_flows::GrantFlow;
 use warrant_service::store::webhooks::Cursor;
 use warrant_service::store::{AuditFilter, BundleOrigin, Sealed, Store, StoreError, StoredBundle, TokenUpdate};
 use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, TokenStatus, apply};
@@ -60,6 +61,7 @@ on_both_backends!(
     token_changes_commit_with_their_records,
     api_keys_are_stored_and_revoked,
     webhook_state_is_kept,
+    grant_flows_are_bounded_per_owner_and_taken_once,
 );
 
 /// Defines, for each case, `sqlite::<case>` and `postgres::<case>` tests
@@ -784,4 +786,36 @@ async fn sqlite_parallel_verification_reports_the_first_bad_seq() {
 async fn unknown_database_urls_are_refused() {
     let err = Store::open("mysql://x").await.unwrap_err();
     assert!(err.to_string().contains("unsupported database url"), "{err}");
+}
+
+fn flow(state: &str, owner: &str, created: u32, expires: u32) -> GrantFlow {
+    GrantFlow {
+        state_hash: state.into(),
+        connection: "snowflake".into(),
+        owner: owner.into(),
+        kek_id: "v1".into(),
+        verifier: vec![0, 1, 2, 255],
+        created_at: n(created),
+        expires_at: n(expires),
+    }
+}
+
+async fn grant_flows_are_bounded_per_owner_and_taken_once(store: Store) {
+    // Two pending flows at most per owner; another owner is not affected.
+    assert!(store.start_grant_flow(&flow("s1", "ann", 0, 10), 2).await.unwrap());
+    assert!(store.start_grant_flow(&flow("s2", "ann", 1, 11), 2).await.unwrap());
+    assert!(!store.start_grant_flow(&flow("s3", "ann", 2, 12), 2).await.unwrap(), "a third is refused");
+    assert!(store.start_grant_flow(&flow("b1", "bob", 2, 12), 2).await.unwrap());
+
+    // Taken once, whole; an unknown state is nothing.
+    assert_eq!(store.take_grant_flow("s1", n(5)).await.unwrap(), Some(flow("s1", "ann", 0, 10)));
+    assert_eq!(store.take_grant_flow("s1", n(5)).await.unwrap(), None, "a state works once");
+    assert_eq!(store.take_grant_flow("nope", n(5)).await.unwrap(), None);
+
+    // Expired flows answer nothing and stop counting against their owner.
+    assert_eq!(store.take_grant_flow("s2", n(11)).await.unwrap(), None, "expired at its expiry");
+    assert!(store.start_grant_flow(&flow("s4", "ann", 20, 30), 2).await.unwrap());
+    assert!(store.start_grant_flow(&flow("s5", "ann", 21, 31), 2).await.unwrap(), "bob's expired flow went too");
+    assert!(!store.start_grant_flow(&flow("s6", "ann", 22, 32), 2).await.unwrap());
+    assert_eq!(store.take_grant_flow("b1", n(22)).await.unwrap(), None, "dropped when it expired");
 }

@@ -50,6 +50,7 @@ mod bundles;
 mod cosignatures;
 mod entities;
 mod error;
+pub mod grant_flows;
 mod open;
 mod postgres;
 mod records;
