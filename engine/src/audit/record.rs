@@ -39,9 +39,12 @@ impl Mac {
         &self.0
     }
 
-    /// Lowercase hex, as stored in `prev_mac` and `mac`.
+    /// Lowercase hex, as stored in `prev_mac` and `mac`. Written through
+    /// [`hex_bytes`](Self::hex_bytes): `hex::encode` collects a `String`
+    /// one `char` at a time, twice per record on the writer's path.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // INVARIANT: hex digits are ASCII, so the bytes are UTF-8.
+        String::from_utf8(self.hex_bytes().to_vec()).unwrap_or_default()
     }
 
     /// [`to_hex`](Self::to_hex) without allocating.

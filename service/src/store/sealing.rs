@@ -2,6 +2,8 @@
 //! MAC'd rows after the stored head, and the INSERT statements that store
 //! them. Backends call it inside the write that read (or remembered) the head.
 
+use std::sync::Arc;
+
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use warrant_engine::Timestamp;
 use warrant_engine::audit::{
@@ -24,16 +26,20 @@ pub struct Sealed {
     pub leaf: Hash,
 }
 
-/// One row to insert, borrowing the prepared entry it seals.
+/// One row to insert, borrowing the prepared entry it seals. The batch's
+/// timestamp and key id, and each MAC (a row's `mac` is the next row's
+/// `prev_mac`), are shared, not copied: sqlx binds an `Arc<str>` as it is,
+/// where a `&str` costs a copy and two allocations per parameter, on the
+/// writer's path.
 pub(crate) struct NewRow<'a> {
     seq: u64,
-    ts: String,
+    ts: Arc<str>,
     entry: &'a Entry,
     details: &'a str,
     reasons: Option<&'a str>,
-    key_id: String,
-    prev_mac: String,
-    mac: String,
+    key_id: Arc<str>,
+    prev_mac: Arc<str>,
+    mac: Arc<str>,
 }
 
 /// Entries sealed after a head: each entry's outcome, the rows to insert,
@@ -61,21 +67,24 @@ pub(crate) fn seal_after<'a>(
     let (mut seq, mut prev) = head;
     let mut results = Vec::with_capacity(entries.len());
     let mut rows = Vec::with_capacity(entries.len());
+    let (ts, key_id): (Arc<str>, Arc<str>) = (Arc::from(sealer.ts()), Arc::from(sealer.key_id()));
+    let mut prev_hex: Arc<str> = Arc::from(prev.to_hex());
     for prepared in entries {
         match sealer.seal(prepared, seq + 1, &prev) {
             Ok(Seal { mac, leaf }) => {
                 seq += 1;
                 let mac_hex = mac.to_hex();
-                results.push(Ok(Sealed { seq, mac: mac_hex.clone(), leaf }));
+                let shared: Arc<str> = Arc::from(mac_hex.as_str());
+                results.push(Ok(Sealed { seq, mac: mac_hex, leaf }));
                 rows.push(NewRow {
                     seq,
-                    ts: sealer.ts().to_owned(),
+                    ts: Arc::clone(&ts),
                     entry: prepared.entry(),
                     details: prepared.details_json(),
                     reasons: prepared.reasons_json(),
-                    key_id: sealer.key_id().to_owned(),
-                    prev_mac: prev.to_hex(),
-                    mac: mac_hex,
+                    key_id: Arc::clone(&key_id),
+                    prev_mac: std::mem::replace(&mut prev_hex, Arc::clone(&shared)),
+                    mac: shared,
                 });
                 prev = mac;
             }
@@ -120,7 +129,7 @@ pub(crate) fn push_records<'a, DB>(insert: &mut QueryBuilder<DB>, rows: impl Int
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Arc<str>: Encode<'t, DB> + Type<DB>,
     for<'s> &'s str: Encode<'s, DB> + Type<DB>,
     for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
 {
@@ -157,7 +166,7 @@ pub(crate) fn insert_statements<'a, DB>(rows: Vec<NewRow<'a>>, chunk: usize) -> 
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Arc<str>: Encode<'t, DB> + Type<DB>,
     for<'s> &'s str: Encode<'s, DB> + Type<DB>,
     for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
 {
