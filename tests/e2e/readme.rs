@@ -18,14 +18,11 @@
 //! under test and `localhost:8180` the demo server's address; nothing else
 //! is rewritten.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::server::warrant_bin;
+use crate::server::{follow_log, warrant_bin};
 
 const CARGO_RUN: &str = "cargo run --release -p warrant-service --";
 const ADDRESS: &str = "localhost:8180";
@@ -165,26 +162,12 @@ fn start_demo(command: &str, dir: &Path, bin: &Path) -> Demo {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the README's serve command");
-    let stderr = child.stderr.take().expect("piped stderr");
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let kept = std::sync::Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<Value>(&line)
-                && event["message"] == "listening"
-                && let Some(addr) = event["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-            let mut kept = kept.lock().expect("log buffer");
-            kept.push_str(&line);
-            kept.push('\n');
-        }
-    });
+    let rx = follow_log(child.stderr.take().expect("piped stderr"), std::sync::Arc::clone(&log));
     let mut demo = Demo { child, address: String::new(), log };
     match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(address) => demo.address = address,
+        // `http://127.0.0.1:PORT` → what stands for `localhost:8180`.
+        Ok(base) => demo.address = base.trim_start_matches("http://").to_owned(),
         Err(_) => panic!("the README's `{command}` did not listen; log:\n{}", demo.log.lock().expect("log buffer")),
     }
     demo

@@ -52,6 +52,32 @@ pub fn warrant_command(config_home: &Path) -> Command {
     command
 }
 
+/// Copies a child's JSON log (its stderr) line by line into `logs`, and
+/// sends its base URL (`http://…` or `https://…`) once it reports
+/// `listening`: how the tests learn where `serve` and `witness` listen.
+pub fn follow_log(stderr: std::process::ChildStderr, logs: Arc<Mutex<String>>) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(sender) = &tx
+                && let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["message"] == "listening"
+                && let Some(addr) = event["addr"].as_str()
+            {
+                let scheme = if event["tls"] == true { "https" } else { "http" };
+                let _ = sender.send(format!("{scheme}://{addr}"));
+                tx = None;
+            }
+            let mut logs = logs.lock().expect("log buffer");
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    rx
+}
+
 /// The policy pack in the repository (`policies/`).
 pub fn pack_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
@@ -303,27 +329,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn warrant serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let logs = Arc::clone(&self.logs);
-        let (tx, rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(sender) = &tx
-                    && let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "listening"
-                    && let Some(addr) = event["addr"].as_str()
-                {
-                    let scheme = if event["tls"] == true { "https" } else { "http" };
-                    let _ = sender.send(format!("{scheme}://{addr}"));
-                    tx = None;
-                }
-                let mut logs = logs.lock().expect("log buffer");
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
+        let rx = follow_log(child.stderr.take().expect("piped stderr"), Arc::clone(&self.logs));
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(base) => {
                 assert!(base.contains("://127.0.0.1:"), "unexpected listen address {base}");

@@ -7,21 +7,20 @@
 //! and length), and its Ed25519 signature with Go's checker
 //! (`tests/interop/go-note`) when `WARRANT_TEST_GO_NOTE` is set.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
 use crate::credentials::setup_with_args;
-use crate::server::{Reply, Server, send_raw, warrant_command};
+use crate::server::{Reply, Server, follow_log, send_raw, warrant_command};
 
 const ORIGIN: &str = "example.com/w-e2e";
 const WITNESS: &str = "witness.example/e2e";
@@ -78,26 +77,7 @@ impl Witness {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn warrant witness");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let logs = Arc::clone(&self.logs);
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(sender) = &tx
-                    && let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "listening"
-                    && let Some(addr) = event["addr"].as_str()
-                {
-                    let _ = sender.send(format!("http://{addr}"));
-                    tx = None;
-                }
-                let mut logs = logs.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
+        let rx = follow_log(child.stderr.take().unwrap(), Arc::clone(&self.logs));
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(base) => {
                 self.base = base;
