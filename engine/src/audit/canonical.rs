@@ -16,6 +16,8 @@
 //! The output is byte-identical to `serde_json_canonicalizer` over the whole
 //! record (`engine/tests/engine/canonical.rs` checks it over generated records).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use sha2::{Digest as _, Sha256};
@@ -372,13 +374,29 @@ pub(crate) fn entry_leaf(canonical: &[u8], mac_at: usize, mac_hex: &[u8]) -> Has
 /// ignored (the writer assigns them).
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    entry: Entry,
-    details_json: String,
-    reasons_json: Option<String>,
+    columns: Columns,
     /// Rendered fields, in canonical order, cut where the five
     /// chain-dependent fields go (in the order `write_fields` meets them).
     body: Vec<u8>,
     cuts: [(usize, Slot); 5],
+}
+
+/// A prepared entry's fields as a store writes them, `details` and
+/// `reasons` as their canonical (JCS) text. Shared text (`Arc<str>`): the
+/// single writer binds each one to its INSERT without a copy, since the
+/// copies are made here, on the caller's side.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    pub kind: Arc<str>,
+    pub actor: Arc<str>,
+    pub token_id: Option<Arc<str>>,
+    pub token_owner: Option<Arc<str>>,
+    pub connection: Option<Arc<str>>,
+    pub project: Option<Arc<str>>,
+    pub decision: Option<Outcome>,
+    pub reasons: Option<Arc<str>>,
+    pub policy_digest: Option<Arc<str>>,
+    pub details: Arc<str>,
 }
 
 impl Prepared {
@@ -413,27 +431,35 @@ impl Prepared {
             }
             Ok(())
         })?;
-        Ok(Self { entry, details_json, reasons_json, body, cuts })
+        let shared = |s: Option<String>| s.map(Arc::from);
+        let columns = Columns {
+            kind: Arc::from(entry.kind),
+            actor: Arc::from(entry.actor),
+            token_id: shared(entry.token_id),
+            token_owner: shared(entry.token_owner),
+            connection: shared(entry.connection),
+            project: shared(entry.project),
+            decision: entry.decision,
+            reasons: shared(reasons_json),
+            policy_digest: shared(entry.policy_digest),
+            details: Arc::from(details_json),
+        };
+        Ok(Self { columns, body, cuts })
     }
 
-    /// The entry's fields (`seq` and `ts` not yet assigned).
-    pub fn entry(&self) -> &Entry {
-        &self.entry
+    /// The entry's fields as stored (`seq` and `ts` not yet assigned).
+    pub fn columns(&self) -> &Columns {
+        &self.columns
     }
 
     /// `details` as JCS text: what is stored.
     pub fn details_json(&self) -> &str {
-        &self.details_json
+        &self.columns.details
     }
 
     /// `reasons` as JCS text: what is stored.
     pub fn reasons_json(&self) -> Option<&str> {
-        self.reasons_json.as_deref()
-    }
-
-    /// The entry, its `details` text and its `reasons` text.
-    pub fn into_parts(self) -> (Entry, String, Option<String>) {
-        (self.entry, self.details_json, self.reasons_json)
+        self.columns.reasons.as_deref()
     }
 }
 

@@ -47,7 +47,7 @@ pub mod tile_edge;
 pub mod tiles;
 pub mod witness;
 
-pub use canonical::{Prepared, Seal, Sealer, StoredRecord};
+pub use canonical::{Columns, Prepared, Seal, Sealer, StoredRecord};
 pub use chain::{BreakReason, ChainBreak, ChainStart, ChainVerifier, VerifiedSummary, seal, verify_chain};
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use cosignature::{CosignatureError, CosignatureVerifier, Cosigned, CosignerKey};

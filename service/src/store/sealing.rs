@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use warrant_engine::Timestamp;
 use warrant_engine::audit::{
-    Entry, Hash, Keyring, Mac, Outcome, Prepared, Seal, SealError, Sealer, StoredRecord, merkle,
+    Columns, Hash, Keyring, Mac, Outcome, Prepared, Seal, SealError, Sealer, StoredRecord, merkle,
 };
 
 use super::error::i64_of;
@@ -26,17 +26,16 @@ pub struct Sealed {
     pub leaf: Hash,
 }
 
-/// One row to insert, borrowing the prepared entry it seals. The batch's
-/// timestamp and key id, and each MAC (a row's `mac` is the next row's
-/// `prev_mac`), are shared, not copied: sqlx binds an `Arc<str>` as it is,
-/// where a `&str` costs a copy and two allocations per parameter, on the
-/// writer's path.
+/// One row to insert, borrowing the prepared entry it seals. Every text is
+/// shared, not copied: the entry's columns (made shared on the caller's
+/// side, [`Columns`]), the batch's timestamp and key id, and each MAC (a
+/// row's `mac` is the next row's `prev_mac`). sqlx binds an `Arc<str>` as
+/// it is, where a `&str` costs a copy and two allocations per parameter, on
+/// the single writer's path.
 pub(crate) struct NewRow<'a> {
     seq: u64,
     ts: Arc<str>,
-    entry: &'a Entry,
-    details: &'a str,
-    reasons: Option<&'a str>,
+    columns: &'a Columns,
     key_id: Arc<str>,
     prev_mac: Arc<str>,
     mac: Arc<str>,
@@ -79,9 +78,7 @@ pub(crate) fn seal_after<'a>(
                 rows.push(NewRow {
                     seq,
                     ts: Arc::clone(&ts),
-                    entry: prepared.entry(),
-                    details: prepared.details_json(),
-                    reasons: prepared.reasons_json(),
+                    columns: prepared.columns(),
                     key_id: Arc::clone(&key_id),
                     prev_mac: std::mem::replace(&mut prev_hex, Arc::clone(&shared)),
                     mac: shared,
@@ -130,23 +127,23 @@ where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Arc<str>: Encode<'t, DB> + Type<DB>,
-    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
-    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+    for<'t> Option<Arc<str>>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<&'static str>: Encode<'t, DB> + Type<DB>,
 {
     insert.push_values(rows, |mut row, r| {
-        let e = r.entry;
+        let c = r.columns;
         row.push_bind(i64_of(r.seq))
             .push_bind(r.ts)
-            .push_bind(e.kind.as_str())
-            .push_bind(e.actor.as_str())
-            .push_bind(e.token_id.as_deref())
-            .push_bind(e.token_owner.as_deref())
-            .push_bind(e.connection.as_deref())
-            .push_bind(e.project.as_deref())
-            .push_bind(e.decision.map(outcome_str))
-            .push_bind(r.reasons)
-            .push_bind(e.policy_digest.as_deref())
-            .push_bind(r.details)
+            .push_bind(Arc::clone(&c.kind))
+            .push_bind(Arc::clone(&c.actor))
+            .push_bind(c.token_id.clone())
+            .push_bind(c.token_owner.clone())
+            .push_bind(c.connection.clone())
+            .push_bind(c.project.clone())
+            .push_bind(c.decision.map(outcome_str))
+            .push_bind(c.reasons.clone())
+            .push_bind(c.policy_digest.clone())
+            .push_bind(Arc::clone(&c.details))
             .push_bind(r.key_id)
             .push_bind(r.prev_mac)
             .push_bind(r.mac);
@@ -167,8 +164,8 @@ where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Arc<str>: Encode<'t, DB> + Type<DB>,
-    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
-    for<'s> Option<&'s str>: Encode<'s, DB> + Type<DB>,
+    for<'t> Option<Arc<str>>: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<&'static str>: Encode<'t, DB> + Type<DB>,
 {
     let mut statements = Vec::new();
     let mut rows = rows.into_iter().peekable();
