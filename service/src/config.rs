@@ -330,6 +330,18 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_WEBHOOKS")]
     pub webhooks: Option<PathBuf>,
 
+    /// The token vault's file (JSON, docs/vault.md#providers): which OAuth
+    /// provider each connection's grants come from. None: no vault (the
+    /// grant endpoints answer 404 `vault_disabled`).
+    #[arg(long, env = "WARRANT_VAULT")]
+    pub vault: Option<PathBuf>,
+
+    /// The vault's key-encryption keys (lines `<id> <64 hex digits>`; the
+    /// last one wraps). Default: `WARRANT_VAULT_KEY`, else
+    /// `$XDG_CONFIG_HOME/warrant/vault.key`, generated on first start.
+    #[arg(long, env = "WARRANT_VAULT_KEY_FILE", requires = "vault")]
+    pub vault_key_file: Option<PathBuf>,
+
     /// Log format on standard error.
     #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

@@ -20,7 +20,8 @@ use crate::pack::{
 };
 use crate::state::Snapshot;
 use crate::store::{Store, StoreError};
-use crate::tokens::{TokenState, best};
+use crate::tokens::{TokenState, TokenStatus, best};
+use crate::vault::{Backing, Vault, VaultError};
 
 /// What the caller asks.
 #[derive(Debug, Clone)]
@@ -70,6 +71,46 @@ pub enum ResolveError {
     /// The active bundle's schema lacks what this resolution asks of it.
     #[error(transparent)]
     Incomplete(#[from] Incomplete),
+    /// A vault grant due for refresh could not be refreshed now.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// For a resolution that will hand out a vault token (`"reveal": true`):
+/// the vault, and who asks. A grant-backed token that expires within its
+/// provider's skew is refreshed before Cedar sees its state, so an expired
+/// access token with a working refresh token is renewed, not denied.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresher<'a> {
+    pub vault: &'a Vault,
+    pub backing: Backing<'a>,
+    pub actor: &'a str,
+}
+
+impl Refresher<'_> {
+    /// `token` as it stands once refreshed, if it is a vault grant due for
+    /// a refresh; as it is otherwise. A grant the provider refuses comes
+    /// back with its new state (expired), for Cedar to deny.
+    async fn freshen(
+        &self,
+        store: &Store,
+        token: Option<TokenState>,
+        connection: &str,
+        now: Timestamp,
+    ) -> Result<Option<TokenState>, ResolveError> {
+        let Some(token) = token else { return Ok(None) };
+        if token.status == TokenStatus::Revoked || !self.vault.due(connection, token.expires_at, now) {
+            return Ok(Some(token));
+        }
+        match self.vault.refresh(self.backing, &token.token_id, self.actor, false).await {
+            Ok(_) | Err(VaultError::ReauthRequired { .. } | VaultError::Revoked(_)) => {}
+            // Not a vault grant: a reported token, as it is.
+            Err(VaultError::UnknownGrant(_)) => return Ok(Some(token)),
+            Err(e) => return Err(e.into()),
+        }
+        let again = store.tokens_of(&token.owner, connection).await?;
+        Ok(again.into_iter().find(|t| t.token_id == token.token_id).or(Some(token)))
+    }
 }
 
 fn allow(credential: Credential, token_owner: Option<String>) -> Resolution {
@@ -140,6 +181,7 @@ pub async fn resolve(
     keys: &AuditKeys,
     ask: &Ask,
     now: Timestamp,
+    refresher: Option<Refresher<'_>>,
 ) -> Result<Resolution, ResolveError> {
     let d = Decider { snapshot, now };
     let connection = (EntityType::Connection, ask.connection.as_str());
@@ -173,10 +215,13 @@ pub async fn resolve(
         .attribute(&project_type, &ask.project, PROJECT_OWNER)
         .and_then(EntitySet::reference_id)
         .map(str::to_owned);
-    let owner_token = match &owner {
+    let mut owner_token = match &owner {
         Some(o) => best(&store.tokens_of(o, &ask.connection).await?, now).cloned(),
         None => None,
     };
+    if let Some(r) = &refresher {
+        owner_token = r.freshen(store, owner_token, &ask.connection, now).await?;
+    }
     let owner_status = owner_token.as_ref().map_or(OWNER_TOKEN_NONE, |t| t.status_at(now).as_str());
     let shared = d.decide(
         user,
@@ -219,7 +264,11 @@ pub async fn resolve(
     }
 
     // 3. The principal's own token.
-    let Some(own) = best(&store.tokens_of(&ask.principal_id, &ask.connection).await?, now).cloned() else {
+    let mut own = best(&store.tokens_of(&ask.principal_id, &ask.connection).await?, now).cloned();
+    if let Some(r) = &refresher {
+        own = r.freshen(store, own, &ask.connection, now).await?;
+    }
+    let Some(own) = own else {
         return Ok(deny_with(Reason::ReauthRequired));
     };
     own_token(&d, snapshot, keys, ask, &own)

@@ -2,7 +2,7 @@
 //! Prometheus scrapes): requests and their latency by route and status,
 //! decisions and credential resolutions by outcome, audit commits (latency
 //! and records per batch), rule failures by rule and kind, refusals by kind
-//! and reason, open connections.
+//! and reason, open connections, the vault's refreshes and reveals.
 //!
 //! One registry per process (`METRICS`), so the audit writer, the rule host
 //! and the transport record without being handed a reference. Every label
@@ -57,7 +57,7 @@ pub fn route_label(template: &str) -> &'static str {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `allow` or `deny`.
+    /// `allow` or `deny`; for the vault, what came of a refresh or reveal.
     pub outcome: &'static str,
 }
 
@@ -149,6 +149,8 @@ pub struct Metrics {
     pub rule_failures: Family<RuleFailureLabels, Counter>,
     pub refusals: Family<RefusalLabels, Counter>,
     pub connections: Gauge,
+    pub vault_refreshes: Family<OutcomeLabels, Counter>,
+    pub vault_reveals: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -192,6 +194,18 @@ impl Metrics {
         );
         let connections = Gauge::default();
         registry.register("http_connections", "Open HTTP connections", connections.clone());
+        let vault_refreshes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "vault_refreshes",
+            "Grant refreshes sent to providers, by outcome (refreshed, reauth_required, transient, refused)",
+            vault_refreshes.clone(),
+        );
+        let vault_reveals = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "vault_reveals",
+            "Access tokens handed out (fresh, refreshed) or not (refused), by outcome",
+            vault_reveals.clone(),
+        );
         Self {
             registry,
             requests,
@@ -203,6 +217,8 @@ impl Metrics {
             rule_failures,
             refusals,
             connections,
+            vault_refreshes,
+            vault_reveals,
         }
     }
 }

@@ -10,6 +10,11 @@ pub enum Scope {
     #[value(name = "audit:read")]
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Receive vault access tokens (`POST /v1/credentials/resolve` with
+    /// `"reveal": true`): for the services that run queries, only.
+    #[value(name = "credentials:reveal")]
+    #[serde(rename = "credentials:reveal")]
+    CredentialsReveal,
     /// Ask for decisions, searches and credential resolutions.
     #[value(name = "decide")]
     #[serde(rename = "decide")]
@@ -28,6 +33,7 @@ impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuditRead => "audit:read",
+            Self::CredentialsReveal => "credentials:reveal",
             Self::Decide => "decide",
             Self::EventsWrite => "events:write",
             Self::PolicyAdmin => "policy:admin",

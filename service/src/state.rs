@@ -74,6 +74,8 @@ pub struct AppState {
     request_overrides: RequestOverrides,
     /// What decisions do with names the schema does not declare (`--strict-context`).
     undeclared: Undeclared,
+    /// The token vault (`--vault`); `None`: no vault.
+    vault: Option<Arc<crate::vault::Vault>>,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,7 @@ impl AppState {
             webhooks: Webhooks::default(),
             request_overrides: RequestOverrides::default(),
             undeclared: Undeclared::default(),
+            vault: None,
         })
     }
 
@@ -154,6 +157,23 @@ impl AppState {
 
     pub fn webhooks(&self) -> &Webhooks {
         &self.webhooks
+    }
+
+    /// This state with the token vault.
+    #[must_use]
+    pub fn with_vault(mut self, vault: Arc<crate::vault::Vault>) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The token vault, if this service runs one.
+    pub fn vault(&self) -> Option<&Arc<crate::vault::Vault>> {
+        self.vault.as_ref()
+    }
+
+    /// What every vault call works with: the store and the audit log.
+    pub fn backing(&self) -> crate::vault::Backing<'_> {
+        crate::vault::Backing { store: self.store(), audit: self.audit() }
     }
 
     /// This state with `mode` for requests that override stored facts.

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -34,7 +35,13 @@ use warrant_service::keys::AuditKeys;
 use warrant_service::log_keys::LogKeys;
 use warrant_service::rules::RuleHost;
 use warrant_service::store::Store;
+use warrant_service::vault::Vault;
+use warrant_service::vault::config::VaultConfig;
+use warrant_service::vault::kek::VaultKeys;
 use warrant_service::webhooks::{WebhookConfig, Webhooks};
+
+#[path = "../../tests/oidc/idp.rs"]
+mod idp;
 
 const KEY: &str = "k1 5f2c9a01b7e34d6f8a1c2e3b4d5f60718293a4b5c6d7e8f90123456789abcdef";
 const WEBHOOK_SECRET: &str = "a plain secret";
@@ -250,10 +257,10 @@ fn signed_webhook(source: &str, payload: &Value, secret: &str) -> Request<Body> 
         .unwrap()
 }
 
-async fn service(dir: &Path) -> (Router, String, String) {
+async fn service(dir: &Path, idp: &idp::Idp) -> (Router, String, String) {
     let store = Store::open(&format!("sqlite://{}", dir.join("warrant.db").display())).await.unwrap();
     let every = mint(
-        &[Scope::Decide, Scope::EventsWrite, Scope::AuditRead, Scope::PolicyAdmin],
+        &[Scope::Decide, Scope::EventsWrite, Scope::AuditRead, Scope::PolicyAdmin, Scope::CredentialsReveal],
         chrono::TimeDelta::days(1),
         "every scope",
         warrant_engine::Timestamp::now(),
@@ -277,8 +284,25 @@ async fn service(dir: &Path) -> (Router, String, String) {
     )
     .unwrap();
     let webhooks = Webhooks::new(WebhookConfig::load(&config_path).unwrap());
-    let app = warrant_service::app(state.with_webhooks(webhooks), HttpConfig::default());
+    let app = warrant_service::app(state.with_webhooks(webhooks).with_vault(vault(idp).await), HttpConfig::default());
     (app, every.key, decide_only.key)
+}
+
+/// warrant's callback as the provider is told it (the in-process service
+/// has no port; the browser's walk stops there).
+const CALLBACK: &str = "http://127.0.0.1:9/v1/grants/callback";
+
+/// A vault serving `c_wh` from the test authorization server.
+async fn vault(idp: &idp::Idp) -> Arc<Vault> {
+    let file = json!({
+        "providers": {"idp": {"issuer": idp.issuer, "client_id": idp::CLIENT_ID, "client_secret_env": "IDP_SECRET",
+                              "scopes": ["openid", "offline_access"]}},
+        "connections": {"c_wh": {"provider": "idp", "role": "ANALYST"}},
+    });
+    let env = |var: &str| (var == "IDP_SECRET").then(|| idp::CLIENT_SECRET.to_owned());
+    let config = VaultConfig::parse(&file.to_string(), "vault.json", &env).unwrap();
+    let keys = VaultKeys::parse(&format!("k1 {}", "ab".repeat(32))).unwrap();
+    Arc::new(Vault::open(config, keys, CALLBACK).await.unwrap())
 }
 
 /// Every file of the shipped bundle, as `PUT /v1/policies` takes it.
@@ -297,7 +321,8 @@ fn bundle_files() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_answers_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    let (app, key, decide_only) = service(dir.path()).await;
+    let idp = idp::start(&[]);
+    let (app, key, decide_only) = service(dir.path(), &idp).await;
     let client = Client { app };
     let document = client.send(request(&Method::GET, "/openapi.json", None, None)).await;
     assert_eq!(document.status, StatusCode::OK);
@@ -444,7 +469,43 @@ async fn every_documented_operation_answers_as_documented() {
         statuses.push(format!("{method} {uri} → {}", reply.status));
         doc.check(method, template, &reply);
     }
+    // The vault: a grant made through the provider, imported, read,
+    // revealed and disconnected; a used `state`, a missing grant.
+    let started = client.send(request(&post, "/v1/grants/c_wh/start", key, Some(&json!({"owner": "olivia"})))).await;
+    doc.check(&post, "/v1/grants/{connection}/start", &started);
+    let url = started.json()["authorization_url"].as_str().unwrap().to_owned();
+    let callback = idp.browse(&url).await;
+    let back = format!("{}?{}", callback.path(), callback.query().unwrap());
+    for _ in 0..2 {
+        let reply = client.send(request(&get, &back, None, None)).await;
+        statuses.push(format!("GET /v1/grants/callback → {}", reply.status));
+        doc.check(&get, "/v1/grants/callback", &reply);
+    }
+    let import = json!({"connection": "c_wh", "owner": "olivia", "access_token": "imported-access",
+                        "refresh_token": "imported-refresh", "expires_at": "2099-06-01T00:00:00Z"});
+    let imported = client.send(request(&post, "/v1/grants/import", key, Some(&import))).await;
+    doc.check(&post, "/v1/grants/import", &imported);
+    let grant = imported.json()["grant_id"].as_str().unwrap().to_owned();
+    let delete = Method::DELETE;
+    let reveal = json!({"principal": user("olivia"), "project": "p_nb", "connection": "c_wh",
+                        "surface": "notebook", "reveal": true});
+    for (method, template, uri, body) in [
+        (&get, "/v1/grants/{id}", format!("/v1/grants/{grant}"), None),
+        (&get, "/v1/grants/{id}", "/v1/grants/grant_none".to_owned(), None),
+        (&post, "/v1/credentials/resolve", "/v1/credentials/resolve".to_owned(), Some(reveal)),
+        (&delete, "/v1/grants/{id}", format!("/v1/grants/{grant}"), None),
+        (&post, "/v1/grants/{connection}/start", "/v1/grants/c_none/start".to_owned(), Some(json!({"owner": "o"}))),
+    ] {
+        let reply = client.send(request(method, &uri, key, body.as_ref())).await;
+        statuses.push(format!("{method} {uri} → {}", reply.status));
+        doc.check(method, template, &reply);
+    }
+
     let expected_errors = [
+        "GET /v1/grants/callback → 200",
+        "GET /v1/grants/callback → 400",
+        "GET /v1/grants/grant_none → 404",
+        "POST /v1/grants/c_none/start → 404",
         "PUT /v1/entities → 400",
         "GET /v1/policies?content=maybe → 400",
         "PUT /v1/policies → 400",

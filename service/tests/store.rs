@@ -22,7 +22,9 @@ use warrant_service::scope::Scope;
 use warrant_service::store::api_keys::StoredKey;
 use warrant_service::store::grant_flows::GrantFlow;
 use warrant_service::store::webhooks::Cursor;
-use warrant_service::store::{AuditFilter, BundleOrigin, Sealed, Store, StoreError, StoredBundle, TokenUpdate};
+use warrant_service::store::{
+    AuditFilter, BundleOrigin, Grant, GrantStatus, GrantWrite, Sealed, Store, StoreError, StoredBundle, TokenUpdate,
+};
 use warrant_service::tokens::{TokenChange, TokenConflict, TokenEventKind, TokenState, TokenStatus, apply};
 
 /// An instant written as the cases write it.
@@ -62,6 +64,7 @@ on_both_backends!(
     api_keys_are_stored_and_revoked,
     webhook_state_is_kept,
     grant_flows_are_bounded_per_owner_and_taken_once,
+    grants_change_only_from_the_version_they_were_read_at,
 );
 
 /// Defines, for each case, `sqlite::<case>` and `postgres::<case>` tests
@@ -353,6 +356,7 @@ async fn token_changes_commit_with_their_records(store: Store) {
         || TokenUpdate::new("t3", |b: Option<&TokenState>| apply(b, &of("t3", TokenEventKind::Revoked, "ann"), n(5)));
     let unmade = store
         .update_tokens_and_append(
+            None,
             vec![revoke()],
             |outcomes| {
                 assert_eq!(outcomes[0].as_ref().unwrap().as_ref().unwrap().status, "revoked", "seen before commit");
@@ -367,6 +371,7 @@ async fn token_changes_commit_with_their_records(store: Store) {
     assert_eq!(store.audit_count().await.unwrap(), 5, "and no record");
     let (status, sealed) = store
         .update_tokens_and_append(
+            None,
             vec![revoke()],
             |outcomes| {
                 let status = outcomes[0].as_ref().unwrap().as_ref().unwrap().status;
@@ -385,6 +390,7 @@ async fn token_changes_commit_with_their_records(store: Store) {
     verify_chain(store.audit_range(1, 7, 100).await.unwrap(), &keys, &ChainStart::genesis()).unwrap();
     let (none, sealed) = store
         .update_tokens_and_append::<TokenConflict, _, _>(
+            None,
             Vec::new(),
             |o| Ok((Vec::new(), o.len())),
             &keys,
@@ -818,4 +824,91 @@ async fn grant_flows_are_bounded_per_owner_and_taken_once(store: Store) {
     assert!(store.start_grant_flow(&flow("s5", "ann", 21, 31), 2).await.unwrap(), "bob's expired flow went too");
     assert!(!store.start_grant_flow(&flow("s6", "ann", 22, 32), 2).await.unwrap());
     assert_eq!(store.take_grant_flow("b1", n(22)).await.unwrap(), None, "dropped when it expired");
+}
+
+fn grant(id: &str, version: i64, expires: u32) -> Grant {
+    Grant {
+        id: id.into(),
+        connection: "snow".into(),
+        owner: "ann".into(),
+        provider: "idp".into(),
+        status: GrantStatus::Active,
+        reason: None,
+        scopes: "openid offline_access".into(),
+        kek_id: "k1".into(),
+        data_key: vec![1; 60],
+        access_token: vec![2; 40],
+        access_expires_at: n(expires),
+        refresh_token: Some(vec![3, 0, 255]),
+        refresh_started_at: None,
+        version,
+        created_at: n(0),
+        updated_at: n(0),
+    }
+}
+
+/// Stores `write` alone: no token change, no record.
+async fn put_grant(store: &Store, write: GrantWrite, ts: Timestamp) {
+    let nothing = Vec::<TokenUpdate<'_, TokenConflict>>::new();
+    store.update_tokens_and_append(Some(&write), nothing, |_| Ok((Vec::new(), ())), &keys(), ts).await.unwrap();
+}
+
+async fn grants_change_only_from_the_version_they_were_read_at(store: Store) {
+    let keys = keys();
+    let issue =
+        || TokenUpdate::new("g1", |b: Option<&TokenState>| apply(b, &of("g1", TokenEventKind::Issued, "ann"), n(1)));
+    let write = |g: Grant, expected| GrantWrite { grant: g, expected };
+    // A new grant, with its token and its record.
+    let new = write(grant("g1", 1, 10), None);
+    let ((), sealed) = store
+        .update_tokens_and_append(Some(&new), vec![issue()], |_| Ok((entries(1, "token.issued"), ())), &keys, n(1))
+        .await
+        .unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(store.grant("g1").await.unwrap(), Some(grant("g1", 1, 10)));
+    assert_eq!(store.token("g1").await.unwrap().unwrap().status, "active");
+    // The same id again is refused, and stores nothing of its transaction.
+    let again =
+        store.update_tokens_and_append(Some(&new), vec![issue()], |_| Ok((entries(1, "x"), ())), &keys, n(2)).await;
+    assert!(matches!(again, Err(StoreError::GrantChanged(ref id)) if id == "g1"), "{again:?}");
+    assert_eq!(store.audit_count().await.unwrap(), 1, "no record without its change");
+
+    // A change from version 1 applies and makes version 2 ...
+    let mut refreshed = grant("g1", 2, 20);
+    refreshed.access_token = vec![4; 40];
+    put_grant(&store, write(refreshed.clone(), Some(1)), n(3)).await;
+    assert_eq!(store.grant("g1").await.unwrap(), Some(refreshed.clone()));
+    // ... and another made from version 1 (a stale read) is refused.
+    let stale = write(grant("g1", 2, 30), Some(1));
+    let refused =
+        store.update_tokens_and_append(Some(&stale), vec![issue()], |_| Ok((entries(1, "x"), ())), &keys, n(4)).await;
+    assert!(matches!(refused, Err(StoreError::GrantChanged(_))), "{refused:?}");
+    assert_eq!(store.grant("g1").await.unwrap(), Some(refreshed), "the newer row stays");
+    assert_eq!(store.audit_count().await.unwrap(), 1);
+
+    // Reads: by owner; the refresher's work, soonest expiry first.
+    put_grant(&store, write(grant("g2", 1, 5), None), n(5)).await;
+    let mut revoked = grant("g3", 1, 1);
+    revoked.status = GrantStatus::Revoked;
+    put_grant(&store, write(revoked, None), n(5)).await;
+    let owned: Vec<String> = store.grants_of("ann").await.unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(owned, ["g1", "g2", "g3"]);
+    let due: Vec<String> = store.grants_to_refresh(n(25), 10).await.unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(due, ["g2", "g1"], "active ones only, soonest first");
+    assert_eq!(store.grant_ids_after("g1", 10).await.unwrap(), ["g2", "g3"]);
+
+    // One refresh lease per grant at a time across instances (PostgreSQL;
+    // SQLite has one writing process).
+    let held = store.grant_lease("g1").await.unwrap();
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(300), store.grant_lease("g1")).await;
+    let other = tokio::time::timeout(std::time::Duration::from_millis(300), store.grant_lease("g2")).await;
+    assert!(other.is_ok(), "another grant's lease is free");
+    if matches!(store, Store::Postgres(_)) {
+        assert!(waiting.is_err(), "a second lease on g1 waits while the first is held");
+    }
+    drop(held);
+    drop(other);
+    drop(waiting);
+    let after = tokio::time::timeout(std::time::Duration::from_secs(5), store.grant_lease("g1")).await;
+    assert!(after.is_ok(), "free again once the first is dropped");
 }

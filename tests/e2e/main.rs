@@ -37,6 +37,7 @@ mod readme;
 mod rules;
 mod search;
 mod tls;
+mod vault;
 mod verify_ranges;
 mod webhooks;
 mod witness;

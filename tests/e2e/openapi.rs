@@ -39,6 +39,12 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/v1/credentials/resolve", Some("decide")),
     // tokens.rs
     ("POST", "/v1/tokens/events", Some("events:write")),
+    // grants.rs (the vault): the provider's callback carries its own credential
+    ("POST", "/v1/grants/{connection}/start", Some("events:write")),
+    ("GET", "/v1/grants/callback", None),
+    ("POST", "/v1/grants/import", Some("events:write")),
+    ("GET", "/v1/grants/{id}", Some("events:write")),
+    ("DELETE", "/v1/grants/{id}", Some("events:write")),
     // webhooks.rs: signed by the source, no API key
     ("POST", "/v1/webhooks/{source}", None),
     // audit.rs

@@ -298,6 +298,7 @@ impl Server {
         let out = warrant_command(&self.config_home)
             .args(["keys", "create", "--database-url", &self.database_url, "--description", "e2e"])
             .args(["--scope", "decide", "--scope", "events:write", "--scope", "audit:read", "--scope", "policy:admin"])
+            .args(["--scope", "credentials:reveal"])
             .output()
             .expect("run warrant keys create");
         assert!(out.status.success(), "warrant keys create failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -482,6 +483,10 @@ impl Server {
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         reply(self.client.post(self.url(path)).json(body).send().await.expect("send POST")).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        reply(self.client.delete(self.url(path)).send().await.expect("send DELETE")).await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Reply {

@@ -33,12 +33,12 @@ use warrant_engine::audit::tiles::TILE_WIDTH;
 use warrant_engine::audit::{Hash, TileEdge, TileId, TileReader, TileSource};
 
 use crate::keys::AuditKeys;
-use crate::store::{Store, StoreError, TokenUpdate};
+use crate::store::{GrantWrite, Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
 pub use event::Event;
 use rejections::{Rejections, Summary};
 use writer::Job;
-pub use writer::{Appended, AuditError, RecordOf, TokensRecorded};
+pub use writer::{Appended, AuditError, GrantJobError, RecordOf, TokensRecorded};
 
 /// Jobs waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 8192;
@@ -234,6 +234,23 @@ impl AuditLog {
         let stopped = || AuditError::new("the writer stopped");
         let (reply, answer) = oneshot::channel();
         let job = Job::Tokens { updates, record: Box::new(record), reply };
+        self.queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Writes a vault grant's change with its token changes and the record
+    /// `record` makes of their outcomes, in one transaction of its own;
+    /// returns once durable. [`GrantJobError::Changed`] (nothing stored)
+    /// when the grant is no longer at the version `write` was computed from.
+    pub async fn write_grant(
+        &self,
+        write: GrantWrite,
+        updates: Vec<TokenUpdate<'static, TokenConflict>>,
+        record: impl FnOnce(&[Applied]) -> Option<Event> + Send + 'static,
+    ) -> Result<TokensRecorded, GrantJobError> {
+        let stopped = || GrantJobError::Audit(AuditError::new("the writer stopped"));
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Grant { write: Box::new(write), updates, record: Box::new(record), reply };
         self.queue.send(job).await.map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }

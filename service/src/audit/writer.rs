@@ -11,7 +11,7 @@ use warrant_engine::audit::{Prepared, SealError, TileEdge};
 
 use super::event::Event;
 use crate::keys::AuditKeys;
-use crate::store::{Sealed, Store, StoreError, TokenUpdate};
+use crate::store::{GrantWrite, Sealed, Store, StoreError, TokenUpdate};
 use crate::tokens::{Applied, TokenConflict};
 
 /// Most jobs sealed and written in one transaction.
@@ -62,6 +62,28 @@ pub(super) enum Job {
         record: RecordOf,
         reply: oneshot::Sender<Result<TokensRecorded, AuditError>>,
     },
+    /// A vault grant's change, with its token changes and record: committed
+    /// in a transaction of its own, so a grant changed meanwhile (refused)
+    /// fails only this job.
+    Grant {
+        write: Box<GrantWrite>,
+        updates: Vec<TokenUpdate<'static, TokenConflict>>,
+        record: RecordOf,
+        reply: oneshot::Sender<Result<TokensRecorded, GrantJobError>>,
+    },
+}
+
+/// Why a grant's change was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GrantJobError {
+    /// The row is no longer at the version the change was computed from.
+    #[error("grant `{0}` changed meanwhile")]
+    Changed(String),
+    /// Its token change was refused (the token's state contradicts it).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 enum Reply {
@@ -121,9 +143,18 @@ pub(super) async fn write_loop(
         let started = std::time::Instant::now();
         let metrics = &crate::metrics::METRICS;
         metrics.audit_batch_records.observe(batch.len() as f64);
+        // Grant jobs first, each alone (rare: a grant changes when it is
+        // made, refreshed or revoked).
+        if batch.iter().any(|j| matches!(j, Job::Grant { .. })) {
+            let grants: Vec<Job>;
+            (grants, batch) = batch.into_iter().partition(|j| matches!(j, Job::Grant { .. }));
+            for job in grants {
+                commit.grant(job).await;
+            }
+        }
         if batch.iter().any(|j| matches!(j, Job::Tokens { .. })) {
             commit.with_tokens(batch).await;
-        } else {
+        } else if !batch.is_empty() {
             commit.records(batch).await;
         }
         metrics.audit_commit_seconds.observe(started.elapsed());
@@ -194,6 +225,8 @@ impl Commit<'_> {
                     updates.extend(changes);
                     replies.push(Reply::Tokens(reply));
                 }
+                // Taken apart by the loop; never here.
+                Job::Grant { reply, .. } => drop(reply.send(Err(AuditError::new("misrouted grant change").into()))),
             }
         }
         let records = move |outcomes: Vec<Applied>| -> Result<(Vec<Prepared>, Vec<Placed>), StoreError> {
@@ -224,7 +257,7 @@ impl Commit<'_> {
             }
             Ok((entries, placed))
         };
-        match store.update_tokens_and_append(updates, records, keys.signing(), ts).await {
+        match store.update_tokens_and_append(None, updates, records, keys.signing(), ts).await {
             Ok((placed, sealed)) => {
                 self.stored();
                 for (job, reply) in placed.into_iter().zip(replies) {
@@ -241,6 +274,43 @@ impl Commit<'_> {
             }
             Err(e) => fail(replies, &e),
         }
+    }
+}
+
+impl Commit<'_> {
+    /// One grant's change, its token changes and its record, in a
+    /// transaction of their own.
+    async fn grant(&self, job: Job) {
+        let Job::Grant { write, updates, record, reply } = job else { return };
+        let keys = self.keys;
+        let records = move |outcomes: Vec<Applied>| -> Result<(Vec<Prepared>, Vec<Applied>), StoreError> {
+            // The grant's change stands or falls with its token change.
+            if let Some(Err(conflict)) = outcomes.iter().find(|o| o.is_err()) {
+                return Err(StoreError::Refused(conflict.to_string()));
+            }
+            let entries = match record(&outcomes) {
+                Some(event) => vec![Prepared::new(event.into_entry(keys))?],
+                None if outcomes.iter().any(|o| matches!(o, Ok(Some(_)))) => {
+                    return Err(StoreError::Corrupt("a token change came without its audit record".into()));
+                }
+                None => Vec::new(),
+            };
+            Ok((entries, outcomes))
+        };
+        let answer =
+            match self.store.update_tokens_and_append(Some(&write), updates, records, keys.signing(), self.ts).await {
+                Ok((outcomes, sealed)) => {
+                    self.stored();
+                    Ok(TokensRecorded { outcomes, appended: sealed.into_iter().next().map(appended) })
+                }
+                Err(StoreError::GrantChanged(id)) => Err(GrantJobError::Changed(id)),
+                Err(StoreError::Refused(why)) => Err(GrantJobError::Refused(why)),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit write failed");
+                    Err(AuditError("storage failure".into()).into())
+                }
+            };
+        let _ = reply.send(answer);
     }
 }
 

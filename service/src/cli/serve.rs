@@ -56,6 +56,8 @@ pub enum ServeError {
     Tls(Box<TlsFileError>),
     #[error(transparent)]
     Witness(#[from] crate::witnessing::WitnessArgError),
+    #[error("token vault: {0}")]
+    Vault(String),
     #[error("demo: {0}")]
     Demo(#[from] crate::demo::DemoError),
 }
@@ -166,11 +168,15 @@ async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
         witness_quorum: quorum,
     };
     let undeclared = if args.strict_context { Undeclared::Refuse } else { Undeclared::Ignore };
-    let serving = state
+    let mut serving = state
         .clone()
         .with_webhooks(webhooks)
         .with_request_overrides(args.request_overrides)
         .with_undeclared(undeclared);
+    if let Some(file) = &args.vault {
+        let vault = open_vault(file, args.vault_key_file.as_deref(), &config.public_url).await?;
+        serving = serving.with_vault(Arc::new(vault));
+    }
     let app = http::app(serving, config);
     tracing::info!(%addr, tls = tls.is_some(), "listening");
 
@@ -186,6 +192,28 @@ async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
     state.audit().flush_rejections().await;
     tracing::info!("stopped");
     result
+}
+
+/// The token vault of `--vault FILE`: its keys, and its providers, each
+/// discovered now, so a misconfigured provider stops the start with the
+/// reason rather than failing the first user.
+async fn open_vault(
+    file: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+    public_url: &str,
+) -> Result<crate::vault::Vault, ServeError> {
+    use crate::vault::{Vault, config::VaultConfig, kek::VaultKeys};
+    let fail = |e: &dyn std::fmt::Display| ServeError::Vault(e.to_string());
+    let config = VaultConfig::load(file).map_err(|e| fail(&e))?;
+    let keys = VaultKeys::load(key_file).map_err(|e| fail(&e))?;
+    let redirect_uri = config
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| format!("{}/v1/grants/callback", public_url.trim_end_matches('/')));
+    let connections = config.connections.len();
+    let vault = Vault::open(config, keys, &redirect_uri).await.map_err(|e| fail(&e))?;
+    tracing::info!(connections, %redirect_uri, kek = vault.keys().current_id(), "token vault ready");
+    Ok(vault)
 }
 
 /// Serves `app` until SIGTERM or SIGINT, then stops accepting and lets

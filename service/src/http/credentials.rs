@@ -2,9 +2,9 @@
 //! docs/domain.md#credential-resolution).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -12,12 +12,15 @@ use utoipa::ToSchema;
 
 use super::decision::Verdict;
 use super::error::{ApiError, ErrorBody};
+use super::guard::Caller;
 use super::json::ApiJson;
 use super::limits::{MAX_ID, MAX_NAME, printable};
 use crate::audit::{Event, Kind};
-use crate::credentials::{Ask, Credential, ResolveError, resolve};
-use crate::pack::Surface;
+use crate::credentials::{Ask, Credential, CredentialKind, Refresher, ResolveError, resolve};
+use crate::pack::{Reason, Surface};
+use crate::scope::Scope;
 use crate::state::AppState;
+use crate::vault::VaultError;
 use warrant_engine::Timestamp;
 
 pub fn router() -> Router<AppState> {
@@ -55,6 +58,12 @@ pub struct ResolveRequest {
     #[garde(inner(length(max = 256)))]
     #[schema(max_length = 256)]
     purpose: Option<String>,
+    /// Also hand out the credential's access token, when the vault holds
+    /// it and Cedar allows (scope `credentials:reveal`). A token due for
+    /// refresh is refreshed first.
+    #[serde(default)]
+    #[garde(skip)]
+    reveal: bool,
 }
 
 /// `credential` when allowed; the deny `reasons` otherwise.
@@ -62,9 +71,39 @@ pub struct ResolveRequest {
 pub struct Resolution {
     decision: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
-    credential: Option<Credential>,
+    credential: Option<Revealed>,
     reasons: Vec<String>,
 }
+
+/// The credential, with its access token when one was revealed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Credential)]
+pub struct Revealed {
+    kind: CredentialKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    /// Cache partition: one user's cached results never reach another.
+    cache_key: String,
+    /// The vault grant's access token (`"reveal": true` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    /// When `access_token` expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<Timestamp>,
+}
+
+/// Never the token.
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed").field("kind", &self.kind).field("token_id", &self.token_id).finish_non_exhaustive()
+    }
+}
+
+/// Why a revealing resolution denied although Cedar allowed: the vault
+/// could not hand out a token now.
+const PROVIDER_UNAVAILABLE: &str = "provider_unavailable";
+const NOT_IN_VAULT: &str = "not_in_vault";
 
 impl From<ResolveError> for ApiError {
     fn from(e: ResolveError) -> Self {
@@ -79,6 +118,7 @@ impl From<ResolveError> for ApiError {
             ResolveError::Incomplete(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bundle_incomplete", e.to_string())
             }
+            ResolveError::Vault(v) => v.into(),
         }
     }
 }
@@ -101,8 +141,36 @@ impl From<ResolveError> for ApiError {
 )]
 async fn handle(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ResolveRequest>,
 ) -> Result<Json<Resolution>, ApiError> {
+    let reveal = body.reveal;
+    let actor = caller.actor();
+    let vault = if reveal {
+        // The route needs `decide`; a token needs `credentials:reveal` too.
+        let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let checked = state
+            .auth()
+            .check(state.store(), header, Scope::CredentialsReveal, Timestamp::now())
+            .await
+            .map_err(ApiError::internal)?;
+        if let Err((refusal, _)) = checked {
+            return Err(
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("`reveal`: {refusal}")).with_field("reveal")
+            );
+        }
+        Some(state.vault().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "vault_disabled",
+                "`reveal`: this service runs no token vault (`serve --vault FILE`)",
+            )
+            .with_field("reveal")
+        })?)
+    } else {
+        None
+    };
     let snapshot = state.snapshot();
     let ask = Ask {
         principal_type: body.principal.type_name,
@@ -114,7 +182,38 @@ async fn handle(
     };
     // Resolution may run rules between store reads: hold a rule slot throughout.
     let _slot = if snapshot.bundle.rules().is_empty() { None } else { Some(state.rules().slot().await?) };
-    let resolution = resolve(&snapshot, state.store(), state.keys(), &ask, Timestamp::now()).await?;
+    let refresher = vault.map(|v| Refresher { vault: v, backing: state.backing(), actor: &actor });
+    let mut resolution = resolve(&snapshot, state.store(), state.keys(), &ask, Timestamp::now(), refresher).await?;
+    // The token itself, once Cedar allowed its use; a grant that cannot
+    // serve turns the answer into a deny that says why.
+    let mut revealed = None;
+    if let (Some(vault), Some(token_id)) = (vault, resolution.credential.as_ref().and_then(|c| c.token_id.clone())) {
+        match vault.reveal(state.backing(), &token_id, &actor).await {
+            Ok(r) => revealed = Some(r),
+            Err(e) => {
+                let reason = match &e {
+                    VaultError::ReauthRequired { .. } | VaultError::Revoked(_) => Reason::ReauthRequired.as_str(),
+                    VaultError::UnknownGrant(_) => NOT_IN_VAULT,
+                    VaultError::Unavailable(_) => PROVIDER_UNAVAILABLE,
+                    _ => return Err(e.into()),
+                };
+                resolution.credential = None;
+                resolution.token_owner = None;
+                resolution.reasons = vec![reason.to_owned()];
+            }
+        }
+    }
+    crate::metrics::METRICS
+        .vault_reveals
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: match (&revealed, vault) {
+                (Some(r), _) if r.refreshed => "refreshed",
+                (Some(_), _) => "fresh",
+                (None, Some(_)) => "refused",
+                (None, None) => "none",
+            },
+        })
+        .inc();
     let outcome = crate::metrics::outcome(resolution.credential.is_some());
     crate::metrics::METRICS.resolutions.get_or_create(&outcome).inc();
     // Every resolution is a token use on the record, allowed or not.
@@ -134,9 +233,20 @@ async fn handle(
         event.details.insert("credential".into(), json!(c.kind));
         event.details.insert("cache_key".into(), json!(c.cache_key));
     }
+    if reveal {
+        event.details.insert("revealed".into(), json!(revealed.is_some()));
+    }
     state.audit().append(event).await?;
     Ok(Json(match resolution.credential {
-        Some(credential) => Resolution { decision: Verdict::Allow, credential: Some(credential), reasons: Vec::new() },
+        Some(credential) => {
+            let (access_token, expires_at) = match revealed {
+                Some(r) => (Some(r.access_token.to_string()), Some(r.expires_at)),
+                None => (None, None),
+            };
+            let Credential { kind, token_id, cache_key } = credential;
+            let credential = Revealed { kind, token_id, cache_key, access_token, expires_at };
+            Resolution { decision: Verdict::Allow, credential: Some(credential), reasons: Vec::new() }
+        }
         None => Resolution { decision: Verdict::Deny, credential: None, reasons: resolution.reasons },
     }))
 }

@@ -14,6 +14,7 @@ mod credentials;
 mod decision;
 mod entities;
 pub mod error;
+mod grants;
 mod guard;
 mod health;
 pub mod json;
@@ -105,7 +106,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
                 .merge(search::router()),
             Scope::Decide,
         ))
-        .merge(guarded(tokens::router(), Scope::EventsWrite))
+        .merge(guarded(Router::new().merge(tokens::router()).merge(grants::router()), Scope::EventsWrite))
         .merge(guarded(Router::new().merge(audit::router()).merge(log::entries_router()), Scope::AuditRead))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
@@ -121,6 +122,8 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
         .merge(openapi::router())
         .merge(decisions)
         .merge(bulk)
+        // The provider's redirect carries its own single-use credential.
+        .merge(grants::callback_router().layer(DefaultBodyLimit::max(config.max_body_bytes)))
         // Signed by the source, not an API key: outside the guarded groups.
         .merge(webhooks::router().layer(DefaultBodyLimit::max(config.max_body_bytes)))
         .fallback(not_found)

@@ -35,7 +35,7 @@ impl Store {
             return Ok(results);
         }
         let nothing: Vec<TokenUpdate<'_, Infallible>> = Vec::new();
-        let ((), results) = self.write(nothing, |_| Ok((entries, ())), Some(keyring), ts, false).await?;
+        let ((), results) = self.write(None, nothing, |_| Ok((entries, ())), Some(keyring), ts, false).await?;
         Ok(results)
     }
 

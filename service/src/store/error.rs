@@ -19,6 +19,14 @@ pub enum StoreError {
     Unsupported(&'static str),
     #[error("audit records cannot be sealed without the audit key")]
     NoAuditKey,
+    /// A vault grant's write was computed from a version another writer
+    /// has since replaced: nothing was stored; read it again.
+    #[error("grant `{0}` changed meanwhile")]
+    GrantChanged(String),
+    /// A change refused by the stored state it applies to (a token event
+    /// the token's state contradicts): nothing of its transaction was stored.
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("cannot seal an audit record: {0}")]
     Seal(#[from] SealError),
 }

@@ -4,7 +4,7 @@
 //!
 //! Every operation is an `impl Store` method in the file named after what it
 //! stores (`entities.rs`, `bundles.rs`, `tokens.rs`, `api_keys.rs`,
-//! `webhooks.rs`, `audit.rs`, the tree's tiles in `tiles.rs` (and inside a
+//! `webhooks.rs`, the vault's `grant_flows.rs` and `grants.rs`, `audit.rs`, the tree's tiles in `tiles.rs` (and inside a
 //! write, `tree.rs`), witnesses' cosignatures in `cosignatures.rs`). SQL the
 //! two databases share is written once: placeholders are `$1…$n`, which SQLite reads as numbered parameters too,
 //! and [`on_backend!`] expands the one body for each backend's types. A
@@ -20,6 +20,14 @@
 macro_rules! token_columns {
     () => {
         "token_id, owner, connection, status, role, expires_at, updated_at, issued_at"
+    };
+}
+
+/// The vault's grant columns (`grants.rs`).
+macro_rules! grant_columns {
+    () => {
+        "id, connection, owner, provider, status, reason, scopes, kek_id, data_key, access_token, \
+         access_expires_at, refresh_token, refresh_started_at, version, created_at, updated_at"
     };
 }
 
@@ -51,6 +59,7 @@ mod cosignatures;
 mod entities;
 mod error;
 pub mod grant_flows;
+pub mod grants;
 mod open;
 mod postgres;
 mod records;
@@ -64,6 +73,7 @@ mod write;
 
 pub use bundles::{BundleOrigin, StoreVersions, StoredBundle};
 pub use error::StoreError;
+pub use grants::{Grant, GrantStatus, GrantWrite};
 pub use open::Store;
 pub use postgres::PgStore;
 pub use records::AuditFilter;

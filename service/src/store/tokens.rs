@@ -160,7 +160,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let (outcomes, _) =
-            self.write(updates, |outcomes| Ok((Vec::new(), outcomes)), None, Timestamp::now(), true).await?;
+            self.write(None, updates, |outcomes| Ok((Vec::new(), outcomes)), None, Timestamp::now(), true).await?;
         Ok(outcomes)
     }
 }

@@ -5,7 +5,8 @@
 //! A token change is stored if and only if its records are, and the tree's
 //! tiles (`tiles.rs`) change with the records they cover.
 //!
-//! Locks are taken in one order on every path, tokens before the chain, so
+//! A vault grant's change (`grants.rs`) comes first in its transaction.
+//! Locks are taken in one order on every path, grant, tokens, chain, so
 //! two PostgreSQL instances never wait on each other in a cycle; on SQLite
 //! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
 
@@ -13,6 +14,7 @@ use warrant_engine::Timestamp;
 use warrant_engine::audit::{Keyring, Mac, Prepared, SealError, TileEdge};
 
 use super::error::StoreError;
+use super::grants::{GrantWrite, apply_grant_write};
 use super::open::Store;
 use super::records::head_of;
 use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
@@ -20,13 +22,17 @@ use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
 use super::tree;
 
 impl Store {
-    /// Applies `updates` (possibly none) and appends the records `records`
-    /// makes of their outcomes, in one transaction: a token change is
-    /// stored if and only if the records are. Every record must seal, or
-    /// nothing is stored ([`StoreError::Seal`]). Returns what `records`
-    /// answered beside the records, and the records in order.
+    /// Applies a vault grant's change (`grant`, if any: `grants.rs`), then
+    /// `updates` (possibly none), and appends the records `records` makes of
+    /// their outcomes, in one transaction: a change is stored if and only if
+    /// the records are. Every record must seal, or nothing is stored
+    /// ([`StoreError::Seal`]); a grant no longer at the version its write
+    /// was computed from stores nothing ([`StoreError::GrantChanged`]).
+    /// Returns what `records` answered beside the records, and the records
+    /// in order.
     pub async fn update_tokens_and_append<'a, E, F, R>(
         &self,
+        grant: Option<&GrantWrite>,
         updates: Vec<TokenUpdate<'a, E>>,
         records: F,
         keyring: &Keyring,
@@ -37,7 +43,7 @@ impl Store {
         F: FnOnce(Vec<TokenOutcome<E>>) -> Result<(Vec<Prepared>, R), StoreError> + Send + 'a,
         R: Send + 'a,
     {
-        let (answer, results) = self.write(updates, records, Some(keyring), ts, true).await?;
+        let (answer, results) = self.write(grant, updates, records, Some(keyring), ts, true).await?;
         let sealed = results.into_iter().collect::<Result<_, _>>()?;
         Ok((answer, sealed))
     }
@@ -48,6 +54,7 @@ impl Store {
     /// when `records` makes no record (token changes alone).
     pub(super) async fn write<'a, E, F, R>(
         &self,
+        grant: Option<&GrantWrite>,
         updates: Vec<TokenUpdate<'a, E>>,
         records: F,
         keyring: Option<&Keyring>,
@@ -61,6 +68,11 @@ impl Store {
     {
         on_backend!(self, b => {
             let mut tx = b.begin_write().await?;
+            if let Some(write) = grant
+                && !apply_grant_write!(tx, write)
+            {
+                return Err(StoreError::GrantChanged(write.grant.id.clone()));
+            }
             let mut outcomes = Vec::new();
             if !updates.is_empty() {
                 let ids = tokens::ids_of(&updates);

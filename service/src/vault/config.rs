@@ -9,7 +9,7 @@
 //!  "providers": {"okta": {"issuer": "https://example.okta.com",
 //!                         "client_id": "warrant", "client_secret_file": "/etc/warrant/okta.secret",
 //!                         "scopes": ["openid", "offline_access"], "refresh_skew": "2m"}},
-//!  "connections": {"snowflake": {"provider": "okta"}}}
+//!  "connections": {"snowflake": {"provider": "okta", "role": "ANALYST"}}}
 //! ```
 
 use std::collections::BTreeMap;
@@ -74,6 +74,8 @@ struct ProviderFile {
 #[serde(deny_unknown_fields)]
 struct ConnectionFile {
     provider: String,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 /// The checked configuration.
@@ -83,8 +85,17 @@ pub struct VaultConfig {
     /// derived from the service's public URL.
     pub redirect_uri: Option<String>,
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Connection → provider name (a key of `providers`).
-    pub connections: BTreeMap<String, String>,
+    /// Connection → where its grants come from.
+    pub connections: BTreeMap<String, ConnectionConfig>,
+}
+
+/// One connection's grants: the provider they come from (a key of
+/// `providers`) and the warehouse role their tokens carry (the token
+/// store's `role`, which the pack's `use_token` policies check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub provider: String,
+    pub role: String,
 }
 
 /// One provider, its secret read. Endpoints not given are discovered from
@@ -139,7 +150,7 @@ impl VaultConfig {
             if !providers.contains_key(&c.provider) {
                 return Err(ConfigError::UnknownProvider { connection, provider: c.provider });
             }
-            connections.insert(connection, c.provider);
+            connections.insert(connection, ConnectionConfig { provider: c.provider, role: c.role.unwrap_or_default() });
         }
         Ok(Self { redirect_uri: file.redirect_uri, providers, connections })
     }
@@ -241,7 +252,7 @@ mod tests {
                "connections": {"snowflake": {"provider": "okta"}, "pg": {"provider": "local"}}}"#,
         )
         .unwrap();
-        assert_eq!(config.connections["snowflake"], "okta");
+        assert_eq!(config.connections["snowflake"].provider, "okta");
         let okta = &config.providers["okta"];
         assert_eq!(okta.client_secret.as_str(), "s3cret");
         assert_eq!(okta.refresh_skew, Duration::from_secs(120));

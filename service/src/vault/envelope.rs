@@ -104,6 +104,12 @@ pub(super) fn data_key_aad(kek_id: &str, grant_id: &str) -> Vec<u8> {
     aad(&["warrant/vault/data-key/v1", kek_id, grant_id])
 }
 
+/// The associated data a pending authorization's sealed PKCE verifier is
+/// bound to.
+pub(super) fn verifier_aad(kek_id: &str, state_hash: &str) -> Vec<u8> {
+    aad(&["warrant/vault/pkce-verifier/v1", kek_id, state_hash])
+}
+
 /// Parts joined with NUL, which none of them may hold (ids are printable),
 /// so two different lists never make the same bytes.
 fn aad(parts: &[&str]) -> Vec<u8> {

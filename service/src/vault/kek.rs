@@ -155,6 +155,26 @@ impl VaultKeys {
         Ok(DataKey::from_bytes(key))
     }
 
+    /// Seals a pending authorization's PKCE verifier under the current key,
+    /// bound to the flow's `state_hash`: `(kek id, sealed)`.
+    pub fn seal_verifier(&self, state_hash: &str, verifier: &str) -> Result<(String, Vec<u8>), EnvelopeError> {
+        let (kek_id, kek) = self.keys.last().ok_or(EnvelopeError::Forged)?;
+        let sealed = envelope::seal(kek, &envelope::verifier_aad(kek_id, state_hash), verifier.as_bytes())?;
+        Ok((kek_id.clone(), sealed))
+    }
+
+    /// The verifier [`VaultKeys::seal_verifier`] sealed for `state_hash`.
+    pub fn open_verifier(
+        &self,
+        state_hash: &str,
+        kek_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<String>, UnwrapError> {
+        let kek = self.key(kek_id).ok_or_else(|| UnwrapError::UnknownKek(kek_id.to_owned()))?;
+        let bytes = envelope::open(kek, &envelope::verifier_aad(kek_id, state_hash), sealed)?;
+        Ok(Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|_| EnvelopeError::Forged)?))
+    }
+
     /// `wrapped` under the current key, or `None` if it already is: the
     /// step of a rotation, one grant at a time.
     pub fn rewrap(&self, grant_id: &str, wrapped: &WrappedKey) -> Result<Option<WrappedKey>, UnwrapError> {

@@ -234,6 +234,11 @@ impl Provider {
         &self.endpoints
     }
 
+    /// The scopes asked for.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     /// How long before its expiry an access token is refreshed.
     pub fn refresh_skew(&self) -> Duration {
         self.refresh_skew
@@ -277,16 +282,17 @@ impl Provider {
         tokens(answer)
     }
 
-    /// Revokes `refresh_token` (RFC 7009): the provider ends the grant.
+    /// Revokes `token` (RFC 7009), a `refresh_token` (the provider ends the
+    /// whole grant) or an `access_token` (`hint`).
     ///
     /// Sent by hand rather than through the oauth2 crate, which refuses a
     /// revocation endpoint without TLS even on loopback; [`check_url`]
     /// already allows plain http to loopback only. The request is RFC
     /// 7009's: the token and its type hint, form-encoded, the client
     /// authenticated with HTTP Basic as for the token endpoint.
-    pub async fn revoke(&self, refresh_token: &str) -> Result<(), ProviderError> {
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), ProviderError> {
         let endpoint = self.endpoints.revocation.as_deref().ok_or(ProviderError::NoEndpoint("revocation"))?;
-        let body = form(&[("token", refresh_token), ("token_type_hint", "refresh_token")]);
+        let body = form(&[("token", token), ("token_type_hint", hint)]);
         let request = oauth2::http::Request::builder()
             .method(oauth2::http::Method::POST)
             .uri(endpoint)

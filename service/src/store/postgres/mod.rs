@@ -18,6 +18,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
 const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
+/// The first key of the vault's refresh leases (`lease`).
+const VAULT_LEASE: i32 = 0x7661_756c;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -75,6 +77,19 @@ impl PgStore {
     pub(super) async fn lock_chain(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
         Ok(())
+    }
+
+    /// A transaction holding the refresh lease of vault grant `id` (an
+    /// advisory lock in the two-key space, so it never meets the token
+    /// locks above, which use one `bigint` key).
+    pub(super) async fn lease(&self, id: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(VAULT_LEASE)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// Nothing to remember: every append reads the head under the lock.

@@ -1,0 +1,234 @@
+//! Handing out a grant's access token, and refreshing it so that refreshes
+//! never race (docs/vault.md#refresh-that-never-races).
+//!
+//! A valid token is read and opened, nothing written. One that expires
+//! within the provider's skew is refreshed by one caller at a time: in this
+//! process the grant's lock (`Vault::lock_of`), across instances the
+//! store's lease (an advisory lock on PostgreSQL). Whoever gets them reads
+//! the grant again, so a caller that waited finds the winner's token and
+//! sends nothing. Before the refresh is sent its start is stored; the
+//! rotated tokens are stored, with the `token.refreshed` record, before
+//! anyone is answered.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use warrant_engine::Timestamp;
+use zeroize::Zeroizing;
+
+use super::envelope::Field;
+use super::grant::after;
+use super::provider::ProviderError;
+use super::{Backing, DEFAULT_ACCESS_TTL, Vault, VaultError, seal_tokens};
+use crate::store::{Grant, GrantStatus, GrantWrite};
+use crate::tokens::{TokenChange, TokenEventKind};
+
+/// An access token handed out, and until when it works.
+pub struct Revealed {
+    pub access_token: Zeroizing<String>,
+    pub expires_at: Timestamp,
+    /// Whether this call refreshed it.
+    pub refreshed: bool,
+}
+
+impl std::fmt::Debug for Revealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revealed").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// The longest wait after the provider failed transiently.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// When each grant may be refreshed again after transient failures.
+#[derive(Debug, Default)]
+pub(super) struct Backoff(Mutex<HashMap<String, (Instant, u32)>>);
+
+impl Backoff {
+    /// How long grant `id` must still wait, if at all.
+    fn wait(&self, id: &str) -> Option<Duration> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(id).and_then(|(until, _)| until.checked_duration_since(Instant::now()))
+    }
+
+    /// A transient failure: waits 1 s, 2 s, 4 s … up to a minute, with up
+    /// to a quarter more at random so retries from many grants spread out.
+    fn failed(&self, id: &str) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            let now = Instant::now();
+            map.retain(|_, (until, _)| *until > now);
+        }
+        let failures = map.get(id).map_or(0, |(_, n)| *n).saturating_add(1);
+        let base = Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF);
+        let mut byte = [0u8; 1];
+        let jitter = getrandom::fill(&mut byte).map_or(Duration::ZERO, |()| base / 4 * u32::from(byte[0]) / 255);
+        let wait = base + jitter;
+        map.insert(id.to_owned(), (Instant::now() + wait, failures));
+        wait
+    }
+
+    fn succeeded(&self, id: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+    }
+}
+
+impl Vault {
+    /// Whether a token of `connection` expiring at `expires_at` is due for
+    /// a refresh at `now` (within its provider's skew). `false` for a
+    /// connection the vault does not serve.
+    pub fn due(&self, connection: &str, expires_at: Timestamp, now: Timestamp) -> bool {
+        self.provider_of(connection).is_ok_and(|(_, p)| expires_at <= after(now, p.refresh_skew()))
+    }
+
+    /// Grant `id`'s access token for `actor`, refreshed first when it
+    /// expires within its provider's skew.
+    pub async fn reveal(&self, b: Backing<'_>, id: &str, actor: &str) -> Result<Revealed, VaultError> {
+        let grant = b.store.grant(id).await?.ok_or_else(|| VaultError::UnknownGrant(id.to_owned()))?;
+        if let Some(token) = self.usable(&grant, Timestamp::now())? {
+            return Ok(token);
+        }
+        self.refresh(b, id, actor, false).await
+    }
+
+    /// Refreshes grant `id` unless (once this caller holds its lock and
+    /// lease) its token is fresh; `force`: even then (the refresher, for a
+    /// refresh interrupted by a crash).
+    pub(crate) async fn refresh(
+        &self,
+        b: Backing<'_>,
+        id: &str,
+        actor: &str,
+        force: bool,
+    ) -> Result<Revealed, VaultError> {
+        let lock = self.lock_of(id);
+        let _held = lock.lock().await;
+        let _lease = b.store.grant_lease(id).await?;
+        let grant = b.store.grant(id).await?.ok_or_else(|| VaultError::UnknownGrant(id.to_owned()))?;
+        let now = Timestamp::now();
+        if !(force && grant.refresh_started_at.is_some())
+            && let Some(token) = self.usable(&grant, now)?
+        {
+            return Ok(token);
+        }
+        if let Some(wait) = self.backoff.wait(id) {
+            return Err(VaultError::Unavailable(format!(
+                "the last refresh failed; next attempt in {} s",
+                wait.as_secs() + 1
+            )));
+        }
+        let (_, provider) = self.provider_of(&grant.connection)?;
+        let key = self.data_key(&grant)?;
+        let Some(sealed) = &grant.refresh_token else {
+            return Err(reauth(&grant, "the access token expired and the provider gave no refresh token"));
+        };
+        let refresh_token = key.open(id, Field::Refresh, sealed)?;
+        // The start, durable before the provider hears of it: after a crash
+        // the refresher finds it and refreshes again.
+        let mut started = grant.clone();
+        started.refresh_started_at = Some(now);
+        started.version = grant.version + 1;
+        b.audit
+            .write_grant(GrantWrite { grant: started.clone(), expected: Some(grant.version) }, Vec::new(), |_| None)
+            .await?;
+        let answer = provider.refresh(&refresh_token).await;
+        let now = Timestamp::now();
+        let mut next = started.clone();
+        next.refresh_started_at = None;
+        next.updated_at = now;
+        next.version = started.version + 1;
+        let write = |next: &Grant| GrantWrite { grant: next.clone(), expected: Some(started.version) };
+        let mut details = serde_json::Map::new();
+        details.insert("provider".into(), json!(grant.provider));
+        match answer {
+            Ok(tokens) => {
+                self.backoff.succeeded(id);
+                refreshed("refreshed");
+                let rotated = tokens.refresh_token.is_some();
+                let expires_at = after(now, tokens.expires_in.unwrap_or(DEFAULT_ACCESS_TTL));
+                let new_refresh = match &tokens.refresh_token {
+                    Some(r) => Some(r.clone()),
+                    None => Some(refresh_token.clone()),
+                };
+                let (access, refresh) =
+                    seal_tokens(&key, id, &tokens.access_token, new_refresh.as_deref().map(|r| r.as_str()))?;
+                next.access_token = access;
+                next.refresh_token = refresh;
+                next.access_expires_at = expires_at;
+                if let Some(scopes) = &tokens.scopes {
+                    next.scopes = scopes.join(" ");
+                }
+                details.insert("rotation".into(), json!(if rotated { "rotated" } else { "kept" }));
+                let change = change_of(&grant, TokenEventKind::Refreshed, Some(expires_at));
+                self.commit(b, write(&next), change, actor, details).await?;
+                Ok(Revealed { access_token: tokens.access_token, expires_at, refreshed: true })
+            }
+            Err(ProviderError::InvalidGrant(description)) => {
+                self.backoff.succeeded(id);
+                refreshed("reauth_required");
+                let reason = match &description {
+                    Some(d) => format!("invalid_grant: {d}"),
+                    None => "invalid_grant".to_owned(),
+                };
+                next.status = GrantStatus::ReauthRequired;
+                next.reason = Some(reason.clone());
+                details.insert("grant".into(), json!("reauth_required"));
+                details.insert("provider_answer".into(), json!(reason));
+                let change = change_of(&grant, TokenEventKind::Expired, None);
+                self.commit(b, write(&next), change, actor, details).await?;
+                Err(reauth(&next, &reason))
+            }
+            Err(e) => {
+                // Nothing is known to have changed at the provider: the
+                // start stays stored, so the refresher tries again.
+                let wait = self.backoff.failed(id);
+                let outcome = if matches!(e, ProviderError::Transient(_)) { "transient" } else { "refused" };
+                refreshed(outcome);
+                tracing::warn!(grant = %id, provider = %grant.provider, error = %e, retry_in_s = wait.as_secs(), "vault refresh failed");
+                Err(VaultError::from(e))
+            }
+        }
+    }
+
+    /// The grant's access token if it can be handed out as it is at `now`
+    /// (`None`: it needs a refresh first), or why the grant cannot serve.
+    fn usable(&self, grant: &Grant, now: Timestamp) -> Result<Option<Revealed>, VaultError> {
+        match grant.status {
+            GrantStatus::Revoked => return Err(VaultError::Revoked(grant.id.clone())),
+            GrantStatus::ReauthRequired => {
+                return Err(reauth(grant, grant.reason.as_deref().unwrap_or("reauth_required")));
+            }
+            GrantStatus::Active => {}
+        }
+        let (_, provider) = self.provider_of(&grant.connection)?;
+        let fresh = grant.access_expires_at > after(now, provider.refresh_skew());
+        let last_resort = grant.refresh_token.is_none() && grant.access_expires_at > now;
+        if !(fresh || last_resort) {
+            return Ok(None);
+        }
+        let token = self.data_key(grant)?.open(&grant.id, Field::Access, &grant.access_token)?;
+        Ok(Some(Revealed { access_token: token, expires_at: grant.access_expires_at, refreshed: false }))
+    }
+}
+
+fn refreshed(outcome: &'static str) {
+    crate::metrics::METRICS.vault_refreshes.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
+}
+
+fn reauth(grant: &Grant, reason: &str) -> VaultError {
+    VaultError::ReauthRequired { id: grant.id.clone(), reason: reason.to_owned() }
+}
+
+fn change_of(grant: &Grant, kind: TokenEventKind, expires_at: Option<Timestamp>) -> TokenChange {
+    TokenChange {
+        kind,
+        token_id: grant.id.clone(),
+        owner: grant.owner.clone(),
+        connection: grant.connection.clone(),
+        role: None,
+        expires_at,
+        issued_at: None,
+    }
+}

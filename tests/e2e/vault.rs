@@ -1,0 +1,181 @@
+//! The token vault end to end (docs/vault.md, issue 23): the real binary
+//! with `--vault`, against a real authorization server (`tests/oidc/`, npm
+//! `oidc-provider` with PKCE, refresh-token rotation and reuse detection):
+//! a user's grant made through the authorization-code flow, handed out only
+//! to a resolution Cedar allows and a key allowed to see it, refreshed once
+//! for many concurrent callers, revoked at the provider, and never stored
+//! or logged in clear.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[path = "../oidc/idp.rs"]
+mod idp;
+
+use crate::server::{Server, authorized_client, warrant_command};
+
+/// How long the provider's access tokens live here, and how long before
+/// expiry the vault refreshes them: short, so a refresh comes due in the test.
+const ACCESS_TTL_S: u64 = 4;
+const SKEW: &str = "1s";
+
+/// A server whose vault serves `c_wh` from `idp`, with the credential tests'
+/// entities (eddie edits `p_disabled`, which shares no owner credentials).
+async fn vault_server(idp: &idp::Idp, dir: &Path) -> Server {
+    let secret = dir.join("client.secret");
+    std::fs::write(&secret, idp::CLIENT_SECRET).unwrap();
+    let file = json!({
+        "providers": {"idp": {"issuer": idp.issuer, "client_id": idp::CLIENT_ID,
+                              "client_secret_file": secret, "scopes": ["openid", "offline_access"],
+                              "refresh_skew": SKEW}},
+        "connections": {"c_wh": {"provider": "idp", "role": "ANALYST"}},
+    });
+    let vault = dir.join("vault.json");
+    std::fs::write(&vault, file.to_string()).unwrap();
+    let kek = dir.join("vault.key");
+    std::fs::write(&kek, format!("k1 {}\n", "5a".repeat(32))).unwrap();
+    let server =
+        Server::start_with_args(&["--vault".as_ref(), vault.as_os_str(), "--vault-key-file".as_ref(), kek.as_os_str()]);
+    server.put_entities(&crate::credentials::entities()).await;
+    server
+}
+
+fn resolve(principal: &str, reveal: bool) -> Value {
+    json!({"principal": {"type": "User", "id": principal}, "project": "p_disabled", "connection": "c_wh",
+           "surface": "notebook", "reveal": reveal})
+}
+
+/// Connects `owner` through the provider: start, the browser's walk, the
+/// callback. The callback's answer.
+async fn connect(server: &Server, idp: &idp::Idp, owner: &str) -> Value {
+    let started = server.post("/v1/grants/c_wh/start", &json!({"owner": owner})).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    let url = started.json["authorization_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&idp.issuer) && url.contains("code_challenge_method=S256"), "{url}");
+    let callback = idp.browse(&url).await;
+    assert!(callback.as_str().starts_with(&server.base), "the provider sends the user back to warrant: {callback}");
+    // The callback needs no API key.
+    let plain = reqwest::Client::new();
+    let answer = plain.get(callback.clone()).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let connected: Value = answer.json().await.unwrap();
+    // A `state` works once.
+    let again = plain.get(callback).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["error"]["code"], "unknown_state", "{again}");
+    connected
+}
+
+#[tokio::test]
+async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_at_the_provider() {
+    let ttl = ACCESS_TTL_S.to_string();
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", ttl.as_str())]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = vault_server(&idp, dir.path()).await;
+
+    let connected = connect(&server, &idp, "eddie").await;
+    assert_eq!(connected["status"], "active", "{connected}");
+    assert_eq!(connected["owner"], "eddie");
+    assert!(connected.get("access_token").is_none(), "no token in the callback's answer: {connected}");
+    let grant = connected["grant_id"].as_str().unwrap().to_owned();
+    let issued = Instant::now();
+
+    // Cedar allows eddie his own token: with `reveal`, he gets it.
+    let r = server.post("/v1/credentials/resolve", &resolve("eddie", true)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["decision"], "allow", "{}", r.text);
+    assert_eq!(r.json["credential"]["token_id"], grant.as_str());
+    let first = r.json["credential"]["access_token"].as_str().unwrap().to_owned();
+    assert!(idp.introspect(&first).await, "the revealed token is the provider's, active");
+    let mut seen = vec![first.clone()];
+
+    // Without `reveal`, no token; with it but without the scope, a 403.
+    let r = server.post("/v1/credentials/resolve", &resolve("eddie", false)).await;
+    assert!(r.json["credential"].get("access_token").is_none(), "{}", r.text);
+    let out = warrant_command(server.config_home())
+        .args(["keys", "create", "--database-url", server.database_url(), "--scope", "decide"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decide_only = authorized_client(String::from_utf8_lossy(&out.stdout).trim(), reqwest::Client::builder());
+    let r = decide_only.post(server.url("/v1/credentials/resolve")).json(&resolve("eddie", true)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "reveal", "{body}");
+
+    // Someone Cedar does not allow gets no token: otto is in no grantee group.
+    let r = server.post("/v1/credentials/resolve", &resolve("otto", true)).await;
+    assert_eq!(r.json["decision"], "deny", "{}", r.text);
+    assert!(r.json.get("credential").is_none(), "{}", r.text);
+
+    // Once the token is within the skew of its expiry, 16 callers at once:
+    // the provider sees one refresh, and everyone gets its token.
+    let due = Duration::from_secs(ACCESS_TTL_S) - Duration::from_millis(500);
+    tokio::time::sleep(due.saturating_sub(issued.elapsed())).await;
+    let before = idp.stats().await["refresh_grants"].as_u64().unwrap_or(0);
+    let mut tokens = std::collections::BTreeSet::new();
+    for answer in at_once(&server, "eddie", 16).await {
+        assert_eq!(answer["decision"], "allow", "{answer}");
+        tokens.insert(answer["credential"]["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(idp.stats().await["refresh_grants"].as_u64().unwrap_or(0), before + 1, "exactly one refresh");
+    assert_eq!(tokens.len(), 1, "every caller got the winner's token: {tokens:?}");
+    let refreshed = tokens.into_iter().next().unwrap();
+    assert_ne!(refreshed, first);
+    assert!(idp.introspect(&refreshed).await);
+    seen.push(refreshed.clone());
+    let records = server.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await;
+    assert_eq!(records.len(), 1, "one token.refreshed: {records:?}");
+    assert_eq!(records[0]["details"]["rotation"], "rotated", "{}", records[0]);
+
+    // Disconnect: revoked at the provider and here.
+    let r = server.delete(&format!("/v1/grants/{grant}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "revoked", "{}", r.text);
+    assert!(!idp.introspect(&refreshed).await, "the provider ended the grant");
+    let r = server.post("/v1/credentials/resolve", &resolve("eddie", true)).await;
+    assert_eq!(r.json["decision"], "deny", "{}", r.text);
+    let revoked = server.audit_events(&format!("kind=token.revoked&token_id={grant}")).await;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["details"]["at_provider"], "revoked", "{}", revoked[0]);
+
+    // Nothing the provider issued is stored or logged in clear.
+    let mut stored = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", server.database_path().display());
+        stored.extend(std::fs::read(&path).unwrap_or_default());
+    }
+    let export = server.get("/v1/audit/export").await.text;
+    let logs = server.logs();
+    for token in &seen {
+        let needle = token.as_bytes();
+        assert!(!stored.windows(needle.len()).any(|w| w == needle), "a token is in the database in clear");
+        assert!(!export.contains(token.as_str()), "a token is in the audit export");
+        assert!(!logs.contains(token.as_str()), "a token is in the logs");
+    }
+}
+
+/// `n` revealing resolutions for `principal`, sent at once (each on its own
+/// task, so all are in flight together); their answers.
+async fn at_once(server: &Server, principal: &str, n: usize) -> Vec<Value> {
+    let url = server.url("/v1/credentials/resolve");
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url, body) = (server.client.clone(), url.clone(), resolve(principal, true));
+            tokio::spawn(async move {
+                let answer = client.post(url).json(&body).send().await.unwrap();
+                assert_eq!(answer.status(), StatusCode::OK);
+                answer.json::<Value>().await.unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
