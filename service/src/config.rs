@@ -342,6 +342,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WARRANT_VAULT_KEY_FILE", requires = "vault")]
     pub vault_key_file: Option<PathBuf>,
 
+    /// How often the vault's background refresher looks for grants about
+    /// to expire (and refreshes interrupted by a crash): `30s`, `2m`.
+    #[arg(long, env = "WARRANT_VAULT_REFRESH_EVERY", default_value = "30s", value_parser = duration)]
+    pub vault_refresh_every: std::time::Duration,
+
     /// Log format on standard error.
     #[arg(long, env = "WARRANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

@@ -24,7 +24,7 @@ const SKEW: &str = "1s";
 
 /// A server whose vault serves `c_wh` from `idp`, with the credential tests'
 /// entities (eddie edits `p_disabled`, which shares no owner credentials).
-async fn vault_server(idp: &idp::Idp, dir: &Path) -> Server {
+async fn vault_server(idp: &idp::Idp, dir: &Path, more: &[&std::ffi::OsStr]) -> Server {
     let secret = dir.join("client.secret");
     std::fs::write(&secret, idp::CLIENT_SECRET).unwrap();
     let file = json!({
@@ -37,8 +37,9 @@ async fn vault_server(idp: &idp::Idp, dir: &Path) -> Server {
     std::fs::write(&vault, file.to_string()).unwrap();
     let kek = dir.join("vault.key");
     std::fs::write(&kek, format!("k1 {}\n", "5a".repeat(32))).unwrap();
-    let server =
-        Server::start_with_args(&["--vault".as_ref(), vault.as_os_str(), "--vault-key-file".as_ref(), kek.as_os_str()]);
+    let mut args = vec!["--vault".as_ref(), vault.as_os_str(), "--vault-key-file".as_ref(), kek.as_os_str()];
+    args.extend_from_slice(more);
+    let server = Server::start_with_args(&args);
     server.put_entities(&crate::credentials::entities()).await;
     server
 }
@@ -75,7 +76,7 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
     let ttl = ACCESS_TTL_S.to_string();
     let idp = idp::start(&[("OIDC_ACCESS_TTL", ttl.as_str())]);
     let dir = tempfile::tempdir().unwrap();
-    let server = vault_server(&idp, dir.path()).await;
+    let server = vault_server(&idp, dir.path(), &[]).await;
 
     let connected = connect(&server, &idp, "eddie").await;
     assert_eq!(connected["status"], "active", "{connected}");
@@ -157,6 +158,67 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
         assert!(!export.contains(token.as_str()), "a token is in the audit export");
         assert!(!logs.contains(token.as_str()), "a token is in the logs");
     }
+}
+
+#[tokio::test]
+async fn deprovisioning_a_user_revokes_their_grants_at_the_provider() {
+    let idp = idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, secret) = crate::webhooks::secret(7);
+    let hooks = dir.path().join("webhooks.json");
+    std::fs::write(&hooks, json!({"sources": {"okta": {"scheme": "standard", "secrets": [secret]}}}).to_string())
+        .unwrap();
+    let server = vault_server(&idp, dir.path(), &["--webhooks".as_ref(), hooks.as_os_str()]).await;
+    let eddie = connect(&server, &idp, "eddie").await["grant_id"].as_str().unwrap().to_owned();
+    let erin = connect(&server, &idp, "erin").await["grant_id"].as_str().unwrap().to_owned();
+    let token_of = |r: &crate::server::Reply| r.json["credential"]["access_token"].as_str().unwrap().to_owned();
+    let (eddie_token, erin_token) =
+        (token_of(&reveal(&server, "eddie").await), token_of(&reveal(&server, "erin").await));
+    assert!(idp.introspect(&eddie_token).await && idp.introspect(&erin_token).await);
+
+    let body = json!({"type": "user.deprovisioned", "data": {"owner": "eddie"}});
+    let r = crate::webhooks::Delivery::signed(&key, "msg_vault_deprov", &body).send(&server).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!idp.introspect(&eddie_token).await, "revoked at the provider");
+    assert!(idp.introspect(&erin_token).await, "another user's grant is untouched");
+    let grant = server.get(&format!("/v1/grants/{eddie}")).await;
+    assert_eq!(grant.json["status"], "revoked", "{}", grant.text);
+    let r = reveal(&server, "eddie").await;
+    assert_eq!(r.json["decision"], "deny", "{}", r.text);
+    assert_eq!(r.json["reasons"], json!(["reauth_required"]), "{}", r.text);
+    let other = server.get(&format!("/v1/grants/{erin}")).await;
+    assert_eq!(other.json["status"], "active", "{}", other.text);
+}
+
+#[tokio::test]
+async fn the_background_refresher_renews_grants_before_they_expire() {
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", "3")]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = vault_server(&idp, dir.path(), &["--vault-refresh-every".as_ref(), "500ms".as_ref()]).await;
+    let connected = connect(&server, &idp, "eddie").await;
+    let grant = connected["grant_id"].as_str().unwrap().to_owned();
+    let first_expiry = connected["access_expires_at"].as_str().unwrap().to_owned();
+    // Nobody asks for the token; the refresher renews it anyway, before
+    // it expires, and says so in the log.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let records = loop {
+        let records = server.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await;
+        if !records.is_empty() || Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!records.is_empty(), "no refresh within 15 s");
+    assert_eq!(records[0]["actor"], "vault:refresher", "{}", records[0]);
+    let now = server.get(&format!("/v1/grants/{grant}")).await;
+    assert_eq!(now.json["status"], "active", "{}", now.text);
+    assert!(now.json["access_expires_at"].as_str().unwrap() > first_expiry.as_str(), "{}", now.text);
+    let r = reveal(&server, "eddie").await;
+    assert!(idp.introspect(r.json["credential"]["access_token"].as_str().unwrap()).await, "{}", r.text);
+}
+
+async fn reveal(server: &Server, who: &str) -> crate::server::Reply {
+    server.post("/v1/credentials/resolve", &resolve(who, true)).await
 }
 
 /// `n` revealing resolutions for `principal`, sent at once (each on its own

@@ -124,7 +124,7 @@ async fn inbound_server() -> (Server, TempDir) {
 }
 
 /// A Standard Webhooks delivery.
-struct Delivery {
+pub(crate) struct Delivery {
     source: &'static str,
     id: String,
     timestamp: i64,
@@ -133,13 +133,13 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn signed(key: &[u8], id: &str, body: &Value) -> Self {
+    pub(crate) fn signed(key: &[u8], id: &str, body: &Value) -> Self {
         let body = body.to_string().into_bytes();
         let timestamp = now();
         Self { source: "okta", id: id.into(), timestamp, signature: Some(sign(key, id, timestamp, &body)), body }
     }
 
-    async fn send(&self, server: &Server) -> Reply {
+    pub(crate) async fn send(&self, server: &Server) -> Reply {
         let mut request = server
             .client
             .post(server.url(&format!("/v1/webhooks/{}", self.source)))

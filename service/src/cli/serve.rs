@@ -174,8 +174,10 @@ async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
         .with_request_overrides(args.request_overrides)
         .with_undeclared(undeclared);
     if let Some(file) = &args.vault {
-        let vault = open_vault(file, args.vault_key_file.as_deref(), &config.public_url).await?;
-        serving = serving.with_vault(Arc::new(vault));
+        let vault = Arc::new(open_vault(file, args.vault_key_file.as_deref(), &config.public_url).await?);
+        let (store, audit) = (state.store().clone(), state.audit().clone());
+        tokio::spawn(crate::vault::refresh_loop(Arc::clone(&vault), store, audit, args.vault_refresh_every));
+        serving = serving.with_vault(vault);
     }
     let app = http::app(serving, config);
     tracing::info!(%addr, tls = tls.is_some(), "listening");

@@ -40,7 +40,7 @@ impl From<VaultError> for ApiError {
         match e {
             VaultError::UnknownConnection(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_connection", message),
             VaultError::UnknownGrant(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_grant", message),
-            VaultError::TooManyFlows(_) => {
+            VaultError::TooManyFlows(..) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_pending", message).retry_after(60)
             }
             VaultError::UnknownState => ApiError::bad_request("unknown_state", message).with_field("state"),

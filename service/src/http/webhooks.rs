@@ -44,7 +44,7 @@ use crate::audit::rejections::Bucket;
 use crate::audit::{Event, Kind};
 use crate::state::AppState;
 use crate::webhooks::Scheme;
-use crate::webhooks::inbound::{EventError, Planned, TYPES, changed, plan_event};
+use crate::webhooks::inbound::{EventError, InboundType, Planned, TYPES, changed, plan_event};
 use crate::webhooks::verify::{self, Rejection, TOLERANCE_SECS};
 
 pub fn router() -> Router<AppState> {
@@ -185,10 +185,18 @@ async fn accept(
             return Err(WebhookRefusal::new(ApiError::internal(e), None));
         }
     };
-    let applied = match changed(&recorded.outcomes) {
-        Ok(changed) => changed.len(),
+    let revoked: Vec<String> = match changed(&recorded.outcomes) {
+        Ok(changed) => changed.iter().map(|t| t.token_id.clone()).collect(),
         Err(conflict) => return Err(WebhookRefusal::signed(conflict.clone().into(), id)),
     };
+    let applied = revoked.len();
+    if kind == InboundType::UserDeprovisioned
+        && let Some(vault) = state.vault()
+    {
+        // The user's tokens are revoked here already (the record above);
+        // those the vault holds are revoked at their providers too.
+        vault.deprovision(state.backing(), &revoked, &format!("webhook:{name}")).await;
+    }
     match recorded.appended {
         Some(appended) => Ok(WebhookAccepted { applied, seq: appended.seq }),
         None => Err(WebhookRefusal::new(ApiError::internal("an applied delivery was not recorded"), None)),

@@ -10,8 +10,9 @@ use sha2::{Digest as _, Sha256};
 use warrant_engine::Timestamp;
 use zeroize::Zeroizing;
 
-use super::envelope::DataKey;
-use super::{Backing, FLOW_TTL, MAX_PENDING_FLOWS, Vault, VaultError, seal_tokens};
+use super::envelope::{DataKey, Field};
+use super::error::VaultError;
+use super::open::{Backing, DEFAULT_ACCESS_TTL, FLOW_TTL, MAX_PENDING_FLOWS, Vault, after, seal_tokens};
 use crate::audit::{Event, Kind};
 use crate::store::grant_flows::GrantFlow;
 use crate::store::{Grant, GrantStatus, GrantWrite, TokenUpdate};
@@ -87,11 +88,6 @@ fn new_grant_id() -> Result<String, VaultError> {
     Ok(format!("grant_{}", hex::encode(bytes)))
 }
 
-/// `now + seconds`, or `now` if that is not a time.
-pub(super) fn after(now: Timestamp, wait: std::time::Duration) -> Timestamp {
-    chrono::TimeDelta::from_std(wait).ok().and_then(|d| now.checked_add(d)).unwrap_or(now)
-}
-
 impl Vault {
     /// Starts an authorization for `owner` on `connection`: a pending flow
     /// (its `state` kept as a hash, its PKCE verifier sealed), and the
@@ -100,7 +96,7 @@ impl Vault {
         let (_, provider) = self.provider_of(connection)?;
         let authorization = provider.authorize();
         let hash = state_hash(&authorization.state);
-        let (kek_id, verifier) = self.keys.seal_verifier(&hash, &authorization.pkce_verifier)?;
+        let (kek_id, verifier) = self.keys().seal_verifier(&hash, &authorization.pkce_verifier)?;
         let now = Timestamp::now();
         let expires_at = after(now, FLOW_TTL);
         let flow = GrantFlow {
@@ -113,7 +109,7 @@ impl Vault {
             expires_at,
         };
         if !b.store.start_grant_flow(&flow, MAX_PENDING_FLOWS).await? {
-            return Err(VaultError::TooManyFlows(owner.to_owned()));
+            return Err(VaultError::TooManyFlows(owner.to_owned(), MAX_PENDING_FLOWS));
         }
         Ok(Started { authorization_url: authorization.url.to_string(), expires_at })
     }
@@ -123,12 +119,12 @@ impl Vault {
     pub async fn callback(&self, b: Backing<'_>, state: &str, code: &str) -> Result<Connected, VaultError> {
         let now = Timestamp::now();
         let flow = b.store.take_grant_flow(&state_hash(state), now).await?.ok_or(VaultError::UnknownState)?;
-        let verifier = self.keys.open_verifier(&flow.state_hash, &flow.kek_id, &flow.verifier)?;
+        let verifier = self.keys().open_verifier(&flow.state_hash, &flow.kek_id, &flow.verifier)?;
         let (_, provider) = self.provider_of(&flow.connection)?;
         let tokens = provider.exchange(code, &verifier).await?;
         let now = Timestamp::now();
         let new = NewTokens {
-            expires_at: after(now, tokens.expires_in.unwrap_or(super::DEFAULT_ACCESS_TTL)),
+            expires_at: after(now, tokens.expires_in.unwrap_or(DEFAULT_ACCESS_TTL)),
             scopes: tokens.scopes.as_ref().map_or_else(|| provider.scopes().join(" "), |s| s.join(" ")),
             access: tokens.access_token,
             refresh: tokens.refresh_token,
@@ -176,7 +172,7 @@ impl Vault {
         let (config, provider) = self.provider_of(connection)?;
         let id = new_grant_id()?;
         let key = DataKey::generate()?;
-        let wrapped = self.keys.wrap(&id, &key)?;
+        let wrapped = self.keys().wrap(&id, &key)?;
         let (access, refresh) = seal_tokens(&key, &id, &tokens.access, tokens.refresh.as_deref().map(|r| r.as_str()))?;
         let now = Timestamp::now();
         let grant = Grant {
@@ -229,8 +225,8 @@ impl Vault {
         // The refresh token ends the whole grant at the provider; without
         // one, the access token is what can be revoked.
         let (token, field) = match &grant.refresh_token {
-            Some(sealed) => (key.open(id, super::envelope::Field::Refresh, sealed)?, "refresh_token"),
-            None => (key.open(id, super::envelope::Field::Access, &grant.access_token)?, "access_token"),
+            Some(sealed) => (key.open(id, Field::Refresh, sealed)?, "refresh_token"),
+            None => (key.open(id, Field::Access, &grant.access_token)?, "access_token"),
         };
         let at_provider = match provider.revoke(&token, field).await {
             Ok(()) => json!("revoked"),
@@ -260,6 +256,20 @@ impl Vault {
         let write = GrantWrite { grant: next.clone(), expected: Some(grant.version) };
         let seq = self.commit(b, write, change, actor, details).await?;
         Ok(Connected::of(&next, seq))
+    }
+
+    /// A deprovisioned user's grants among `token_ids` (the tokens the
+    /// deprovisioning revoked here), revoked at their providers and marked
+    /// revoked. A grant the provider could not be told about stays revoked
+    /// here (its `token.revoked` says so); failures are logged, not
+    /// returned: the delivery itself is already applied.
+    pub async fn deprovision(&self, b: Backing<'_>, token_ids: &[String], actor: &str) {
+        for id in token_ids {
+            match self.disconnect(b, id, actor, "deprovisioned").await {
+                Ok(_) | Err(VaultError::UnknownGrant(_)) => {}
+                Err(e) => tracing::error!(grant = %id, error = %e, "cannot revoke a deprovisioned user's grant"),
+            }
+        }
     }
 
     /// Writes `write` with its token change and the record of it, made by

@@ -10,18 +10,14 @@
 //! rotated tokens are stored, with the `token.refreshed` record, before
 //! anyone is answered.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use warrant_engine::Timestamp;
 use zeroize::Zeroizing;
 
 use super::envelope::Field;
-use super::grant::after;
+use super::error::VaultError;
+use super::open::{Backing, DEFAULT_ACCESS_TTL, Vault, after, seal_tokens};
 use super::provider::ProviderError;
-use super::{Backing, DEFAULT_ACCESS_TTL, Vault, VaultError, seal_tokens};
 use crate::store::{Grant, GrantStatus, GrantWrite};
 use crate::tokens::{TokenChange, TokenEventKind};
 
@@ -36,42 +32,6 @@ pub struct Revealed {
 impl std::fmt::Debug for Revealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revealed").field("expires_at", &self.expires_at).finish_non_exhaustive()
-    }
-}
-
-/// The longest wait after the provider failed transiently.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// When each grant may be refreshed again after transient failures.
-#[derive(Debug, Default)]
-pub(super) struct Backoff(Mutex<HashMap<String, (Instant, u32)>>);
-
-impl Backoff {
-    /// How long grant `id` must still wait, if at all.
-    fn wait(&self, id: &str) -> Option<Duration> {
-        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(id).and_then(|(until, _)| until.checked_duration_since(Instant::now()))
-    }
-
-    /// A transient failure: waits 1 s, 2 s, 4 s … up to a minute, with up
-    /// to a quarter more at random so retries from many grants spread out.
-    fn failed(&self, id: &str) -> Duration {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 10_000 {
-            let now = Instant::now();
-            map.retain(|_, (until, _)| *until > now);
-        }
-        let failures = map.get(id).map_or(0, |(_, n)| *n).saturating_add(1);
-        let base = Duration::from_secs(1u64 << failures.min(6).saturating_sub(1)).min(MAX_BACKOFF);
-        let mut byte = [0u8; 1];
-        let jitter = getrandom::fill(&mut byte).map_or(Duration::ZERO, |()| base / 4 * u32::from(byte[0]) / 255);
-        let wait = base + jitter;
-        map.insert(id.to_owned(), (Instant::now() + wait, failures));
-        wait
-    }
-
-    fn succeeded(&self, id: &str) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
     }
 }
 
@@ -230,5 +190,66 @@ fn change_of(grant: &Grant, kind: TokenEventKind, expires_at: Option<Timestamp>)
         role: None,
         expires_at,
         issued_at: None,
+    }
+}
+
+/// Most grants the background refresher takes up per pass, and refreshes
+/// at once.
+const PASS_LIMIT: u32 = 256;
+const AT_ONCE: usize = 4;
+
+/// The background refresher: every `every` (jittered by up to a quarter),
+/// refreshes the active grants whose access token expires before the next
+/// pass is due (within their provider's skew), at most [`AT_ONCE`] at a
+/// time, and those whose refresh a crash interrupted. Runs until the
+/// process ends; what it did is in `warrant_vault_refreshes`.
+pub async fn refresh_loop(
+    vault: std::sync::Arc<Vault>,
+    store: crate::store::Store,
+    audit: crate::audit::AuditLog,
+    every: std::time::Duration,
+) {
+    loop {
+        let mut byte = [0u8; 1];
+        let jitter =
+            getrandom::fill(&mut byte).map_or(std::time::Duration::ZERO, |()| every / 4 * u32::from(byte[0]) / 255);
+        tokio::time::sleep(every + jitter).await;
+        let horizon = after(Timestamp::now(), vault.longest_skew() + every * 2);
+        let due = match store.grants_to_refresh(horizon, PASS_LIMIT).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "vault refresher cannot list grants");
+                continue;
+            }
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut refreshed = 0u32;
+        for grant in due {
+            while tasks.len() >= AT_ONCE {
+                if let Some(Ok(true)) = tasks.join_next().await {
+                    refreshed += 1;
+                }
+            }
+            let (vault, store, audit) = (std::sync::Arc::clone(&vault), store.clone(), audit.clone());
+            tasks.spawn(async move {
+                let b = Backing { store: &store, audit: &audit };
+                let interrupted = grant.refresh_started_at.is_some();
+                match vault.refresh(b, &grant.id, "vault:refresher", interrupted).await {
+                    Ok(r) => r.refreshed,
+                    Err(e) => {
+                        tracing::warn!(grant = %grant.id, error = %e, "vault refresher: not refreshed");
+                        false
+                    }
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(true) = done {
+                refreshed += 1;
+            }
+        }
+        if refreshed > 0 {
+            tracing::info!(refreshed, "vault refresher pass");
+        }
     }
 }
