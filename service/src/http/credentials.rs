@@ -133,9 +133,13 @@ impl From<ResolveError> for ApiError {
         or a deny with the reasons collected (a 200). Every resolution is audited as `token.used`.",
     request_body = ResolveRequest,
     responses(
-        (status = 200, description = "the credential, or a deny with reasons", body = Resolution),
+        (status = 200, description = "the credential (with its access token when revealed), or a deny with reasons", body = Resolution),
+        (status = 404, description = "`reveal` on a service that runs no vault (`vault_disabled`)", body = ErrorBody),
+        (status = 409, description = "`reveal`: another instance changed the grant meanwhile (`grant_changed`); retry", body = ErrorBody),
+        (status = 502, description = "`reveal`: the provider refused warrant's refresh (`provider_refused`): its configuration", body = ErrorBody),
         (status = 503, description = "the active bundle's schema lacks an entity type, action or context key \
-            resolution relies on (`bundle_incomplete`, naming them)", body = ErrorBody),
+            resolution relies on (`bundle_incomplete`, naming them); or, with `reveal`, the provider is unavailable \
+            (`provider_unavailable`)", body = ErrorBody),
     ),
     security(("bearer" = ["decide"]))
 )]

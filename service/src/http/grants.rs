@@ -128,6 +128,8 @@ pub struct CallbackParams {
     responses(
         (status = 200, description = "the grant made (never its tokens)", body = Connected),
         (status = 400, description = "unknown, used or expired `state`; or the user or provider refused", body = ErrorBody),
+        (status = 404, description = "this service runs no vault (`vault_disabled`)", body = ErrorBody),
+        (status = 503, description = "the provider is unavailable (`provider_unavailable`); retry", body = ErrorBody),
     )
 )]
 async fn callback(
@@ -260,6 +262,7 @@ async fn read(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
     responses(
         (status = 200, description = "the grant, revoked", body = Connected),
         (status = 404, description = "no vault, or no such grant", body = ErrorBody),
+        (status = 409, description = "another instance changed the grant meanwhile (`grant_changed`); retry", body = ErrorBody),
     ),
     security(("bearer" = ["events:write"]))
 )]
