@@ -214,8 +214,11 @@ impl Vault {
     /// Disconnects grant `id`: revokes it at the provider (RFC 7009), then
     /// here, whatever the provider answered (recorded with the change).
     pub async fn disconnect(&self, b: Backing<'_>, id: &str, actor: &str, why: &str) -> Result<Connected, VaultError> {
+        // The refresh's lock and lease: a disconnect never interleaves with
+        // a refresh of the same grant, here or on another instance.
         let lock = self.lock_of(id);
         let _held = lock.lock().await;
+        let _lease = b.store.grant_lease(id).await?;
         let grant = b.store.grant(id).await?.ok_or_else(|| VaultError::UnknownGrant(id.to_owned()))?;
         if grant.status == GrantStatus::Revoked {
             return Ok(Connected::of(&grant, None));

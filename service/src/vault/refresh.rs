@@ -121,8 +121,23 @@ impl Vault {
                     next.scopes = scopes.join(" ");
                 }
                 details.insert("rotation".into(), json!(if rotated { "rotated" } else { "kept" }));
-                let change = change_of(&grant, TokenEventKind::Refreshed, Some(expires_at));
-                self.commit(b, write(&next), change, actor, details).await?;
+                // The provider has rotated: these tokens are now the only
+                // ones that work. A failed store is tried again (it is
+                // atomic: nothing of a failed attempt was kept) before
+                // giving up, which would leave the grant to `invalid_grant`.
+                let mut attempt = 0;
+                loop {
+                    let change = change_of(&grant, TokenEventKind::Refreshed, Some(expires_at));
+                    match self.commit(b, write(&next), change, actor, details.clone()).await {
+                        Ok(_) => break,
+                        Err(VaultError::Audit(e)) if attempt < 3 => {
+                            attempt += 1;
+                            tracing::warn!(grant = %id, error = %e, attempt, "storing a refreshed grant failed; trying again");
+                            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 Ok(Revealed { access_token: tokens.access_token, expires_at, refreshed: true })
             }
             Err(ProviderError::InvalidGrant(description)) => {
