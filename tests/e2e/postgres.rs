@@ -24,7 +24,7 @@ static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh database on the test server, or `None` (outside CI) when there is
 /// no server to use.
-fn fresh_database() -> Option<String> {
+pub(crate) fn fresh_database() -> Option<String> {
     let Ok(admin) = std::env::var("WARRANT_TEST_POSTGRES_URL") else {
         assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_POSTGRES_URL is not set: run the suite with tests/run");
         eprintln!("skipping: WARRANT_TEST_POSTGRES_URL is not set (tests/run sets it)");

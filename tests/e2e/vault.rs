@@ -22,9 +22,10 @@ use crate::server::{Server, authorized_client, warrant_command};
 const ACCESS_TTL_S: u64 = 4;
 const SKEW: &str = "1s";
 
-/// A server whose vault serves `c_wh` from `idp`, with the credential tests'
-/// entities (eddie edits `p_disabled`, which shares no owner credentials).
-async fn vault_server(idp: &idp::Idp, dir: &Path, more: &[&std::ffi::OsStr]) -> Server {
+/// The `serve` flags of a vault serving `c_wh` from `idp`, its files
+/// written into `dir` (one key-encryption key, so instances sharing a
+/// database open each other's grants).
+fn vault_args(idp: &idp::Idp, dir: &Path) -> Vec<std::ffi::OsString> {
     let secret = dir.join("client.secret");
     std::fs::write(&secret, idp::CLIENT_SECRET).unwrap();
     let file = json!({
@@ -37,8 +38,14 @@ async fn vault_server(idp: &idp::Idp, dir: &Path, more: &[&std::ffi::OsStr]) -> 
     std::fs::write(&vault, file.to_string()).unwrap();
     let kek = dir.join("vault.key");
     std::fs::write(&kek, format!("k1 {}\n", "5a".repeat(32))).unwrap();
-    let mut args = vec!["--vault".as_ref(), vault.as_os_str(), "--vault-key-file".as_ref(), kek.as_os_str()];
-    args.extend_from_slice(more);
+    vec!["--vault".into(), vault.into(), "--vault-key-file".into(), kek.into()]
+}
+
+/// A server whose vault serves `c_wh` from `idp`, with the credential tests'
+/// entities (eddie edits `p_disabled`, which shares no owner credentials).
+async fn vault_server(idp: &idp::Idp, dir: &Path, more: &[&std::ffi::OsStr]) -> Server {
+    let mut args = vault_args(idp, dir);
+    args.extend(more.iter().map(|a| a.to_os_string()));
     let server = Server::start_with_args(&args);
     server.put_entities(&crate::credentials::entities()).await;
     server
@@ -215,6 +222,51 @@ async fn the_background_refresher_renews_grants_before_they_expire() {
     assert!(now.json["access_expires_at"].as_str().unwrap() > first_expiry.as_str(), "{}", now.text);
     let r = reveal(&server, "eddie").await;
     assert!(idp.introspect(r.json["credential"]["access_token"].as_str().unwrap()).await, "{}", r.text);
+}
+
+#[tokio::test]
+async fn two_instances_refresh_an_expired_grant_once_for_a_thousand_callers() {
+    let Some(db) = crate::postgres::fresh_database() else { return };
+    // The first token expires at once; the refreshed one outlasts the test.
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", "2"), ("OIDC_REFRESHED_ACCESS_TTL", "600")]);
+    let dir = tempfile::tempdir().unwrap();
+    let args = vault_args(&idp, dir.path());
+    let a = Server::start_on_with_args(&db, None, &args);
+    a.put_entities(&crate::credentials::entities()).await;
+    let b = Server::start_on_with_args(&db, Some(a.config_home()), &args);
+    let grant = connect(&a, &idp, "eddie").await["grant_id"].as_str().unwrap().to_owned();
+    // Expired (and b has the entities: it syncs them within a second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(b.get(&format!("/v1/grants/{grant}")).await.json["status"], "active");
+    let before = idp.stats().await["refresh_grants"].as_u64().unwrap_or(0);
+
+    // 1,000 revealing resolutions at once, half through each instance.
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let (client, url) = (server.client.clone(), server.url("/v1/credentials/resolve"));
+            tokio::spawn(async move {
+                let answer = client.post(url).json(&resolve("eddie", true)).send().await.unwrap();
+                (answer.status(), answer.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut tokens = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["decision"], "allow", "{answer}");
+        tokens.insert(answer["credential"]["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(idp.stats().await["refresh_grants"].as_u64().unwrap_or(0), before + 1, "one refresh at the provider");
+    assert_eq!(tokens.len(), 1, "every caller got the one refreshed token");
+    assert!(idp.introspect(tokens.first().unwrap()).await, "and it is valid");
+    assert_eq!(a.get(&format!("/v1/grants/{grant}")).await.json["status"], "active", "no invalid_grant");
+    let refreshed = a.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await;
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    let used = a.audit_events(&format!("kind=token.used&token_id={grant}")).await;
+    assert_eq!(used.len(), 1000, "one token.used per reveal");
+    assert!(used.iter().all(|r| r["details"]["revealed"] == true));
 }
 
 async fn reveal(server: &Server, who: &str) -> crate::server::Reply {

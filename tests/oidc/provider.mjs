@@ -63,6 +63,9 @@ const settings = {
   redirectUris: listEnv('OIDC_REDIRECT_URIS', [`http://${HOST}${CALLBACK_PATH}`]),
   anyLoopbackPort: boolEnv('OIDC_REDIRECT_ANY_PORT', true),
   accessTtl: intEnv('OIDC_ACCESS_TTL', 60, 1),
+  // Access tokens issued by a refresh (default: as OIDC_ACCESS_TTL), so a
+  // test can start with a token about to expire and get a lasting one.
+  refreshedAccessTtl: intEnv('OIDC_REFRESHED_ACCESS_TTL', intEnv('OIDC_ACCESS_TTL', 60, 1), 1),
   refreshTtl: intEnv('OIDC_REFRESH_TTL', 86_400, 1),
   codeTtl: intEnv('OIDC_CODE_TTL', 60, 1),
   requireOfflineAccess: boolEnv('OIDC_REQUIRE_OFFLINE_ACCESS', false),
@@ -182,7 +185,8 @@ function configuration() {
     // refresh and access tokens), as revokeGrantPolicy's default says.
     rotateRefreshToken: true,
     ttl: {
-      AccessToken: settings.accessTtl,
+      AccessToken: (ctx) =>
+        ctx?.oidc?.params?.grant_type === 'refresh_token' ? settings.refreshedAccessTtl : settings.accessTtl,
       AuthorizationCode: settings.codeTtl,
       RefreshToken: settings.refreshTtl,
       // The library's defaults, stated so that it prints no notice.
