@@ -151,7 +151,11 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["details"]["at_provider"], "revoked", "{}", revoked[0]);
 
-    // Nothing the provider issued is stored or logged in clear.
+    // Nothing the provider issued (access and refresh tokens alike) is
+    // stored or logged in clear.
+    let issued = idp.issued().await;
+    assert!(issued.len() >= 4, "a code exchange and a refresh, each an access and a refresh token: {}", issued.len());
+    assert!(seen.iter().all(|t| issued.contains(t)), "the fixture lists what it issued");
     let mut stored = Vec::new();
     for suffix in ["", "-wal"] {
         let path = format!("{}{suffix}", server.database_path().display());
@@ -159,7 +163,7 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
     }
     let export = server.get("/v1/audit/export").await.text;
     let logs = server.logs();
-    for token in &seen {
+    for token in &issued {
         let needle = token.as_bytes();
         assert!(!stored.windows(needle.len()).any(|w| w == needle), "a token is in the database in clear");
         assert!(!export.contains(token.as_str()), "a token is in the audit export");

@@ -122,6 +122,13 @@ impl Idp {
         reqwest::get(format!("{}/test/stats", self.issuer)).await.expect("stats").json().await.expect("JSON")
     }
 
+    /// Every access and refresh token the provider has issued, in order.
+    pub async fn issued(&self) -> Vec<String> {
+        let answer: Value =
+            reqwest::get(format!("{}/test/issued", self.issuer)).await.expect("issued").json().await.expect("JSON");
+        answer["tokens"].as_array().expect("tokens").iter().map(|t| t.as_str().expect("text").to_owned()).collect()
+    }
+
     /// Makes the next `count` token requests fail with `status`.
     pub async fn fail_next_token(&self, status: u16, count: u32) {
         let answer = reqwest::Client::new()

@@ -1,6 +1,8 @@
 // What tests can see and steer beyond OAuth itself:
 //
 //   GET  /test/stats[?account=alice]   counters from oidc-provider's events
+//   GET  /test/issued                  every access and refresh token the
+//                                      token endpoint answered, in order
 //   POST /test/fail-next-token         {"status":503,"count":2,...}
 //
 // Counters come from the provider's own events (and, for revocation and
@@ -34,6 +36,9 @@ function zero() {
 export class Stats {
   #all = zero();
   #byAccount = new Map();
+
+  /** Every token the token endpoint handed out (for leak checks). */
+  issued = [];
 
   add(name, accountId) {
     this.#all[name] += 1;
@@ -79,6 +84,11 @@ export function countEvents(provider, stats) {
     if (ctx.status !== 200) return;
     if (ctx.oidc?.route === 'revocation') stats.add('revocations', accountOf(ctx));
     if (ctx.oidc?.route === 'introspection') stats.add('introspections', accountOf(ctx));
+    if (ctx.oidc?.route === 'token' && ctx.body && typeof ctx.body === 'object') {
+      for (const field of ['access_token', 'refresh_token']) {
+        if (typeof ctx.body[field] === 'string') stats.issued.push(ctx.body[field]);
+      }
+    }
   });
 }
 
@@ -156,6 +166,8 @@ export function testRoutes(stats, failures) {
       if (url.pathname === '/test/stats' && req.method === 'GET') {
         const account = url.searchParams.get('account') ?? undefined;
         sendJson(res, 200, stats.snapshot(account));
+      } else if (url.pathname === '/test/issued' && req.method === 'GET') {
+        sendJson(res, 200, { tokens: stats.issued });
       } else if (url.pathname === '/test/fail-next-token' && req.method === 'POST') {
         const pending = failures.arm(await readBody(req));
         sendJson(res, 200, { pending });
