@@ -150,7 +150,8 @@ async fn handle(
     ApiJson(body): ApiJson<ResolveRequest>,
 ) -> Result<Json<Resolution>, ApiError> {
     let reveal = body.reveal;
-    let actor = caller.actor();
+    // Who refreshes, in a refresh's record: only a revealing call needs it.
+    let actor = if reveal { caller.actor() } else { String::new() };
     let vault = if reveal {
         // The route needs `decide`; a token needs `credentials:reveal` too.
         let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());

@@ -154,7 +154,6 @@ impl Vault {
         tokens: NewTokens,
         actor: &str,
     ) -> Result<Connected, VaultError> {
-        self.provider_of(connection)?;
         self.store_new(b, connection, owner, tokens, actor, "import").await
     }
 
