@@ -61,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Work with the token vault's keys, straight from the database.
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
     /// Run a C2SP witness of warrant logs (`docs/witness.md`): cosign each
     /// checkpoint a log submits only if it extends the last one cosigned.
     Witness(Box<WitnessArgs>),
@@ -220,6 +225,22 @@ pub enum KeysCommand {
         #[command(flatten)]
         log: AuditLogArgs,
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-wrap every grant's data key under the current (last) vault key,
+    /// while the service runs: a key rotation's second step, after every
+    /// instance has the new key (SIGHUP or restart). Exit 0 when every
+    /// grant is under the current key, 1 when some are left (run it again),
+    /// 2 when it cannot run. Audited as `vault.rewrapped`.
+    Rewrap {
+        #[command(flatten)]
+        log: AuditLogArgs,
+        /// The vault key file, as `serve --vault-key-file` reads it.
+        #[arg(long, env = "WARRANT_VAULT_KEY_FILE")]
+        vault_key_file: Option<PathBuf>,
     },
 }
 

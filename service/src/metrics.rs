@@ -151,6 +151,8 @@ pub struct Metrics {
     pub connections: Gauge,
     pub vault_refreshes: Family<OutcomeLabels, Counter>,
     pub vault_reveals: Family<OutcomeLabels, Counter>,
+    pub vault_provider_seconds: Latency,
+    pub vault_refresh_seconds: Latency,
 }
 
 impl Metrics {
@@ -206,6 +208,18 @@ impl Metrics {
             "Access tokens handed out (fresh, refreshed) or not (refused), by outcome",
             vault_reveals.clone(),
         );
+        let vault_provider_seconds = Latency::default();
+        registry.register(
+            "vault_provider_duration_seconds",
+            "Time the providers' token endpoints took to answer a refresh",
+            vault_provider_seconds.clone(),
+        );
+        let vault_refresh_seconds = Latency::default();
+        registry.register(
+            "vault_refresh_duration_seconds",
+            "Time a refresh took, from holding the grant's lease to its outcome stored (the provider's answer included)",
+            vault_refresh_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -219,6 +233,8 @@ impl Metrics {
             connections,
             vault_refreshes,
             vault_reveals,
+            vault_provider_seconds,
+            vault_refresh_seconds,
         }
     }
 }

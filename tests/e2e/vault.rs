@@ -83,7 +83,17 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
     let ttl = ACCESS_TTL_S.to_string();
     let idp = idp::start(&[("OIDC_ACCESS_TTL", ttl.as_str())]);
     let dir = tempfile::tempdir().unwrap();
-    let server = vault_server(&idp, dir.path(), &[]).await;
+    // A subscriber of every record, whose bodies are searched for tokens too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = std::sync::Arc::new(std::sync::Mutex::new(crate::webhooks::Inbox::default()));
+    let listening = tokio::spawn(crate::webhooks::subscriber(listener, std::sync::Arc::clone(&inbox), 0));
+    let hooks = dir.path().join("webhooks.json");
+    let (_, whsec) = crate::webhooks::secret(9);
+    let subscription = json!({"name": "siem", "url": format!("http://127.0.0.1:{port}/hook"), "secret": whsec,
+                              "kinds": ["*"], "retry_initial_ms": 50, "retry_max_ms": 400});
+    std::fs::write(&hooks, json!({"subscriptions": [subscription]}).to_string()).unwrap();
+    let server = vault_server(&idp, dir.path(), &["--webhooks".as_ref(), hooks.as_os_str()]).await;
 
     let connected = connect(&server, &idp, "eddie").await;
     assert_eq!(connected["status"], "active", "{connected}");
@@ -162,12 +172,31 @@ async fn a_grant_is_made_revealed_to_allowed_callers_refreshed_once_and_revoked_
         stored.extend(std::fs::read(&path).unwrap_or_default());
     }
     let export = server.get("/v1/audit/export").await.text;
+    let records = export.lines().count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bodies: Vec<String> = loop {
+        let bodies: Vec<String> = inbox
+            .lock()
+            .unwrap()
+            .accepted
+            .iter()
+            .map(|(.., body)| String::from_utf8_lossy(body).into_owned())
+            .collect();
+        if bodies.len() >= records {
+            break bodies;
+        }
+        assert!(Instant::now() < deadline, "{} of {records} records delivered", bodies.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(bodies.iter().any(|b| b.contains("token.refreshed")), "the vault's records are delivered");
+    listening.abort();
     let logs = server.logs();
     for token in &issued {
         let needle = token.as_bytes();
         assert!(!stored.windows(needle.len()).any(|w| w == needle), "a token is in the database in clear");
         assert!(!export.contains(token.as_str()), "a token is in the audit export");
         assert!(!logs.contains(token.as_str()), "a token is in the logs");
+        assert!(!bodies.iter().any(|b| b.contains(token.as_str())), "a token is in a webhook body");
     }
 }
 
@@ -273,6 +302,57 @@ async fn two_instances_refresh_an_expired_grant_once_for_a_thousand_callers() {
     assert!(used.iter().all(|r| r["details"]["revealed"] == true));
 }
 
+/// `kill -9` in the middle of a refresh, while the provider holds the
+/// refresh request unprocessed: the start was stored first, and after a
+/// restart the grant still refreshes with the refresh token it had (none
+/// was lost), checked against the provider: one refresh, no
+/// `invalid_grant`, an active token.
+#[tokio::test]
+async fn a_refresh_cut_short_by_kill_9_refreshes_after_the_restart() {
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", "2"), ("OIDC_REFRESHED_ACCESS_TTL", "600")]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = vault_server(&idp, dir.path(), &[]).await;
+    let grant = connect(&server, &idp, "eddie").await["grant_id"].as_str().unwrap().to_owned();
+    let db = server.database_path();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    // The expired token's refresh reaches the provider, which holds it.
+    idp.hold_next_token(1).await;
+    let (client, url) = (server.client.clone(), server.url("/v1/credentials/resolve"));
+    let caller = tokio::spawn(async move { client.post(url).json(&resolve("eddie", true)).send().await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.held().await["waiting"] != 1 {
+        assert!(Instant::now() < deadline, "the refresh never reached the provider:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let marker = format!("SELECT refresh_started_at IS NOT NULL FROM grants WHERE id = '{grant}'");
+    assert_eq!(sql(&db, &marker), "1", "the start is stored before the provider hears of it");
+    server.kill();
+    assert!(caller.await.unwrap().is_err(), "the caller saw the server die");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.held().await["dropped"] != 1 {
+        assert!(Instant::now() < deadline, "the provider never saw the connection close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = idp.stats().await;
+    assert_eq!((stats["refresh_grants"].as_u64(), stats["invalid_grant"].as_u64()), (Some(0), Some(0)), "{stats}");
+
+    // After the restart the grant refreshes with the refresh token it had.
+    server.start_again();
+    let r = reveal(&server, "eddie").await;
+    assert_eq!(r.json["decision"], "allow", "{}", r.text);
+    let token = r.json["credential"]["access_token"].as_str().unwrap().to_owned();
+    assert!(idp.introspect(&token).await, "the provider says the refreshed token is active");
+    let stats = idp.stats().await;
+    assert_eq!((stats["refresh_grants"].as_u64(), stats["invalid_grant"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(sql(&db, &marker), "0", "the refresh's outcome cleared its start");
+    let grant_now = server.get(&format!("/v1/grants/{grant}")).await;
+    assert_eq!(grant_now.json["status"], "active", "{}", grant_now.text);
+    let refreshed = server.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await;
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert_eq!(refreshed[0]["details"]["rotation"], "rotated", "{}", refreshed[0]);
+}
+
 async fn reveal(server: &Server, who: &str) -> crate::server::Reply {
     server.post("/v1/credentials/resolve", &resolve(who, true)).await
 }
@@ -296,4 +376,85 @@ async fn at_once(server: &Server, principal: &str, n: usize) -> Vec<Value> {
         answers.push(task.await.unwrap());
     }
     answers
+}
+
+/// A key rotation (docs/vault.md#rotating-the-key-encryption-key) while the
+/// service serves: the new key taken on SIGHUP, every grant re-wrapped
+/// under it by `warrant vault rewrap`, the old key removed, and the tokens
+/// still handed out, unrefreshed. A key file that would strand a grant is
+/// refused, and a grant whose refresh is in flight is left for later.
+#[tokio::test]
+async fn a_key_rotation_rewraps_every_grant_while_the_service_serves() {
+    let idp = idp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = vault_server(&idp, dir.path(), &[]).await;
+    let db = server.database_path();
+    let eddie = connect(&server, &idp, "eddie").await["grant_id"].as_str().unwrap().to_owned();
+    let token_of = |r: &crate::server::Reply| r.json["credential"]["access_token"].as_str().unwrap().to_owned();
+    let before = token_of(&reveal(&server, "eddie").await);
+
+    // Step 1: the new key goes last; every instance takes it (SIGHUP).
+    let kek = dir.path().join("vault.key");
+    let (k1, k2, k3) = ("5a".repeat(32), "c3".repeat(32), "e7".repeat(32));
+    std::fs::write(&kek, format!("k1 {k1}\nk2 {k2}\n")).unwrap();
+    server.signal("HUP");
+    server.wait_for_log(Duration::from_secs(10), |l| l.contains("vault keys reloaded")).await;
+    // A grant made now is wrapped under the new key already.
+    let erin = connect(&server, &idp, "erin").await["grant_id"].as_str().unwrap().to_owned();
+    assert_eq!(sql(&db, &format!("SELECT kek_id FROM grants WHERE id = '{erin}'")), "k2");
+    assert_eq!(sql(&db, &format!("SELECT kek_id FROM grants WHERE id = '{eddie}'")), "k1");
+
+    let rewrap = || {
+        warrant_command(server.config_home())
+            .args(["vault", "rewrap", "--database-url", server.database_url()])
+            .arg("--vault-key-file")
+            .arg(&kek)
+            .output()
+            .unwrap()
+    };
+    // A grant whose refresh is in flight is left alone, and said so.
+    sql(&db, &format!("UPDATE grants SET refresh_started_at = '2026-01-01T00:00:00Z' WHERE id = '{eddie}'"));
+    let out = rewrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("left for another run: grant `{eddie}`")), "{stderr}");
+    assert_eq!(sql(&db, &format!("SELECT kek_id FROM grants WHERE id = '{eddie}'")), "k1");
+    sql(&db, &format!("UPDATE grants SET refresh_started_at = NULL WHERE id = '{eddie}'"));
+
+    // Step 2: re-wrap, with the service running.
+    let version = sql(&db, &format!("SELECT version FROM grants WHERE id = '{eddie}'"));
+    let out = rewrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("re-wrapped 1 grant(s) under vault key `k2`; 1 already were"), "{stderr}");
+    assert!(stderr.contains("before: k1: 1, k2: 1; after: k2: 2"), "{stderr}");
+    assert_eq!(sql(&db, "SELECT group_concat(DISTINCT kek_id) FROM grants"), "k2");
+    let after: i64 = sql(&db, &format!("SELECT version FROM grants WHERE id = '{eddie}'")).parse().unwrap();
+    assert_eq!(after, version.parse::<i64>().unwrap() + 1, "the write names the version it read");
+    let records = server.audit_events("kind=vault.rewrapped").await;
+    assert_eq!(records.len(), 2, "each run is audited: {records:?}");
+    assert_eq!(records[1]["details"]["rewrapped"], 1, "{}", records[1]);
+    assert_eq!(records[1]["details"]["after"], json!({"k2": 2}), "{}", records[1]);
+
+    // Step 3: the old key goes. The same token is handed out: only the
+    // wrapping changed, not the data key or anything it sealed.
+    std::fs::write(&kek, format!("k2 {k2}\n")).unwrap();
+    server.signal("HUP");
+    server.wait_for_log(Duration::from_secs(10), |l| l.matches("vault keys reloaded").count() >= 2).await;
+    assert_eq!(token_of(&reveal(&server, "eddie").await), before);
+    assert!(idp.introspect(&token_of(&reveal(&server, "erin").await)).await);
+
+    // A key file without a key grants are still under is refused whole.
+    std::fs::write(&kek, format!("k3 {k3}\n")).unwrap();
+    server.signal("HUP");
+    server.wait_for_log(Duration::from_secs(10), |l| l.contains("vault keys not reloaded")).await;
+    assert!(server.logs().contains("2 grant(s) are wrapped under vault key `k2`"), "{}", server.logs());
+    assert_eq!(token_of(&reveal(&server, "eddie").await), before, "the keys in use stayed");
+}
+
+/// `sql` run on the database file with the `sqlite3` shell; its output.
+fn sql(db: &Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3").arg(db).arg(sql).output().expect("sqlite3 (tests/run installs it)");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -526,10 +526,10 @@ fn a_bad_webhooks_file_stops_the_start_without_echoing_secrets() {
 /// What the loopback subscriber saw: every request, and its own
 /// deduplicated view (by `webhook-id`).
 #[derive(Default)]
-struct Inbox {
+pub(crate) struct Inbox {
     requests: usize,
     /// `(webhook-id, timestamp, signature, body)` of accepted deliveries, in arrival order.
-    accepted: Vec<(String, i64, String, Vec<u8>)>,
+    pub(crate) accepted: Vec<(String, i64, String, Vec<u8>)>,
     /// Deliveries whose id had been accepted before (dropped as duplicates).
     duplicates: usize,
 }
@@ -566,7 +566,7 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> (HashMap<String, 
 
 /// Answers 503 to the first `failures` requests, then 500 to one it has
 /// recorded (an acknowledgement lost on the way back), then 200.
-async fn subscriber(listener: tokio::net::TcpListener, inbox: Arc<Mutex<Inbox>>, failures: usize) {
+pub(crate) async fn subscriber(listener: tokio::net::TcpListener, inbox: Arc<Mutex<Inbox>>, failures: usize) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else { return };
         let inbox = Arc::clone(&inbox);

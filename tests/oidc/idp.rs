@@ -129,6 +129,24 @@ impl Idp {
         answer["tokens"].as_array().expect("tokens").iter().map(|t| t.as_str().expect("text").to_owned()).collect()
     }
 
+    /// Holds the next `count` token requests until [`Idp::release_held`],
+    /// or until their client's connection closes (then they are dropped
+    /// unprocessed).
+    pub async fn hold_next_token(&self, count: u32) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/test/hold-next-token", self.issuer))
+            .json(&json!({"count": count}))
+            .send()
+            .await
+            .expect("the control route");
+        assert!(answer.status().is_success());
+    }
+
+    /// What the holds did: `waiting`, `held`, `released`, `dropped`.
+    pub async fn held(&self) -> Value {
+        reqwest::get(format!("{}/test/held", self.issuer)).await.expect("held").json().await.expect("JSON")
+    }
+
     /// Makes the next `count` token requests fail with `status`.
     pub async fn fail_next_token(&self, status: u16, count: u32) {
         let answer = reqwest::Client::new()

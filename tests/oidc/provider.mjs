@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { sendError, sendJson } from './http_util.mjs';
 import { interactionRoutes } from './interactions.mjs';
 import { MemoryAdapter } from './memory_adapter.mjs';
-import { countEvents, Stats, TokenFailures, testRoutes } from './test_control.mjs';
+import { countEvents, Stats, TokenFailures, TokenHolds, testRoutes } from './test_control.mjs';
 
 // stdout carries exactly one line, the ready line, which a harness parses;
 // oidc-provider prints its notices with console.info, so those go to stderr.
@@ -229,13 +229,15 @@ server.listen(settings.port, HOST, () => {
   const stats = new Stats();
   countEvents(provider, stats);
   const interactions = interactionRoutes(provider, { autoLogin: settings.autoLogin });
-  const tests = testRoutes(stats, failures);
+  const holds = new TokenHolds();
+  const tests = testRoutes(stats, failures, holds);
   const oidc = provider.callback();
 
   handle = async (req, res) => {
     const url = new URL(req.url, issuer);
     if (await tests(req, res, url)) return;
     if (await interactions(req, res, url.pathname)) return;
+    if (req.method === 'POST' && url.pathname === '/token' && await holds.intercept(req)) return;
     if (req.method === 'POST' && url.pathname === '/token' && await failures.intercept(req, res)) {
       stats.add('injected_failures');
       return;

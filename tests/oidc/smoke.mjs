@@ -137,17 +137,18 @@ function basicAuth() {
 }
 
 /** POSTs a form with client_secret_basic; resolves with status and JSON body. */
-async function clientPost(issuer, path, form) {
+async function clientPost(issuer, path, form, signal) {
   const res = await fetch(new URL(path, issuer), {
     method: 'POST',
     headers: { authorization: basicAuth(), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(form),
+    signal,
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
 }
 
-const token = (issuer, form) => clientPost(issuer, '/token', form);
+const token = (issuer, form, signal) => clientPost(issuer, '/token', form, signal);
 const introspect = async (issuer, value) => (await clientPost(issuer, '/token/introspection', { token: value })).body;
 
 async function exchange(issuer, callback, verifier) {
@@ -157,6 +158,25 @@ async function exchange(issuer, callback, verifier) {
     redirect_uri: REDIRECT_URI,
     code_verifier: verifier,
   });
+}
+
+async function control(issuer, path, body) {
+  const res = await fetch(new URL(path, issuer), {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  check(res.status === 200, `${path}: ${res.status}`);
+  return res.json();
+}
+
+/** Polls `condition` every 10 ms for up to 5 s. */
+async function until(condition, what) {
+  for (let i = 0; i < 500; i += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  check(false, `never: ${what}`);
 }
 
 async function stats(issuer, account) {
@@ -254,9 +274,26 @@ async function run(issuer) {
     check(failed.status === 503 && failed.body.error === 'temporarily_unavailable', `injected failure ${i + 1}: ${failed.status}`);
     check(failed.headers.get('retry-after') === '1', 'Retry-After as armed');
   }
-  const bobRefreshed = await token(issuer, { grant_type: 'refresh_token', refresh_token: bobTokens.refresh_token });
-  check(bobRefreshed.status === 200, 'the third try succeeds with the same refresh token: failures consumed nothing');
-  step('token endpoint failed twice on cue (503, Retry-After: 1), then refreshed');
+  step('token endpoint failed twice on cue (503, Retry-After: 1)');
+
+  // Held requests: one whose client goes away is dropped unprocessed, one
+  // released goes through.
+  check((await control(issuer, '/test/hold-next-token', { count: 2 })).armed === 2, 'two holds armed');
+  const refresh = { grant_type: 'refresh_token', refresh_token: bobTokens.refresh_token };
+  const aborter = new AbortController();
+  const abandoned = token(issuer, refresh, aborter.signal).then(() => 'answered', () => 'aborted');
+  await until(async () => (await control(issuer, '/test/held')).waiting === 1, 'the first request held');
+  aborter.abort();
+  check(await abandoned === 'aborted', 'the client went away');
+  await until(async () => (await control(issuer, '/test/held')).dropped === 1, 'the abandoned request dropped');
+  const releasing = token(issuer, refresh);
+  await until(async () => (await control(issuer, '/test/held')).waiting === 1, 'the second request held');
+  check((await control(issuer, '/test/release-held', {})).released === 1, 'one released');
+  const bobRefreshed = await releasing;
+  check(bobRefreshed.status === 200, 'the same refresh token still works: failures and dropped requests consumed nothing');
+  const held = await control(issuer, '/test/held');
+  check(held.held === 2 && held.released === 1 && held.dropped === 1 && held.waiting === 0, JSON.stringify(held));
+  step('a held token request dropped when its client left, another released; then refreshed');
 
   const revoked = await clientPost(issuer, '/token/revocation', {
     token: bobRefreshed.body.refresh_token,

@@ -4,6 +4,9 @@
 //   GET  /test/issued                  every access and refresh token the
 //                                      token endpoint answered, in order
 //   POST /test/fail-next-token         {"status":503,"count":2,...}
+//   POST /test/hold-next-token         {"count":1}: hold token requests
+//   POST /test/release-held            let the held ones through
+//   GET  /test/held                    {"waiting","held","released","dropped"}
 //
 // Counters come from the provider's own events (and, for revocation and
 // introspection, which emit no success event, from a post-middleware reading
@@ -158,8 +161,63 @@ export class TokenFailures {
   }
 }
 
+/**
+ * Token requests held before oidc-provider reads them, to stop a client in
+ * the middle of a refresh: each held request waits until
+ * `POST /test/release-held` lets it through, or until its client's
+ * connection closes (a client killed mid-request), and is then dropped
+ * unprocessed: no token is consumed or rotated.
+ */
+export class TokenHolds {
+  #armed = 0;
+  #waiting = new Set();
+  held = 0;
+  released = 0;
+  dropped = 0;
+
+  arm(spec) {
+    const count = spec.count ?? 1;
+    if (!Number.isInteger(count) || count < 0 || count > 1000) {
+      throw new HttpError(400, 'invalid_request', '`count` must be an integer in 0..1000');
+    }
+    this.#armed = count;
+    return this.#armed;
+  }
+
+  release() {
+    const waiting = [...this.#waiting];
+    for (const release of waiting) release();
+    return waiting.length;
+  }
+
+  snapshot() {
+    return { waiting: this.#waiting.size, held: this.held, released: this.released, dropped: this.dropped };
+  }
+
+  /** Holds the request if a hold is armed; true when it was dropped. */
+  async intercept(req) {
+    if (this.#armed === 0) return false;
+    this.#armed -= 1;
+    this.held += 1;
+    const released = await new Promise((resolve) => {
+      const release = () => {
+        this.#waiting.delete(release);
+        resolve(true);
+      };
+      this.#waiting.add(release);
+      req.socket.once('close', () => {
+        this.#waiting.delete(release);
+        resolve(false);
+      });
+    });
+    if (released) this.released += 1;
+    else this.dropped += 1;
+    return !released;
+  }
+}
+
 /** Returns a handler for /test/*; it answers `false` for other paths. */
-export function testRoutes(stats, failures) {
+export function testRoutes(stats, failures, holds) {
   return async function handle(req, res, url) {
     if (!url.pathname.startsWith('/test/')) return false;
     try {
@@ -171,6 +229,12 @@ export function testRoutes(stats, failures) {
       } else if (url.pathname === '/test/fail-next-token' && req.method === 'POST') {
         const pending = failures.arm(await readBody(req));
         sendJson(res, 200, { pending });
+      } else if (url.pathname === '/test/hold-next-token' && req.method === 'POST') {
+        sendJson(res, 200, { armed: holds.arm(await readBody(req)) });
+      } else if (url.pathname === '/test/release-held' && req.method === 'POST') {
+        sendJson(res, 200, { released: holds.release() });
+      } else if (url.pathname === '/test/held' && req.method === 'GET') {
+        sendJson(res, 200, holds.snapshot());
       } else {
         throw new HttpError(404, 'invalid_request', `no test route \`${req.method} ${url.pathname}\``);
       }

@@ -36,11 +36,14 @@ pub enum Kind {
     ApiKeyRevoked,
     /// A presented API key refused.
     ApiKeyRejected,
+    /// The vault's data keys re-wrapped under a new key-encryption key
+    /// (`warrant vault rewrap`).
+    VaultRewrapped,
 }
 
 impl Kind {
     /// Every kind, in the order of the table in docs/audit.md#records.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::TokenIssued,
         Self::TokenRefreshed,
         Self::TokenRevoked,
@@ -55,6 +58,7 @@ impl Kind {
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
         Self::ApiKeyRejected,
+        Self::VaultRewrapped,
     ];
 
     /// The `kind` field's text, as stored and covered by the MAC.
@@ -74,6 +78,7 @@ impl Kind {
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::ApiKeyRejected => "api_key.rejected",
+            Self::VaultRewrapped => "vault.rewrapped",
         }
     }
 }
@@ -175,6 +180,7 @@ mod tests {
                 "api_key.created",
                 "api_key.revoked",
                 "api_key.rejected",
+                "vault.rewrapped",
             ]
         );
     }

@@ -10,6 +10,7 @@ mod new;
 mod policies;
 mod serve;
 mod test;
+mod vault;
 mod witness;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ pub use keys::KeysCommandError;
 pub use new::NewCommandError;
 pub use policies::PoliciesCommandError;
 pub use serve::ServeError;
+pub use vault::VaultCommandError;
 pub use witness::WitnessCommandError;
 
 /// Why a subcommand could not do its work. A negative answer (a log that
@@ -37,6 +39,8 @@ pub enum CliError {
     #[error(transparent)]
     Witness(#[from] WitnessCommandError),
     #[error(transparent)]
+    Vault(#[from] VaultCommandError),
+    #[error(transparent)]
     New(#[from] NewCommandError),
     #[error(transparent)]
     Policies(#[from] PoliciesCommandError),
@@ -48,7 +52,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Serve(_) | Self::Keys(KeysCommandError::NoActiveKey(_)) => ExitCode::FAILURE,
-            Self::Audit(_) | Self::Keys(_) | Self::New(_) | Self::Policies(_) => ExitCode::from(2),
+            Self::Audit(_) | Self::Keys(_) | Self::Vault(_) | Self::New(_) | Self::Policies(_) => ExitCode::from(2),
             Self::Witness(e) => e.exit_code(),
         }
     }
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policies { command } => policies::run(command).map_err(CliError::from),
         Command::Audit { command } => audit::run(command).map_err(CliError::from),
         Command::Keys { command } => keys::run(command).map_err(CliError::from),
+        Command::Vault { command } => vault::run(command).map_err(CliError::from),
         Command::Witness(args) => witness::run(*args).map_err(CliError::from),
         Command::New { command } => new::run(command).map_err(CliError::from),
     };

@@ -174,8 +174,13 @@ async fn serve(mut args: ServeArgs) -> Result<(), ServeError> {
         .with_request_overrides(args.request_overrides)
         .with_undeclared(undeclared);
     if let Some(file) = &args.vault {
-        let vault = Arc::new(open_vault(file, args.vault_key_file.as_deref(), &config.public_url).await?);
+        let vault =
+            Arc::new(open_vault(file, args.vault_key_file.as_deref(), &config.public_url, state.store()).await?);
         let (store, audit) = (state.store().clone(), state.audit().clone());
+        let hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(ServeError::Signal)?;
+        let key_file = args.vault_key_file.clone();
+        tokio::spawn(reload_vault_keys_on_sighup(Arc::clone(&vault), key_file, store.clone(), hangups));
         tokio::spawn(crate::vault::refresh_loop(Arc::clone(&vault), store, audit, args.vault_refresh_every));
         serving = serving.with_vault(vault);
     }
@@ -203,11 +208,13 @@ async fn open_vault(
     file: &std::path::Path,
     key_file: Option<&std::path::Path>,
     public_url: &str,
+    store: &crate::store::Store,
 ) -> Result<crate::vault::Vault, ServeError> {
     use crate::vault::{Vault, config::VaultConfig, kek::VaultKeys};
     let fail = |e: &dyn std::fmt::Display| ServeError::Vault(e.to_string());
     let config = VaultConfig::load(file).map_err(|e| fail(&e))?;
     let keys = VaultKeys::load(key_file).map_err(|e| fail(&e))?;
+    crate::vault::open::check_keys(&keys, store).await.map_err(|e| fail(&e))?;
     let redirect_uri = config
         .redirect_uri
         .clone()
@@ -252,6 +259,31 @@ pub(super) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         () = term => {},
+    }
+}
+
+/// Re-reads the vault's keys on SIGHUP (a key rotation's first step: see
+/// `warrant vault rewrap`); keys that would leave a grant unreadable are
+/// refused and the ones in use stay.
+async fn reload_vault_keys_on_sighup(
+    vault: Arc<crate::vault::Vault>,
+    key_file: Option<std::path::PathBuf>,
+    store: crate::store::Store,
+    mut hangups: tokio::signal::unix::Signal,
+) {
+    while hangups.recv().await.is_some() {
+        let keys = match crate::vault::kek::VaultKeys::load(key_file.as_deref()) {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::error!(error = %e, "vault keys not reloaded; the previous ones stay in use");
+                continue;
+            }
+        };
+        let ids: Vec<String> = keys.ids().map(str::to_owned).collect();
+        match vault.replace_keys(keys, &store).await {
+            Ok(()) => tracing::info!(keys = ?ids, current = ids.last().map(String::as_str), "vault keys reloaded"),
+            Err(e) => tracing::error!(error = %e, "vault keys not reloaded; the previous ones stay in use"),
+        }
     }
 }
 

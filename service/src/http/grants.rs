@@ -55,7 +55,9 @@ impl From<VaultError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", message).retry_after(5)
             }
             // Never the secret: the error names the grant and the key id.
-            VaultError::Store(_) | VaultError::Audit(_) | VaultError::Sealed(_) => ApiError::internal(message),
+            VaultError::Store(_) | VaultError::Audit(_) | VaultError::Sealed(_) | VaultError::MissingKek { .. } => {
+                ApiError::internal(message)
+            }
         }
     }
 }

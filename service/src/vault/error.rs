@@ -39,6 +39,13 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("the audit log could not record the change: {0}")]
     Audit(String),
+    /// Keys that would leave grants unreadable (a rotation's old key
+    /// removed before `warrant vault rewrap` moved them off it).
+    #[error(
+        "{grants} grant(s) are wrapped under vault key `{kek_id}`, which the vault keys no longer hold: put it back, \
+         and remove it only once `warrant vault rewrap` has moved every grant off it"
+    )]
+    MissingKek { kek_id: String, grants: i64 },
     /// A ciphertext did not open: a wrong or missing key, or damage.
     #[error("a sealed value did not open: {0}")]
     Sealed(String),

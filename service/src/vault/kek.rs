@@ -132,6 +132,16 @@ impl VaultKeys {
         self.keys.last().map_or("", |(id, _)| id.as_str())
     }
 
+    /// Whether the key `id` is configured (it can unwrap what it wrapped).
+    pub fn has(&self, id: &str) -> bool {
+        self.key(id).is_some()
+    }
+
+    /// Every configured key id, the current one last.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(id, _)| id.as_str())
+    }
+
     fn key(&self, id: &str) -> Option<&[u8; KEY_LEN]> {
         self.keys.iter().find(|(k, _)| k == id).map(|(_, key)| &**key)
     }

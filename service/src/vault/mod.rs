@@ -8,7 +8,8 @@
 //! makes the OAuth calls (discovery, PKCE authorization, exchange,
 //! refresh, revocation), `grant.rs` makes, imports and revokes grants, and
 //! `refresh.rs` hands out a grant's access token, refreshing it one caller
-//! at a time.
+//! at a time, and `rewrap.rs` moves every data key under a new
+//! key-encryption key.
 
 pub mod backoff;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod kek;
 pub mod open;
 pub mod provider;
 mod refresh;
+pub mod rewrap;
 
 pub use error::VaultError;
 pub use grant::{Connected, NewTokens, Started};

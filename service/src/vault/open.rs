@@ -4,7 +4,7 @@
 //! works with.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use warrant_engine::Timestamp;
@@ -28,7 +28,8 @@ pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(3600);
 /// The vault, ready: its keys, its providers (discovered), and which
 /// provider serves each connection.
 pub struct Vault {
-    keys: VaultKeys,
+    /// Replaced whole by [`Vault::replace_keys`] (SIGHUP).
+    keys: RwLock<Arc<VaultKeys>>,
     providers: BTreeMap<String, Provider>,
     connections: BTreeMap<String, ConnectionConfig>,
     /// One refresh per grant at a time in this process: callers of a grant
@@ -58,7 +59,7 @@ impl Vault {
             providers.insert(name.clone(), Provider::connect(name, p, redirect_uri, &http).await?);
         }
         Ok(Self {
-            keys,
+            keys: RwLock::new(Arc::new(keys)),
             providers,
             connections: config.connections,
             refreshing: Mutex::default(),
@@ -66,8 +67,19 @@ impl Vault {
         })
     }
 
-    pub fn keys(&self) -> &VaultKeys {
-        &self.keys
+    /// The key-encryption keys in use now.
+    pub fn keys(&self) -> Arc<VaultKeys> {
+        Arc::clone(&self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Uses `keys` from now on (a rotation's first step: a key file with a
+    /// new last line, re-read on SIGHUP), unless a grant in `store` is
+    /// wrapped under a key `keys` lacks: then the keys in use stay, and the
+    /// answer names the missing key.
+    pub async fn replace_keys(&self, keys: VaultKeys, store: &Store) -> Result<(), VaultError> {
+        check_keys(&keys, store).await?;
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(())
     }
 
     /// The connection's configuration and its provider.
@@ -87,7 +99,7 @@ impl Vault {
     /// The grant's data key, unwrapped.
     pub(super) fn data_key(&self, grant: &Grant) -> Result<DataKey, VaultError> {
         let wrapped = WrappedKey { kek_id: grant.kek_id.clone(), bytes: grant.data_key.clone() };
-        Ok(self.keys.unwrap(&grant.id, &wrapped)?)
+        Ok(self.keys().unwrap(&grant.id, &wrapped)?)
     }
 
     /// The grant's lock in this process.
@@ -100,6 +112,17 @@ impl Vault {
         }
         Arc::clone(locks.entry(id.to_owned()).or_default())
     }
+}
+
+/// Refuses `keys` if some grant in `store` is wrapped under a key it lacks
+/// (those grants could not be read): at start and on every key reload.
+pub async fn check_keys(keys: &VaultKeys, store: &Store) -> Result<(), VaultError> {
+    for (kek_id, grants) in store.grants_per_kek().await? {
+        if !keys.has(&kek_id) {
+            return Err(VaultError::MissingKek { kek_id, grants });
+        }
+    }
+    Ok(())
 }
 
 /// Seals a grant's tokens under its data key: (access, refresh).

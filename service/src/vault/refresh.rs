@@ -66,6 +66,7 @@ impl Vault {
         let lock = self.lock_of(id);
         let _held = lock.lock().await;
         let _lease = b.store.grant_lease(id).await?;
+        let leased = std::time::Instant::now();
         let grant = b.store.grant(id).await?.ok_or_else(|| VaultError::UnknownGrant(id.to_owned()))?;
         let now = Timestamp::now();
         if !(force && grant.refresh_started_at.is_some())
@@ -93,7 +94,11 @@ impl Vault {
         b.audit
             .write_grant(GrantWrite { grant: started.clone(), expected: Some(grant.version) }, Vec::new(), |_| None)
             .await?;
+        let asked = std::time::Instant::now();
         let answer = provider.refresh(&refresh_token).await;
+        crate::metrics::METRICS.vault_provider_seconds.observe(asked.elapsed());
+        // Observed once the outcome is stored, or the attempt given up.
+        let _timed = Timed(leased);
         let now = Timestamp::now();
         let mut next = started.clone();
         next.refresh_started_at = None;
@@ -185,6 +190,15 @@ impl Vault {
         }
         let token = self.data_key(grant)?.open(&grant.id, Field::Access, &grant.access_token)?;
         Ok(Some(Revealed { access_token: token, expires_at: grant.access_expires_at, refreshed: false }))
+    }
+}
+
+/// Observes a refresh's duration when dropped.
+struct Timed(std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        crate::metrics::METRICS.vault_refresh_seconds.observe(self.0.elapsed());
     }
 }
 
