@@ -353,6 +353,46 @@ async fn a_refresh_cut_short_by_kill_9_refreshes_after_the_restart() {
     assert_eq!(refreshed[0]["details"]["rotation"], "rotated", "{}", refreshed[0]);
 }
 
+/// A provider outage during a refresh: the caller is told to retry (503
+/// `provider_unavailable`), the attempt is audited with the provider's
+/// answer, callers within the backoff wait send nothing and add no record,
+/// and the first caller after it refreshes.
+#[tokio::test]
+async fn a_provider_outage_is_audited_backed_off_and_retried() {
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", "2"), ("OIDC_REFRESHED_ACCESS_TTL", "600")]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = vault_server(&idp, dir.path(), &[]).await;
+    let grant = connect(&server, &idp, "eddie").await["grant_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    idp.fail_next_token(503, 1).await;
+    let r = reveal(&server, "eddie").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.json["error"]["code"], "provider_unavailable", "{}", r.text);
+    let failed = format!("kind=vault.refresh_failed&token_id={grant}");
+    let records = server.audit_events(&failed).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["details"]["outcome"], "transient", "{}", records[0]);
+    assert_eq!(records[0]["details"]["provider"], "idp", "{}", records[0]);
+    assert!(records[0]["details"]["provider_answer"].as_str().unwrap().contains("503"), "{}", records[0]);
+
+    // Within the wait: refused at once, nothing sent, nothing recorded.
+    let r = reveal(&server, "eddie").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    let stats = idp.stats().await;
+    assert_eq!((stats["injected_failures"].as_u64(), stats["refresh_grants"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(server.audit_events(&failed).await.len(), 1);
+
+    // After it (1 s, plus up to a quarter): refreshed.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let r = reveal(&server, "eddie").await;
+    assert_eq!(r.json["decision"], "allow", "{}", r.text);
+    assert!(idp.introspect(r.json["credential"]["access_token"].as_str().unwrap()).await);
+    let stats = idp.stats().await;
+    assert_eq!((stats["refresh_grants"].as_u64(), stats["invalid_grant"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(server.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await.len(), 1);
+}
+
 async fn reveal(server: &Server, who: &str) -> crate::server::Reply {
     server.post("/v1/credentials/resolve", &resolve(who, true)).await
 }

@@ -39,11 +39,14 @@ pub enum Kind {
     /// The vault's data keys re-wrapped under a new key-encryption key
     /// (`warrant vault rewrap`).
     VaultRewrapped,
+    /// A vault refresh the provider did not complete (unreachable, 5xx,
+    /// or refused for a reason other than `invalid_grant`).
+    VaultRefreshFailed,
 }
 
 impl Kind {
     /// Every kind, in the order of the table in docs/audit.md#records.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::TokenIssued,
         Self::TokenRefreshed,
         Self::TokenRevoked,
@@ -59,6 +62,7 @@ impl Kind {
         Self::ApiKeyRevoked,
         Self::ApiKeyRejected,
         Self::VaultRewrapped,
+        Self::VaultRefreshFailed,
     ];
 
     /// The `kind` field's text, as stored and covered by the MAC.
@@ -79,6 +83,7 @@ impl Kind {
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::ApiKeyRejected => "api_key.rejected",
             Self::VaultRewrapped => "vault.rewrapped",
+            Self::VaultRefreshFailed => "vault.refresh_failed",
         }
     }
 }
@@ -181,6 +186,7 @@ mod tests {
                 "api_key.revoked",
                 "api_key.rejected",
                 "vault.rewrapped",
+                "vault.refresh_failed",
             ]
         );
     }

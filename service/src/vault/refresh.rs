@@ -18,6 +18,7 @@ use super::envelope::Field;
 use super::error::VaultError;
 use super::open::{Backing, DEFAULT_ACCESS_TTL, Vault, after, seal_tokens};
 use super::provider::ProviderError;
+use crate::audit::{Event, Kind};
 use crate::store::{Grant, GrantStatus, GrantWrite};
 use crate::tokens::{TokenChange, TokenEventKind};
 
@@ -167,6 +168,20 @@ impl Vault {
                 let outcome = if matches!(e, ProviderError::Transient(_)) { "transient" } else { "refused" };
                 refreshed(outcome);
                 tracing::warn!(grant = %id, provider = %grant.provider, error = %e, retry_in_s = wait.as_secs(), "vault refresh failed");
+                // Audited with the provider's answer (its classification,
+                // never a token). Bounded: the backoff keeps a grant from
+                // being tried, and so recorded, more than once a second.
+                let mut event = Event::new(Kind::VaultRefreshFailed, actor);
+                event.token_id = Some(grant.id.clone());
+                event.token_owner = Some(grant.owner.clone());
+                event.connection = Some(grant.connection.clone());
+                event.details = details;
+                event.details.insert("outcome".into(), json!(outcome));
+                event.details.insert("provider_answer".into(), json!(answer_of(&e)));
+                event.details.insert("retry_in_s".into(), json!(wait.as_secs()));
+                if let Err(audit) = b.audit.append(event).await {
+                    tracing::error!(grant = %id, error = %audit, "a failed vault refresh could not be recorded");
+                }
                 Err(VaultError::from(e))
             }
         }
@@ -190,6 +205,16 @@ impl Vault {
         }
         let token = self.data_key(grant)?.open(&grant.id, Field::Access, &grant.access_token)?;
         Ok(Some(Revealed { access_token: token, expires_at: grant.access_expires_at, refreshed: false }))
+    }
+}
+
+/// What a record says of a provider's failed answer: its classification
+/// and the provider's error text, but not a parser's message, which may
+/// quote what the provider sent.
+fn answer_of(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Malformed(_) => "the provider's answer does not parse".to_owned(),
+        other => other.to_string(),
     }
 }
 
