@@ -472,8 +472,8 @@ pub enum RequestOverrides {
     Deny,
 }
 
-/// A duration flag: a number and a unit (`ms`, `s`, `m`), or a bare number
-/// of milliseconds; between 10 ms and a day.
+/// A duration flag: a number and a unit (`ms`, `s`, `m`, `h`), or a bare
+/// number of milliseconds; between 10 ms and a day.
 pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -484,6 +484,7 @@ pub(crate) fn duration(text: &str) -> Result<std::time::Duration, String> {
         "" | "ms" => Some(number),
         "s" => number.checked_mul(1000),
         "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
         _ => None,
     }
     .ok_or_else(|| format!("`{text}` is not a duration such as `250ms`, `1s` or `2m`"))?;
@@ -645,7 +646,9 @@ mod tests {
         assert_eq!(super::duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(super::duration("50"), Ok(Duration::from_millis(50)));
         assert_eq!(super::duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "s", "1h", "-1s", "1.5s", "5ms", "2000m", "99999999999999999999"] {
+        assert_eq!(super::duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(super::duration("24h"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "s", "25h", "1d", "-1s", "1.5s", "5ms", "2000m", "99999999999999999999"] {
             assert!(super::duration(bad).is_err(), "{bad}");
         }
     }

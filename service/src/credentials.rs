@@ -99,7 +99,8 @@ impl Refresher<'_> {
         now: Timestamp,
     ) -> Result<Option<TokenState>, ResolveError> {
         let Some(token) = token else { return Ok(None) };
-        if token.status == TokenStatus::Revoked || !self.vault.due(connection, token.expires_at, now) {
+        if token.status == TokenStatus::Revoked || !self.vault.due(connection, token.updated_at, token.expires_at, now)
+        {
             return Ok(Some(token));
         }
         match self.vault.refresh(self.backing, &token.token_id, self.actor, false).await {

@@ -37,11 +37,12 @@ impl std::fmt::Debug for Revealed {
 }
 
 impl Vault {
-    /// Whether a token of `connection` expiring at `expires_at` is due for
-    /// a refresh at `now` (within its provider's skew). `false` for a
-    /// connection the vault does not serve.
-    pub fn due(&self, connection: &str, expires_at: Timestamp, now: Timestamp) -> bool {
-        self.provider_of(connection).is_ok_and(|(_, p)| expires_at <= after(now, p.refresh_skew()))
+    /// Whether a token of `connection` renewed at `renewed_at` and expiring
+    /// at `expires_at` is due for a refresh at `now` (within its skew:
+    /// [`skew_for`]). `false` for a connection the vault does not serve.
+    pub fn due(&self, connection: &str, renewed_at: Timestamp, expires_at: Timestamp, now: Timestamp) -> bool {
+        self.provider_of(connection)
+            .is_ok_and(|(_, p)| expires_at <= after(now, skew_for(p.refresh_skew(), renewed_at, expires_at)))
     }
 
     /// Grant `id`'s access token for `actor`, refreshed first when it
@@ -198,7 +199,8 @@ impl Vault {
             GrantStatus::Active => {}
         }
         let (_, provider) = self.provider_of(&grant.connection)?;
-        let fresh = grant.access_expires_at > after(now, provider.refresh_skew());
+        let skew = skew_for(provider.refresh_skew(), grant.updated_at, grant.access_expires_at);
+        let fresh = grant.access_expires_at > after(now, skew);
         let last_resort = grant.refresh_token.is_none() && grant.access_expires_at > now;
         if !(fresh || last_resort) {
             return Ok(None);
@@ -206,6 +208,15 @@ impl Vault {
         let token = self.data_key(grant)?.open(&grant.id, Field::Access, &grant.access_token)?;
         Ok(Some(Revealed { access_token: token, expires_at: grant.access_expires_at, refreshed: false }))
     }
+}
+
+/// How long before its expiry a token renewed at `renewed_at` is
+/// refreshed: the provider's `skew`, but never more than half the token's
+/// life, so a provider whose tokens live shorter than the skew is not asked
+/// for a new one on every use (nor twice in one resolution).
+pub(super) fn skew_for(skew: std::time::Duration, renewed_at: Timestamp, expires_at: Timestamp) -> std::time::Duration {
+    let life = expires_at.datetime().signed_duration_since(renewed_at.datetime()).to_std().unwrap_or_default();
+    skew.min(life / 2)
 }
 
 /// What a record says of a provider's failed answer: its classification
@@ -305,5 +316,20 @@ pub async fn refresh_loop(
         if refreshed > 0 {
             tracing::info!(refreshed, "vault refresher pass");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skew_is_never_more_than_half_a_tokens_life() {
+        let t0 = Timestamp::parse("2026-12-07T00:00:00Z").unwrap();
+        let at = |s: i64| Timestamp::from_unix_seconds(t0.unix_seconds() + s).unwrap();
+        let minute = std::time::Duration::from_secs(60);
+        assert_eq!(skew_for(minute, t0, at(3600)), minute, "an hour's token: the configured skew");
+        assert_eq!(skew_for(minute * 60, t0, at(60)), minute / 2, "a minute's token: half its life");
+        assert_eq!(skew_for(minute, at(10), t0), std::time::Duration::ZERO, "expired before it was renewed");
     }
 }
