@@ -20,6 +20,9 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),
     ("GET", "/metrics", None),
+    // console.rs
+    ("GET", "/console/", None),
+    ("GET", "/console/{file}", None),
     // log.rs
     ("GET", "/log/checkpoint", None),
     ("GET", "/log/tile/{path}", None),

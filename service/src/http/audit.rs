@@ -195,6 +195,10 @@ struct EventsParams {
     actor: Option<String>,
     /// A token id in clear: matched by its keyed digest.
     token: Option<String>,
+    /// A token's keyed digest, as records hold it in `token_id`
+    /// (`hmac-sha256:` and 64 hex digits): to follow one token's records.
+    #[param(pattern = "^hmac-sha256:[0-9a-f]{64}$")]
+    token_digest: Option<String>,
     connection: Option<String>,
     project: Option<String>,
     /// `allow` or `deny`.
@@ -248,12 +252,27 @@ async fn events(
     {
         return Err(ApiError::bad_request("invalid_query", "`decision` is `allow` or `deny`").with_field("decision"));
     }
+    if let Some(d) = &p.token_digest
+        && !(d.len() == 76
+            && d.starts_with("hmac-sha256:")
+            && d[12..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`token_digest` is `hmac-sha256:` and 64 lowercase hex digits",
+        )
+        .with_field("token_digest"));
+    }
+    if p.token.is_some() && p.token_digest.is_some() {
+        return Err(ApiError::bad_request("invalid_query", "give `token` or `token_digest`, not both")
+            .with_field("token_digest"));
+    }
     let filter = AuditFilter {
         since: utc("since", p.since)?,
         until: utc("until", p.until)?,
         kind: p.kind,
         actor: p.actor,
-        token_id: p.token.map(|t| state.keys().digest(&t)),
+        token_id: p.token.map(|t| state.keys().digest(&t)).or(p.token_digest),
         connection: p.connection,
         project: p.project,
         decision: p.decision,

@@ -10,6 +10,7 @@
 mod audit;
 mod authorize;
 mod authzen;
+mod console;
 mod credentials;
 mod decision;
 mod entities;
@@ -117,6 +118,7 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
     };
     Router::new()
         .merge(health::router())
+        .merge(console::router())
         .merge(log)
         .merge(authzen::metadata_router(config.public_url.clone()))
         .merge(openapi::router())

@@ -63,6 +63,8 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
+        super::console::index,
+        super::console::file,
         super::authzen::configuration,
         document,
         super::authzen::evaluation,
@@ -110,6 +112,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         (name = "entities", description = "The stored Cedar entities"),
         (name = "policies", description = "The active policy bundle"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "console", description = "The auditor's console: a page whose data needs an `audit:read` key"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -1,0 +1,275 @@
+"""The auditor's console in a real headless Chromium (docs/console.md).
+
+Drives `warrant serve` (the binary in $WARRANT_BIN) with selenium: sign in
+(a key without `audit:read` is told so), filter by actor and kind, open a
+record, follow its token's timeline, pin the log key and verify the record
+(verified), export JSON Lines and CSV; then rewrite the record in the
+SQLite file behind the server's back and verify again (not verified, with
+the reason), and pin a wrong key (not verified). axe-core must report no
+serious or critical violation. A screenshot of each step goes to
+$CONSOLE_ARTIFACTS.
+
+Run by tests/console/run, which installs what it needs.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+BIN = os.environ["WARRANT_BIN"]
+AXE = Path(os.environ["AXE_JS"]).read_text()
+ARTIFACTS = Path(os.environ["CONSOLE_ARTIFACTS"])
+ROOT = Path(__file__).resolve().parents[2]
+checks = 0
+
+
+def check(condition, message):
+    global checks
+    if not condition:
+        raise AssertionError(message)
+    checks += 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """`warrant serve` on a temporary SQLite database, with its keys."""
+
+    def __init__(self, work):
+        self.work = work
+        self.db = work / "warrant.db"
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")},
+                    "XDG_CONFIG_HOME": str(work / "config")}
+        self.url = f"sqlite://{self.db}"
+        self.auditor = self.key("audit:read")
+        self.writer = self.key("events:write", "decide")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(work / "serve.log", "w")
+        self.process = subprocess.Popen(
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.url,
+             "--policies", str(ROOT / "policies"), "--checkpoint-interval", "100ms", "--log-format", "text"],
+            env=self.env, stderr=self.log)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{self.base}/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("warrant did not start: " + (work / "serve.log").read_text())
+        self.public_key = self.cli("audit", "public-key").splitlines()[0]
+
+    def cli(self, *args, env=None):
+        out = subprocess.run([BIN, *args], env=env or self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def key(self, *scopes):
+        args = ["keys", "create", "--database-url", self.url]
+        for scope in scopes:
+            args += ["--scope", scope]
+        return self.cli(*args)
+
+    def post(self, path, body, key):
+        request = urllib.request.Request(f"{self.base}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"content-type": "application/json",
+                                                  "authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def browser(downloads):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"]:
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
+    return webdriver.Chrome(options=options, service=service)
+
+
+def main():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        downloads = work / "downloads"
+        downloads.mkdir()
+        service = Service(work)
+        driver = browser(downloads)
+        try:
+            run(service, driver, downloads)
+        except Exception:
+            driver.save_screenshot(str(ARTIFACTS / "failure.png"))
+            print((work / "serve.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            driver.quit()
+            service.stop()
+    print(f"console: ok, {checks} checks; screenshots in {ARTIFACTS}")
+
+
+def run(service, driver, downloads):
+    wait = WebDriverWait(driver, 10)
+    by_id = lambda name: driver.find_element(By.ID, name)  # noqa: E731
+    shot = lambda name: driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))  # noqa: E731
+
+    def text_of(name, contains):
+        wait.until(ec.text_to_be_present_in_element((By.ID, name), contains))
+        return by_id(name).text
+
+    # Records to find: one token's lifecycle, and decisions.
+    for kind in ["token.issued", "token.used", "token.refreshed", "token.revoked"]:
+        body = {"kind": kind, "token_id": "tok-console", "owner": "eddie", "connection": "c_wh"}
+        if kind in ("token.issued", "token.refreshed"):
+            body["expires_at"] = "2099-01-01T00:00:00Z"
+        service.post("/v1/tokens/events", body, service.writer)
+    # A token event's actor is the one it names, else its owner.
+    writer_actor = "eddie"
+
+    driver.get(f"{service.base}/console/")
+    check(driver.title == "warrant · audit console", driver.title)
+    headers = urllib.request.urlopen(f"{service.base}/console/").headers
+    check("script-src 'self'" in headers["content-security-policy"] and "unsafe-inline" not in
+          headers["content-security-policy"], headers["content-security-policy"])
+
+    # Sign in: a key without audit:read is told what it lacks.
+    by_id("api-key").send_keys(service.writer)
+    by_id("signin-form").submit()
+    check("lacks the audit:read scope" in text_of("signin-error", "audit:read"), by_id("signin-error").text)
+    shot("1-signin-refused")
+    by_id("api-key").clear()
+    by_id("api-key").send_keys(service.auditor)
+    by_id("signin-form").submit()
+    wait.until(ec.visibility_of_element_located((By.ID, "find")))
+    text_of("find-status", "record(s) shown")
+    check(by_id("api-key").get_attribute("value") == "", "the key is not left in the form")
+    check(service.auditor not in driver.current_url, "no key in the URL")
+    shot("2-signed-in")
+
+    # Filter by actor and kind.
+    by_id("f-actor").send_keys(writer_actor)
+    by_id("f-kind").send_keys("token.used")
+    by_id("search").click()
+    text_of("find-status", "1 record(s) shown")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")
+    check(len(rows) == 1 and "token.used" in rows[0].text and writer_actor in rows[0].text, [r.text for r in rows])
+    shot("3-filtered")
+
+    # Export the current filter.
+    by_id("export-jsonl").click()
+    by_id("export-csv").click()
+    for _ in range(50):
+        if (downloads / "warrant-audit.jsonl").exists() and (downloads / "warrant-audit.csv").exists():
+            break
+        time.sleep(0.1)
+    lines = (downloads / "warrant-audit.jsonl").read_text().splitlines()
+    check(len(lines) == 1 and json.loads(lines[0])["kind"] == "token.used", lines)
+    csv = (downloads / "warrant-audit.csv").read_text().splitlines()
+    check(csv[0].startswith("seq,ts,kind,actor") and len(csv) == 2 and "token.used" in csv[1], csv)
+
+    # Open the record and follow its token's lifecycle.
+    rows[0].find_element(By.CSS_SELECTOR, "button").click()
+    text_of("record-title", "token.used")
+    check("keyed digest" in by_id("record-redaction").text, by_id("record-redaction").text)
+    driver.find_element(By.XPATH, "//button[contains(., 'lifecycle')]").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "timeline")))
+    items = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#timeline-list li")]
+    kinds = [next(k for k in ["issued", "used", "refreshed", "revoked"] if f"token.{k}" in i) for i in items]
+    check(kinds == ["issued", "used", "refreshed", "revoked"], items)
+    shot("4-timeline")
+
+    # Verify without a pinned key, then with the operator's key.
+    by_id("verify").click()
+    check("no log key is pinned" in text_of("verify-result", "Not verified"), by_id("verify-result").text)
+    by_id("log-key").send_keys(service.public_key)
+    by_id("pin-form").submit()
+    text_of("pin-status", "Pinned:")
+    time.sleep(0.3)  # a checkpoint covering every record (published every 100 ms)
+    by_id("verify").click()
+    result = text_of("verify-result", "erified")
+    check(result.startswith("Verified: record "), result + " / " + by_id("verify-steps").text)
+    check("Inclusion proof" in by_id("verify-steps").text, by_id("verify-steps").text)
+    shot("5-verified")
+
+    # The log grew: the next check proves the new checkpoint extends the one
+    # this browser kept.
+    service.post("/v1/tokens/events", {"kind": "token.used", "token_id": "tok-later", "owner": "erin",
+                                       "connection": "c_wh"}, service.writer)
+    time.sleep(0.3)
+    by_id("verify").click()
+    check(text_of("verify-result", "erified").startswith("Verified"), by_id("verify-result").text)
+    check("Consistent with the checkpoint this browser verified before" in by_id("verify-steps").text,
+          by_id("verify-steps").text)
+    # A log served to this browser that does not extend what it verified
+    # before (here: the kept checkpoint's root changed under it) is refused.
+    driver.execute_script(
+        "const k = 'warrant.console.checkpoint'; const s = JSON.parse(localStorage.getItem(k));"
+        "s.root = '00'.repeat(32); localStorage.setItem(k, JSON.stringify(s));")
+    by_id("verify").click()
+    result = text_of("verify-result", "Not verified")
+    check("not consistent with the checkpoint this browser verified before" in result, result)
+    driver.execute_script("localStorage.removeItem('warrant.console.checkpoint');")
+
+    # Accessibility: no serious or critical violation on the record page.
+    axe = driver.execute_async_script(
+        AXE + "\nconst done = arguments[arguments.length - 1];"
+        "axe.run(document).then((r) => done(r.violations.map((v) => [v.id, v.impact, v.nodes.length])));")
+    serious = [v for v in axe if v[1] in ("serious", "critical")]
+    check(not serious, f"axe-core: {serious}")
+
+    # The record rewritten behind the server's back: not verified, and why.
+    seq = int(by_id("record-title").text.split()[1].rstrip(":"))
+    subprocess.run(["sqlite3", str(service.db),
+                    f"DROP TRIGGER audit_records_no_update; UPDATE audit_records SET actor = 'someone-else' WHERE seq = {seq};"],
+                   check=True)
+    by_id("verify").click()
+    result = text_of("verify-result", "Not verified")
+    check("does not hash into the signed tree" in result, result)
+    shot("6-tampered")
+
+    # A wrong pinned key fails too.
+    other = work_key(service)
+    by_id("log-key").send_keys(other)
+    by_id("pin-form").submit()
+    text_of("pin-status", other.split("+", 2)[2])
+    by_id("verify").click()
+    result = text_of("verify-result", "Not verified")
+    check("no signature by the pinned key" in result, result)
+    shot("7-wrong-key")
+    print(f"axe-core: {len(axe)} violation(s), none serious: {axe}")
+
+
+def work_key(service):
+    """A verifier key under the log's own name but another Ed25519 key (RFC
+    8032's first test vector): a checkpoint it did not sign must fail."""
+    name = service.public_key.split("+")[0]
+    raw = b"\x01" + bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + raw).hexdigest()[:8]
+    return f"{name}+{key_hash}+{base64.b64encode(raw).decode()}"
+
+
+if __name__ == "__main__":
+    main()
