@@ -315,7 +315,7 @@ async function showRecord(record) {
   const links = $('record-links');
   links.replaceChildren();
   const decisionId = record.details?.decision_id;
-  if (decisionId) links.append(linkButton(`Records of decision ${decisionId}`, () => sameDecision(decisionId)));
+  if (decisionId) links.append(linkButton(`Records of decision ${decisionId}`, () => sameDecision(record, decisionId)));
   if (record.token_id) links.append(linkButton('This token\'s lifecycle, as a timeline', () => timeline(record.token_id)));
   if (record.policy_digest) links.append(linkButton(`The policy change that put ${record.policy_digest.slice(0, 19)}… in force`, () => policyChange(record.policy_digest)));
   if (record.actor) links.append(linkButton(`Everything by ${record.actor}`, () => findWith({ actor: record.actor })));
@@ -327,24 +327,23 @@ async function showRecord(record) {
   $('record-title').focus();
 }
 
-async function scan(match, limit = 2000) {
+/** The records within `around` of `seq` (those written with it) that `match`. */
+async function near(seq, match, around = 50) {
   const found = [];
-  let after = null;
-  let seen = 0;
-  do {
+  let after = Math.max(0, seq - around - 1);
+  while (after !== null && after < seq + around) {
     const answer = await page(new URLSearchParams(), after);
-    for (const r of answer.events) if (match(r)) found.push(r);
-    seen += answer.events.length;
+    for (const r of answer.events) if (r.seq <= seq + around && match(r)) found.push(r);
     after = answer.next_cursor;
-  } while (after !== null && seen < limit);
+  }
   return found;
 }
 
-async function sameDecision(id) {
+async function sameDecision(record, id) {
   const list = $('timeline-list');
-  $('timeline-title').textContent = `Records of decision ${id}`;
+  $('timeline-title').textContent = `Records of decision ${id} (written within 50 records of this one)`;
   list.replaceChildren();
-  for (const r of await scan((r) => r.details?.decision_id === id)) list.append(timelineItem(r));
+  for (const r of await near(record.seq, (r) => r.details?.decision_id === id)) list.append(timelineItem(r));
   $('timeline').hidden = false;
 }
 
