@@ -143,7 +143,7 @@ impl Document {
             }
         } else if content_type == "application/octet-stream" {
             assert!(!reply.body.is_empty(), "{what}: an empty body");
-        } else if content_type == "text/plain" {
+        } else if ["text/plain", "text/html", "text/css", "text/javascript"].contains(&content_type.as_str()) {
             self.validate(&what, schema, &Value::String(reply.text()));
         } else if content_type == "application/openmetrics-text" {
             self.validate(&what, schema, &Value::String(reply.text()));
@@ -337,6 +337,10 @@ async fn every_documented_operation_answers_as_documented() {
     let calls: Vec<(&Method, &str, String, Option<Value>)> = vec![
         (&get, "/healthz", "/healthz".into(), None),
         (&get, "/metrics", "/metrics".into(), None),
+        (&get, "/console/", "/console/".into(), None),
+        (&get, "/console/{file}", "/console/console.js".into(), None),
+        (&get, "/console/{file}", "/console/console.css".into(), None),
+        (&get, "/console/{file}", "/console/nothing.js".into(), None),
         (&get, "/log/checkpoint", "/log/checkpoint".into(), None),
         (&get, "/log/tile/{path}", "/log/tile/0/000.p/1".into(), None),
         (&get, "/log/tile/{path}", "/log/tile/0/0".into(), None),
@@ -502,6 +506,7 @@ async fn every_documented_operation_answers_as_documented() {
     }
 
     let expected_errors = [
+        "GET /console/nothing.js → 404",
         "GET /v1/grants/callback → 200",
         "GET /v1/grants/callback → 400",
         "GET /v1/grants/grant_none → 404",

@@ -25,7 +25,9 @@ import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -160,9 +162,12 @@ def run(service, driver, downloads):
     by_id("signin-form").submit()
     check("lacks the audit:read scope" in text_of("signin-error", "audit:read"), by_id("signin-error").text)
     shot("1-signin-refused")
-    by_id("api-key").clear()
-    by_id("api-key").send_keys(service.auditor)
-    by_id("signin-form").submit()
+    # The second try by keyboard alone: Tab reaches the key field first,
+    # Enter signs in.
+    driver.get(f"{service.base}/console/")
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    check(driver.switch_to.active_element == by_id("api-key"), "Tab from the top reaches the key field first")
+    ActionChains(driver).send_keys(service.auditor, Keys.ENTER).perform()
     wait.until(ec.visibility_of_element_located((By.ID, "find")))
     text_of("find-status", "record(s) shown")
     check(by_id("api-key").get_attribute("value") == "", "the key is not left in the form")
@@ -239,6 +244,18 @@ def run(service, driver, downloads):
         "axe.run(document).then((r) => done(r.violations.map((v) => [v.id, v.impact, v.nodes.length])));")
     serious = [v for v in axe if v[1] in ("serious", "critical")]
     check(not serious, f"axe-core: {serious}")
+
+    # Readable at 200 % zoom: half the width in CSS pixels, and no page-wide
+    # horizontal scrolling (a wide table may scroll inside its own box).
+    driver.set_window_size(640, 1000)
+    time.sleep(0.2)
+    for page in ("record", "find"):
+        driver.execute_script(f"document.getElementById('{page}').scrollIntoView()")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        check(overflow <= 0, f"{page}: {overflow} px of horizontal scrolling at 200 % zoom")
+    shot("5b-zoom-200")
+    driver.set_window_size(1280, 1000)
 
     # The record rewritten behind the server's back: not verified, and why.
     seq = int(by_id("record-title").text.split()[1].rstrip(":"))
