@@ -490,6 +490,17 @@ async fn a_key_rotation_rewraps_every_grant_while_the_service_serves() {
     server.wait_for_log(Duration::from_secs(10), |l| l.contains("vault keys not reloaded")).await;
     assert!(server.logs().contains("2 grant(s) are wrapped under vault key `k2`"), "{}", server.logs());
     assert_eq!(token_of(&reveal(&server, "eddie").await), before, "the keys in use stayed");
+
+    // A database that is not there is not made (a mistyped URL).
+    let missing = dir.path().join("typo.db");
+    let out = warrant_command(server.config_home())
+        .args(["vault", "rewrap", "--database-url", &format!("sqlite://{}", missing.display())])
+        .arg("--vault-key-file")
+        .arg(&kek)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!missing.exists(), "rewrap created a database");
 }
 
 /// `sql` run on the database file with the `sqlite3` shell; its output.

@@ -38,7 +38,7 @@ pub fn run(command: VaultCommand) -> Result<ExitCode, VaultCommandError> {
             VaultCommand::Rewrap { log, vault_key_file } => {
                 let audit_keys = AuditKeys::load(log.audit_key_file.as_deref())?;
                 let keys = VaultKeys::load(vault_key_file.as_deref())?;
-                let store = Store::open(&log.database_url)
+                let store = Store::open_existing(&log.database_url)
                     .await
                     .map_err(|error| VaultCommandError::Open { url: log.database_url.clone(), error })?;
                 rewrap(&store, &audit_keys, &keys).await
