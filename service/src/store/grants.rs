@@ -74,6 +74,9 @@ pub struct Grant {
     /// How many changes the row has had (1 when created).
     pub version: i64,
     pub created_at: Timestamp,
+    /// When the grant or its tokens last changed (made, refreshed,
+    /// revoked); a refresh's start marker and a re-wrap leave it, so it
+    /// dates the access token the refresh skew is reckoned from.
     pub updated_at: Timestamp,
 }
 

@@ -11,8 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use warrant_engine::Timestamp;
-
 use super::kek::{VaultKeys, WrappedKey};
 use crate::store::{GrantWrite, Store, StoreError};
 
@@ -92,7 +90,8 @@ async fn rewrap_one(store: &Store, keys: &VaultKeys, id: &str, done: &mut Rewrap
         next.kek_id = rewrapped.kek_id;
         next.data_key = rewrapped.bytes;
         next.version = grant.version + 1;
-        next.updated_at = Timestamp::now();
+        // `updated_at` stays: it dates the tokens, and the refresh skew is
+        // reckoned from it (`refresh.rs`, `skew_for`); they did not change.
         match store.rewrap_grant(&GrantWrite { grant: next, expected: Some(grant.version) }).await {
             Ok(()) => {
                 done.rewrapped += 1;
