@@ -6,12 +6,16 @@
 // bearer header; the pinned log key and the last verified checkpoint live
 // in local storage, so a later visit can check the log only grew.
 
-import { fromHex, hex, openCheckpoint, parseVerifierKey, recordLeaf, verifyConsistency, verifyInclusion } from './verify.js';
+import {
+  COSIGNATURE_V1, cosignedBy, fromHex, hex, openCheckpoint, parseVerifierKey, recordLeaf, verifyConsistency, verifyInclusion,
+} from './verify.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'warrant.console.api-key';
 const PINNED = 'warrant.console.log-key';
 const SEEN = 'warrant.console.checkpoint';
+const WITNESSES = 'warrant.console.witness-keys';
+const QUORUM = 'warrant.console.witness-quorum';
 const PAGE = 50;
 const EXPORT_MAX = 10000;
 
@@ -72,7 +76,7 @@ $('signin-form').addEventListener('submit', async (event) => {
     await signIn(input.value.trim());
     input.value = '';
     showApp(true);
-    await search();
+    await Promise.all([search(), overview()]);
     $('find-title').focus();
   } catch (e) {
     $('signin-error').textContent = e.message;
@@ -195,6 +199,96 @@ $('live').addEventListener('click', () => {
       stopLive();
     }
   }, 2000);
+});
+
+// --- Overview --------------------------------------------------------------
+
+const SVG = 'http://www.w3.org/2000/svg';
+const TOKEN_KINDS = ['issued', 'used', 'refreshed', 'revoked', 'expired'];
+
+function rowOf(table, values) {
+  const row = document.createElement('tr');
+  values.forEach((v, i) => {
+    const td = cell(row, typeof v === 'number' ? v.toLocaleString('en') : v, i === 0);
+    if (typeof v === 'number') td.className = 'count';
+  });
+  $(table).tBodies[0].append(row);
+}
+
+function fill(table, rows, empty) {
+  $(table).tBodies[0].replaceChildren();
+  for (const r of rows) rowOf(table, r);
+  if (!rows.length) {
+    const td = cell($(table).tBodies[0].insertRow(), empty);
+    td.colSpan = $(table).tHead.rows[0].cells.length;
+  }
+}
+
+const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
+
+/** Stacked bars on the window's time axis, cut into whole buckets, each bar in its slot. */
+function chart(o) {
+  const svg = $('o-chart');
+  svg.replaceChildren();
+  const bucket = BUCKET_SECONDS[o.bucket] * 1000;
+  const from = Math.floor(Date.parse(o.since) / bucket) * bucket;
+  const to = Math.max(Math.ceil(Date.parse(o.until) / bucket) * bucket, from + bucket);
+  const slot = (600 * bucket) / (to - from);
+  const top = Math.max(1, ...o.decisions.map((d) => d.allow + d.deny));
+  for (const d of o.decisions) {
+    const x = ((Date.parse(d.start) - from) / bucket) * slot + slot * 0.075;
+    let y = 160;
+    for (const [count, name] of [[d.allow, 'bar-allow'], [d.deny, 'bar-deny']]) {
+      const h = (count / top) * 150;
+      y -= h;
+      if (!count) continue;
+      const rect = document.createElementNS(SVG, 'rect');
+      for (const [k, v] of Object.entries({ x, y, width: Math.max(slot * 0.85, 0.5), height: h })) rect.setAttribute(k, String(v));
+      rect.setAttribute('class', name);
+      svg.append(rect);
+    }
+  }
+  $('o-axis-from').textContent = new Date(from).toISOString();
+  $('o-axis-to').textContent = new Date(to).toISOString();
+  $('o-axis-top').textContent = `one ${o.bucket} a bar; the tallest: ${top.toLocaleString('en')} decisions`;
+}
+
+async function overview() {
+  const status = $('overview-status');
+  status.textContent = 'Counting…';
+  const until = new Date();
+  const since = new Date(until.getTime() - Number($('o-window').value) * 1000);
+  try {
+    const started = performance.now();
+    const o = await api(`/v1/audit/overview?${new URLSearchParams({ since: since.toISOString(), until: until.toISOString() })}`);
+    const totals = $('o-totals');
+    totals.replaceChildren();
+    for (const [name, value] of [['records', o.records], ['decisions allowed', o.allowed], ['decisions denied', o.denied],
+      ['decisions with a rule failure', o.decisions_with_rule_failures]]) {
+      const div = document.createElement('div');
+      term(div, name, value.toLocaleString('en'));
+      totals.append(div);
+    }
+    chart(o);
+    const busiest = o.decisions.reduce((a, d) => (a && a.allow + a.deny >= d.allow + d.deny ? a : d), null);
+    $('o-chart-summary').textContent = o.decisions.length
+      ? `${o.allowed.toLocaleString('en')} allowed and ${o.denied.toLocaleString('en')} denied in ${o.decisions.length} ${o.bucket}(s) with decisions, from ${o.decisions[0].start} to ${o.decisions[o.decisions.length - 1].start}; the busiest ${o.bucket} began ${busiest.start} (${busiest.allow} allowed, ${busiest.deny} denied).`
+      : 'No decisions in this window.';
+    fill('o-decisions', o.decisions.map((d) => [d.start, d.allow, d.deny]), 'No decisions in this window.');
+    fill('o-reasons', o.deny_reasons.map((r) => [r.name, r.count]), 'No denials in this window.');
+    fill('o-rules', o.rule_failures.map((f) => [f.rule, f.reason, f.count]), 'No rule failed in this window.');
+    fill('o-tokens', o.token_events.map((c) => [c.connection ?? '(none)',
+      ...TOKEN_KINDS.map((k) => c.kinds[`token.${k}`] ?? 0), c.total]), 'No token events in this window.');
+    const ms = Math.round(performance.now() - started);
+    status.textContent = `From ${o.since} to ${o.until}, by ${o.bucket}${o.rule_failures_partial ? '; rule failures counted over the oldest 10,000' : ''} (${ms} ms).`;
+  } catch (e) {
+    status.textContent = `The overview failed: ${e.message}`;
+  }
+}
+
+$('overview-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  overview();
 });
 
 // --- Export ----------------------------------------------------------------
@@ -410,12 +504,33 @@ async function verifyRecord(record) {
   }
   step(`Pinned key: ${key.name}.`);
   let checkpoint;
+  const note = await api('/log/checkpoint', { text: true });
   try {
-    checkpoint = await openCheckpoint(await api('/log/checkpoint', { text: true }), key);
+    checkpoint = await openCheckpoint(note, key);
   } catch (e) {
     return verdict(false, `${e.message}.`);
   }
   step(`Checkpoint signed by the pinned key: ${checkpoint.size} records, root ${hex(checkpoint.root).slice(0, 16)}….`);
+
+  // Witnesses: the same checkpoint vouched for by enough of those pinned.
+  const pinnedWitnesses = JSON.parse(localStorage.getItem(WITNESSES) ?? '[]');
+  let witnessed = '';
+  if (pinnedWitnesses.length) {
+    const quorum = Number(localStorage.getItem(QUORUM) ?? '1');
+    let cosigned;
+    try {
+      const witnesses = await Promise.all(pinnedWitnesses.map((w) => parseVerifierKey(w, COSIGNATURE_V1)));
+      cosigned = await cosignedBy(note, witnesses);
+    } catch (e) {
+      return verdict(false, `${e.message}.`);
+    }
+    if (cosigned.length < quorum) {
+      return verdict(false, `the checkpoint is cosigned by ${cosigned.length} of the ${pinnedWitnesses.length} pinned witness(es) and ${quorum} are required: no quorum of independent witnesses vouches that this is the log everyone else sees.`);
+    }
+    const when = (c) => `${c.name} at ${new Date(Number(c.time) * 1000).toISOString()}`;
+    step(`Cosigned by ${cosigned.length} pinned witness(es), ${quorum} required: ${cosigned.map(when).join('; ')}.`);
+    witnessed = `, cosigned by ${cosigned.map((c) => c.name).join(' and ')}`;
+  }
   if (record.seq > checkpoint.size) {
     return verdict(false, `record ${record.seq} is newer than the latest signed checkpoint (${checkpoint.size} records); try again in a moment.`);
   }
@@ -445,7 +560,7 @@ async function verifyRecord(record) {
   }
   step(`Inclusion proof (${proof.proof.length} hashes) leads from the leaf to the signed root.`);
   localStorage.setItem(SEEN, JSON.stringify({ origin: checkpoint.origin, size: checkpoint.size, root: hex(checkpoint.root) }));
-  return verdict(true, `record ${record.seq} is in the log ${checkpoint.origin} of ${checkpoint.size} records, signed by ${key.name}.`);
+  return verdict(true, `record ${record.seq} is in the log ${checkpoint.origin} of ${checkpoint.size} records, signed by ${key.name}${witnessed}.`);
 }
 
 $('verify').addEventListener('click', async () => {
@@ -482,13 +597,44 @@ $('pin-form').addEventListener('submit', async (event) => {
   showPinned();
 });
 
+function showWitnesses() {
+  const pinned = JSON.parse(localStorage.getItem(WITNESSES) ?? '[]');
+  const quorum = localStorage.getItem(QUORUM) ?? '1';
+  $('witness-status').textContent = pinned.length
+    ? `${quorum} of these ${pinned.length} witness(es) must cosign: ${pinned.map((w) => w.split('+')[0]).join(', ')}.`
+    : 'No witness pinned: a checkpoint signed by the log key is enough.';
+}
+
+$('witness-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const lines = $('witness-keys').value.split('\n').map((l) => l.trim()).filter(Boolean);
+  const quorum = Number($('quorum').value);
+  if (!Number.isInteger(quorum) || quorum < 1 || (lines.length && quorum > lines.length)) {
+    $('witness-status').textContent = `Not pinned: the quorum must be a whole number from 1 to the number of witnesses (${lines.length}).`;
+    return;
+  }
+  for (const line of lines) {
+    try {
+      await parseVerifierKey(line, COSIGNATURE_V1);
+    } catch (e) {
+      $('witness-status').textContent = `Not pinned: ${line.slice(0, 40)}…: ${e.message}.`;
+      return;
+    }
+  }
+  localStorage.setItem(WITNESSES, JSON.stringify(lines));
+  localStorage.setItem(QUORUM, String(quorum));
+  $('witness-keys').value = '';
+  showWitnesses();
+});
+
 // --- Start -----------------------------------------------------------------
 
 showPinned();
+showWitnesses();
 if (apiKey) {
   signIn(apiKey).then(() => {
     showApp(true);
-    return search();
+    return Promise.all([search(), overview()]);
   }, () => showApp(false));
 } else {
   showApp(false);

@@ -4,7 +4,8 @@
 // - a record's leaf is recomputed from the record itself: SHA-256 of 0x00
 //   and its canonical JSON (RFC 8785, as the server hashes it);
 // - the checkpoint is a C2SP signed note, checked with Ed25519 (WebCrypto)
-//   against the verifier key the auditor pinned;
+//   against the verifier key the auditor pinned, and, when the auditor
+//   pinned witness keys, cosigned by at least a quorum of those witnesses;
 // - the inclusion proof must lead from that leaf to the signed root, and a
 //   consistency proof from the last checkpoint this browser verified to the
 //   new one (RFC 9162 §2.1.3.2 and §2.1.4.2).
@@ -126,11 +127,15 @@ export async function verifyConsistency(size1, size2, root1, root2, proof) {
   return sn === 0 && equal(fr, root1) && equal(sr, root2);
 }
 
+/** Signature types of C2SP note keys: a log's Ed25519 key, a witness's cosignature key. */
+export const ED25519 = 0x01;
+export const COSIGNATURE_V1 = 0x04;
+
 /**
- * A C2SP verifier key, `<name>+<8 hex digits>+<base64 of 0x01 ‖ Ed25519 key>`;
- * throws naming what is wrong.
+ * A C2SP verifier key, `<name>+<8 hex digits>+<base64 of type ‖ Ed25519 key>`,
+ * of signature type `type` (a log's key by default); throws naming what is wrong.
  */
-export async function parseVerifierKey(text) {
+export async function parseVerifierKey(text, type = ED25519) {
   // The key's base64 may hold `+` too: the name ends at the first one, the
   // hash is the next 8 characters.
   const match = /^([^+\s]+)\+([^+]*)\+(\S+)$/.exec(text.trim());
@@ -144,11 +149,27 @@ export async function parseVerifierKey(text) {
   } catch {
     throw new Error('the key is not base64');
   }
-  if (raw.length !== 33 || raw[0] !== 1) throw new Error('the key is not an Ed25519 note key (0x01 and 32 bytes)');
+  if (raw.length !== 33 || raw[0] !== type) {
+    throw new Error(type === ED25519
+      ? 'the key is not an Ed25519 note key (0x01 and 32 bytes)'
+      : 'the key is not a witness cosignature key (0x04 and 32 bytes)');
+  }
   const id = (await sha256(concat(encoder.encode(`${name}\n`), raw))).slice(0, 4);
   if (hex(id) !== hash) throw new Error('the key hash does not match the name and key');
   const publicKey = await crypto.subtle.importKey('raw', raw.slice(1), { name: 'Ed25519' }, false, ['verify']);
-  return { name, id, publicKey };
+  return { name, id, publicKey, text: text.trim() };
+}
+
+/** A note's text (through the blank line) and its signature lines, or an Error. */
+function splitNote(note) {
+  const split = note.indexOf('\n\n');
+  if (split < 0 || !note.endsWith('\n')) throw new Error('the checkpoint is not a signed note');
+  const signatures = [];
+  for (const line of note.slice(split + 2).split('\n')) {
+    const match = /^\u2014 (\S+) (\S+)$/.exec(line);
+    if (match) signatures.push({ name: match[1], bytes: fromBase64(match[2]) });
+  }
+  return { text: note.slice(0, split + 1), signatures };
 }
 
 /**
@@ -156,18 +177,13 @@ export async function parseVerifierKey(text) {
  * or an Error saying why not.
  */
 export async function openCheckpoint(note, key) {
-  const split = note.indexOf('\n\n');
-  if (split < 0 || !note.endsWith('\n')) throw new Error('the checkpoint is not a signed note');
-  const text = note.slice(0, split + 1);
+  const { text, signatures } = splitNote(note);
   const lines = text.split('\n');
   const [origin, size, root] = lines;
   if (!/^(0|[1-9][0-9]*)$/.test(size ?? '')) throw new Error('the checkpoint has no tree size');
   let signed = false;
-  for (const line of note.slice(split + 2).split('\n')) {
-    const match = /^\u2014 (\S+) (\S+)$/.exec(line);
-    if (!match || match[1] !== key.name) continue;
-    const bytes = fromBase64(match[2]);
-    if (bytes.length !== 68 || !equal(bytes.slice(0, 4), key.id)) continue;
+  for (const { name, bytes } of signatures) {
+    if (name !== key.name || bytes.length !== 68 || !equal(bytes.slice(0, 4), key.id)) continue;
     if (await crypto.subtle.verify({ name: 'Ed25519' }, key.publicKey, bytes.slice(4), encoder.encode(text))) {
       signed = true;
       break;
@@ -176,4 +192,30 @@ export async function openCheckpoint(note, key) {
   }
   if (!signed) throw new Error(`the checkpoint carries no signature by the pinned key ${key.name}`);
   return { origin, size: Number(size), root: fromBase64(root) };
+}
+
+/**
+ * The witnesses among `witnesses` (parsed with type COSIGNATURE_V1) whose
+ * cosignature (c2sp.org/tlog-cosignature: 8-byte big-endian time, then an
+ * Ed25519 signature over `cosignature/v1`, `time <t>` and the note text) is
+ * on `note`, each once, with the time it cosigned. A pinned witness's line
+ * that does not verify is an Error: someone forged or damaged it.
+ */
+export async function cosignedBy(note, witnesses) {
+  const { text, signatures } = splitNote(note);
+  const found = new Map();
+  for (const { name, bytes } of signatures) {
+    const key = witnesses.find((w) => w.name === name && bytes.length === 76 && equal(bytes.slice(0, 4), w.id));
+    if (!key) continue;
+    // BigInt: the time is a u64, its decimal text part of the message.
+    let time = 0n;
+    for (const b of bytes.slice(4, 12)) time = time * 256n + BigInt(b);
+    const message = encoder.encode(`cosignature/v1\ntime ${time}\n${text}`);
+    if (!(await crypto.subtle.verify({ name: 'Ed25519' }, key.publicKey, bytes.slice(12), message))) {
+      throw new Error(`the cosignature by witness ${name} does not verify: the checkpoint was altered or the line forged`);
+    }
+    const seen = found.get(key.text)?.time ?? 0n;
+    found.set(key.text, { name, time: time > seen ? time : seen });
+  }
+  return [...found.values()];
 }

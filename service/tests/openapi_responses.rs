@@ -466,6 +466,8 @@ async fn every_documented_operation_answers_as_documented() {
         (&get, "/v1/audit/proofs/consistency", "/v1/audit/proofs/consistency?from=1".into(), None),
         (&get, "/v1/audit/proofs/consistency", "/v1/audit/proofs/consistency?from=0".into(), None),
         (&post, "/v1/audit/digest", "/v1/audit/digest".into(), Some(json!({"value": "t_olivia"}))),
+        (&get, "/v1/audit/overview", "/v1/audit/overview".into(), None),
+        (&get, "/v1/audit/overview", "/v1/audit/overview?since=2020-01-01T00:00:00Z".into(), None),
     ];
     let mut statuses = Vec::new();
     for (method, template, uri, body) in &calls {
@@ -517,6 +519,7 @@ async fn every_documented_operation_answers_as_documented() {
         "POST /access/v1/evaluation → 400",
         "POST /v1/tokens/events → 409",
         "GET /v1/audit/events?limit=0 → 400",
+        "GET /v1/audit/overview?since=2020-01-01T00:00:00Z → 400",
         "GET /v1/audit/proofs/inclusion?seq=999999 → 404",
         "GET /v1/audit/proofs/consistency?from=0 → 400",
     ];

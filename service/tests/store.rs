@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use warrant_engine::Timestamp;
+use warrant_engine::audit::overview::{Bucket, Overview};
 use warrant_engine::audit::{
-    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Prepared, Record, SealError, merkle,
+    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Outcome, Prepared, Record, SealError, merkle,
     verify_chain,
 };
 use warrant_service::scope::Scope;
@@ -65,6 +66,7 @@ on_both_backends!(
     webhook_state_is_kept,
     grant_flows_are_bounded_per_owner_and_taken_once,
     grants_change_only_from_the_version_they_were_read_at,
+    the_overview_counts_a_window,
 );
 
 /// Defines, for each case, `sqlite::<case>` and `postgres::<case>` tests
@@ -331,6 +333,65 @@ async fn audit_records_are_gap_free_verifiable_and_queryable(store: Store) {
         .await
         .unwrap();
     assert_eq!(since.len(), 2);
+}
+
+async fn the_overview_counts_a_window(store: Store) {
+    // Decisions and token events over two hours, and one outside the window.
+    let keys = keys();
+    let decision = |outcome: Outcome, reasons: &[&str], details: serde_json::Value| {
+        let mut e = Entry::new(0, "", "decision", "User::ann");
+        e.decision = Some(outcome);
+        e.reasons = Some(reasons.iter().map(|r| (*r).to_owned()).collect());
+        e.details = details.as_object().cloned().unwrap();
+        Prepared::new(e).unwrap()
+    };
+    let token = |kind: &str, connection: &str| {
+        let mut e = Entry::new(0, "", kind, "ann");
+        e.connection = Some(connection.into());
+        Prepared::new(e).unwrap()
+    };
+    let failed = json!({"rules": [{"rule": "quota", "mode": "enforce", "verdict": "error", "reason": "timeout"}]});
+    let batches = [
+        ("2026-03-01T08:59:59.999Z", vec![decision(Outcome::Deny, &["no_permit"], json!({}))]),
+        (
+            "2026-03-01T09:10:00Z",
+            vec![
+                decision(Outcome::Allow, &[], json!({})),
+                decision(Outcome::Deny, &["no_permit", "not_member"], json!({})),
+                token("token.used", "snow"),
+            ],
+        ),
+        (
+            "2026-03-01T10:20:00Z",
+            vec![
+                decision(Outcome::Deny, &["rule_error:quota"], failed.clone()),
+                token("token.used", "snow"),
+                token("token.revoked", "bq"),
+            ],
+        ),
+    ];
+    for (ts, batch) in batches {
+        store.append_audit(batch, &keys, at(ts)).await.unwrap();
+    }
+    let (since, until) = (at("2026-03-01T09:00:00Z"), at("2026-03-01T11:00:00Z"));
+    let groups = store.audit_overview(&since, &until, Bucket::Hour).await.unwrap();
+    let mut o = Overview::fold(Bucket::Hour, groups);
+    assert_eq!((o.records, o.allowed, o.denied), (6, 1, 2), "the record before `since` is out");
+    let bars: Vec<(&str, u64, u64)> = o.decisions.iter().map(|d| (d.start.as_str(), d.allow, d.deny)).collect();
+    assert_eq!(bars, vec![("2026-03-01T09:00:00Z", 1, 1), ("2026-03-01T10:00:00Z", 0, 1)]);
+    let reasons: Vec<(&str, u64)> = o.deny_reasons.iter().map(|c| (c.name.as_str(), c.count)).collect();
+    assert_eq!(reasons, vec![("no_permit", 1), ("not_member", 1), ("rule_error:quota", 1)]);
+    let per_connection: Vec<(Option<&str>, u64)> =
+        o.token_events.iter().map(|c| (c.connection.as_deref(), c.total)).collect();
+    assert_eq!(per_connection, vec![(Some("snow"), 2), (Some("bq"), 1)]);
+    assert_eq!(o.decisions_with_rule_failures, 1);
+    let details = store.audit_rule_failures(&since, &until, 10).await.unwrap();
+    assert_eq!(details.len(), 1);
+    o.add_rule_failures(details.iter().map(String::as_str), false);
+    assert_eq!((o.rule_failures[0].rule.as_str(), o.rule_failures[0].reason.as_str()), ("quota", "timeout"));
+    // Minute buckets name the minute.
+    let o = Overview::fold(Bucket::Minute, store.audit_overview(&since, &until, Bucket::Minute).await.unwrap());
+    assert_eq!(o.decisions[0].start, "2026-03-01T09:10:00Z");
 }
 
 async fn checkpoints_are_kept_once_per_size(store: Store) {

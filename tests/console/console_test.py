@@ -54,8 +54,9 @@ def free_port():
 class Service:
     """`warrant serve` on a temporary SQLite database, with its keys."""
 
-    def __init__(self, work):
+    def __init__(self, work, extra=()):
         self.work = work
+        self.extra = list(extra)
         self.db = work / "warrant.db"
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")},
                     "XDG_CONFIG_HOME": str(work / "config")}
@@ -64,10 +65,15 @@ class Service:
         self.writer = self.key("events:write", "decide")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(work / "serve.log", "w")
+        self.log = open(work / "serve.log", "a")
+        self.start()
+        self.public_key = self.cli("audit", "public-key").splitlines()[0]
+
+    def start(self):
         self.process = subprocess.Popen(
             [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.url,
-             "--policies", str(ROOT / "policies"), "--checkpoint-interval", "100ms", "--log-format", "text"],
+             "--policies", str(ROOT / "policies"), "--checkpoint-interval", "100ms", "--log-format", "text",
+             *self.extra],
             env=self.env, stderr=self.log)
         for _ in range(100):
             try:
@@ -76,8 +82,14 @@ class Service:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise AssertionError("warrant did not start: " + (work / "serve.log").read_text())
-        self.public_key = self.cli("audit", "public-key").splitlines()[0]
+            raise AssertionError("warrant did not start: " + (self.work / "serve.log").read_text())
+
+    def restart(self, *extra):
+        """Stops and starts serve on the same database and keys, with `extra` flags."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.extra = list(extra)
+        self.start()
 
     def cli(self, *args, env=None):
         out = subprocess.run([BIN, *args], env=env or self.env, capture_output=True, text=True, check=True)
@@ -95,6 +107,40 @@ class Service:
                                                   "authorization": f"Bearer {key}"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
+
+    def get(self, path, key):
+        request = urllib.request.Request(f"{self.base}{path}", headers={"authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+class Witness:
+    """`warrant witness` following the log whose verifier key is `log_key`."""
+
+    def __init__(self, work, log_key):
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")},
+                    "XDG_CONFIG_HOME": str(work / "witness-config")}
+        self.log = open(work / "witness.log", "w+")
+        self.process = subprocess.Popen(
+            [BIN, "witness", "--listen", "127.0.0.1:0", "--log-format", "json", "--state",
+             str(work / "witness.db"), "--log", log_key, "--name", "witness.example/console"],
+            env=self.env, stderr=self.log)
+        for _ in range(100):
+            self.log.seek(0)
+            listening = [json.loads(l) for l in self.log if '"listening"' in l]
+            if listening:
+                self.url = f"http://{listening[0]['addr']}"
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("warrant witness did not start: " + (work / "witness.log").read_text())
+        out = subprocess.run([BIN, "witness", "public-key"], env=self.env, capture_output=True, text=True, check=True)
+        self.public_key = out.stdout.strip()
 
     def stop(self):
         self.process.terminate()
@@ -150,6 +196,14 @@ def run(service, driver, downloads):
         service.post("/v1/tokens/events", body, service.writer)
     # A token event's actor is the one it names, else its owner.
     writer_actor = "eddie"
+    # Decisions for the overview: users nobody knows are denied.
+    for user in ["nobody", "no-one", "nemo"]:
+        answer = service.post("/access/v1/evaluation", {
+            "subject": {"type": "User", "id": user}, "action": {"name": "view_notebook"},
+            "resource": {"type": "Project", "id": "p1"}, "context": {}}, service.writer)
+        check(answer == {"decision": False}, answer)
+    denied = service.get("/v1/audit/events?kind=decision&decision=deny", service.auditor)["events"]
+    check(len(denied) == 3, denied)
 
     driver.get(f"{service.base}/console/")
     check(driver.title == "warrant · audit console", driver.title)
@@ -173,6 +227,24 @@ def run(service, driver, downloads):
     check(by_id("api-key").get_attribute("value") == "", "the key is not left in the form")
     check(service.auditor not in driver.current_url, "no key in the URL")
     shot("2-signed-in")
+
+    # The overview of the last day: its totals and tables agree with the
+    # records the events API lists.
+    text_of("overview-status", "by hour")
+    totals = dict(zip([e.text for e in driver.find_elements(By.CSS_SELECTOR, "#o-totals dt")],
+                      [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#o-totals dd")]))
+    check(totals.get("decisions denied") == "3" and totals.get("decisions allowed") == "0", totals)
+    reasons = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#o-reasons tbody tr")]
+    listed = sorted({reason for record in denied for reason in record["reasons"]})
+    check(sorted(r.rsplit(" ", 1)[0] for r in reasons) == listed and all(r.endswith(" 3") for r in reasons),
+          (reasons, listed))
+    tokens = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#o-tokens tbody tr")]
+    check(tokens == ["c_wh 1 1 1 1 0 4"], tokens)
+    check(driver.find_elements(By.CSS_SELECTOR, "#o-chart rect.bar-deny"), "a deny bar is drawn")
+    check("3 denied" in by_id("o-chart-summary").text, by_id("o-chart-summary").text)
+    check("No rule failed" in by_id("o-rules").text, by_id("o-rules").text)
+    driver.execute_script("document.getElementById('overview').scrollIntoView()")
+    shot("2b-overview")
 
     # Filter by actor and kind.
     by_id("f-actor").send_keys(writer_actor)
@@ -238,6 +310,48 @@ def run(service, driver, downloads):
     check("not consistent with the checkpoint this browser verified before" in result, result)
     driver.execute_script("localStorage.removeItem('warrant.console.checkpoint');")
 
+    # Witnesses: serve again, submitting each checkpoint to a witness and
+    # serving only checkpoints it cosigned; the auditor pins the witness.
+    witness = Witness(service.work, service.public_key)
+    try:
+        service.restart("--witness", f"{witness.url}={witness.public_key}", "--witness-quorum", "1")
+        for _ in range(100):
+            try:
+                note = urllib.request.urlopen(f"{service.base}/log/checkpoint", timeout=2).read().decode()
+                if "witness.example/console" in note:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("no cosigned checkpoint: " + (service.work / "witness.log").read_text()[-2000:])
+        by_id("witness-keys").send_keys(witness.public_key)
+        by_id("witness-form").submit()
+        text_of("witness-status", "1 of these 1 witness(es) must cosign")
+        by_id("verify").click()
+        result = text_of("verify-result", "erified")
+        check(result.startswith("Verified") and "cosigned by witness.example/console" in result,
+              result + " / " + by_id("verify-steps").text)
+        check("Cosigned by 1 pinned witness(es), 1 required" in by_id("verify-steps").text, by_id("verify-steps").text)
+        shot("5c-witnessed")
+        # A quorum of two when only one of the pinned witnesses cosigned.
+        by_id("witness-keys").send_keys(witness.public_key + "\n" + absent_witness_key())
+        by_id("quorum").clear()
+        by_id("quorum").send_keys("2")
+        by_id("witness-form").submit()
+        text_of("witness-status", "2 of these 2 witness(es)")
+        by_id("verify").click()
+        result = text_of("verify-result", "Not verified")
+        check("cosigned by 1 of the 2 pinned witness(es) and 2 are required" in result, result)
+        shot("5d-no-quorum")
+        by_id("quorum").clear()
+        by_id("quorum").send_keys("1")
+        by_id("witness-form").submit()
+        text_of("witness-status", "No witness pinned")
+        driver.execute_script("localStorage.removeItem('warrant.console.checkpoint');")
+    finally:
+        witness.stop()
+
     # Accessibility: no serious or critical violation on the record page.
     axe = driver.execute_async_script(
         AXE + "\nconst done = arguments[arguments.length - 1];"
@@ -284,6 +398,14 @@ def work_key(service):
     8032's first test vector): a checkpoint it did not sign must fail."""
     name = service.public_key.split("+")[0]
     raw = b"\x01" + bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    key_hash = hashlib.sha256(name.encode() + b"\n" + raw).hexdigest()[:8]
+    return f"{name}+{key_hash}+{base64.b64encode(raw).decode()}"
+
+
+def absent_witness_key():
+    """A witness key (type 0x04) of a witness that never cosigned."""
+    name = "witness.example/absent"
+    raw = b"\x04" + bytes.fromhex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
     key_hash = hashlib.sha256(name.encode() + b"\n" + raw).hexdigest()[:8]
     return f"{name}+{key_hash}+{base64.b64encode(raw).decode()}"
 

@@ -58,6 +58,8 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/v1/audit/proofs/inclusion", Some("audit:read")),
     ("GET", "/v1/audit/proofs/consistency", Some("audit:read")),
     ("POST", "/v1/audit/digest", Some("audit:read")),
+    // overview.rs
+    ("GET", "/v1/audit/overview", Some("audit:read")),
     // entities.rs
     ("GET", "/v1/entities", Some("policy:admin")),
     ("PUT", "/v1/entities", Some("policy:admin")),

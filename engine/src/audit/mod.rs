@@ -23,6 +23,8 @@
 //!   (`c2sp.org/tlog-cosignature`), and the quorum a client requires.
 //! - [`witness`]: the witness side of `add-checkpoint`
 //!   (`c2sp.org/tlog-witness`): the request, the decision and its refusals.
+//! - [`overview`]: a window's decisions over time, deny reasons, token
+//!   events per connection and rule failures, folded from grouped counts.
 //! - [`proof_file`]: a record, its inclusion proof and a signed checkpoint
 //!   in one file (`c2sp.org/tlog-proof`), checked offline.
 //! - [`tiles`]: the tree as C2SP tiles: roots and proofs from O(log n)
@@ -41,6 +43,7 @@ pub mod kind;
 pub mod log_checkpoint;
 pub mod merkle;
 pub mod note;
+pub mod overview;
 pub mod proof_file;
 pub mod record;
 pub mod tile_edge;

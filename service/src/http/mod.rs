@@ -22,6 +22,7 @@ pub mod json;
 mod limits;
 mod log;
 mod openapi;
+mod overview;
 mod policies;
 mod query;
 mod search;
@@ -108,7 +109,10 @@ pub fn app(state: AppState, config: HttpConfig) -> Router {
             Scope::Decide,
         ))
         .merge(guarded(Router::new().merge(tokens::router()).merge(grants::router()), Scope::EventsWrite))
-        .merge(guarded(Router::new().merge(audit::router()).merge(log::entries_router()), Scope::AuditRead))
+        .merge(guarded(
+            Router::new().merge(audit::router()).merge(overview::router()).merge(log::entries_router()),
+            Scope::AuditRead,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let bulk = guarded(Router::new().merge(entities::router()).merge(policies::router()), Scope::PolicyAdmin)
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));

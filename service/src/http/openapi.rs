@@ -88,6 +88,7 @@ async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
         super::audit::inclusion,
         super::audit::consistency,
         super::audit::digest,
+        super::overview::overview,
         super::log::checkpoint,
         super::log::tile,
         super::log::entries,

@@ -61,6 +61,7 @@ mod error;
 pub mod grant_flows;
 pub mod grants;
 mod open;
+mod overview;
 mod postgres;
 mod records;
 mod sealing;
