@@ -1,6 +1,6 @@
 //! Durable audit append and offline verify, in process, on a real SQLite file.
 //!
-//! `cargo bench -p warrant-service --bench audit_append -- [--writers 64] [--events 200000] [--keep DIR]`
+//! `cargo bench -p warrant-service --bench audit_append -- [--writers 64] [--events 200000] [--keep DIR] [--mix]`
 //!
 //! Append: `--writers` tokio tasks (on the service's runtime shape: a
 //! multi-thread runtime, one worker per core) each append `token.issued`
@@ -54,16 +54,20 @@ struct Args {
     writers: usize,
     events: u64,
     keep: Option<PathBuf>,
+    /// Write the mix an auditor searches (decisions and token events of
+    /// many actors, connections and projects) instead of `token.issued` only.
+    mix: bool,
 }
 
 fn args() -> Args {
-    let mut parsed = Args { writers: 64, events: 200_000, keep: None };
+    let mut parsed = Args { writers: 64, events: 200_000, keep: None, mix: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--writers" => parsed.writers = it.next().and_then(|v| v.parse().ok()).expect("--writers N"),
             "--events" => parsed.events = it.next().and_then(|v| v.parse().ok()).expect("--events N"),
             "--keep" => parsed.keep = Some(it.next().map(PathBuf::from).expect("--keep DIR")),
+            "--mix" => parsed.mix = true,
             // `cargo bench` passes `--bench`; ignore what is not ours.
             _ => {}
         }
@@ -89,16 +93,52 @@ fn event(n: u64) -> Event {
     e
 }
 
+/// A record of the searched mix: every 4th a decision (a third of them
+/// denied, for one of three reasons), the rest token events (`t{n}`, one
+/// record each) over 1,000 users, 8 connections and 50 projects.
+fn mixed(n: u64) -> Event {
+    let user = format!("u{}", n % 1000);
+    let connection = format!("c{}", n % 8);
+    let project = format!("p{}", n % 50);
+    if n.is_multiple_of(4) {
+        let mut e = Event::new(Kind::Decision, format!("User::{user}"));
+        let allowed = !n.is_multiple_of(3);
+        e.decision = Some(allowed);
+        e.reasons = Some(if allowed {
+            Vec::new()
+        } else {
+            vec![["no_permit", "not_member", "token_expired"][(n / 3 % 3) as usize].to_owned()]
+        });
+        e.project = Some(project);
+        e.policy_digest = Some("sha256:0000000000000000000000000000000000000000000000000000000000000000".into());
+        e.details =
+            json!({"decision_id": format!("d{n}"), "action": "run_query", "resource": format!("Project::p{}", n % 50)})
+                .as_object()
+                .cloned()
+                .unwrap();
+        return e;
+    }
+    let mut e = event(n);
+    e.kind = [Kind::TokenIssued, Kind::TokenUsed, Kind::TokenRefreshed][(n % 4 - 1) as usize];
+    e.actor = user;
+    e.connection = Some(connection);
+    e.project = Some(project);
+    e
+}
+
 /// How long the lookup postings took to catch up once the appends ended,
 /// and what a lookup by token costs then (records after the last complete
 /// partition are scanned).
-async fn lookups(store: &Store, keys: &AuditKeys, events: u64) -> String {
+async fn lookups(store: &Store, keys: &AuditKeys, events: u64, mix: bool) -> String {
     let started = Instant::now();
     let indexed = store.audit_index().await.unwrap();
     let catch_up = started.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::new();
     for i in 0..200u64 {
-        let n = (i * 7919) % events;
+        let mut n = (i * 7919) % events;
+        if mix && n.is_multiple_of(4) {
+            n = (n + 1) % events; // a decision has no token
+        }
         let filter =
             AuditFilter { token_id: Some(keys.digest(&format!("t{n}"))), limit: 100, ..AuditFilter::default() };
         let started = Instant::now();
@@ -145,6 +185,7 @@ fn main() {
                 let log = log.clone();
                 let next = Arc::clone(&next);
                 let total = args.events;
+                let mix = args.mix;
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     loop {
@@ -153,7 +194,7 @@ fn main() {
                             break;
                         }
                         let sent = Instant::now();
-                        log.append(event(n)).await.expect("append");
+                        log.append(if mix { mixed(n) } else { event(n) }).await.expect("append");
                         latencies.push(sent.elapsed());
                     }
                     latencies
@@ -165,7 +206,7 @@ fn main() {
             latencies.extend(t.await.unwrap());
         }
         let elapsed = started.elapsed();
-        (elapsed, latencies, lookups(&store, &keys, args.events).await)
+        (elapsed, latencies, lookups(&store, &keys, args.events, args.mix).await)
     });
     drop(runtime);
     latencies.sort_unstable();

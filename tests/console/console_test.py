@@ -54,12 +54,12 @@ def free_port():
 class Service:
     """`warrant serve` on a temporary SQLite database, with its keys."""
 
-    def __init__(self, work, extra=()):
+    def __init__(self, work, extra=(), db=None, env=None):
         self.work = work
         self.extra = list(extra)
-        self.db = work / "warrant.db"
+        self.db = db or work / "warrant.db"
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")},
-                    "XDG_CONFIG_HOME": str(work / "config")}
+                    "XDG_CONFIG_HOME": str(work / "config"), **(env or {})}
         self.url = f"sqlite://{self.db}"
         self.auditor = self.key("audit:read")
         self.writer = self.key("events:write", "decide")
@@ -75,7 +75,7 @@ class Service:
              "--policies", str(ROOT / "policies"), "--checkpoint-interval", "100ms", "--log-format", "text",
              *self.extra],
             env=self.env, stderr=self.log)
-        for _ in range(100):
+        for _ in range(600):
             try:
                 urllib.request.urlopen(f"{self.base}/readyz", timeout=1)
                 break
@@ -159,7 +159,81 @@ def browser(downloads):
     return webdriver.Chrome(options=options, service=service)
 
 
+def scale(db, samples):
+    """The console over a large log (`--scale DB`, tests/bench/console_scale):
+    the first page and filtered pages as the page times them (fetch and
+    render, `performance.now()`), `samples` times each; prints one
+    `console-scale` line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        service = Service(work, db=Path(db), env={"WARRANT_AUDIT_KEY": os.environ["SCALE_AUDIT_KEY"]})
+        for _ in range(100):
+            try:
+                note = urllib.request.urlopen(f"{service.base}/log/checkpoint", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        records = int(note.splitlines()[1])
+        driver = browser(work)
+        try:
+            driver.get(f"{service.base}/console/")
+            by_id = lambda name: driver.find_element(By.ID, name)  # noqa: E731
+
+            def timed(action, expect_none=False):
+                driver.execute_script("delete document.getElementById('find-status').dataset.ms;")
+                action()
+                WebDriverWait(driver, 60).until(
+                    lambda d: d.execute_script("return document.getElementById('find-status').dataset.ms"))
+                text = by_id("find-status").text
+                check("record(s) shown" in text, text)
+                check(text.startswith("0 record(s)") == expect_none, text)
+                return int(by_id("find-status").get_attribute("data-ms")), text
+
+            def search(**values):
+                for name in ["since", "until", "kind", "actor", "connection", "project", "token"]:
+                    field = by_id(f"f-{name}")
+                    field.clear()
+                    if values.get(name):
+                        field.send_keys(values[name])
+                Select(by_id("f-decision")).select_by_value(values.get("decision", ""))
+                return timed(lambda: by_id("search").click(), expect_none=values.get("connection") == "c1")
+
+            by_id("api-key").send_keys(service.auditor)
+            first = [timed(lambda: by_id("signin-form").submit())]
+            WebDriverWait(driver, 120).until(ec.text_to_be_present_in_element((By.ID, "overview-status"), " ms)"))
+            overview = by_id("overview-status").text
+            first += [search() for _ in range(samples - 1)]
+            rng = __import__("random").Random(7)
+            cases = {
+                "actor+kind": lambda: search(actor=f"User::u{4 * rng.randrange(250)}", kind="decision"),
+                "kind+decision": lambda: search(kind="decision", decision="deny"),
+                # token.used records are those of n % 4 == 2, so on c2 and c6.
+                "connection+kind": lambda: search(connection=f"c{rng.choice([2, 6])}", kind="token.used"),
+                "token": lambda: search(token=f"t{4 * rng.randrange(records // 4) + 1}"),
+                # A filter nothing matches: every candidate of c1 is read.
+                "no_match": lambda: search(connection="c1", kind="token.used"),
+            }
+            filtered = {name: [case() for _ in range(samples)] for name, case in cases.items()}
+            driver.save_screenshot(str(ARTIFACTS / "scale-filtered.png"))
+        finally:
+            driver.quit()
+            service.stop()
+
+    def p50(times):
+        return sorted(t for t, _ in times)[len(times) // 2]
+
+    shown = {name: times[-1][1] for name, times in filtered.items()}
+    print(f"console page texts: first {first[-1][1]!r}; {shown}", file=sys.stderr)
+    print(f"console overview at sign-in: {overview!r}", file=sys.stderr)
+    overview_ms = int(overview.rsplit("(", 1)[1].split(" ")[0])
+    print(f"console-scale records={records} samples={samples} first_page_p50_ms={p50(first)} "
+          + " ".join(f"{name}_p50_ms={p50(times)}" for name, times in filtered.items())
+          + f" overview_day_ms={overview_ms}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--scale":
+        return scale(sys.argv[2], int(sys.argv[3]))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
