@@ -33,8 +33,15 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { text = false } = {}) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${apiKey}` }, cache: 'no-store' });
+async function api(path, { text = false, body = undefined } = {}) {
+  const headers = { authorization: `Bearer ${apiKey}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(path, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: 'no-store',
+  });
   if (!response.ok) {
     let body = {};
     try {
@@ -95,12 +102,21 @@ $('sign-out').addEventListener('click', () => {
 
 const FILTERS = ['since', 'until', 'kind', 'actor', 'connection', 'project', 'decision', 'token'];
 
-function readFilters() {
+/**
+ * The filters as query parameters. A token id in clear is turned into its
+ * keyed digest first (`POST /v1/audit/digest`, in a body), so the clear id
+ * is in no URL, and so in no access log.
+ */
+async function readFilters() {
   const params = new URLSearchParams();
   for (const name of FILTERS) {
     let value = $(`f-${name}`).value.trim();
     if (!value) continue;
     if ((name === 'since' || name === 'until') && !/[zZ]|[+-]\d\d:\d\d$/.test(value)) value = `${value}Z`;
+    if (name === 'token') {
+      params.set('token_digest', (await api('/v1/audit/digest', { body: { value } })).digest);
+      continue;
+    }
     params.set(name, value);
   }
   return params;
@@ -149,7 +165,7 @@ async function search(append = false) {
   const status = $('find-status');
   try {
     if (!append) {
-      filter = readFilters();
+      filter = await readFilters();
       cursor = null;
       shown = [];
     }
