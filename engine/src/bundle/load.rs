@@ -23,6 +23,7 @@ use super::source::{BundleSource, FileKind};
 use super::syntax;
 use crate::decide::{Decider, Declared, PolicyFacts};
 use crate::diagnostic::{Diagnostic, line_column};
+use crate::entities::parsed::ParsedCache;
 use crate::entities::{EntitySet, UidKey, collect_refs};
 use crate::index::PolicyIndex;
 use crate::names::Names;
@@ -79,7 +80,18 @@ pub(super) fn load(source: &BundleSource, runtime: Option<&Arc<RuleRuntime>>) ->
     if let Err(e) = EntitySet::build(&schema, &base_entities, Vec::new()) {
         return Err(invalid(Diagnostic::file("entities.json", e)));
     }
-    let decider = Decider { schema, policies, index, facts, names, declared, action_entities, literal_refs, rules };
+    let decider = Decider {
+        schema,
+        policies,
+        index,
+        facts,
+        names,
+        declared,
+        action_entities,
+        literal_refs,
+        rules,
+        parsed: ParsedCache::default(),
+    };
     Ok(Loaded { decider, base_entities, warnings })
 }
 

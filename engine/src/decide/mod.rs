@@ -22,7 +22,8 @@ use serde_json::{Map, Value};
 pub use declared::{ACTION_PROPERTIES_KEY, ContextShape, Declared};
 
 use crate::cedar::{cedar_message, uid};
-use crate::entities::{self, EntitySet, UidKey, collect_refs, with_properties};
+use crate::entities::parsed::ParsedCache;
+use crate::entities::{EntitySet, UidKey, collect_refs, with_properties};
 use crate::index::PolicyIndex;
 use crate::names::Names;
 use crate::request::{Query, RequestError, Undeclared};
@@ -64,6 +65,8 @@ pub(crate) struct Decider {
     pub(crate) literal_refs: Vec<UidKey>,
     /// Custom rules consulted after Cedar (`rules/`); empty without one.
     pub(crate) rules: RuleSet,
+    /// Request-carried entity documents already parsed against `schema`.
+    pub(crate) parsed: ParsedCache,
 }
 
 /// The answer, with why.
@@ -294,13 +297,17 @@ impl Decider {
                     continue;
                 }
                 let doc = with_properties(entities, ty, &entity.id, &properties);
-                let parsed = entities::parse(&self.schema, vec![doc])
+                let parsed = self
+                    .parsed
+                    .parse(&self.schema, vec![doc])
                     .map_err(|e| RequestError::InvalidEntity { field, message: e.to_string() })?;
                 extra.extend(parsed);
             }
         }
         if !query.entities.is_empty() {
-            let parsed = entities::parse(&self.schema, query.entities.clone())
+            let parsed = self
+                .parsed
+                .parse(&self.schema, query.entities.clone())
                 .map_err(|e| RequestError::InvalidEntity { field: "entities", message: e.to_string() })?;
             extra.extend(parsed);
         }

@@ -10,6 +10,7 @@
 
 pub(crate) mod candidates;
 pub mod diff;
+pub(crate) mod parsed;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
@@ -46,8 +47,9 @@ pub struct EntitySet {
     stored: usize,
     /// Parsed uid of every entity, so slicing never re-parses type names.
     uids: HashMap<UidKey, EntityUid>,
-    /// Entities each entity's attributes refer to.
-    refs: HashMap<UidKey, Vec<UidKey>>,
+    /// Where a request can go from each entity: what its attributes refer
+    /// to and its parents (as stored; their parents are theirs to list).
+    reach: HashMap<UidKey, Vec<UidKey>>,
     /// Ids of each entity type, sorted: the candidates of a search.
     by_type: HashMap<String, Vec<String>>,
     /// Search indexes, built on first use for this version of the store.
@@ -79,7 +81,7 @@ impl EntitySet {
             Entities::from_json_value(all, Some(schema)).map_err(|e| EntitiesError::Schema(cedar_message(&e)))?;
         let mut type_names: HashMap<String, EntityTypeName> = HashMap::new();
         let mut uids = HashMap::with_capacity(docs.len());
-        let mut refs = HashMap::with_capacity(docs.len());
+        let mut reach = HashMap::with_capacity(docs.len());
         let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
         for (key, doc) in &docs {
             if !type_names.contains_key(&key.0) {
@@ -90,15 +92,11 @@ impl EntitySet {
             if let Some(ty) = type_names.get(&key.0) {
                 uids.insert(key.clone(), uid(ty, &key.1));
             }
-            let mut out = Vec::new();
-            if let Some(attrs) = doc.get("attrs") {
-                collect_refs(attrs, &mut out);
-            }
-            refs.insert(key.clone(), out);
+            reach.insert(key.clone(), reach_of(doc));
             by_type.entry(key.0.clone()).or_default().push(key.1.clone());
         }
         by_type.values_mut().for_each(|ids| ids.sort_unstable());
-        Ok(Self { docs, cedar, stored: stored_count, uids, refs, by_type, search: SearchCache::default() })
+        Ok(Self { docs, cedar, stored: stored_count, uids, reach, by_type, search: SearchCache::default() })
     }
 
     /// How many entities (bundle and stored) decisions see.
@@ -158,10 +156,11 @@ impl EntitySet {
 
     /// The entities a request can reach: `roots`, everything their attributes
     /// refer to (transitively), and the ancestors of all of those, with
-    /// `extras` replacing stored entities of the same uid. Cedar can only read
-    /// an entity through a reference from the request, a policy literal or an
-    /// ancestor set, so a decision against the slice equals one against the
-    /// whole store. `None` when the slice would be too large to be worth it.
+    /// `extras` replacing stored entities of the same uid (each with where it
+    /// leads, [`reach_of`]). Cedar can only read an entity through a
+    /// reference from the request, a policy literal or an ancestor set, so a
+    /// decision against the slice equals one against the whole store. `None`
+    /// when the slice would be too large to be worth it.
     pub(crate) fn slice(
         &self,
         roots: Vec<UidKey>,
@@ -171,9 +170,8 @@ impl EntitySet {
         let mut chosen: HashMap<EntityUid, Entity> = HashMap::new();
         let mut seen: HashSet<UidKey> = HashSet::new();
         let mut queue: VecDeque<UidKey> = roots.into();
-        for (key, refs, entity) in extras {
-            queue.extend(refs);
-            push_ancestors(&entity, &mut queue);
+        for (key, reach, entity) in extras {
+            queue.extend(reach);
             seen.insert(key);
             chosen.insert(entity.uid(), entity);
         }
@@ -187,10 +185,9 @@ impl EntitySet {
             let Some(entity) = self.uids.get(&key).and_then(|uid| self.cedar.get(uid)) else {
                 continue;
             };
-            if let Some(refs) = self.refs.get(&key) {
-                queue.extend(refs.iter().cloned());
+            if let Some(reach) = self.reach.get(&key) {
+                queue.extend(reach.iter().cloned());
             }
-            push_ancestors(entity, &mut queue);
             chosen.insert(entity.uid(), entity.clone());
         }
         let all = chosen.into_values().chain(actions.iter().cloned());
@@ -198,18 +195,19 @@ impl EntitySet {
     }
 }
 
-fn push_ancestors(entity: &Entity, queue: &mut VecDeque<UidKey>) {
-    // `Entity` exposes its ancestors only through its JSON form; parents are
-    // what matter for `in`, and each parent's own ancestors follow from it.
-    if let Ok(json) = entity.to_json_value()
-        && let Some(Value::Array(parents)) = json.get("parents")
-    {
-        for parent in parents {
-            if let Some(key) = ref_key(parent) {
-                queue.push_back(key);
-            }
-        }
+/// Where a request can go from an entity document: the entities its
+/// attributes refer to, then its parents. Read from the JSON once, when the
+/// document is parsed (asking a Cedar `Entity` for its parents means
+/// serialising it whole).
+pub(crate) fn reach_of(doc: &Value) -> Vec<UidKey> {
+    let mut out = Vec::new();
+    if let Some(attrs) = doc.get("attrs") {
+        collect_refs(attrs, &mut out);
     }
+    if let Some(Value::Array(parents)) = doc.get("parents") {
+        out.extend(parents.iter().filter_map(ref_key));
+    }
+    out
 }
 
 /// The uid an entity reference names: `{"__entity": {"type", "id"}}` or the
@@ -244,19 +242,16 @@ pub(crate) fn collect_refs(value: &Value, out: &mut Vec<UidKey>) {
 }
 
 /// Parses request-carried entity documents against `schema`, keeping each
-/// one's uid and the references its attributes make.
+/// one's uid and where it leads ([`reach_of`]).
 pub(crate) fn parse(schema: &Schema, docs: Vec<Value>) -> Result<Vec<(UidKey, Vec<UidKey>, Entity)>, EntitiesError> {
     docs.into_iter()
         .enumerate()
         .map(|(index, doc)| {
             let (key, doc) = normalize(doc, index)?;
-            let mut refs = Vec::new();
-            if let Some(attrs) = doc.get("attrs") {
-                collect_refs(attrs, &mut refs);
-            }
+            let reach = reach_of(&doc);
             let entity = Entity::from_json_value(doc, Some(schema))
                 .map_err(|e| EntitiesError::Malformed { index, message: cedar_message(&e) })?;
-            Ok((key, refs, entity))
+            Ok((key, reach, entity))
         })
         .collect()
 }
