@@ -8,6 +8,7 @@
 
 mod context;
 mod declared;
+pub(crate) mod parsed;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,8 +22,8 @@ use serde_json::{Map, Value};
 
 pub use declared::{ACTION_PROPERTIES_KEY, ContextShape, Declared};
 
+use self::parsed::ParsedCache;
 use crate::cedar::{cedar_message, uid};
-use crate::entities::parsed::ParsedCache;
 use crate::entities::{EntitySet, UidKey, collect_refs, with_properties};
 use crate::index::PolicyIndex;
 use crate::names::Names;

@@ -10,7 +10,6 @@
 
 pub(crate) mod candidates;
 pub mod diff;
-pub(crate) mod parsed;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::str::FromStr;

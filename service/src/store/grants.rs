@@ -12,6 +12,7 @@ use warrant_engine::Timestamp;
 
 use super::error::{StoreError, timestamp_of};
 use super::open::Store;
+use super::sqlite::GrantRow;
 
 /// Where a grant stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -143,6 +144,31 @@ where
     })
 }
 
+/// A grant read by SQLite's point reads (`sqlite/point.rs`), decoded as
+/// [`grant_of`] decodes sqlx's rows.
+fn grant_of_point(r: GrantRow) -> Result<Grant, StoreError> {
+    let time = |text: &str, column: &str| timestamp_of(text, &format!("grants.{column}"));
+    Ok(Grant {
+        status: GrantStatus::parse(&r.status)
+            .ok_or_else(|| StoreError::corrupt(format!("`grants.status` is `{}`", r.status)))?,
+        access_expires_at: time(&r.access_expires_at, "access_expires_at")?,
+        refresh_started_at: r.refresh_started_at.map(|t| time(&t, "refresh_started_at")).transpose()?,
+        created_at: time(&r.created_at, "created_at")?,
+        updated_at: time(&r.updated_at, "updated_at")?,
+        id: r.id,
+        connection: r.connection,
+        owner: r.owner,
+        provider: r.provider,
+        reason: r.reason,
+        scopes: r.scopes,
+        kek_id: r.kek_id,
+        data_key: r.data_key,
+        access_token: r.access_token,
+        refresh_token: r.refresh_token,
+        version: r.version,
+    })
+}
+
 /// Applies `write` inside the audit writer's transaction `tx`. Returns
 /// whether it was applied: `false` when the row is not at the version the
 /// write was computed from (or, for a new grant, already exists).
@@ -212,6 +238,11 @@ impl Store {
 
     /// The grant `id`.
     pub async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        if let Store::Sqlite(s) = self
+            && let Some(point) = s.point()
+        {
+            return point.grant(id)?.map(grant_of_point).transpose();
+        }
         on_backend!(self, b => {
             let row = sqlx::query(concat!("SELECT ", grant_columns!(), " FROM grants WHERE id = $1"))
                 .bind(id)

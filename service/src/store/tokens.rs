@@ -116,6 +116,11 @@ impl Store {
 
     /// A user's tokens for a connection.
     pub async fn tokens_of(&self, owner: &str, connection: &str) -> Result<Vec<TokenState>, StoreError> {
+        if let Store::Sqlite(s) = self
+            && let Some(point) = s.point()
+        {
+            return point.tokens_of(owner, connection);
+        }
         on_backend!(self, b => {
             let rows =
                 sqlx::query(concat!("SELECT ", token_columns!(), " FROM tokens WHERE owner = $1 AND connection = $2"))

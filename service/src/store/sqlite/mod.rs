@@ -6,6 +6,7 @@
 
 mod head;
 mod lookup;
+mod point;
 mod scan;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ use warrant_engine::Timestamp;
 use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError, TileEdge};
 
 use self::head::HeadCache;
+pub(super) use self::point::GrantRow;
+use self::point::PointReads;
 use super::error::StoreError;
 use super::records::AuditFilter;
 use super::sealing::{
@@ -49,6 +52,9 @@ pub struct SqliteStore {
     tree: Arc<TreeCache>,
     /// Where the lookup postings end, as last seen (`u64::MAX`: not yet).
     indexed_upto: Arc<AtomicU64>,
+    /// The hot point reads (`point.rs`); none for an in-memory database,
+    /// which other connections cannot open.
+    point: Option<Arc<PointReads>>,
 }
 
 impl SqliteStore {
@@ -74,6 +80,8 @@ impl SqliteStore {
         let writer = pools().max_connections(1).connect_with(options.clone()).await?;
         MIGRATIONS.run(&writer).await?;
         let pool = pools().max_connections(4).connect_with(options.clone()).await?;
+        let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
+        let point = (!in_memory).then(|| Arc::new(PointReads::new(&path)));
         Ok(Self {
             pool,
             writer,
@@ -81,7 +89,13 @@ impl SqliteStore {
             head: Arc::default(),
             tree: Arc::default(),
             indexed_upto: Arc::new(AtomicU64::new(u64::MAX)),
+            point,
         })
+    }
+
+    /// The point reads stepped on the caller's thread, if this file has them.
+    pub(super) fn point(&self) -> Option<&PointReads> {
+        self.point.as_deref()
     }
 
     /// For reads.

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use cedar_policy::{Entity, Schema};
 use serde_json::Value;
 
-use super::{EntitiesError, UidKey, parse};
+use crate::entities::{EntitiesError, UidKey, parse};
 
 /// Documents kept at most.
 const MAX: usize = 4096;
