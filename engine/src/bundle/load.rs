@@ -22,6 +22,7 @@ use super::lint::{self, Severity, Sources};
 use super::source::{BundleSource, FileKind};
 use super::syntax;
 use crate::decide::parsed::ParsedCache;
+use crate::decide::slices::SliceCache;
 use crate::decide::{Decider, Declared, PolicyFacts};
 use crate::diagnostic::{Diagnostic, line_column};
 use crate::entities::{EntitySet, UidKey, collect_refs};
@@ -91,6 +92,7 @@ pub(super) fn load(source: &BundleSource, runtime: Option<&Arc<RuleRuntime>>) ->
         literal_refs,
         rules,
         parsed: ParsedCache::default(),
+        slices: SliceCache::default(),
     };
     Ok(Loaded { decider, base_entities, warnings })
 }

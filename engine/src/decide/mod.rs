@@ -9,9 +9,10 @@
 mod context;
 mod declared;
 pub(crate) mod parsed;
+pub(crate) mod slices;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cedar_policy::{
     AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityTypeName,
@@ -23,6 +24,7 @@ use serde_json::{Map, Value};
 pub use declared::{ACTION_PROPERTIES_KEY, ContextShape, Declared};
 
 use self::parsed::ParsedCache;
+use self::slices::SliceCache;
 use crate::cedar::{cedar_message, uid};
 use crate::entities::{EntitySet, UidKey, collect_refs, with_properties};
 use crate::index::PolicyIndex;
@@ -68,6 +70,29 @@ pub(crate) struct Decider {
     pub(crate) rules: RuleSet,
     /// Request-carried entity documents already parsed against `schema`.
     pub(crate) parsed: ParsedCache,
+    /// Slices already built for requests that carried entities.
+    pub(crate) slices: SliceCache,
+}
+
+/// The entities a decision reads: the store itself, a slice of it (kept
+/// for the next request like this one), or a copy with the request's
+/// entities upserted.
+enum Reach<'a> {
+    Store(&'a Entities),
+    Slice(Arc<Entities>),
+    Owned(Entities),
+}
+
+impl std::ops::Deref for Reach<'_> {
+    type Target = Entities;
+
+    fn deref(&self) -> &Entities {
+        match self {
+            Reach::Store(e) => e,
+            Reach::Slice(e) => e,
+            Reach::Owned(e) => e,
+        }
+    }
 }
 
 /// The answer, with why.
@@ -282,7 +307,7 @@ impl Decider {
         context: &Map<String, Value>,
         (principal_type, resource_type): (&EntityTypeName, &EntityTypeName),
         ignored: &mut Vec<String>,
-    ) -> Result<Cow<'a, Entities>, RequestError> {
+    ) -> Result<Reach<'a>, RequestError> {
         let mut extra = Vec::new();
         for (entity, ty, field) in [
             (&query.principal, principal_type, "subject.properties"),
@@ -313,7 +338,7 @@ impl Decider {
             extra.extend(parsed);
         }
         if extra.is_empty() {
-            return Ok(Cow::Borrowed(&entities.cedar));
+            return Ok(Reach::Store(&entities.cedar));
         }
         let mut roots = vec![
             (principal_type.to_string(), query.principal.id.clone()),
@@ -321,15 +346,24 @@ impl Decider {
         ];
         collect_refs(&Value::Object(context.clone()), &mut roots);
         roots.extend(self.literal_refs.iter().cloned());
+        let (texts, extra): (Vec<String>, Vec<_>) = extra.into_iter().unzip();
+        let key = (entities.id(), roots, texts);
+        if let Some(slice) = self.slices.get(&key) {
+            return Ok(Reach::Slice(slice));
+        }
         let invalid = |message: String| RequestError::InvalidEntity { field: "entities", message };
-        match entities.slice(roots, extra.clone(), &self.action_entities) {
-            Some(slice) => slice.map(Cow::Owned).map_err(|e| invalid(e.to_string())),
+        match entities.slice(key.1.clone(), extra.clone(), &self.action_entities) {
+            Some(slice) => {
+                let slice = Arc::new(slice.map_err(|e| invalid(e.to_string()))?);
+                self.slices.keep(key, Arc::clone(&slice));
+                Ok(Reach::Slice(slice))
+            }
             // Too much is reachable: copy the whole store instead.
             None => entities
                 .cedar
                 .clone()
                 .upsert_entities(extra.into_iter().map(|(_, _, e)| e), Some(&self.schema))
-                .map(Cow::Owned)
+                .map(Reach::Owned)
                 .map_err(|e| invalid(cedar_message(&e))),
         }
     }

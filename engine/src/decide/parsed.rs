@@ -39,14 +39,15 @@ impl std::fmt::Debug for ParsedCache {
 }
 
 impl ParsedCache {
-    /// [`parse`], answered from the cache for documents seen before.
-    pub(crate) fn parse(&self, schema: &Schema, docs: Vec<Value>) -> Result<Vec<Parsed>, EntitiesError> {
+    /// [`parse`], answered from the cache for documents seen before; each
+    /// with its text, which names it (the slice cache keys on it).
+    pub(crate) fn parse(&self, schema: &Schema, docs: Vec<Value>) -> Result<Vec<(String, Parsed)>, EntitiesError> {
         let mut out = Vec::with_capacity(docs.len());
         for (index, doc) in docs.into_iter().enumerate() {
             // serde_json's maps are sorted: equal documents, equal text.
             let text = doc.to_string();
             if let Some(hit) = self.kept.lock().ok().and_then(|k| k.get(&text).cloned()) {
-                out.push(hit);
+                out.push((text, hit));
                 continue;
             }
             let parsed = parse(schema, vec![doc]).map_err(|e| at(e, index))?;
@@ -54,8 +55,8 @@ impl ParsedCache {
                 if kept.len() >= MAX {
                     kept.clear();
                 }
-                kept.insert(text, one.clone());
-                out.push(one);
+                kept.insert(text.clone(), one.clone());
+                out.push((text, one));
             }
         }
         Ok(out)
@@ -94,7 +95,8 @@ mod tests {
         let first = cache.parse(&schema(), vec![doc.clone()]).unwrap();
         let again = cache.parse(&schema(), vec![doc]).unwrap();
         assert_eq!(first[0].0, again[0].0);
-        assert_eq!(first[0].2, again[0].2);
+        assert_eq!(first[0].1.0, again[0].1.0);
+        assert_eq!(first[0].1.2, again[0].1.2);
         assert_eq!(cache.kept.lock().unwrap().len(), 1);
         // A bad second document is reported at its index, and not kept.
         let good = json!({"uid": {"type": "User", "id": "bob"}, "attrs": {"level": 1}, "parents": []});

@@ -53,7 +53,12 @@ pub struct EntitySet {
     by_type: HashMap<String, Vec<String>>,
     /// Search indexes, built on first use for this version of the store.
     pub(crate) search: SearchCache,
+    /// Unique to this build: what a decider's kept slices are kept under.
+    id: u64,
 }
+
+/// The next [`EntitySet::id`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl EntitySet {
     /// Builds the entity set decisions see: the bundle's `entities.json`
@@ -95,7 +100,14 @@ impl EntitySet {
             by_type.entry(key.0.clone()).or_default().push(key.1.clone());
         }
         by_type.values_mut().for_each(|ids| ids.sort_unstable());
-        Ok(Self { docs, cedar, stored: stored_count, uids, reach, by_type, search: SearchCache::default() })
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { docs, cedar, stored: stored_count, uids, reach, by_type, search: SearchCache::default(), id })
+    }
+
+    /// Which build of the entities this is (clones share it): two sets with
+    /// the same id hold the same entities.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// How many entities (bundle and stored) decisions see.

@@ -63,3 +63,42 @@ fn slices_decide_like_the_whole_store_on_every_pack_case() {
     }
     assert!(compared >= 40, "only {compared} cases compared");
 }
+
+/// A kept slice is one of its entity set: when the stored entities change
+/// (a new set), the same request with the same carried entities is decided
+/// on the new facts, not on the slice kept from the old ones.
+#[test]
+fn a_kept_slice_never_outlives_its_entities() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.cedarschema"),
+        "entity Group; entity User in [Group]; entity Doc { tag: String }; \
+         action read appliesTo { principal: User, resource: Doc };",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.cedar"), "permit (principal in Group::\"staff\", action, resource);").unwrap();
+    let bundle = Bundle::load_dir(dir.path()).unwrap();
+    let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
+    let ann = |groups: &[&str]| {
+        let parents: Vec<Value> = groups.iter().map(|g| serde_json::json!({"type": "Group", "id": g})).collect();
+        vec![
+            serde_json::json!({"uid": {"type": "User", "id": "ann"}, "attrs": {}, "parents": parents}),
+            serde_json::json!({"uid": {"type": "Group", "id": "staff"}, "attrs": {}, "parents": []}),
+        ]
+    };
+    let query = Query {
+        principal: EntityRef { type_name: "User".into(), id: "ann".into(), properties: None },
+        action: "read".into(),
+        resource: EntityRef { type_name: "Doc".into(), id: "d1".into(), properties: None },
+        // The document travels with the request: the slice path.
+        entities: vec![serde_json::json!({"uid": {"type": "Doc", "id": "d1"}, "attrs": {"tag": "x"}, "parents": []})],
+        ..Query::default()
+    };
+    let member = bundle.entity_set(ann(&["staff"])).unwrap();
+    for _ in 0..2 {
+        assert!(bundle.decide(&member, &query, now).unwrap().allowed, "ann is staff");
+    }
+    let left = bundle.entity_set(ann(&[])).unwrap();
+    assert!(!bundle.decide(&left, &query, now).unwrap().allowed, "ann left staff: the kept slice must not answer");
+    assert!(bundle.decide(&member, &query, now).unwrap().allowed, "the first set still decides as before");
+}
