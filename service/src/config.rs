@@ -32,6 +32,15 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Format a bundle's policies (`DIR/*.cedar`) with Cedar's own formatter.
+    Fmt {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// Write nothing; list the files that are not formatted and exit 1
+        /// if any is (for CI).
+        #[arg(long)]
+        check: bool,
+    },
     /// Run a bundle's policy tests (`DIR/tests/*.json`); exit 1 on any failure.
     Test {
         /// The bundle directory.

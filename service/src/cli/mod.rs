@@ -5,6 +5,7 @@
 mod audit;
 mod check;
 mod eval;
+mod fmt;
 mod keys;
 mod new;
 mod policies;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(*args).map_err(CliError::from),
         Command::Check { dir, deny_warnings } => Ok(check::run_with(&dir, deny_warnings)),
+        Command::Fmt { dir, check } => Ok(fmt::run(&dir, check)),
         Command::Test { dir, filter } => Ok(test::run(&dir, filter.as_deref())),
         Command::Eval(args) => Ok(eval::run(&args)),
         Command::Policies { command } => policies::run(command).map_err(CliError::from),
