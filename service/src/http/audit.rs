@@ -16,7 +16,7 @@ use warrant_engine::audit::{MAX_SEQ, Outcome, merkle};
 use super::decision::Verdict;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
-use super::query::{ApiQuery, unsigned};
+use super::query::{ApiQuery, unsigned, utc};
 use crate::audit::verify::{self, VerifyError};
 use crate::state::AppState;
 use crate::store::AuditFilter;
@@ -210,17 +210,6 @@ struct EventsParams {
     /// Records per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
-}
-
-fn utc(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .map(|v| {
-            Timestamp::parse(&v).map_err(|_| {
-                ApiError::bad_request("invalid_query", format!("`{field}`: `{v}` is not an RFC 3339 time"))
-                    .with_field(field)
-            })
-        })
-        .transpose()
 }
 
 #[utoipa::path(

@@ -14,7 +14,7 @@ use warrant_engine::Timestamp;
 use warrant_engine::audit::overview::{self, Bucket};
 
 use super::error::{ApiError, ErrorBody};
-use super::query::ApiQuery;
+use super::query::{ApiQuery, utc};
 use crate::state::AppState;
 
 /// The window when none is given: the last day.
@@ -134,17 +134,6 @@ impl Overview {
             rule_failures_partial: o.rule_failures_partial,
         }
     }
-}
-
-fn utc(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .map(|v| {
-            Timestamp::parse(&v).map_err(|_| {
-                ApiError::bad_request("invalid_query", format!("`{field}`: `{v}` is not an RFC 3339 time"))
-                    .with_field(field)
-            })
-        })
-        .transpose()
 }
 
 #[utoipa::path(

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use utoipa::openapi::schema::SchemaFormat;
 use utoipa::openapi::{Object, ObjectBuilder, Type};
 
+use warrant_engine::Timestamp;
+
 use super::error::ApiError;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,4 +32,17 @@ pub fn unsigned() -> Object {
         .format(Some(SchemaFormat::Custom("uint64".to_owned())))
         .minimum(Some(0))
         .build()
+}
+
+/// An optional RFC 3339 query parameter `field` as a time; a 400 naming the
+/// parameter when it is not one.
+pub fn utc(field: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|v| {
+            Timestamp::parse(&v).map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("`{field}`: `{v}` is not an RFC 3339 time"))
+                    .with_field(field)
+            })
+        })
+        .transpose()
 }
