@@ -10,6 +10,8 @@
 //!   the policies that can apply to it.
 //! - [`names`] resolves the type and action names clients send, once per bundle.
 //! - [`search`] answers AuthZEN searches (which resources may this user browse).
+//! - [`impact`] says what a new bundle would decide differently, over the
+//!   store (`warrant diff`, dry-run uploads).
 //! - [`cases`] runs a bundle's policy tests.
 //! - [`audit`] seals and verifies the audit log: canonical records, the keyed
 //!   chain, RFC 9162 Merkle proofs and checkpoints.
@@ -26,6 +28,7 @@ mod cedar;
 pub mod decide;
 pub mod diagnostic;
 pub mod entities;
+pub mod impact;
 mod index;
 pub mod names;
 pub mod redact;

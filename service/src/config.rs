@@ -50,6 +50,11 @@ pub enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// What a new bundle would decide differently from the current one,
+    /// over the live entity store: the requests whose answers flip, counted
+    /// per action and per deciding policy, with examples (docs/cli.md#diff).
+    /// Exit 0, or 1 when `--max-new-permits` is exceeded; 2 when it cannot run.
+    Diff(Box<DiffArgs>),
     /// Pull the active bundle of a running service into a directory, or
     /// push a directory to it as the new bundle.
     Policies {
@@ -608,6 +613,34 @@ pub struct ServiceArgs {
     /// the `WARRANT_API_KEY` variable).
     #[arg(long, env = "WARRANT_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+}
+
+/// `warrant diff OLD_DIR NEW_DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The bundle in force (or the one to compare against).
+    pub old: PathBuf,
+    /// The changed bundle.
+    pub new: PathBuf,
+    /// Compare over the entities stored in this database (`serve`'s
+    /// `--database-url`); without it (and `--entities`), over the bundles'
+    /// own `entities.json` only.
+    #[arg(long, env = "WARRANT_DATABASE_URL", conflicts_with = "entities")]
+    pub database_url: Option<String>,
+    /// Compare over these Cedar entities (a JSON array, as
+    /// `GET /v1/entities` returns it, or a policy test file) instead.
+    #[arg(long)]
+    pub entities: Option<PathBuf>,
+    /// Exit 1 when the change newly permits more than this many requests
+    /// (a CI gate against widening access unexpectedly).
+    #[arg(long)]
+    pub max_new_permits: Option<usize>,
+    /// Flips listed per action (all are counted).
+    #[arg(long, default_value_t = 10)]
+    pub examples: usize,
+    /// Print the report as JSON (`PUT /v1/policies?dry_run=true`'s `impact`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `warrant eval`: one request, as flags or as a `POST /v1/authorize` body.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::sync::Mutex;
+use warrant_engine::impact::Impact;
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, Undeclared, entities};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
@@ -51,6 +52,12 @@ pub enum ChangeError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Audit(String),
+    /// Computing the change's impact failed (a bug: the engine panicked).
+    #[error("{0}")]
+    Internal(String),
+    /// The change widens access more than the caller allowed (`max_new_permits`).
+    #[error("the change newly permits {} request(s), more than the {max} allowed", impact.newly_permitted)]
+    TooManyNewPermits { max: usize, impact: Box<Impact> },
 }
 
 /// What a bundle change did, and what loading the bundle found worth
@@ -62,7 +69,12 @@ pub struct Activation {
     pub changed: bool,
     pub policies: usize,
     pub warnings: Vec<warrant_engine::Diagnostic>,
+    /// What the change does to decisions over the store, when asked for.
+    pub impact: Option<Impact>,
 }
+
+/// Flips listed per action in an impact the service computes.
+const IMPACT_EXAMPLES: usize = 10;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -234,21 +246,36 @@ impl AppState {
         origin: BundleOrigin,
         actor: &str,
     ) -> Result<Activation, ChangeError> {
+        self.activate_gated(source, origin, actor, None).await
+    }
+
+    /// [`activate`](Self::activate), refused (`TooManyNewPermits`) when
+    /// `max_new_permits` is given and the change newly permits more
+    /// requests over the store than that; the `policy.updated` record then
+    /// carries the impact's summary.
+    pub async fn activate_gated(
+        &self,
+        source: BundleSource,
+        origin: BundleOrigin,
+        actor: &str,
+        max_new_permits: Option<usize>,
+    ) -> Result<Activation, ChangeError> {
         let _guard = self.inner.write_lock.lock().await;
         let current = self.snapshot();
         let (bundle, pack) = load(&self.inner.rules, source)?;
-        let previous_digest = current.bundle.digest().to_owned();
-        let activation = Activation {
-            digest: bundle.digest().to_owned(),
-            changed: bundle.digest() != previous_digest,
-            previous_digest,
-            policies: bundle.policy_count(),
-            warnings: bundle.warnings().to_vec(),
-        };
+        let mut activation = activation(&current, &bundle);
         if !activation.changed && origin == current.origin {
             return Ok(activation);
         }
         let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        let bundle = Arc::new(bundle);
+        if let Some(max) = max_new_permits {
+            let impact = impact(&current, &bundle, &entities).await?;
+            if impact.newly_permitted > max {
+                return Err(ChangeError::TooManyNewPermits { max, impact: Box::new(impact) });
+            }
+            activation.impact = Some(impact);
+        }
         entities.warm_search_like(&current.entities);
         let activated_at = Timestamp::now();
         let bundle_version = self.inner.store.record_bundle(&stored_bundle(&bundle, origin, activated_at)).await?;
@@ -258,15 +285,22 @@ impl AppState {
         event.details.insert("previous_digest".into(), serde_json::json!(activation.previous_digest));
         event.details.insert("origin".into(), serde_json::json!(origin));
         event.details.insert("policies".into(), serde_json::json!(activation.policies));
+        if let Some(impact) = &activation.impact {
+            event.details.insert("impact".into(), impact_summary(impact));
+        }
         self.inner.audit.append(event).await.map_err(|e| ChangeError::Audit(e.to_string()))?;
-        self.inner.snapshot.store(Arc::new(Snapshot {
-            bundle: Arc::new(bundle),
-            pack,
-            entities,
-            origin,
-            activated_at,
-            versions,
-        }));
+        self.inner.snapshot.store(Arc::new(Snapshot { bundle, pack, entities, origin, activated_at, versions }));
+        Ok(activation)
+    }
+
+    /// What activating `source` would do, changing nothing: the activation
+    /// it would report, with the impact over the store.
+    pub async fn preview(&self, source: BundleSource) -> Result<Activation, ChangeError> {
+        let current = self.snapshot();
+        let (bundle, _) = load(&self.inner.rules, source)?;
+        let mut activation = activation(&current, &bundle);
+        let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        activation.impact = Some(impact(&current, &Arc::new(bundle), &entities).await?);
         Ok(activation)
     }
 
@@ -376,4 +410,40 @@ fn load(rules: &RuleHost, source: BundleSource) -> Result<(Bundle, Gaps), Change
 fn stored_bundle(bundle: &Bundle, origin: BundleOrigin, activated_at: Timestamp) -> StoredBundle {
     let files: BTreeMap<String, String> = bundle.source().to_files();
     StoredBundle { id: 0, digest: bundle.digest().to_owned(), files, origin, activated_at }
+}
+
+/// What replacing `current`'s bundle with `bundle` reports, before any impact.
+fn activation(current: &Snapshot, bundle: &Bundle) -> Activation {
+    let previous_digest = current.bundle.digest().to_owned();
+    Activation {
+        digest: bundle.digest().to_owned(),
+        changed: bundle.digest() != previous_digest,
+        previous_digest,
+        policies: bundle.policy_count(),
+        warnings: bundle.warnings().to_vec(),
+        impact: None,
+    }
+}
+
+/// The impact of `bundle` (over `entities`) against the active snapshot,
+/// computed off the async workers: it decides many requests.
+async fn impact(current: &Arc<Snapshot>, bundle: &Arc<Bundle>, entities: &EntitySet) -> Result<Impact, ChangeError> {
+    let (current, bundle, entities) = (Arc::clone(current), Arc::clone(bundle), entities.clone());
+    let compute =
+        move || current.bundle.impact(&current.entities, &bundle, &entities, Timestamp::now(), IMPACT_EXAMPLES);
+    tokio::task::spawn_blocking(compute).await.map_err(|e| ChangeError::Internal(format!("policy impact: {e}")))
+}
+
+/// What a `policy.updated` record keeps of an impact: the counts, and the
+/// actions whose answers flip.
+pub fn impact_summary(impact: &Impact) -> serde_json::Value {
+    let flipped: std::collections::BTreeSet<&str> =
+        impact.actions.iter().filter(|a| a.newly_permitted + a.newly_denied > 0).map(|a| a.action.as_str()).collect();
+    serde_json::json!({
+        "newly_permitted": impact.newly_permitted,
+        "newly_denied": impact.newly_denied,
+        "decided": impact.decided,
+        "flipped_actions": flipped,
+        "not_covered": impact.not_covered.len(),
+    })
 }

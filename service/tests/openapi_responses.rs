@@ -305,6 +305,14 @@ async fn vault(idp: &idp::Idp) -> Arc<Vault> {
     Arc::new(Vault::open(config, keys, CALLBACK).await.unwrap())
 }
 
+/// The shipped bundle with a permit for everything: a change that newly
+/// permits requests over any store.
+fn widened_files() -> Value {
+    let mut files = bundle_files();
+    files["everyone.cedar"] = json!("permit (principal, action, resource);\n");
+    files
+}
+
 /// Every file of the shipped bundle, as `PUT /v1/policies` takes it.
 fn bundle_files() -> Value {
     let mut files = serde_json::Map::new();
@@ -355,6 +363,9 @@ async fn every_documented_operation_answers_as_documented() {
         (&get, "/v1/policies", "/v1/policies?content=true".into(), None),
         (&get, "/v1/policies", "/v1/policies?content=maybe".into(), None),
         (&put, "/v1/policies", "/v1/policies".into(), Some(json!({"files": bundle_files()}))),
+        (&put, "/v1/policies", "/v1/policies?dry_run=true".into(), Some(json!({"files": widened_files()}))),
+        (&put, "/v1/policies", "/v1/policies?max_new_permits=0".into(), Some(json!({"files": widened_files()}))),
+        (&put, "/v1/policies", "/v1/policies?dry_run=maybe".into(), Some(json!({"files": bundle_files()}))),
         (
             &put,
             "/v1/policies",

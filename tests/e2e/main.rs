@@ -27,6 +27,7 @@ mod check;
 mod credentials;
 mod entities;
 mod health_and_cli;
+mod impact;
 mod native;
 mod new_rule;
 mod openapi;

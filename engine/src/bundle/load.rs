@@ -21,12 +21,9 @@ use super::links;
 use super::lint::{self, Severity, Sources};
 use super::source::{BundleSource, FileKind};
 use super::syntax;
-use crate::decide::parsed::ParsedCache;
-use crate::decide::slices::SliceCache;
 use crate::decide::{Decider, Declared, PolicyFacts};
 use crate::diagnostic::{Diagnostic, line_column};
-use crate::entities::{EntitySet, UidKey, collect_refs};
-use crate::index::PolicyIndex;
+use crate::entities::EntitySet;
 use crate::names::Names;
 use crate::rules::{MANIFEST_PATH, Probe, RuleRuntime, RuleSet};
 
@@ -74,26 +71,11 @@ pub(super) fn load(source: &BundleSource, runtime: Option<&Arc<RuleRuntime>>) ->
     let names = Names::from_schema(&schema);
     let rules = load_rules(source, runtime, &schema, &names)?;
     let Parsed { policies, facts, .. } = parsed;
-    let index = PolicyIndex::build(&schema, &policies);
-    let action_entities = schema.action_entities().map(|e| e.into_iter().collect()).unwrap_or_default();
-    let literal_refs = literal_refs(&policies);
     // The bundle's own entities must conform to its schema.
     if let Err(e) = EntitySet::build(&schema, &base_entities, Vec::new()) {
         return Err(invalid(Diagnostic::file("entities.json", e)));
     }
-    let decider = Decider {
-        schema,
-        policies,
-        index,
-        facts,
-        names,
-        declared,
-        action_entities,
-        literal_refs,
-        rules,
-        parsed: ParsedCache::default(),
-        slices: SliceCache::default(),
-    };
+    let decider = Decider::new(schema, policies, facts, names, declared, rules);
     Ok(Loaded { decider, base_entities, warnings })
 }
 
@@ -283,18 +265,4 @@ fn probe(schema: &Schema, names: &Names, action: &EntityUid) -> Probe {
         action_id: action.id().unescaped().to_owned(),
         resource_type: first(schema.resources_for_action(action).map(Iterator::collect)),
     }
-}
-
-/// Entities the policies name literally, sorted: roots of every entity
-/// slice. Conditions of linked policies are their templates'.
-fn literal_refs(policies: &PolicySet) -> Vec<UidKey> {
-    let mut refs = Vec::new();
-    let policy_json = policies.policies().filter_map(|p| p.to_json().ok());
-    let template_json = policies.templates().filter_map(|t| t.to_json().ok());
-    for json in policy_json.chain(template_json) {
-        collect_refs(&json, &mut refs);
-    }
-    refs.sort();
-    refs.dedup();
-    refs
 }

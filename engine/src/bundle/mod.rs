@@ -32,6 +32,7 @@ pub use source::{BundleSource, FileKind};
 use crate::decide::{Decider, Decision};
 use crate::diagnostic::Diagnostic;
 use crate::entities::{EntitiesError, EntitySet};
+use crate::impact::{self, Impact};
 use crate::request::{Query, RequestError};
 use crate::rules::{RuleRuntime, RuleSet};
 use crate::search::{Found, Search, SearchMode, Searched};
@@ -198,6 +199,26 @@ impl Bundle {
         now: Timestamp,
     ) -> Result<Found, RequestError> {
         search.find(&self.decider, entities, searched, mode, now)
+    }
+
+    /// What `after` would decide differently from this bundle over the
+    /// store (`entities` this bundle's set of it, `after_entities` the
+    /// other's), every request decided at `now`, with at most `examples`
+    /// flips listed per action (see [`crate::impact`]).
+    pub fn impact(
+        &self,
+        entities: &EntitySet,
+        after: &Bundle,
+        after_entities: &EntitySet,
+        now: Timestamp,
+        examples: usize,
+    ) -> Impact {
+        let shared = self.source.shared_with(&after.source);
+        impact::compare(self.side(entities), after.side(after_entities), shared, now, examples)
+    }
+
+    fn side<'a>(&'a self, entities: &'a EntitySet) -> impact::Side<'a> {
+        impact::Side { decider: &self.decider, entities }
     }
 
     /// Action ids `search.subject` may take on `search.resource`.

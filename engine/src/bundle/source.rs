@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::BundleError;
 use crate::diagnostic::Diagnostic;
+use crate::impact::Shared;
 
 /// Largest bundle file we read; a policy file larger than this is a mistake.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -113,6 +114,26 @@ impl BundleSource {
             return Err(BundleError::Invalid(diagnostics));
         }
         Ok(Self { files: kept, binaries })
+    }
+
+    /// What this bundle shares with `other` beyond its policies: the
+    /// schema and `entities.json` (so both see the same entities), and
+    /// the custom rules.
+    pub(crate) fn shared_with(&self, other: &Self) -> Shared {
+        let same = |kinds: &[FileKind]| {
+            let of = |source: &Self| -> Vec<(String, String)> {
+                source
+                    .files()
+                    .filter(|(p, _)| FileKind::of(p).is_some_and(|k| kinds.contains(&k)))
+                    .map(|(p, t)| (p.to_owned(), t.to_owned()))
+                    .collect()
+            };
+            of(self) == of(other)
+        };
+        Shared {
+            facts: same(&[FileKind::Schema, FileKind::Entities]),
+            rules: same(&[FileKind::RulesManifest]) && self.binaries.eq(&other.binaries),
+        }
     }
 
     /// Text files: relative paths and contents, in path order.

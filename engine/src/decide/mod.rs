@@ -118,6 +118,48 @@ pub struct Decision {
 }
 
 impl Decider {
+    /// Everything decisions derive from a validated policy set: the policy
+    /// index, the schema's action entities, the entities policies name.
+    pub(crate) fn new(
+        schema: Schema,
+        policies: PolicySet,
+        facts: HashMap<PolicyId, PolicyFacts>,
+        names: Names,
+        declared: Declared,
+        rules: RuleSet,
+    ) -> Self {
+        let index = PolicyIndex::build(&schema, &policies);
+        let action_entities = schema.action_entities().map(|e| e.into_iter().collect()).unwrap_or_default();
+        let literal_refs = literal_refs(&policies);
+        Self {
+            schema,
+            policies,
+            index,
+            facts,
+            names,
+            declared,
+            action_entities,
+            literal_refs,
+            rules,
+            parsed: ParsedCache::default(),
+            slices: SliceCache::default(),
+        }
+    }
+
+    /// A decider for the same schema over other policies (from the same
+    /// bundle or another one of that schema), with no custom rules: what
+    /// Cedar alone says of them.
+    pub(crate) fn over(&self, policies: PolicySet) -> Self {
+        let facts = policies
+            .policies()
+            .map(|p| {
+                let reason = self.facts.get(p.id()).and_then(|f| f.reason.clone());
+                (p.id().clone(), PolicyFacts { effect: p.effect(), reason })
+            })
+            .collect();
+        Self::new(self.schema.clone(), policies, facts, self.names.clone(), self.declared.clone(), RuleSet::default())
+    }
+
     /// Decides `query` against `entities`; `now` fills the context's `now`
     /// when the action takes one and the caller left it out.
     pub(crate) fn decide(&self, entities: &EntitySet, query: &Query, now: Timestamp) -> Result<Decision, RequestError> {
@@ -430,4 +472,18 @@ fn enum_entity_field(message: &str, principal: &EntityUid, resource: &EntityUid)
     } else {
         "context"
     }
+}
+
+/// Entities the policies name literally, sorted: roots of every entity
+/// slice. Conditions of linked policies are their templates'.
+fn literal_refs(policies: &PolicySet) -> Vec<UidKey> {
+    let mut refs = Vec::new();
+    let policy_json = policies.policies().filter_map(|p| p.to_json().ok());
+    let template_json = policies.templates().filter_map(|t| t.to_json().ok());
+    for json in policy_json.chain(template_json) {
+        collect_refs(&json, &mut refs);
+    }
+    refs.sort();
+    refs.dedup();
+    refs
 }

@@ -38,7 +38,7 @@ use cedar_policy::{
 use serde_json::{Map, Value};
 
 use crate::cedar::uid;
-use crate::decide::Decider;
+use crate::decide::{Decider, POLICY_ERROR};
 use crate::entities::candidates::Bits;
 use crate::entities::{EntitySet, collect_refs};
 use crate::request::{EntityRef, Query, RequestError, Undeclared};
@@ -103,12 +103,7 @@ impl Search {
     ) -> Result<Found, RequestError> {
         let nothing = |path| Ok(Found { ids: Vec::new(), path });
         let Some((p_type, r_type)) = self.types(decider) else { return nothing(SearchPath::EveryCandidate) };
-        let action = decider
-            .names
-            .action(&self.action)
-            .ok_or_else(|| RequestError::UnknownAction { name: self.action.clone() })?;
-        let (context, context_json) =
-            decider.context(action, &self.context, self.action_properties.as_ref(), self.undeclared, now)?;
+        let (action, context, context_json) = self.action_and_context(decider, now)?;
         let (known, candidate_type, var) = match searched {
             Searched::Resources => (uid(p_type, &self.subject.id), r_type, Var::Resource),
             Searched::Subjects => (uid(r_type, &self.resource.id), p_type, Var::Principal),
@@ -136,7 +131,7 @@ impl Search {
         }
         let query = Partial { action, context: &context, context_json: &context_json, known: &known, var };
         let from_indexes = match mode {
-            SearchMode::Auto => indexed(decider, entities, &query, candidate_type, ids),
+            SearchMode::Auto => indexed(decider, entities, &query, candidate_type, ids).map(Split::allowed),
             SearchMode::EveryCandidate => None,
         };
         let (mut found, path) = match from_indexes {
@@ -158,6 +153,47 @@ impl Search {
             });
         }
         Ok(Found { ids: found, path })
+    }
+
+    /// Resources of the searched-for type on which some policy of
+    /// `decider` holds, or a forbid errors: where those policies can make a
+    /// difference to a decision (a permit that errors never does). Rules
+    /// are not consulted. Policy impact decides these pairs.
+    pub(crate) fn touched(
+        &self,
+        decider: &Decider,
+        entities: &EntitySet,
+        now: Timestamp,
+    ) -> Result<Vec<String>, RequestError> {
+        let Some((p_type, r_type)) = self.types(decider) else { return Ok(Vec::new()) };
+        let (action, context, context_json) = self.action_and_context(decider, now)?;
+        let known = uid(p_type, &self.subject.id);
+        let ids = entities.ids_of_type(&r_type.to_string());
+        let Some(first) = ids.first() else { return Ok(Vec::new()) };
+        if Request::new(known.clone(), action.clone(), uid(r_type, first), context.clone(), Some(&decider.schema))
+            .is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let query =
+            Partial { action, context: &context, context_json: &context_json, known: &known, var: Var::Resource };
+        if let Some(split) = indexed(decider, entities, &query, r_type, ids) {
+            return Ok(split.touched());
+        }
+        let policies = decider.index.slice(action).unwrap_or(&decider.policies);
+        Ok(ids
+            .iter()
+            .filter(|id| {
+                Request::new(known.clone(), action.clone(), uid(r_type, id), context.clone(), None).is_ok_and(
+                    |request| {
+                        let response = Authorizer::new().is_authorized(&request, policies, &entities.cedar);
+                        response.diagnostics().reason().next().is_some()
+                            || decider.explain(&response).reasons.iter().any(|r| r.starts_with(POLICY_ERROR))
+                    },
+                )
+            })
+            .cloned()
+            .collect())
     }
 
     /// Action ids `self.subject` may take on `self.resource`: one decision
@@ -194,6 +230,21 @@ impl Search {
         Ok(allowed)
     }
 
+    /// The action's uid and the context Cedar sees, parsed and as JSON.
+    fn action_and_context<'d>(
+        &self,
+        decider: &'d Decider,
+        now: Timestamp,
+    ) -> Result<(&'d EntityUid, Context, Map<String, Value>), RequestError> {
+        let action = decider
+            .names
+            .action(&self.action)
+            .ok_or_else(|| RequestError::UnknownAction { name: self.action.clone() })?;
+        let (context, context_json) =
+            decider.context(action, &self.context, self.action_properties.as_ref(), self.undeclared, now)?;
+        Ok((action, context, context_json))
+    }
+
     /// Whether the subject or resource carries properties (see the module docs).
     fn has_properties(&self) -> bool {
         [&self.subject, &self.resource].iter().any(|e| e.properties.as_ref().is_some_and(|p| !p.is_empty()))
@@ -225,6 +276,30 @@ impl Search {
     }
 }
 
+/// What the indexed path found: over the candidates, where a permit holds
+/// and where a forbid holds or errors (warrant fails closed).
+struct Split {
+    ids: std::sync::Arc<crate::entities::candidates::Candidates>,
+    permitted: Bits,
+    forbidden: Bits,
+}
+
+impl Split {
+    /// Cedar's combining: permitted and not forbidden.
+    fn allowed(self) -> Vec<String> {
+        self.ids_at(&self.permitted.minus(&self.forbidden))
+    }
+
+    /// Where any of the policies can make a difference.
+    fn touched(self) -> Vec<String> {
+        self.ids_at(&self.permitted.union(&self.forbidden))
+    }
+
+    fn ids_at(&self, bits: &Bits) -> Vec<String> {
+        bits.positions().filter_map(|p| self.ids.ids.get(p).cloned()).collect()
+    }
+}
+
 /// The indexed path: `None` when it cannot answer (see the module docs).
 fn indexed(
     decider: &Decider,
@@ -232,7 +307,7 @@ fn indexed(
     query: &Partial<'_>,
     candidate_type: &EntityTypeName,
     ids: &[String],
-) -> Option<Vec<String>> {
+) -> Option<Split> {
     let mut roots = vec![(query.known.type_name().to_string(), query.known.id().unescaped().to_owned())];
     collect_refs(&Value::Object(query.context_json.clone()), &mut roots);
     roots.extend(decider.literal_refs.iter().cloned());
@@ -249,19 +324,18 @@ fn indexed(
             .ok()?;
     let policies = decider.index.slice(query.action).unwrap_or(&decider.policies);
     let response = policies.tpe(&request, &partial_entities, &decider.schema).ok()?;
-    // A forbid that holds, or errors (warrant fails closed), for any
-    // candidate holds for all of them.
-    if response.true_forbids().next().is_some() || response.error_forbids().next().is_some() {
-        return Some(Vec::new());
-    }
     let candidates = entities.search.candidates(candidate_type, ids);
+    let n = candidates.len();
+    // A forbid that holds, or errors, for any candidate holds for all of them.
+    if response.true_forbids().next().is_some() || response.error_forbids().next().is_some() {
+        return Some(Split { ids: candidates, permitted: Bits::none(n), forbidden: Bits::all(n) });
+    }
     let residuals = Residuals {
         var: query.var.clone(),
         candidates: &candidates,
         entities: &entities.cedar,
         type_name: candidate_type.to_string(),
     };
-    let n = candidates.len();
     let mut permitted = if response.true_permits().next().is_some() { Bits::all(n) } else { Bits::none(n) };
     let mut forbidden = Bits::none(n);
     for policy in response.residual_policies() {
@@ -271,7 +345,7 @@ fn indexed(
             Effect::Forbid => forbidden = forbidden.union(&condition.t).union(&condition.e),
         }
     }
-    Some(permitted.minus(&forbidden).positions().filter_map(|p| candidates.ids.get(p).cloned()).collect())
+    Some(Split { ids: candidates, permitted, forbidden })
 }
 
 /// Whether `decider` allows `request` (Cedar with warrant's fail-closed

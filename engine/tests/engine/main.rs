@@ -18,6 +18,7 @@ mod bundle;
 mod canonical;
 mod cases;
 mod context_paths;
+mod impact;
 mod index_differential;
 mod lint;
 mod merkle_vectors;

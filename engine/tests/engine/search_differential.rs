@@ -28,7 +28,7 @@ use warrant_engine::{Bundle, BundleSource, EntityRef, Query, Search, SearchMode,
 
 use crate::common::Rng;
 
-const SCHEMA: &str = r#"namespace S {
+pub(crate) const SCHEMA: &str = r#"namespace S {
     type Ctx = { flag?: Bool, "action"?: { soft?: Bool } };
     entity Group in [Group];
     entity User in [Group] = { roles: Set<String>, dept: String, level: Long, active: Bool, manager?: User };
@@ -41,7 +41,7 @@ const SCHEMA: &str = r#"namespace S {
 }"#;
 
 /// Users `u0..u5` exist; `u6` is searched for but never stored.
-const USERS: u64 = 7;
+pub(crate) const USERS: u64 = 7;
 const DOCS: u64 = 12;
 
 fn condition(rng: &mut Rng) -> String {
@@ -82,7 +82,7 @@ fn condition(rng: &mut Rng) -> String {
     }
 }
 
-fn policy(rng: &mut Rng, id: usize) -> String {
+pub(crate) fn policy(rng: &mut Rng, id: usize) -> String {
     let effect = if rng.below(3) == 0 { "forbid" } else { "permit" };
     let principal = match rng.below(5) {
         0 => format!("principal == S::User::\"u{}\"", rng.below(USERS)),
@@ -111,7 +111,7 @@ fn uid(ty: &str, id: String) -> Value {
     json!({"__entity": {"type": ty, "id": id}})
 }
 
-fn entities(rng: &mut Rng) -> Vec<Value> {
+pub(crate) fn entities(rng: &mut Rng) -> Vec<Value> {
     let mut docs = vec![
         json!({"uid": {"type": "S::Group", "id": "g0"}, "attrs": {}, "parents": [{"type": "S::Group", "id": "g2"}]}),
         json!({"uid": {"type": "S::Group", "id": "g1"}, "attrs": {}, "parents": []}),

@@ -21,7 +21,7 @@ use crate::config::EvalArgs;
 /// Why no decision could be made: printed as `error: …` (or, with `--json`,
 /// as the API's error body), exit 2.
 #[derive(Debug)]
-struct Failure {
+pub(super) struct Failure {
     /// As the API's codes: `invalid_bundle`, `invalid_request`,
     /// `unknown_action`, …
     code: &'static str,
@@ -31,6 +31,10 @@ struct Failure {
 }
 
 impl Failure {
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
     fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), field: None, diagnostics: Vec::new() }
     }
@@ -385,7 +389,7 @@ fn read_request(args: &EvalArgs) -> Result<NativeRequest, Failure> {
 
 /// Cedar entities JSON: an array (`GET /v1/entities`), or an object with an
 /// `entities` array (a policy test file).
-fn read_entities(path: &Path) -> Result<Vec<Value>, Failure> {
+pub(super) fn read_entities(path: &Path) -> Result<Vec<Value>, Failure> {
     let failure = |why: String| Failure::new("invalid_entities", format!("`--entities {}`: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| failure(e.to_string()))?;
     match serde_json::from_str::<Value>(&text).map_err(|e| failure(e.to_string()))? {

@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod diff;
 mod eval;
 mod fmt;
 mod keys;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fmt { dir, check } => Ok(fmt::run(&dir, check)),
         Command::Test { dir, filter } => Ok(test::run(&dir, filter.as_deref())),
         Command::Eval(args) => Ok(eval::run(&args)),
+        Command::Diff(args) => Ok(diff::run(&args)),
         Command::Policies { command } => policies::run(command).map_err(CliError::from),
         Command::Audit { command } => audit::run(command).map_err(CliError::from),
         Command::Keys { command } => keys::run(command).map_err(CliError::from),

@@ -297,7 +297,15 @@ impl From<ChangeError> for ApiError {
             ),
             ChangeError::Entities(inner) => Self::bad_request("invalid_entities", inner.to_string()),
             ChangeError::Store(inner) => inner.into(),
-            ChangeError::Audit(inner) => Self::internal(inner),
+            ChangeError::Audit(inner) | ChangeError::Internal(inner) => Self::internal(inner),
+            ChangeError::TooManyNewPermits { max, impact } => Self::conflict(
+                "too_many_new_permits",
+                format!(
+                    "the change newly permits {} request(s) over the stored entities, more than `max_new_permits={max}`; \
+                     nothing changed (see `dry_run=true` for the requests)",
+                    impact.newly_permitted
+                ),
+            ),
         }
     }
 }

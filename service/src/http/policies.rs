@@ -21,7 +21,7 @@ use super::error::{ApiError, Diagnostic, ErrorBody};
 use super::guard::Caller;
 use super::json::ApiJson;
 use super::query::ApiQuery;
-use crate::state::{Activation, AppState};
+use crate::state::{Activation, AppState, ChangeError};
 use crate::store::BundleOrigin;
 
 /// Most files in one uploaded bundle.
@@ -260,32 +260,69 @@ fn upload_files_schema() -> utoipa::openapi::schema::Schema {
     )
 }
 
+/// How `PUT /v1/policies` treats the upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReplaceParams {
+    /// Change nothing: validate the bundle and report what it would change
+    /// (`impact`: the requests whose answers flip over the stored
+    /// entities), with no `policy.updated` record.
+    #[serde(default)]
+    dry_run: bool,
+    /// Refuse the change (409 `too_many_new_permits`, nothing changed) when
+    /// it newly permits more requests than this over the stored entities.
+    /// An accepted change's `policy.updated` record carries the impact's
+    /// summary.
+    #[serde(default)]
+    max_new_permits: Option<usize>,
+}
+
 #[utoipa::path(
     put,
     path = "/v1/policies",
     operation_id = "put_policies",
     tag = "policies",
-    summary = "Replace the policy bundle",
+    summary = "Replace the policy bundle, or preview what replacing it would change",
     description = "Validated, then swapped in atomically. A bad bundle is refused (400, \
         `invalid_bundle`, with located `diagnostics`: syntax and type errors, a forbid that can never \
         apply, a rule that rejects its configuration) and the old one stays active. A bundle that loads \
         may still carry warnings (a permit that can never apply, a condition that can never hold): \
-        they come back in `diagnostics`, each with `\"severity\": \"warning\"`.",
+        they come back in `diagnostics`, each with `\"severity\": \"warning\"`. With `dry_run=true` \
+        nothing changes and the answer carries the change's `impact` over the stored entities \
+        (docs/impact.md); with `max_new_permits=N` a change that newly permits more than N requests \
+        is refused with 409.",
     request_body = Upload,
-    responses((status = 200, description = "what the change did, and the new bundle's warnings", body = Replaced)),
+    params(ReplaceParams),
+    responses(
+        (status = 200, description = "what the change did (or, dry run, would do), and the new bundle's warnings", body = Replaced),
+        (status = 409, description = "`too_many_new_permits`: the change widens access more than `max_new_permits`", body = ErrorBody),
+    ),
     security(("bearer" = ["policy:admin"]))
 )]
 async fn replace(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<ReplaceParams>,
     ApiJson(upload): ApiJson<Upload>,
 ) -> Result<Json<Replaced>, ApiError> {
     let source = BundleSource::from_files(upload.files.0)?;
-    let activation = state.activate(source, BundleOrigin::Api, &caller.actor()).await?;
-    tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
-    let Activation { digest, previous_digest, changed, policies, warnings } = activation;
+    let activation = if params.dry_run {
+        state.preview(source).await?
+    } else {
+        let activation =
+            state.activate_gated(source, BundleOrigin::Api, &caller.actor(), params.max_new_permits).await?;
+        tracing::info!(digest = %activation.digest, previous = %activation.previous_digest, "policy bundle uploaded");
+        activation
+    };
+    if let (true, Some(max), Some(impact)) = (params.dry_run, params.max_new_permits, &activation.impact)
+        && impact.newly_permitted > max
+    {
+        return Err(ChangeError::TooManyNewPermits { max, impact: Box::new(impact.clone()) }.into());
+    }
+    let Activation { digest, previous_digest, changed, policies, warnings, impact } = activation;
     let diagnostics = warnings.into_iter().map(Diagnostic::warning).collect();
-    Ok(Json(Replaced { digest, previous_digest, changed, policies, diagnostics }))
+    let impact = impact.map(|i| serde_json::to_value(i).unwrap_or_default());
+    Ok(Json(Replaced { dry_run: params.dry_run, digest, previous_digest, changed, policies, diagnostics, impact }))
 }
 
 /// What `PUT /v1/policies` did (an [`Activation`]), with what loading found
@@ -293,6 +330,9 @@ async fn replace(
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = PolicyActivation)]
 pub struct Replaced {
+    /// Whether this was a dry run: then nothing changed, and `digest` is
+    /// the bundle that would be active.
+    dry_run: bool,
     /// The bundle now active.
     digest: String,
     previous_digest: String,
@@ -303,4 +343,12 @@ pub struct Replaced {
     /// The new bundle's warnings (docs/cli.md#check), located like the
     /// errors of a refused upload; empty when it has none.
     diagnostics: Vec<Diagnostic>,
+    /// With `dry_run` or `max_new_permits`: what the change does to
+    /// decisions over the stored entities (docs/impact.md): `at`,
+    /// `newly_permitted`, `newly_denied`, `decided`, per action and type
+    /// pair `actions[]` (`compared`, `changed_policies`, `by_policy`,
+    /// `examples` of flips), and `not_covered[]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    impact: Option<serde_json::Value>,
 }

@@ -1,0 +1,122 @@
+//! Policy impact before a change goes live: `PUT /v1/policies?dry_run=true`
+//! reports the flips and changes nothing, `max_new_permits` gates an
+//! upload (409, nothing changed; an accepted one's record carries the
+//! summary), and `warrant diff` says the same offline.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::policies::BLOCK_VERA;
+use crate::server::{Server, bundle_files, pack_dir, pack_entities, warrant_bin};
+
+/// Lets a project's viewers edit it: newly permits requests.
+const VIEWERS_EDIT: &str = r#"@id("T.viewers_edit")
+permit (
+  principal is Analytics::User,
+  action == Analytics::Action::"edit_notebook",
+  resource is Analytics::Project
+)
+when { resource.viewers.contains(principal) };
+"#;
+
+fn upload(extra_name: &str, extra: &str) -> Value {
+    let mut files = bundle_files(&pack_dir());
+    files.insert(extra_name.to_owned(), json!(extra));
+    json!({"files": files})
+}
+
+async fn updates(server: &Server) -> usize {
+    server.audit_events("kind=policy.updated").await.len()
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_the_flips_and_changes_nothing() {
+    let server = Server::start();
+    server.put_entities(&pack_entities("notebook")).await;
+    let (digest, records) = (server.digest().await, updates(&server).await);
+    let r = server.put("/v1/policies?dry_run=true", &upload("block.cedar", BLOCK_VERA)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["dry_run"], true);
+    assert_eq!(r.json["changed"], true, "the digest it would have differs");
+    let impact = &r.json["impact"];
+    assert_eq!(impact["newly_permitted"], 0, "{impact}");
+    let view = impact["actions"].as_array().unwrap().iter().find(|a| a["action"] == "view_notebook").unwrap();
+    assert_eq!(view["compared"], "changed_policies");
+    assert_eq!(view["changed_policies"], json!(["+T.block_vera"]));
+    let flips = view["examples"].as_array().unwrap();
+    assert!(!flips.is_empty(), "{view}");
+    for flip in flips {
+        assert_eq!(flip["principal"], "Analytics::User::\"vera\"", "{flip}");
+        assert_eq!(flip["allowed"], false);
+        assert_eq!(flip["by"], json!(["T.block_vera"]));
+    }
+    assert_eq!(view["newly_denied"], impact["newly_denied"]);
+    // Each reported flip is what the live service answers today.
+    for flip in flips {
+        let project = flip["resource"].as_str().unwrap().trim_start_matches("Analytics::Project::").trim_matches('"');
+        let request = json!({"subject": {"type": "User", "id": "vera"}, "action": {"name": "view_notebook"},
+                             "resource": {"type": "Project", "id": project}});
+        assert!(server.decide(&request).await, "vera may view {project} today");
+    }
+    assert_eq!(server.digest().await, digest, "a dry run activates nothing");
+    assert_eq!(updates(&server).await, records, "a dry run records no policy.updated");
+}
+
+#[tokio::test]
+async fn max_new_permits_refuses_a_widening_change_and_records_the_impact_of_an_accepted_one() {
+    let server = Server::start();
+    server.put_entities(&pack_entities("notebook")).await;
+    let (digest, records) = (server.digest().await, updates(&server).await);
+    let preview = server.put("/v1/policies?dry_run=true", &upload("viewers.cedar", VIEWERS_EDIT)).await;
+    let widened = preview.json["impact"]["newly_permitted"].as_u64().unwrap();
+    assert!(widened > 0, "{}", preview.text);
+
+    let refused = server.put("/v1/policies?max_new_permits=0", &upload("viewers.cedar", VIEWERS_EDIT)).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert_eq!(refused.json["error"]["code"], "too_many_new_permits");
+    assert_eq!(server.digest().await, digest);
+    assert_eq!(updates(&server).await, records);
+
+    let path = format!("/v1/policies?max_new_permits={widened}");
+    let accepted = server.put(&path, &upload("viewers.cedar", VIEWERS_EDIT)).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    assert_ne!(server.digest().await, digest);
+    let events = server.audit_events("kind=policy.updated").await;
+    let last = events.last().unwrap();
+    assert_eq!(last["details"]["impact"]["newly_permitted"], widened, "{last}");
+    assert_eq!(last["details"]["impact"]["flipped_actions"], json!(["edit_notebook"]));
+}
+
+#[test]
+fn warrant_diff_reports_the_same_offline_and_gates_with_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    crate::server::copy_dir(&pack_dir(), &new);
+    std::fs::write(new.join("viewers.cedar"), VIEWERS_EDIT).unwrap();
+    let entities = dir.path().join("entities.json");
+    std::fs::write(&entities, serde_json::to_string(&pack_entities("notebook")).unwrap()).unwrap();
+    let diff = |extra: &[&str]| {
+        let mut command = std::process::Command::new(warrant_bin());
+        command.arg("diff").arg(pack_dir()).arg(&new).arg("--entities").arg(&entities).args(extra);
+        command.env_remove("WARRANT_DATABASE_URL").output().unwrap()
+    };
+    let text = diff(&[]);
+    assert_eq!(text.status.code(), Some(0), "{}", String::from_utf8_lossy(&text.stderr));
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(out.contains("may now edit_notebook on Analytics::Project::"), "{out}");
+    assert!(out.contains("permitted by T.viewers_edit"), "{out}");
+    let json = diff(&["--json"]);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let permitted = report["newly_permitted"].as_u64().unwrap();
+    assert!(permitted > 0);
+    assert!(out.contains(&format!("{permitted} newly permitted, 0 newly denied")), "{out}");
+    let gated = diff(&["--max-new-permits", &(permitted - 1).to_string()]);
+    assert_eq!(gated.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gated.stderr).contains("--max-new-permits"));
+    assert_eq!(diff(&["--max-new-permits", &permitted.to_string()]).status.code(), Some(0));
+    // A bundle that does not load cannot be compared: exit 2, named.
+    std::fs::write(new.join("broken.cedar"), "permit (principal, action, resource) when { ;").unwrap();
+    let broken = diff(&[]);
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("does not load"));
+}
