@@ -299,7 +299,13 @@ impl AppState {
         let current = self.snapshot();
         let (bundle, _) = load(&self.inner.rules, source)?;
         let mut activation = activation(&current, &bundle);
-        let entities = bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?;
+        // The same schema and `entities.json` over the same store: the
+        // snapshot's set is the one the new bundle would build.
+        let entities = if current.bundle.sees_same_entities(&bundle) {
+            current.entities.clone()
+        } else {
+            bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?
+        };
         activation.impact = Some(impact(&current, &Arc::new(bundle), &entities).await?);
         Ok(activation)
     }

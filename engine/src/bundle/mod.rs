@@ -217,6 +217,12 @@ impl Bundle {
         impact::compare(self.side(entities), after.side(after_entities), shared, now, examples)
     }
 
+    /// Whether `other` has the same schema and `entities.json`, so an
+    /// entity set built for one serves the other unchanged.
+    pub fn sees_same_entities(&self, other: &Bundle) -> bool {
+        self.source.shared_with(&other.source).facts
+    }
+
     fn side<'a>(&'a self, entities: &'a EntitySet) -> impact::Side<'a> {
         impact::Side { decider: &self.decider, entities }
     }

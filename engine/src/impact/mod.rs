@@ -19,6 +19,9 @@
 //!    search's partial evaluation and indexes (`Search::touched`).
 //! 3. Each touched pair is decided under both bundles, rules included, and
 //!    a pair whose answer differs is a flip, explained by what decided it.
+//!    A principal with many touched pairs (a forbid on every project of an
+//!    admin) has both bundles' searches compared first, and only the pairs
+//!    where they differ are decided.
 //!
 //! When the schema, `entities.json` or an action's custom rules differ,
 //! step 2's argument does not hold (the entities, or what runs after Cedar,
@@ -47,6 +50,10 @@ use crate::request::{EntityRef, Query};
 use crate::search::{Search, SearchMode, Searched};
 use crate::time::Timestamp;
 
+/// Touched pairs of one principal decided one by one up to this many;
+/// above it, the two bundles' searches say which can flip.
+const DECIDE_AT_MOST: usize = 8;
+
 /// One bundle's side of a comparison.
 #[derive(Clone, Copy)]
 pub(crate) struct Side<'a> {
@@ -72,7 +79,8 @@ pub struct Impact {
     pub newly_permitted: usize,
     /// Pairs allowed before and denied after.
     pub newly_denied: usize,
-    /// Principal × resource pairs decided under both bundles.
+    /// Principal × resource pairs whose answers were compared under both
+    /// bundles (decided one by one, or through both bundles' searches).
     pub decided: usize,
     /// Per action and type pair, in action order.
     pub actions: Vec<ActionImpact>,
@@ -284,16 +292,42 @@ impl<'a> Action<'a> {
         {
             return found;
         }
+        // Principals are independent: split over the cores, in order, so
+        // the merged examples are still the first in principal order.
+        let principals = self.after.entities.ids_of_type(p_type);
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
+        let chunk = principals.len().div_ceil(threads).max(64);
+        let tallies: Vec<Tally> = std::thread::scope(|scope| {
+            let handles: Vec<_> = principals
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.tally(part, p_type, r_type, now, examples)))
+                .collect();
+            // A panic in a worker is a bug; it surfaces as the caller's.
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
         let mut tally = Tally { examples_max: examples, ..Tally::default() };
-        for principal in self.after.entities.ids_of_type(p_type) {
+        for part in tallies {
+            tally.merge(part);
+        }
+        found.principals = tally.principals;
+        found.decided = tally.compared;
+        tally.into(&mut found);
+        found
+    }
+
+    /// The flips among `principals`' pairs.
+    fn tally(&self, principals: &[String], p_type: &str, r_type: &str, now: Timestamp, examples: usize) -> Tally {
+        let mut tally = Tally { examples_max: examples, ..Tally::default() };
+        for principal in principals {
             let search = Search {
                 subject: EntityRef { type_name: p_type.to_owned(), id: principal.clone(), properties: None },
                 action: self.uids.1.to_string(),
                 resource: EntityRef { type_name: r_type.to_owned(), ..EntityRef::default() },
                 ..Search::default()
             };
-            let Some(pairs) = self.pairs(&search, now) else { continue };
-            found.principals += 1;
+            let Some((pairs, compared)) = self.pairs(&search, now) else { continue };
+            tally.principals += 1;
+            tally.compared += compared;
             for resource in pairs {
                 let query = Query {
                     principal: search.subject.clone(),
@@ -302,7 +336,6 @@ impl<'a> Action<'a> {
                     context: Map::new(),
                     ..Query::default()
                 };
-                found.decided += 1;
                 let decided = (
                     self.before.decider.decide(self.before.entities, &query, now),
                     self.after.decider.decide(self.after.entities, &query, now),
@@ -314,46 +347,57 @@ impl<'a> Action<'a> {
                 }
             }
         }
-        tally.into(&mut found);
-        found
+        tally
     }
 
-    /// The resources to decide for `search`'s principal, or `None` when no
-    /// unmatched policy's scope admits it.
-    fn pairs(&self, search: &Search, now: Timestamp) -> Option<Vec<String>> {
-        let principal =
-            self.after.decider.names.entity_type(&search.subject.type_name).map(|t| uid(t, &search.subject.id))?;
-        match &self.probes {
-            Some((before_probe, after_probe)) => {
-                let in_scope = |probe: &Decider, side: Side<'_>| {
-                    changes::in_any_scope(probe.policies.policies(), &principal, &side.entities.cedar)
-                };
-                if !in_scope(before_probe, self.before) && !in_scope(after_probe, self.after) {
-                    return None;
-                }
-                let touched = |probe: &Decider, side: Side<'_>| {
-                    if probe.policies.is_empty() {
-                        Vec::new()
-                    } else {
-                        search.touched(probe, side.entities, now).unwrap_or_default()
-                    }
-                };
-                Some(merged(touched(before_probe, self.before), touched(after_probe, self.after)))
-            }
-            None => {
-                let allowed = |side: Side<'_>| {
-                    search
-                        .find(side.decider, side.entities, Searched::Resources, SearchMode::Auto, now)
-                        .map(|f| f.ids)
-                        .unwrap_or_default()
-                };
-                let (old, new) = (allowed(self.before), allowed(self.after));
-                // Only the pairs whose answers differ need explaining.
-                let old_set: BTreeSet<&String> = old.iter().collect();
-                let new_set: BTreeSet<&String> = new.iter().collect();
-                Some(old_set.symmetric_difference(&new_set).map(|s| (*s).clone()).collect())
-            }
+    /// For `search`'s principal: the resources whose answers may differ,
+    /// to decide under both bundles, and how many pairs were compared to
+    /// find them; `None` when no unmatched policy's scope admits it.
+    ///
+    /// Unmatched policies touching many resources (a forbid on every
+    /// project of an admin, say) are narrowed further: a touched pair can
+    /// only flip where the two bundles' searches differ, and two searches
+    /// cost less than deciding every touched pair twice.
+    fn pairs(&self, search: &Search, now: Timestamp) -> Option<(Vec<String>, usize)> {
+        let decider = self.after.decider;
+        let principal = decider.names.entity_type(&search.subject.type_name).map(|t| uid(t, &search.subject.id))?;
+        let Some((before_probe, after_probe)) = &self.probes else {
+            let compared = self.after.entities.ids_of_type(&search.resource.type_name).len();
+            return Some((self.searched_differ(search, now), compared));
+        };
+        let in_scope = |probe: &Decider, side: Side<'_>| {
+            changes::in_any_scope(probe.policies.policies(), &principal, &side.entities.cedar)
+        };
+        if !in_scope(before_probe, self.before) && !in_scope(after_probe, self.after) {
+            return None;
         }
+        let touched = |probe: &Decider, side: Side<'_>| {
+            if probe.policies.is_empty() {
+                Vec::new()
+            } else {
+                search.touched(probe, side.entities, now).unwrap_or_default()
+            }
+        };
+        let mut touched = merged(touched(before_probe, self.before), touched(after_probe, self.after));
+        let compared = touched.len();
+        if compared > DECIDE_AT_MOST {
+            let differ: BTreeSet<String> = self.searched_differ(search, now).into_iter().collect();
+            touched.retain(|r| differ.contains(r));
+        }
+        Some((touched, compared))
+    }
+
+    /// The resources one bundle's search allows `search`'s principal and
+    /// the other's does not.
+    fn searched_differ(&self, search: &Search, now: Timestamp) -> Vec<String> {
+        let allowed = |side: Side<'_>| -> BTreeSet<String> {
+            search
+                .find(side.decider, side.entities, Searched::Resources, SearchMode::Auto, now)
+                .map(|f| f.ids.into_iter().collect())
+                .unwrap_or_default()
+        };
+        let (old, new) = (allowed(self.before), allowed(self.after));
+        old.symmetric_difference(&new).cloned().collect()
     }
 
     /// What this action's comparison leaves out.
@@ -405,6 +449,8 @@ fn merged(a: Vec<String>, b: Vec<String>) -> Vec<String> {
 /// Flips counted while an action's pairs are decided.
 #[derive(Default)]
 struct Tally {
+    principals: usize,
+    compared: usize,
     newly_permitted: usize,
     newly_denied: usize,
     by_policy: BTreeMap<String, (usize, usize)>,
@@ -435,6 +481,22 @@ impl Tally {
                 was: deciding(old),
             });
         }
+    }
+
+    /// Adds `other`'s counts, and its examples after these.
+    fn merge(&mut self, other: Tally) {
+        self.principals += other.principals;
+        self.compared += other.compared;
+        self.newly_permitted += other.newly_permitted;
+        self.newly_denied += other.newly_denied;
+        for (policy, (permitted, denied)) in other.by_policy {
+            let entry = self.by_policy.entry(policy).or_default();
+            entry.0 += permitted;
+            entry.1 += denied;
+        }
+        let room = self.examples_max.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room));
+        self.errors.extend(other.errors);
     }
 
     fn into(self, found: &mut ActionImpact) {

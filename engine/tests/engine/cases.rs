@@ -63,10 +63,10 @@ fn a_failing_case_naming_an_entity_its_file_lacks_says_which_first() {
     assert_eq!(outcome[3], ("an unknown user is denied", None));
 }
 
-/// Copies `from` (files and `tests/`) into a new temporary directory.
+/// Copies `from` (files, `tests/` and `tests/cedar/`) into a new temporary directory.
 fn copy_bundle(from: &std::path::Path) -> tempfile::TempDir {
     let to = tempfile::tempdir().unwrap();
-    for sub in ["", "tests"] {
+    for sub in ["", "tests", "tests/cedar"] {
         std::fs::create_dir_all(to.path().join(sub)).unwrap();
         for entry in std::fs::read_dir(from.join(sub)).unwrap() {
             let path = entry.unwrap().path();
@@ -101,4 +101,70 @@ when { context has now && context.now.toTime() < duration("6h") };
     let failed: Vec<_> = report.results.iter().filter(|r| r.failure.is_some()).map(|r| &r.name).collect();
     assert!(report.passed() > 100, "the pack's cases ran: {}", report.passed());
     assert!(failed.is_empty(), "cases that depend on the hour: {failed:?}");
+}
+
+/// A suite in the Cedar CLI's `cedar run-tests` format: passing cases,
+/// and each way a case can fail worded as Cedar words it.
+#[test]
+fn a_cedar_cli_run_tests_suite_runs_unchanged() {
+    let case = |name: Option<&str>, principal: &str, decision: &str, reason: &str, errors: usize| {
+        let name = name.map(|n| format!(r#""name": "{n}","#)).unwrap_or_default();
+        format!(
+            r#"{{ {name} "request": {{"principal": "Docs::User::\"{principal}\"", "action": "Docs::Action::\"read\"",
+                  "resource": "Docs::Doc::\"d1\"", "context": {{}}}},
+                 "entities": {ENTITIES}, "decision": "{decision}", "reason": [{reason}], "num_errors": {errors} }}"#
+        )
+    };
+    let suite = format!(
+        "[{}]",
+        [
+            case(Some("owner reads"), "ann", "allow", r#""read.owner""#, 0),
+            case(None, "bob", "deny", "", 0),
+            // Cedar's default id for the first policy of its one file.
+            case(Some("by cedar's default id"), "ann", "allow", r#""policy0""#, 0),
+            case(Some("wrong decision"), "bob", "allow", "", 0),
+            case(Some("wrong reason"), "ann", "allow", r#""read.other""#, 0),
+            case(Some("wrong error count"), "ann", "allow", "", 1),
+            r#"{"name": "malformed", "request": {}}"#.to_owned(),
+        ]
+        .join(",")
+    );
+    let report = run(&suite);
+    let outcome: Vec<(&str, Option<&str>)> =
+        report.results.iter().map(|r| (r.name.as_str(), r.failure.as_deref())).collect();
+    assert_eq!(outcome[0], ("owner reads", None));
+    assert_eq!(outcome[1], ("(unnamed 2)", None));
+    // `policy0` is `read.owner` only under its default id; here the
+    // policy's `@id` renamed it in both tools, so Cedar reports it missing too.
+    assert!(outcome[2].1.unwrap().contains("missing reason(s): `policy0`"), "{outcome:?}");
+    assert!(outcome[3].1.unwrap().starts_with("expected Allow, got Deny"), "{outcome:?}");
+    assert_eq!(outcome[4].1, Some("missing reason(s): `read.other`"));
+    assert_eq!(outcome[5].1, Some("expected 1 error(s), but got 0 runtime error(s)"));
+    assert!(outcome[6].1.unwrap().starts_with("malformed case:"), "{outcome:?}");
+    assert_eq!((report.passed(), report.failed()), (2, 5));
+}
+
+/// Cedar's default ids (`policyN`) name the policies of the bundle's one
+/// file, and an entities file given by path must stay in the tests folder.
+#[test]
+fn cedar_default_ids_and_entities_files_resolve_as_the_cedar_cli_resolves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("docs.cedarschema"), SCHEMA).unwrap();
+    std::fs::write(dir.path().join("read.cedar"), POLICIES.replace("@id(\"read.owner\")\n", "")).unwrap();
+    std::fs::create_dir_all(dir.path().join("tests/data")).unwrap();
+    std::fs::write(dir.path().join("tests/data/entities.json"), ENTITIES).unwrap();
+    std::fs::write(dir.path().join("outside.json"), ENTITIES).unwrap();
+    let suite = r#"[
+        {"name": "by path", "request": {"principal": "Docs::User::\"ann\"", "action": "Docs::Action::\"read\"",
+          "resource": "Docs::Doc::\"d1\"", "context": {}}, "entities": "data/entities.json",
+          "decision": "allow", "reason": ["policy0"], "num_errors": 0},
+        {"name": "escapes", "request": {"principal": "Docs::User::\"ann\"", "action": "Docs::Action::\"read\"",
+          "resource": "Docs::Doc::\"d1\"", "context": {}}, "entities": "../outside.json",
+          "decision": "allow", "reason": [], "num_errors": 0}
+    ]"#;
+    std::fs::write(dir.path().join("tests/suite.json"), suite).unwrap();
+    let bundle = Bundle::load_dir(dir.path()).unwrap();
+    let report = cases::run(&bundle, dir.path(), Timestamp::now());
+    assert_eq!(report.results[0].failure, None, "{:?}", report.results);
+    assert!(report.results[1].failure.as_deref().unwrap().contains("outside the test file's directory"));
 }

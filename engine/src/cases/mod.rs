@@ -14,11 +14,20 @@
 //! `rules`, when given, maps rule names to the verdict each must give
 //! (`allow`, `deny`, `abstain`, `error`, or `none` for "not consulted"):
 //! `"rules": {"token-max-age": "deny"}`.
+//!
+//! A file whose top level is an array is a suite in the Cedar CLI's
+//! `cedar run-tests` format instead ([`cedar_cli`]).
+
+mod cedar_cli;
+mod outcome;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use outcome::Expect;
+pub use outcome::{CaseResult, Report};
 
 use crate::bundle::Bundle;
 use crate::entities::EntitySet;
@@ -82,38 +91,6 @@ struct CaseEntity {
     id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Expect {
-    Allow,
-    Deny,
-}
-
-/// The outcome of one case (or of a file that could not be read).
-#[derive(Debug, Clone)]
-pub struct CaseResult {
-    pub file: String,
-    pub name: String,
-    /// `None` when the case passed; otherwise what went wrong.
-    pub failure: Option<String>,
-}
-
-/// All outcomes of a run.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub results: Vec<CaseResult>,
-}
-
-impl Report {
-    pub fn passed(&self) -> usize {
-        self.results.iter().filter(|r| r.failure.is_none()).count()
-    }
-
-    pub fn failed(&self) -> usize {
-        self.results.len() - self.passed()
-    }
-}
-
 /// Runs every `tests/*.json` file of the bundle directory `dir` against
 /// `bundle`; cases without `context.now` are decided at `now`.
 pub fn run(bundle: &Bundle, dir: &Path, now: Timestamp) -> Report {
@@ -161,7 +138,10 @@ fn run_file(bundle: &Bundle, path: &Path, now: Timestamp, selected: &impl Fn(&st
     };
     let cases: CaseFile = match serde_json::from_str(&text) {
         Ok(c) => c,
-        Err(e) => return fail_file(report, format!("malformed test file: {e}")),
+        Err(e) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(cases)) => return cedar_cli::run_file(bundle, path, &file, cases, now, selected, report),
+            _ => return fail_file(report, format!("malformed test file: {e}")),
+        },
     };
     let _ = cases.description;
     let entities = match bundle.entity_set(cases.entities) {
