@@ -635,6 +635,11 @@ pub struct DiffArgs {
     /// (a CI gate against widening access unexpectedly).
     #[arg(long)]
     pub max_new_permits: Option<usize>,
+    /// Also replay the newest N `decision` records of `--database-url`'s
+    /// audit log under the new bundle, with the inputs they recorded, and
+    /// list those whose answer changes.
+    #[arg(long, requires = "database_url")]
+    pub replay: Option<usize>,
     /// Flips listed per action (all are counted).
     #[arg(long, default_value_t = 10)]
     pub examples: usize,

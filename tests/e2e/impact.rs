@@ -120,3 +120,110 @@ fn warrant_diff_reports_the_same_offline_and_gates_with_its_exit_code() {
     assert_eq!(broken.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("does not load"));
 }
+
+/// Edits from a published app are refused: a forbid on a context key only
+/// callers send, which the store-wide comparison cannot cover.
+const NO_APP_EDITS: &str = r#"@id("T.no_app_edits")
+forbid (principal, action == Analytics::Action::"edit_notebook", resource)
+when { context has surface && context.surface == "app" };
+"#;
+
+/// The decisions the replay test logs: every user × project × action ×
+/// surface of the notebook entities, cycled to `count`.
+fn logged_requests(count: usize) -> Vec<Value> {
+    let mut combos = Vec::new();
+    for user in ["eddie", "erin", "olivia", "oscar", "vera"] {
+        for project in ["p_multi", "p_nb_app", "p_single", "p_single_idle"] {
+            for action in ["view_notebook", "edit_notebook"] {
+                for surface in [None, Some("notebook"), Some("app")] {
+                    let mut item = json!({"subject": {"type": "User", "id": user}, "action": {"name": action},
+                                          "resource": {"type": "Project", "id": project}});
+                    if let Some(surface) = surface {
+                        item["context"] = json!({"surface": surface});
+                    }
+                    combos.push(item);
+                }
+            }
+        }
+    }
+    combos.iter().cycle().take(count).cloned().collect()
+}
+
+async fn ask_all(server: &Server, requests: &[Value]) -> Vec<bool> {
+    let mut answers = Vec::with_capacity(requests.len());
+    for batch in requests.chunks(1000) {
+        let answer = server.evaluations(&json!({"evaluations": batch})).await;
+        answers.extend(answer["evaluations"].as_array().unwrap().iter().map(|e| e["decision"] == true));
+    }
+    answers
+}
+
+/// Issue 25's criterion: replaying 100,000 logged decisions against a
+/// changed bundle reports the same flips as re-asking each request over
+/// HTTP once the bundle is in force.
+#[tokio::test]
+async fn replaying_100000_logged_decisions_reports_the_flips_re_asking_over_http_finds() {
+    let server = Server::start();
+    server.put_entities(&pack_entities("notebook")).await;
+    let requests = logged_requests(100_000);
+    let logged = ask_all(&server, &requests).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    crate::server::copy_dir(&pack_dir(), &new);
+    std::fs::write(new.join("viewers.cedar"), VIEWERS_EDIT).unwrap();
+    std::fs::write(new.join("surface.cedar"), NO_APP_EDITS).unwrap();
+    let out = std::process::Command::new(warrant_bin())
+        .args(["diff", "--json", "--replay", "100000", "--examples", "100000", "--database-url", server.database_url()])
+        .arg(pack_dir())
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replay = &report["replay"];
+    assert_eq!(replay["replayed"], 100_000, "{}", replay["not_replayable_examples"]);
+    assert_eq!(replay["not_replayable"], 0);
+
+    // The bundle goes live, and every request is asked again.
+    let mut files = bundle_files(&pack_dir());
+    files.insert("viewers.cedar".into(), json!(VIEWERS_EDIT));
+    files.insert("surface.cedar".into(), json!(NO_APP_EDITS));
+    assert_eq!(server.put("/v1/policies", &json!({"files": files})).await.status, StatusCode::OK);
+    let now = ask_all(&server, &requests).await;
+    let mut over_http: std::collections::BTreeMap<(String, String, String, bool), usize> = Default::default();
+    for ((request, before), after) in requests.iter().zip(&logged).zip(&now) {
+        if before != after {
+            let key = (
+                format!("Analytics::User::{:?}", request["subject"]["id"].as_str().unwrap()),
+                request["action"]["name"].as_str().unwrap().to_owned(),
+                format!("Analytics::Project::{:?}", request["resource"]["id"].as_str().unwrap()),
+                *after,
+            );
+            *over_http.entry(key).or_default() += 1;
+        }
+    }
+    let mut replayed: std::collections::BTreeMap<(String, String, String, bool), usize> = Default::default();
+    for flip in replay["examples"].as_array().unwrap() {
+        let name = |v: &Value| {
+            v.as_str().unwrap().replacen("User::", "Analytics::User::", 1).replacen(
+                "Project::",
+                "Analytics::Project::",
+                1,
+            )
+        };
+        let key = (
+            name(&flip["principal"]),
+            flip["action"].as_str().unwrap().to_owned(),
+            name(&flip["resource"]),
+            flip["allowed"] == true,
+        );
+        *replayed.entry(key).or_default() += 1;
+    }
+    let flips: usize = over_http.values().sum();
+    assert!(flips > 1000, "the change must flip many logged decisions, in both directions: {over_http:?}");
+    assert!(over_http.keys().any(|k| k.3) && over_http.keys().any(|k| !k.3));
+    assert_eq!(replayed, over_http);
+    assert_eq!(replay["newly_permitted"].as_u64().unwrap() + replay["newly_denied"].as_u64().unwrap(), flips as u64);
+    assert_eq!(replay["drifted"], 0, "nothing changed but the bundle");
+}

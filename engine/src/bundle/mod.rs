@@ -217,6 +217,20 @@ impl Bundle {
         impact::compare(self.side(entities), after.side(after_entities), shared, now, examples)
     }
 
+    /// Asks the `decision` records among `records` again under `after`
+    /// (over `after_entities`), and under this bundle (the one in force),
+    /// and reports those whose answer changes (see [`crate::impact`]).
+    pub fn replay(
+        &self,
+        entities: &EntitySet,
+        after: &Bundle,
+        after_entities: &EntitySet,
+        records: &[crate::audit::Record],
+        examples: usize,
+    ) -> impact::Replay {
+        impact::replay(self.side(entities), after.side(after_entities), records, examples)
+    }
+
     /// Whether `other` has the same schema and `entities.json`, so an
     /// entity set built for one serves the other unchanged.
     pub fn sees_same_entities(&self, other: &Bundle) -> bool {

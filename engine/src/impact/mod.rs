@@ -35,7 +35,14 @@
 //! as not covered, never silently skipped. Replaying logged decisions
 //! (`replay`) covers the contexts callers really sent.
 
+mod answers;
 mod changes;
+mod replay;
+
+pub(crate) use answers::Side;
+use answers::{action_id, deciding};
+pub(crate) use replay::replay;
+pub use replay::{NotReplayable, Replay, Replayed};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -45,7 +52,6 @@ use serde_json::Map;
 
 use crate::cedar::uid;
 use crate::decide::{Decider, Decision};
-use crate::entities::EntitySet;
 use crate::request::{EntityRef, Query};
 use crate::search::{Search, SearchMode, Searched};
 use crate::time::Timestamp;
@@ -53,13 +59,6 @@ use crate::time::Timestamp;
 /// Touched pairs of one principal decided one by one up to this many;
 /// above it, the two bundles' searches say which can flip.
 const DECIDE_AT_MOST: usize = 8;
-
-/// One bundle's side of a comparison.
-#[derive(Clone, Copy)]
-pub(crate) struct Side<'a> {
-    pub decider: &'a Decider,
-    pub entities: &'a EntitySet,
-}
 
 /// What the two bundles share beyond policies, as their files say.
 #[derive(Debug, Clone, Copy)]
@@ -201,11 +200,6 @@ pub(crate) fn compare(before: Side<'_>, after: Side<'_>, shared: Shared, now: Ti
         }
     }
     impact
-}
-
-/// `Analytics::Action::"run_query"` → `run_query`.
-fn action_id(uid: &str) -> String {
-    uid.parse::<EntityUid>().map_or_else(|_| uid.to_owned(), |u| u.id().unescaped().to_owned())
 }
 
 /// One action, as both bundles see it.
@@ -511,14 +505,4 @@ impl Tally {
         found.undecided = self.errors.len();
         found.first_error = self.errors.into_iter().next();
     }
-}
-
-/// What decided `decision`: see [`Flip::by`].
-fn deciding(decision: &Decision) -> Vec<String> {
-    if decision.allowed || !decision.policies.is_empty() {
-        return decision.policies.clone();
-    }
-    let rules: Vec<String> =
-        decision.rules.iter().filter(|v| v.deny_reason().is_some()).map(|v| format!("rule:{}", v.rule)).collect();
-    if rules.is_empty() { decision.reasons.clone() } else { rules }
 }

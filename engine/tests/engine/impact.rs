@@ -235,3 +235,47 @@ fn a_refactoring_of_the_pack_reports_no_flip() {
     assert!(moved.contains("view_cell_output"));
     assert_eq!((view_cell.compared, view_cell.decided), (Compared::Unchanged, 0));
 }
+
+/// A logged decision whose redacted input matters is not replayable; one
+/// whose redacted input no policy reads, or with no redaction, is.
+#[test]
+fn a_record_whose_redacted_input_the_policies_read_is_not_replayable() {
+    let schema = r#"namespace S {
+        type Ctx = { surface?: String, note?: String };
+        entity User; entity Doc;
+        action read appliesTo { principal: User, resource: Doc, context: Ctx };
+    }"#;
+    let before = bundle(&[("s.cedarschema", schema), ("p.cedar", "permit (principal, action, resource);")]);
+    let after = bundle(&[
+        ("s.cedarschema", schema),
+        (
+            "p.cedar",
+            "permit (principal, action, resource);\nforbid (principal, action, resource) when { context has surface && context.surface == \"app\" };",
+        ),
+    ]);
+    let docs = vec![
+        serde_json::json!({"uid": {"type": "S::User", "id": "ann"}, "attrs": {}, "parents": []}),
+        serde_json::json!({"uid": {"type": "S::Doc", "id": "d1"}, "attrs": {}, "parents": []}),
+    ];
+    let (b, a) = (before.entity_set(docs.clone()).unwrap(), after.entity_set(docs).unwrap());
+    let record = |seq: u64, context: Value| -> warrant_engine::Record {
+        serde_json::from_value(serde_json::json!({
+            "seq": seq, "ts": "2026-06-01T00:00:00.000Z", "kind": "decision", "actor": "User::ann",
+            "decision": "allow", "details": {"action": "read", "resource": "S::Doc::d1", "context": context},
+            "key_id": "k", "prev_mac": "00", "mac": "00"
+        }))
+        .unwrap()
+    };
+    let records = [
+        record(1, serde_json::json!({"surface": "app"})),
+        record(2, serde_json::json!({"surface": "[REDACTED]"})),
+        record(3, serde_json::json!({"surface": "notebook", "note": "hmac-sha256:00"})),
+    ];
+    let replay = before.replay(&b, &after, &a, &records, 10);
+    assert_eq!((replay.replayed, replay.not_replayable), (2, 1), "{replay:?}");
+    assert_eq!(replay.not_replayable_examples[0].seq, 2);
+    assert!(replay.not_replayable_examples[0].reason.contains("context.surface"));
+    assert_eq!((replay.newly_denied, replay.newly_permitted, replay.drifted), (1, 0, 0));
+    assert_eq!(replay.examples[0].seq, 1);
+    assert_eq!(replay.examples[0].principal, "User::\"ann\"");
+}

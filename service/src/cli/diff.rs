@@ -5,19 +5,27 @@
 
 use std::process::ExitCode;
 
-use warrant_engine::impact::{Compared, Impact};
+use warrant_engine::audit::Record;
+use warrant_engine::impact::{Compared, Impact, Replay};
 use warrant_engine::{Bundle, Timestamp};
 
 use crate::config::DiffArgs;
-use crate::store::Store;
+use crate::store::{AuditFilter, Store, StoreError};
 
 pub fn run(args: &DiffArgs) -> ExitCode {
     match compare(args) {
-        Ok(impact) => {
+        Ok((impact, replay)) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&impact).unwrap_or_default());
+                let mut report = serde_json::to_value(&impact).unwrap_or_default();
+                if let (Some(replay), Some(map)) = (&replay, report.as_object_mut()) {
+                    map.insert("replay".into(), serde_json::to_value(replay).unwrap_or_default());
+                }
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
                 print!("{}", render(&impact));
+                if let Some(replay) = &replay {
+                    print!("{}", render_replay(replay));
+                }
             }
             match args.max_new_permits {
                 Some(max) if impact.newly_permitted > max => {
@@ -37,7 +45,7 @@ pub fn run(args: &DiffArgs) -> ExitCode {
     }
 }
 
-fn compare(args: &DiffArgs) -> Result<Impact, String> {
+fn compare(args: &DiffArgs) -> Result<(Impact, Option<Replay>), String> {
     let load = |dir: &std::path::Path| {
         super::check::load(dir).map_err(|e| {
             let lines: Vec<String> = e.diagnostics().iter().map(|d| format!("  {d}")).collect();
@@ -45,27 +53,89 @@ fn compare(args: &DiffArgs) -> Result<Impact, String> {
         })
     };
     let (old, new) = (load(&args.old)?, load(&args.new)?);
-    let stored = match (&args.database_url, &args.entities) {
-        (_, Some(path)) => super::eval::read_entities(path).map_err(|f| f.message().to_owned())?,
-        (Some(url), None) => stored_entities(url)?,
-        (None, None) => Vec::new(),
+    let (stored, records) = match (&args.database_url, &args.entities) {
+        (_, Some(path)) => (super::eval::read_entities(path).map_err(|f| f.message().to_owned())?, Vec::new()),
+        (Some(url), None) => read_store(url, args.replay.unwrap_or(0))?,
+        (None, None) => (Vec::new(), Vec::new()),
     };
     let sets = |bundle: &Bundle, which: &str| {
         bundle.entity_set(stored.clone()).map_err(|e| format!("the entities do not load under the {which} bundle: {e}"))
     };
     let (old_set, new_set) = (sets(&old, "old")?, sets(&new, "new")?);
-    Ok(old.impact(&old_set, &new, &new_set, Timestamp::now(), args.examples))
+    let impact = old.impact(&old_set, &new, &new_set, Timestamp::now(), args.examples);
+    let replay = args.replay.map(|_| old.replay(&old_set, &new, &new_set, &records, args.examples));
+    Ok((impact, replay))
 }
 
-fn stored_entities(url: &str) -> Result<Vec<serde_json::Value>, String> {
+/// The stored entities, and the newest `decisions` decision records.
+fn read_store(url: &str, decisions: usize) -> Result<(Vec<serde_json::Value>, Vec<Record>), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let store = Store::open_existing(url).await.map_err(|e| format!("cannot open `{url}`: {e}"))?;
-        store.entities().await.map_err(|e| format!("cannot read the entities of `{url}`: {e}"))
+        let entities = store.entities().await.map_err(|e| format!("cannot read the entities of `{url}`: {e}"))?;
+        let records =
+            newest_decisions(&store, decisions).await.map_err(|e| format!("cannot read the log of `{url}`: {e}"))?;
+        Ok((entities, records))
     })
+}
+
+/// The newest `count` decision records, oldest first: windows of the log
+/// read backwards from its head, each twice the last, until enough are found.
+async fn newest_decisions(store: &Store, count: usize) -> Result<Vec<Record>, StoreError> {
+    const PAGE: u32 = 10_000;
+    let Some((head, _)) = store.audit_head().await? else { return Ok(Vec::new()) };
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut window = u64::try_from(count).unwrap_or(u64::MAX).saturating_mul(2);
+    loop {
+        let from = head.saturating_sub(window);
+        let mut found = Vec::new();
+        let mut filter =
+            AuditFilter { kind: Some("decision".into()), after_seq: from, limit: PAGE, ..AuditFilter::default() };
+        loop {
+            let page = store.audit_query(&filter).await?;
+            let Some(last) = page.last() else { break };
+            filter.after_seq = last.seq;
+            found.extend(page);
+        }
+        if found.len() >= count || from == 0 {
+            let skip = found.len().saturating_sub(count);
+            return Ok(found.split_off(skip));
+        }
+        window = window.saturating_mul(2);
+    }
+}
+
+/// The replay's part of the report.
+fn render_replay(replay: &Replay) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "replay: {} logged decisions asked again: {} newly permitted, {} newly denied ({} drifted: the bundle in force no longer gives the logged answer either); {} not replayable",
+        replay.replayed, replay.newly_permitted, replay.newly_denied, replay.drifted, replay.not_replayable
+    );
+    for flip in &replay.examples {
+        let verb = if flip.allowed { "may now" } else { "may no longer" };
+        let drifted = if flip.drifted { " [drifted]" } else { "" };
+        let _ = writeln!(
+            out,
+            "  seq {}: {} {verb} {} on {}, by {}{drifted}",
+            flip.seq,
+            flip.principal,
+            flip.action,
+            flip.resource,
+            flip.by.join(", ")
+        );
+    }
+    for n in &replay.not_replayable_examples {
+        let _ = writeln!(out, "  seq {}: not replayable: {}", n.seq, n.reason);
+    }
+    out
 }
 
 /// The report for people: changed actions with their flips, what was not

@@ -117,6 +117,13 @@ fn event(decided: &Decided, query: &Query) -> Event {
     if !decided.decision.rules.is_empty() {
         e.details.insert("rules".to_owned(), serde_json::json!(decided.decision.rules));
     }
+    // What the caller put in the context (a caller-set `now` is under
+    // `supplied`): policy impact replays the request from it.
+    let context: serde_json::Map<String, serde_json::Value> =
+        query.context.iter().filter(|(k, _)| k.as_str() != "now").map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !context.is_empty() {
+        e.details.insert("context".to_owned(), serde_json::Value::Object(context));
+    }
     if let Some(supplied) = decided.supplied.details() {
         e.details.insert("supplied".to_owned(), supplied);
     }
