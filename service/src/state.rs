@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use warrant_engine::impact::Impact;
+use warrant_engine::impact::{Impact, Replay};
 use warrant_engine::{Bundle, BundleError, BundleSource, EntitiesError, EntitySet, Timestamp, Undeclared, entities};
 
 use crate::audit::{AuditLog, DecisionAudit, Event, Kind};
@@ -71,6 +71,8 @@ pub struct Activation {
     pub warnings: Vec<warrant_engine::Diagnostic>,
     /// What the change does to decisions over the store, when asked for.
     pub impact: Option<Impact>,
+    /// What it does to logged decisions, when asked for.
+    pub replay: Option<Replay>,
 }
 
 /// Flips listed per action in an impact the service computes.
@@ -295,7 +297,9 @@ impl AppState {
 
     /// What activating `source` would do, changing nothing: the activation
     /// it would report, with the impact over the store.
-    pub async fn preview(&self, source: BundleSource) -> Result<Activation, ChangeError> {
+    /// With `replay`, the newest that many `decision` records of the log
+    /// are asked again under the new bundle too.
+    pub async fn preview(&self, source: BundleSource, replay: Option<usize>) -> Result<Activation, ChangeError> {
         let current = self.snapshot();
         let (bundle, _) = load(&self.inner.rules, source)?;
         let mut activation = activation(&current, &bundle);
@@ -306,7 +310,18 @@ impl AppState {
         } else {
             bundle.entity_set(self.inner.store.entities().await?).map_err(ChangeError::EntitiesVsSchema)?
         };
-        activation.impact = Some(impact(&current, &Arc::new(bundle), &entities).await?);
+        let bundle = Arc::new(bundle);
+        activation.impact = Some(impact(&current, &bundle, &entities).await?);
+        if let Some(count) = replay {
+            let records = self.inner.store.newest_decisions(count).await?;
+            let (current, bundle) = (Arc::clone(&current), Arc::clone(&bundle));
+            let compute =
+                move || current.bundle.replay(&current.entities, &bundle, &entities, &records, IMPACT_EXAMPLES);
+            let replayed = tokio::task::spawn_blocking(compute)
+                .await
+                .map_err(|e| ChangeError::Internal(format!("policy replay: {e}")))?;
+            activation.replay = Some(replayed);
+        }
         Ok(activation)
     }
 
@@ -428,6 +443,7 @@ fn activation(current: &Snapshot, bundle: &Bundle) -> Activation {
         policies: bundle.policy_count(),
         warnings: bundle.warnings().to_vec(),
         impact: None,
+        replay: None,
     }
 }
 

@@ -366,6 +366,8 @@ async fn every_documented_operation_answers_as_documented() {
         (&put, "/v1/policies", "/v1/policies?dry_run=true".into(), Some(json!({"files": widened_files()}))),
         (&put, "/v1/policies", "/v1/policies?max_new_permits=0".into(), Some(json!({"files": widened_files()}))),
         (&put, "/v1/policies", "/v1/policies?dry_run=maybe".into(), Some(json!({"files": bundle_files()}))),
+        (&put, "/v1/policies", "/v1/policies?dry_run=true&replay=10".into(), Some(json!({"files": widened_files()}))),
+        (&put, "/v1/policies", "/v1/policies?replay=10".into(), Some(json!({"files": widened_files()}))),
         (
             &put,
             "/v1/policies",

@@ -60,6 +60,18 @@ async fn a_dry_run_reports_the_flips_and_changes_nothing() {
     }
     assert_eq!(server.digest().await, digest, "a dry run activates nothing");
     assert_eq!(updates(&server).await, records, "a dry run records no policy.updated");
+
+    // The decisions just logged, replayed: each of vera's views flips.
+    let r = server.put("/v1/policies?dry_run=true&replay=1000", &upload("block.cedar", BLOCK_VERA)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let replay = &r.json["replay"];
+    assert_eq!(replay["replayed"], flips.len(), "{replay}");
+    assert_eq!(replay["newly_denied"], flips.len(), "{replay}");
+    assert!(replay["examples"].as_array().unwrap().iter().all(|f| f["by"] == json!(["T.block_vera"])), "{replay}");
+    let refused = server.put("/v1/policies?replay=10", &upload("block.cedar", BLOCK_VERA)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "replay goes with dry_run: {}", refused.text);
+    assert_eq!(refused.json["error"]["field"], "replay");
+    assert_eq!(server.digest().await, digest);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use warrant_engine::impact::{Compared, Impact, Replay};
 use warrant_engine::{Bundle, Timestamp};
 
 use crate::config::DiffArgs;
-use crate::store::{AuditFilter, Store, StoreError};
+use crate::store::Store;
 
 pub fn run(args: &DiffArgs) -> ExitCode {
     match compare(args) {
@@ -77,37 +77,9 @@ fn read_store(url: &str, decisions: usize) -> Result<(Vec<serde_json::Value>, Ve
         let store = Store::open_existing(url).await.map_err(|e| format!("cannot open `{url}`: {e}"))?;
         let entities = store.entities().await.map_err(|e| format!("cannot read the entities of `{url}`: {e}"))?;
         let records =
-            newest_decisions(&store, decisions).await.map_err(|e| format!("cannot read the log of `{url}`: {e}"))?;
+            store.newest_decisions(decisions).await.map_err(|e| format!("cannot read the log of `{url}`: {e}"))?;
         Ok((entities, records))
     })
-}
-
-/// The newest `count` decision records, oldest first: windows of the log
-/// read backwards from its head, each twice the last, until enough are found.
-async fn newest_decisions(store: &Store, count: usize) -> Result<Vec<Record>, StoreError> {
-    const PAGE: u32 = 10_000;
-    let Some((head, _)) = store.audit_head().await? else { return Ok(Vec::new()) };
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    let mut window = u64::try_from(count).unwrap_or(u64::MAX).saturating_mul(2);
-    loop {
-        let from = head.saturating_sub(window);
-        let mut found = Vec::new();
-        let mut filter =
-            AuditFilter { kind: Some("decision".into()), after_seq: from, limit: PAGE, ..AuditFilter::default() };
-        loop {
-            let page = store.audit_query(&filter).await?;
-            let Some(last) = page.last() else { break };
-            filter.after_seq = last.seq;
-            found.extend(page);
-        }
-        if found.len() >= count || from == 0 {
-            let skip = found.len().saturating_sub(count);
-            return Ok(found.split_off(skip));
-        }
-        window = window.saturating_mul(2);
-    }
 }
 
 /// The replay's part of the report.

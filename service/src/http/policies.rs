@@ -275,7 +275,16 @@ struct ReplaceParams {
     /// summary.
     #[serde(default)]
     max_new_permits: Option<usize>,
+    /// With `dry_run`: also ask the newest this many `decision` records
+    /// of the audit log again under the new bundle (`replay` in the answer;
+    /// at most 100,000).
+    #[serde(default)]
+    #[param(maximum = 100_000)]
+    replay: Option<usize>,
 }
+
+/// Most logged decisions one dry run replays.
+const MAX_REPLAY: usize = 100_000;
 
 #[utoipa::path(
     put,
@@ -305,9 +314,13 @@ async fn replace(
     ApiQuery(params): ApiQuery<ReplaceParams>,
     ApiJson(upload): ApiJson<Upload>,
 ) -> Result<Json<Replaced>, ApiError> {
+    if params.replay.is_some_and(|n| n > MAX_REPLAY) || (params.replay.is_some() && !params.dry_run) {
+        let message = format!("`replay` goes with `dry_run=true`, and is at most {MAX_REPLAY}");
+        return Err(ApiError::bad_request("invalid_query", message).with_field("replay"));
+    }
     let source = BundleSource::from_files(upload.files.0)?;
     let activation = if params.dry_run {
-        state.preview(source).await?
+        state.preview(source, params.replay).await?
     } else {
         let activation =
             state.activate_gated(source, BundleOrigin::Api, &caller.actor(), params.max_new_permits).await?;
@@ -319,10 +332,20 @@ async fn replace(
     {
         return Err(ChangeError::TooManyNewPermits { max, impact: Box::new(impact.clone()) }.into());
     }
-    let Activation { digest, previous_digest, changed, policies, warnings, impact } = activation;
+    let Activation { digest, previous_digest, changed, policies, warnings, impact, replay } = activation;
     let diagnostics = warnings.into_iter().map(Diagnostic::warning).collect();
     let impact = impact.map(|i| serde_json::to_value(i).unwrap_or_default());
-    Ok(Json(Replaced { dry_run: params.dry_run, digest, previous_digest, changed, policies, diagnostics, impact }))
+    let replay = replay.map(|r| serde_json::to_value(r).unwrap_or_default());
+    Ok(Json(Replaced {
+        dry_run: params.dry_run,
+        digest,
+        previous_digest,
+        changed,
+        policies,
+        diagnostics,
+        impact,
+        replay,
+    }))
 }
 
 /// What `PUT /v1/policies` did (an [`Activation`]), with what loading found
@@ -351,4 +374,13 @@ pub struct Replaced {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     impact: Option<serde_json::Value>,
+    /// With `dry_run` and `replay=N`: the newest N logged decisions asked
+    /// again under the new bundle (docs/impact.md#replaying-logged-decisions):
+    /// `replayed`, `newly_permitted`, `newly_denied`, `drifted`,
+    /// `examples[]` (`seq`, `principal`, `action`, `resource`, `allowed`,
+    /// `by`, `drifted`), `not_replayable` and `not_replayable_examples[]`
+    /// (`seq`, `reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    replay: Option<serde_json::Value>,
 }

@@ -186,6 +186,34 @@ impl Store {
         }
     }
 
+    /// The newest `count` decision records, oldest first: windows of the log
+    /// read backwards from its head, each twice the last, until enough are found.
+    pub async fn newest_decisions(&self, count: usize) -> Result<Vec<Record>, StoreError> {
+        const PAGE: u32 = 10_000;
+        let Some((head, _)) = self.audit_head().await? else { return Ok(Vec::new()) };
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut window = u64::try_from(count).unwrap_or(u64::MAX).saturating_mul(2);
+        loop {
+            let from = head.saturating_sub(window);
+            let mut found = Vec::new();
+            let mut filter =
+                AuditFilter { kind: Some("decision".into()), after_seq: from, limit: PAGE, ..AuditFilter::default() };
+            loop {
+                let page = self.audit_query(&filter).await?;
+                let Some(last) = page.last() else { break };
+                filter.after_seq = last.seq;
+                found.extend(page);
+            }
+            if found.len() >= count || from == 0 {
+                let skip = found.len().saturating_sub(count);
+                return Ok(found.split_off(skip));
+            }
+            window = window.saturating_mul(2);
+        }
+    }
+
     pub async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
         on_backend!(self, b => {
             sqlx::query(
