@@ -11,6 +11,10 @@
 //! warnings (confusable identifiers and strings) are warnings: reported,
 //! never the reason for a refusal.
 //!
+//! A policy another one covers is a warning too: a permit or a forbid that
+//! another of the same effect makes redundant, and a permit a forbid makes
+//! dead (`shadowed`).
+//!
 //! Conditions that can never hold are found with Cedar's own typechecker:
 //! each `&&`/`||` operand of a policy's conditions that the typechecker
 //! could find always false (a `has`, `is`, `==`, `in` or `!` test, or a
@@ -23,7 +27,10 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{Effect, Policy, PolicyId, PolicySet, Template, ValidationMode, ValidationResult, Validator};
+use cedar_policy::{
+    ActionConstraint, Effect, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, PrincipalConstraint,
+    ResourceConstraint, Template, ValidationMode, ValidationResult, Validator,
+};
 use cedar_policy::{Schema, ValidationWarning};
 use regex::Regex;
 use serde_json::{Value, json};
@@ -98,6 +105,7 @@ pub(super) fn lint(
         let dead_here = dead.get(&id).map(Vec::as_slice).unwrap_or_default();
         findings.push(never_applies(&id, effect, at, dead_here));
     }
+    findings.extend(shadowed(policies, sources));
     findings.sort_by(|a, b| {
         let key = |f: &Finding| {
             let d = &f.diagnostic;
@@ -357,4 +365,195 @@ fn find_operand(policy: &str, printed: &str) -> Option<usize> {
         return None;
     }
     Regex::new(&parts.join(r"[\s()]*")).ok()?.find(policy).map(|m| m.start())
+}
+
+/// Covered policies located and listed one by one; the rest are counted.
+const MAX_SHADOWED: usize = 100;
+
+/// One static policy's scope and conditions, read once for the pairwise
+/// comparison of [`shadowed`].
+struct Shape<'p> {
+    policy: &'p Policy,
+    principal: PrincipalConstraint,
+    action: ActionConstraint,
+    resource: ResourceConstraint,
+    /// The `when`/`unless` clauses, built only for pairs whose scopes
+    /// already cover (building them costs more than the rest of the check).
+    conditions: std::cell::OnceCell<Option<Vec<cedar_policy::pst::Clause>>>,
+}
+
+impl Shape<'_> {
+    /// `None` when Cedar cannot give them (not expected): then this policy
+    /// neither covers nor is covered by one with conditions.
+    fn conditions(&self) -> Option<&[cedar_policy::pst::Clause]> {
+        self.conditions.get_or_init(|| self.policy.to_pst().ok().map(|p| p.body().clauses().clone())).as_deref()
+    }
+}
+
+/// Policies another policy covers: B covers A when B's scope contains A's
+/// (syntactically: `principal` over anything, `principal in G` over
+/// `principal == G` and `principal is T in G`, and so on) and B's
+/// conditions are among A's, so B holds whenever A does. Then a permit A
+/// under a permit B, or a forbid A under a forbid B, is redundant, and a
+/// permit A under a forbid B can never allow. Of two identical policies
+/// the later id is reported. Templates and linked policies are left out.
+/// The comparison is syntactic: it finds no false covering, and misses
+/// coverings only an entity store or a solver could show.
+fn shadowed(policies: &PolicySet, sources: &Sources<'_, '_>) -> Vec<Finding> {
+    let shapes: Vec<Shape<'_>> = policies
+        .policies()
+        .filter(|p| p.is_static())
+        .map(|policy| Shape {
+            policy,
+            principal: policy.principal_constraint(),
+            action: policy.action_constraint(),
+            resource: policy.resource_constraint(),
+            conditions: std::cell::OnceCell::new(),
+        })
+        .collect();
+    // Only a policy scoped to the same `principal == U` (or to any
+    // principal) can cover one scoped to U; likewise for the resource. So
+    // policies are found by those two keys, not compared pairwise.
+    let mut by_key: HashMap<(Option<&EntityUid>, Option<&EntityUid>), Vec<&Shape<'_>>> = HashMap::new();
+    for shape in &shapes {
+        by_key.entry((eq_principal(shape), eq_resource(shape))).or_default().push(shape);
+    }
+    let mut covered = Vec::new();
+    for a in &shapes {
+        let (p, r) = (eq_principal(a), eq_resource(a));
+        let mut keys = vec![(None, None)];
+        if p.is_some() {
+            keys.push((p, None));
+        }
+        if r.is_some() {
+            keys.push((None, r));
+        }
+        if p.is_some() && r.is_some() {
+            keys.push((p, r));
+        }
+        let candidates = keys.iter().filter_map(|k| by_key.get(k)).flatten();
+        let id_of = |shape: &Shape<'_>| shape.policy.id().to_string();
+        let covering = |b: &&&Shape<'_>| {
+            covers(b, a)
+                // A permit says nothing about a forbid it covers.
+                && !(a.policy.effect() == Effect::Forbid && b.policy.effect() == Effect::Permit)
+                // Of two identical policies, only the later id is reported.
+                && !(covers(a, b) && a.policy.effect() == b.policy.effect() && id_of(a) < id_of(b))
+        };
+        // A forbid that covers A says more than a permit that does.
+        let Some(b) = candidates.filter(covering).min_by_key(|b| (b.policy.effect() != Effect::Forbid, id_of(b)))
+        else {
+            continue;
+        };
+        covered.push((a, b));
+    }
+    // Each finding is located in its file's text: a bundle of thousands of
+    // duplicated grants gets the first ones located and a count of the rest.
+    covered.sort_by_key(|(a, _)| a.policy.id().to_string());
+    let rest = covered.len().saturating_sub(MAX_SHADOWED);
+    let mut findings = Vec::new();
+    for (a, b) in covered.into_iter().take(MAX_SHADOWED) {
+        let (id, by) = (a.policy.id(), b.policy.id());
+        let message = match (a.policy.effect(), b.policy.effect()) {
+            (Effect::Permit, Effect::Forbid) => format!(
+                "permit `{id}` can never allow: forbid `{by}` holds for every request it does (its scope contains this one's and its conditions are among these)"
+            ),
+            (effect, _) => format!(
+                "{} `{id}` is redundant: {} `{by}` holds for every request it does (its scope contains this one's and its conditions are among these)",
+                effect_name(effect),
+                effect_name(effect)
+            ),
+        };
+        let mut diagnostic = locate_operand(policies, id, "", sources);
+        diagnostic.message = message;
+        findings.push(Finding { severity: Severity::Warning, diagnostic });
+    }
+    if rest > 0 {
+        let message = format!("{rest} more policies are covered by another (the first {MAX_SHADOWED} are listed)");
+        findings
+            .push(Finding { severity: Severity::Warning, diagnostic: Diagnostic::file(sources.schema_path, message) });
+    }
+    findings
+}
+
+/// `U` of a `principal == U` scope.
+fn eq_principal<'s>(shape: &'s Shape<'_>) -> Option<&'s EntityUid> {
+    match &shape.principal {
+        PrincipalConstraint::Eq(u) => Some(u),
+        _ => None,
+    }
+}
+
+/// `R` of a `resource == R` scope.
+fn eq_resource<'s>(shape: &'s Shape<'_>) -> Option<&'s EntityUid> {
+    match &shape.resource {
+        ResourceConstraint::Eq(u) => Some(u),
+        _ => None,
+    }
+}
+
+/// Whether `b` holds for every request `a` holds for (see [`shadowed`]).
+fn covers(b: &Shape<'_>, a: &Shape<'_>) -> bool {
+    action_covers(&b.action, &a.action)
+        && b.policy.id() != a.policy.id()
+        && entity_scope_covers(scope_of_principal(&b.principal), scope_of_principal(&a.principal))
+        && entity_scope_covers(scope_of_resource(&b.resource), scope_of_resource(&a.resource))
+        && (!b.policy.has_non_scope_constraint()
+            || a.policy.has_non_scope_constraint()
+                && b.conditions().zip(a.conditions()).is_some_and(|(bc, ac)| bc.iter().all(|c| ac.contains(c))))
+}
+
+/// A principal or resource scope, in one shape for both.
+enum Scope<'c> {
+    Any,
+    Eq(&'c EntityUid),
+    In(&'c EntityUid),
+    Is(&'c EntityTypeName),
+    IsIn(&'c EntityTypeName, &'c EntityUid),
+}
+
+fn scope_of_principal(c: &PrincipalConstraint) -> Scope<'_> {
+    match c {
+        PrincipalConstraint::Any => Scope::Any,
+        PrincipalConstraint::Eq(u) => Scope::Eq(u),
+        PrincipalConstraint::In(u) => Scope::In(u),
+        PrincipalConstraint::Is(t) => Scope::Is(t),
+        PrincipalConstraint::IsIn(t, u) => Scope::IsIn(t, u),
+    }
+}
+
+fn scope_of_resource(c: &ResourceConstraint) -> Scope<'_> {
+    match c {
+        ResourceConstraint::Any => Scope::Any,
+        ResourceConstraint::Eq(u) => Scope::Eq(u),
+        ResourceConstraint::In(u) => Scope::In(u),
+        ResourceConstraint::Is(t) => Scope::Is(t),
+        ResourceConstraint::IsIn(t, u) => Scope::IsIn(t, u),
+    }
+}
+
+/// Whether every entity scope `a` admits, `b` admits (`e in G` holds for
+/// `G` itself).
+fn entity_scope_covers(b: Scope<'_>, a: Scope<'_>) -> bool {
+    match (b, a) {
+        (Scope::Any, _) => true,
+        (Scope::Eq(x), Scope::Eq(y)) => x == y,
+        (Scope::In(g), Scope::In(h) | Scope::IsIn(_, h)) => g == h,
+        (Scope::In(g), Scope::Eq(y)) => g == y,
+        (Scope::Is(t), Scope::Is(u) | Scope::IsIn(u, _)) => t == u,
+        (Scope::Is(t), Scope::Eq(y)) => t == y.type_name(),
+        (Scope::IsIn(t, g), Scope::IsIn(u, h)) => t == u && g == h,
+        (Scope::IsIn(t, g), Scope::Eq(y)) => t == y.type_name() && g == y,
+        _ => false,
+    }
+}
+
+fn action_covers(b: &ActionConstraint, a: &ActionConstraint) -> bool {
+    match (b, a) {
+        (ActionConstraint::Any, _) => true,
+        (ActionConstraint::Eq(x), ActionConstraint::Eq(y)) => x == y,
+        (ActionConstraint::In(list), ActionConstraint::Eq(y)) => list.contains(y),
+        (ActionConstraint::In(list), ActionConstraint::In(sub)) => sub.iter().all(|u| list.contains(u)),
+        _ => false,
+    }
 }

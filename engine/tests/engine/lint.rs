@@ -201,3 +201,31 @@ fn templates_and_links_are_linted_where_they_are_written() {
     assert_eq!((d[0].file.as_str(), d[0].line), ("links.json", Some(1)), "{d:#?}");
     assert!(d[0].message.starts_with("forbid `ann-banned` can never apply"), "{d:#?}");
 }
+
+/// A policy another covers: redundant under the same effect, dead under a
+/// forbid; located where it starts. Near misses are not reported.
+#[test]
+fn shadowed_policies_are_warnings_located_where_they_start() {
+    let warnings = warned(
+        r#"@id("any-read") permit (principal, action == Action::"read", resource);
+@id("owner-read")
+permit (principal, action == Action::"read", resource) when { resource.owner == principal };
+@id("no-user-x") forbid (principal == User::"x", action, resource);
+@id("x-reads")
+permit (principal == User::"x", action == Action::"read", resource is Doc);
+@id("locked") forbid (principal, action == Action::"read", resource) when { resource has locked && resource.locked };
+@id("locked-again")
+forbid (principal, action == Action::"read", resource) when { resource has locked && resource.locked };
+@id("locked-public")
+forbid (principal, action == Action::"read", resource) when { resource has public && resource.public };
+"#,
+    );
+    let found: Vec<(Option<usize>, &str)> = warnings.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert_eq!(found[0].0, Some(2));
+    assert!(found[0].1.starts_with("permit `owner-read` is redundant: permit `any-read` holds"), "{found:#?}");
+    assert_eq!(found[1].0, Some(5));
+    assert!(found[1].1.starts_with("permit `x-reads` can never allow: forbid `no-user-x` holds"), "{found:#?}");
+    assert_eq!(found[2].0, Some(8));
+    assert!(found[2].1.starts_with("forbid `locked-again` is redundant: forbid `locked` holds"), "{found:#?}");
+}
