@@ -27,8 +27,12 @@ fn slices_decide_like_the_whole_store_on_every_pack_case() {
     let mut compared = 0;
     let mut files: Vec<_> = std::fs::read_dir(pack_dir().join("tests")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    for file in files {
+    for file in files.into_iter().filter(|f| f.is_file()) {
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        // warrant's own case files; the Cedar CLI suite (an array) repeats their cases.
+        if doc.is_array() {
+            continue;
+        }
         let docs = doc["entities"].as_array().cloned().unwrap_or_default();
         let store = bundle.entity_set(docs.clone()).unwrap();
         for case in doc["cases"].as_array().unwrap() {
