@@ -242,9 +242,14 @@ impl<'a> Action<'a> {
                 after.decider.over(changes::subset(a_slice, &unmatched.1)),
             )
         });
-        let mut context_keys = changes::context_keys(b_slice.policies(), b_slice);
-        context_keys.extend(changes::context_keys(a_slice.policies(), a_slice));
-        context_keys.remove("now");
+        // Only a compared action reports what it did not cover; reading
+        // every policy's JSON for the others would cost more than the rest.
+        let mut context_keys = BTreeSet::new();
+        if compared != Compared::Unchanged {
+            context_keys = changes::context_keys(b_slice.policies(), b_slice);
+            context_keys.extend(changes::context_keys(a_slice.policies(), a_slice));
+            context_keys.remove("now");
+        }
         Self { before, after, uids, compared, unmatched, probes, context_keys, has_rules }
     }
 
@@ -337,7 +342,10 @@ impl<'a> Action<'a> {
                 match decided {
                     (Ok(old), Ok(new)) if old.allowed != new.allowed => tally.flip(&query, &old, &new),
                     (Ok(_), Ok(_)) => {}
-                    (Err(e), _) | (_, Err(e)) => tally.errors.push(e.to_string()),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tally.undecided += 1;
+                        tally.first_error.get_or_insert_with(|| e.to_string());
+                    }
                 }
             }
         }
@@ -450,7 +458,9 @@ struct Tally {
     by_policy: BTreeMap<String, (usize, usize)>,
     examples: Vec<Flip>,
     examples_max: usize,
-    errors: Vec<String>,
+    /// Pairs a bundle could not decide, and why the first could not.
+    undecided: usize,
+    first_error: Option<String>,
 }
 
 impl Tally {
@@ -490,7 +500,10 @@ impl Tally {
         }
         let room = self.examples_max.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.into_iter().take(room));
-        self.errors.extend(other.errors);
+        self.undecided += other.undecided;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
     }
 
     fn into(self, found: &mut ActionImpact) {
@@ -502,7 +515,7 @@ impl Tally {
             .map(|(policy, (newly_permitted, newly_denied))| PolicyFlips { policy, newly_permitted, newly_denied })
             .collect();
         found.examples = self.examples;
-        found.undecided = self.errors.len();
-        found.first_error = self.errors.into_iter().next();
+        found.undecided = self.undecided;
+        found.first_error = self.first_error;
     }
 }
