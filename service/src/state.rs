@@ -317,10 +317,7 @@ impl AppState {
             let (current, bundle) = (Arc::clone(&current), Arc::clone(&bundle));
             let compute =
                 move || current.bundle.replay(&current.entities, &bundle, &entities, &records, IMPACT_EXAMPLES);
-            let replayed = tokio::task::spawn_blocking(compute)
-                .await
-                .map_err(|e| ChangeError::Internal(format!("policy replay: {e}")))?;
-            activation.replay = Some(replayed);
+            activation.replay = Some(off_workers("policy replay", compute).await?);
         }
         Ok(activation)
     }
@@ -453,7 +450,15 @@ async fn impact(current: &Arc<Snapshot>, bundle: &Arc<Bundle>, entities: &Entity
     let (current, bundle, entities) = (Arc::clone(current), Arc::clone(bundle), entities.clone());
     let compute =
         move || current.bundle.impact(&current.entities, &bundle, &entities, Timestamp::now(), IMPACT_EXAMPLES);
-    tokio::task::spawn_blocking(compute).await.map_err(|e| ChangeError::Internal(format!("policy impact: {e}")))
+    off_workers("policy impact", compute).await
+}
+
+/// Runs `work` (many decisions) on the blocking pool, off the async workers.
+async fn off_workers<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ChangeError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ChangeError::Internal(format!("{what}: {e}")))
 }
 
 /// What a `policy.updated` record keeps of an impact: the counts, and the
