@@ -13,7 +13,9 @@
 //!
 //! A policy another one covers is a warning too: a permit or a forbid that
 //! another of the same effect makes redundant, and a permit a forbid makes
-//! dead (`shadowed`).
+//! dead (`shadowed`). So is each place a policy can error when evaluated
+//! (overflow, a read through an entity that may be missing), found by
+//! `can_error`.
 //!
 //! Conditions that can never hold are found with Cedar's own typechecker:
 //! each `&&`/`||` operand of a policy's conditions that the typechecker
@@ -35,6 +37,7 @@ use cedar_policy::{Schema, ValidationWarning};
 use regex::Regex;
 use serde_json::{Value, json};
 
+use super::can_error::{self, MayError, Through, Why};
 use crate::diagnostic::{Diagnostic, line_column};
 
 /// How much a finding matters (see the module documentation).
@@ -61,6 +64,8 @@ pub(super) struct Sources<'a, 's> {
     pub links: Option<(&'s str, &'s str)>,
     /// Where a finding no policy file holds is reported.
     pub schema_path: &'s str,
+    /// The schema's text, for the types of what policies read.
+    pub schema_text: &'s str,
 }
 
 /// The findings for `policies`, already strictly validated (`validation`)
@@ -92,7 +97,14 @@ pub(super) fn lint(
             }
         }
     }
-    let dead = dead_operands(schema, policies, sources);
+    // Each static policy and template in Cedar's JSON form (EST), read by
+    // the two lints that walk conditions (linked policies share their
+    // template's conditions).
+    let statics = policies.policies().filter(|p| p.is_static()).map(|p| (p.id(), p.to_json().ok(), true));
+    let templates = policies.templates().map(|t| (t.id(), t.to_json().ok(), false));
+    let ests: Vec<(&PolicyId, Value, bool)> =
+        statics.chain(templates).filter_map(|(id, json, is_static)| Some((id, json?, is_static))).collect();
+    let dead = dead_operands(schema, &ests, sources, policies);
     for (id, operands) in &dead {
         if never.contains_key(id) {
             continue;
@@ -106,6 +118,7 @@ pub(super) fn lint(
         findings.push(never_applies(&id, effect, at, dead_here));
     }
     findings.extend(shadowed(policies, sources));
+    findings.extend(errors_at_run_time(schema, policies, &ests, sources));
     findings.sort_by(|a, b| {
         let key = |f: &Finding| {
             let d = &f.diagnostic;
@@ -228,14 +241,17 @@ const MAY_BE_FALSE: [&str; 5] = ["has", "is", "==", "in", "!"];
 
 /// The always-false operands of every static policy and template, by id
 /// (linked policies share their template's conditions).
-fn dead_operands(schema: &Schema, policies: &PolicySet, sources: &Sources<'_, '_>) -> HashMap<PolicyId, Vec<Dead>> {
-    let static_policies = policies.policies().filter(|p| p.is_static()).map(|p| (p.id(), p.to_json().ok(), true));
-    let templates = policies.templates().map(|t| (t.id(), t.to_json().ok(), false));
+fn dead_operands(
+    schema: &Schema,
+    ests: &[(&PolicyId, Value, bool)],
+    sources: &Sources<'_, '_>,
+    policies: &PolicySet,
+) -> HashMap<PolicyId, Vec<Dead>> {
     let mut probes = PolicySet::new();
     let mut probed: HashMap<PolicyId, (PolicyId, Clause, Value, String)> = HashMap::new();
-    for (id, json, is_static) in static_policies.chain(templates) {
-        let Some(json) = json else { continue };
-        for (clause, operand) in operands(&json) {
+    for (id, json, is_static) in ests {
+        let (id, is_static) = (*id, *is_static);
+        for (clause, operand) in operands(json) {
             let probe_id = PolicyId::new(format!("warrant-probe-{}", probed.len()));
             let probe = json!({
                 "effect": "permit",
@@ -365,6 +381,65 @@ fn find_operand(policy: &str, printed: &str) -> Option<usize> {
         return None;
     }
     Regex::new(&parts.join(r"[\s()]*")).ok()?.find(policy).map(|m| m.start())
+}
+
+/// Where a policy can error when evaluated (`can_error`), each a warning at
+/// the expression that can.
+fn errors_at_run_time(
+    schema: &Schema,
+    policies: &PolicySet,
+    ests: &[(&PolicyId, Value, bool)],
+    sources: &Sources<'_, '_>,
+) -> Vec<Finding> {
+    let conditions = ests.iter().filter_map(|(id, est, _)| Some((*id, effect_of(policies, id)?, est)));
+    can_error::may_error(sources.schema_text, schema, policies, conditions)
+        .into_iter()
+        .filter_map(|found| {
+            let printed = print(&found.expr)?;
+            let mut diagnostic = locate_operand(policies, &found.id, &printed, sources);
+            diagnostic.message = may_error_message(&found, &printed)?;
+            Some(Finding { severity: Severity::Warning, diagnostic })
+        })
+        .collect()
+}
+
+fn may_error_message(found: &MayError, printed: &str) -> Option<String> {
+    let (id, effect) = (&found.id, effect_name(found.effect));
+    let then = match found.effect {
+        Effect::Permit => "the permit then does not apply",
+        Effect::Forbid => "the forbid then denies the request whatever its conditions (warrant fails closed)",
+    };
+    let why = match &found.why {
+        Why::MayOverflow => format!("`{printed}` can overflow a 64-bit integer"),
+        Why::Overflows => format!("`{printed}` always overflows a 64-bit integer"),
+        Why::DatetimeOverflow => format!("`{printed}` can overflow the datetime range"),
+        Why::Missing { entity, through, guard } => {
+            let entity = print(entity)?;
+            let which = match through {
+                Through::Literal => "an entity the policy names",
+                Through::Context => "an entity the request's context names",
+                Through::Reference => "an entity an attribute refers to (Cedar does not check that references resolve)",
+            };
+            format!(
+                "`{printed}` reads `{entity}`, {which}: it errors when the store has no such entity \
+                 (guard it with `{entity} {guard} &&`, false for a missing entity)"
+            )
+        }
+    };
+    Some(format!("{effect} `{id}` can error at run time: {why}; {then}"))
+}
+
+/// An EST expression as Cedar prints it.
+fn print(expr: &Value) -> Option<String> {
+    let probe = json!({
+        "effect": "permit",
+        "principal": {"op": "All"},
+        "action": {"op": "All"},
+        "resource": {"op": "All"},
+        "conditions": [{"kind": "when", "body": expr}],
+    });
+    let text = Policy::from_json(None, probe).ok()?.to_string();
+    condition_text(&text).map(str::to_owned)
 }
 
 /// Covered policies located and listed one by one; the rest are counted.

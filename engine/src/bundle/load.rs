@@ -55,7 +55,7 @@ pub(super) fn load(source: &BundleSource, runtime: Option<&Arc<RuleRuntime>>) ->
     // After a syntax error, validation would only report its consequences.
     if diagnostics.is_empty() {
         let validation = validate(&schema, &parsed, schema_path, &mut diagnostics);
-        let sources = Sources { origin: &parsed.origin, links, schema_path };
+        let sources = Sources { origin: &parsed.origin, links, schema_path, schema_text };
         for finding in lint::lint(&schema, &parsed.policies, &validation, &sources) {
             match finding.severity {
                 Severity::Error => diagnostics.push(finding.diagnostic),

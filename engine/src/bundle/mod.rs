@@ -15,6 +15,7 @@
 //! need (a `Decider`, an [`EntitySet`]) and never name `Bundle`, so nothing
 //! they do depends back on loading.
 
+mod can_error;
 mod error;
 mod links;
 mod lint;

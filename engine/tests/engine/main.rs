@@ -15,6 +15,7 @@ mod common;
 
 mod audit_chain;
 mod bundle;
+mod can_error;
 mod canonical;
 mod cases;
 mod context_paths;
