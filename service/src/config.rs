@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use warrant_engine::Timestamp;
 
 /// Where `serve` keeps its state when told nothing else.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./warrant-data/warrant.db";
@@ -640,6 +641,13 @@ pub struct DiffArgs {
     /// list those whose answer changes.
     #[arg(long, requires = "database_url")]
     pub replay: Option<usize>,
+    /// Replay only decisions logged at or after this time (RFC 3339); the
+    /// newest `--replay` of them, 100,000 when `--replay` is not given.
+    #[arg(long, requires = "database_url", value_parser = parse_time)]
+    pub replay_since: Option<Timestamp>,
+    /// Replay only decisions logged before this time (RFC 3339).
+    #[arg(long, requires = "database_url", value_parser = parse_time)]
+    pub replay_until: Option<Timestamp>,
     /// Flips listed per action (all are counted).
     #[arg(long, default_value_t = 10)]
     pub examples: usize,
@@ -679,6 +687,11 @@ pub struct EvalArgs {
     /// Print the native answer (`POST /v1/authorize`'s shape) as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An RFC 3339 time on the command line.
+fn parse_time(value: &str) -> Result<Timestamp, String> {
+    Timestamp::parse(value).map_err(|_| format!("`{value}` is not an RFC 3339 time (2026-12-01T00:00:00Z)"))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::config::RequestOverrides;
 use crate::keys::AuditKeys;
 use crate::pack::Gaps;
 use crate::rules::RuleHost;
-use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle};
+use crate::store::{BundleOrigin, Store, StoreError, StoreVersions, StoredBundle, TimeWindow};
 use crate::webhooks::Webhooks;
 
 /// The active bundle and the entities decisions see.
@@ -298,8 +298,12 @@ impl AppState {
     /// What activating `source` would do, changing nothing: the activation
     /// it would report, with the impact over the store.
     /// With `replay`, the newest that many `decision` records of the log
-    /// are asked again under the new bundle too.
-    pub async fn preview(&self, source: BundleSource, replay: Option<usize>) -> Result<Activation, ChangeError> {
+    /// stamped within its window are asked again under the new bundle too.
+    pub async fn preview(
+        &self,
+        source: BundleSource,
+        replay: Option<(usize, TimeWindow)>,
+    ) -> Result<Activation, ChangeError> {
         let current = self.snapshot();
         let (bundle, _) = load(&self.inner.rules, source)?;
         let mut activation = activation(&current, &bundle);
@@ -312,8 +316,8 @@ impl AppState {
         };
         let bundle = Arc::new(bundle);
         activation.impact = Some(impact(&current, &bundle, &entities).await?);
-        if let Some(count) = replay {
-            let records = self.inner.store.newest_decisions(count).await?;
+        if let Some((count, window)) = replay {
+            let records = self.inner.store.newest_decisions(count, &window).await?;
             let (current, bundle) = (Arc::clone(&current), Arc::clone(&bundle));
             let compute =
                 move || current.bundle.replay(&current.entities, &bundle, &entities, &records, IMPACT_EXAMPLES);

@@ -74,6 +74,95 @@ async fn a_dry_run_reports_the_flips_and_changes_nothing() {
     assert_eq!(server.digest().await, digest);
 }
 
+/// A dry run can replay only the decisions logged in a time window: those
+/// before a boundary, those at or after it, and the window's parameters
+/// refused with a 400 naming them when they are wrong.
+#[tokio::test]
+async fn a_dry_run_replays_only_the_decisions_logged_in_a_time_window() {
+    let server = Server::start();
+    server.put_entities(&pack_entities("notebook")).await;
+    let view = |project: &str| {
+        json!({"subject": {"type": "User", "id": "vera"}, "action": {"name": "view_notebook"},
+               "resource": {"type": "Project", "id": project}})
+    };
+    assert!(server.audit_events("kind=decision").await.is_empty(), "a fresh log");
+    // A project vera may view today, which the change denies her.
+    let r = server.put("/v1/policies?dry_run=true", &upload("block.cedar", BLOCK_VERA)).await;
+    let flips = r.json["impact"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "view_notebook")
+        .unwrap()["examples"]
+        .clone();
+    let project = flips[0]["resource"].as_str().unwrap().trim_start_matches("Analytics::Project::").trim_matches('"');
+    // Three of her views, then (after a pause, so stamps differ) two more.
+    for _ in 0..3 {
+        assert!(server.decide(&view(project)).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for _ in 0..2 {
+        assert!(server.decide(&view(project)).await);
+    }
+    let logged = server.audit_events("kind=decision").await;
+    assert_eq!(logged.len(), 5);
+    let boundary = logged[3]["ts"].as_str().unwrap().to_owned();
+    assert_ne!(logged[2]["ts"], logged[3]["ts"]);
+    let replayed = |query: String| {
+        let server = &server;
+        async move {
+            let r = server.put(&format!("/v1/policies?dry_run=true&{query}"), &upload("block.cedar", BLOCK_VERA)).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+            (r.json["replay"]["replayed"].as_u64().unwrap(), r.json["replay"]["newly_denied"].as_u64().unwrap())
+        }
+    };
+    assert_eq!(replayed(format!("replay_until={boundary}")).await, (3, 3));
+    assert_eq!(replayed(format!("replay_since={boundary}")).await, (2, 2));
+    assert_eq!(replayed(format!("replay_since={boundary}&replay=1")).await, (1, 1));
+    assert_eq!(
+        replayed(format!("replay_since={}&replay_until={boundary}", logged[0]["ts"].as_str().unwrap())).await,
+        (3, 3)
+    );
+    for (query, field) in [
+        (format!("replay_since={boundary}&replay_until={boundary}"), "replay_since"),
+        ("replay_since=yesterday".to_owned(), "replay_since"),
+        (format!("dry_run=false&replay_until={boundary}"), "replay_until"),
+    ] {
+        let path = if query.starts_with("dry_run") {
+            format!("/v1/policies?{query}")
+        } else {
+            format!("/v1/policies?dry_run=true&{query}")
+        };
+        let r = server.put(&path, &upload("block.cedar", BLOCK_VERA)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
+        assert_eq!(r.json["error"]["field"], field, "{query}: {}", r.text);
+    }
+
+    // `warrant diff` reads the same window from the database.
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new");
+    crate::server::copy_dir(&pack_dir(), &new);
+    std::fs::write(new.join("block.cedar"), BLOCK_VERA).unwrap();
+    let diff = |extra: &[&str]| {
+        let mut command = std::process::Command::new(warrant_bin());
+        command.arg("diff").arg("--json").arg(pack_dir()).arg(&new).arg("--database-url").arg(server.database_url());
+        command.args(extra).env_remove("WARRANT_DATABASE_URL").output().unwrap()
+    };
+    let since = diff(&["--replay-since", &boundary]);
+    assert_eq!(since.status.code(), Some(0), "{}", String::from_utf8_lossy(&since.stderr));
+    let report: Value = serde_json::from_slice(&since.stdout).unwrap();
+    assert_eq!(report["replay"]["replayed"], 2, "{}", report["replay"]);
+    let until = diff(&["--replay-until", &boundary, "--replay", "2"]);
+    let report: Value = serde_json::from_slice(&until.stdout).unwrap();
+    assert_eq!(report["replay"]["replayed"], 2, "the newest 2 before the boundary: {}", report["replay"]);
+    let reversed = diff(&["--replay-since", &boundary, "--replay-until", &boundary]);
+    assert_eq!(reversed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&reversed.stderr).contains("must be before"), "{reversed:?}");
+    let garbled = diff(&["--replay-since", "yesterday"]);
+    assert_eq!(garbled.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&garbled.stderr).contains("not an RFC 3339 time"), "{garbled:?}");
+}
+
 #[tokio::test]
 async fn max_new_permits_refuses_a_widening_change_and_records_the_impact_of_an_accepted_one() {
     let server = Server::start();

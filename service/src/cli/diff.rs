@@ -10,7 +10,7 @@ use warrant_engine::impact::{Compared, Impact, Replay};
 use warrant_engine::{Bundle, Timestamp};
 
 use crate::config::DiffArgs;
-use crate::store::Store;
+use crate::store::{Store, TimeWindow};
 
 pub fn run(args: &DiffArgs) -> ExitCode {
     match compare(args) {
@@ -53,9 +53,15 @@ fn compare(args: &DiffArgs) -> Result<(Impact, Option<Replay>), String> {
         })
     };
     let (old, new) = (load(&args.old)?, load(&args.new)?);
+    let window = TimeWindow { since: args.replay_since, until: args.replay_until };
+    if let (Some(since), Some(until)) = (window.since, window.until)
+        && since >= until
+    {
+        return Err(format!("`--replay-since` ({since}) must be before `--replay-until` ({until})"));
+    }
     let (stored, records) = match (&args.database_url, &args.entities) {
         (_, Some(path)) => (super::eval::read_entities(path).map_err(|f| f.message().to_owned())?, Vec::new()),
-        (Some(url), None) => read_store(url, args.replay.unwrap_or(0))?,
+        (Some(url), None) => read_store(url, replayed(args), &window)?,
         (None, None) => (Vec::new(), Vec::new()),
     };
     let sets = |bundle: &Bundle, which: &str| {
@@ -63,12 +69,28 @@ fn compare(args: &DiffArgs) -> Result<(Impact, Option<Replay>), String> {
     };
     let (old_set, new_set) = (sets(&old, "old")?, sets(&new, "new")?);
     let impact = old.impact(&old_set, &new, &new_set, Timestamp::now(), args.examples);
-    let replay = args.replay.map(|_| old.replay(&old_set, &new, &new_set, &records, args.examples));
+    let replay = (replayed(args) > 0).then(|| old.replay(&old_set, &new, &new_set, &records, args.examples));
     Ok((impact, replay))
 }
 
-/// The stored entities, and the newest `decisions` decision records.
-fn read_store(url: &str, decisions: usize) -> Result<(Vec<serde_json::Value>, Vec<Record>), String> {
+/// How many logged decisions to replay: `--replay`, or with only a time
+/// window the most one dry run replays over HTTP.
+fn replayed(args: &DiffArgs) -> usize {
+    const WINDOW_DEFAULT: usize = 100_000;
+    match (args.replay, args.replay_since.is_some() || args.replay_until.is_some()) {
+        (Some(n), _) => n,
+        (None, true) => WINDOW_DEFAULT,
+        (None, false) => 0,
+    }
+}
+
+/// The stored entities, and the newest `decisions` decision records logged
+/// within `window`.
+fn read_store(
+    url: &str,
+    decisions: usize,
+    window: &TimeWindow,
+) -> Result<(Vec<serde_json::Value>, Vec<Record>), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -76,8 +98,10 @@ fn read_store(url: &str, decisions: usize) -> Result<(Vec<serde_json::Value>, Ve
     runtime.block_on(async {
         let store = Store::open_existing(url).await.map_err(|e| format!("cannot open `{url}`: {e}"))?;
         let entities = store.entities().await.map_err(|e| format!("cannot read the entities of `{url}`: {e}"))?;
-        let records =
-            store.newest_decisions(decisions).await.map_err(|e| format!("cannot read the log of `{url}`: {e}"))?;
+        let records = store
+            .newest_decisions(decisions, window)
+            .await
+            .map_err(|e| format!("cannot read the log of `{url}`: {e}"))?;
         Ok((entities, records))
     })
 }

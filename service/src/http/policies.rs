@@ -20,9 +20,9 @@ use warrant_engine::{BundleSource, Timestamp};
 use super::error::{ApiError, Diagnostic, ErrorBody};
 use super::guard::Caller;
 use super::json::ApiJson;
-use super::query::ApiQuery;
+use super::query::{ApiQuery, utc};
 use crate::state::{Activation, AppState, ChangeError};
-use crate::store::BundleOrigin;
+use crate::store::{BundleOrigin, TimeWindow};
 
 /// Most files in one uploaded bundle.
 const MAX_FILES: usize = 1000;
@@ -281,10 +281,48 @@ struct ReplaceParams {
     #[serde(default)]
     #[param(maximum = 100_000)]
     replay: Option<usize>,
+    /// With `dry_run`: replay only decisions logged at or after this time
+    /// (RFC 3339); the newest `replay` of them, 100,000 when `replay` is
+    /// not given.
+    #[param(format = DateTime)]
+    replay_since: Option<String>,
+    /// With `dry_run`: replay only decisions logged before this time.
+    #[param(format = DateTime)]
+    replay_until: Option<String>,
 }
 
 /// Most logged decisions one dry run replays.
 const MAX_REPLAY: usize = 100_000;
+
+/// What a dry run replays: how many of the newest decisions, within which
+/// time window. Each replay parameter goes with `dry_run=true`.
+fn replayed(params: &ReplaceParams) -> Result<Option<(usize, TimeWindow)>, ApiError> {
+    let named = [
+        ("replay", params.replay.is_some()),
+        ("replay_since", params.replay_since.is_some()),
+        ("replay_until", params.replay_until.is_some()),
+    ];
+    let Some(first) = named.iter().find(|(_, given)| *given).map(|(name, _)| *name) else { return Ok(None) };
+    if !params.dry_run {
+        let message = format!("`{first}` goes with `dry_run=true`");
+        return Err(ApiError::bad_request("invalid_query", message).with_field(first));
+    }
+    if params.replay.is_some_and(|n| n > MAX_REPLAY) {
+        let message = format!("`replay` is at most {MAX_REPLAY}");
+        return Err(ApiError::bad_request("invalid_query", message).with_field("replay"));
+    }
+    let window = TimeWindow {
+        since: utc("replay_since", params.replay_since.clone())?,
+        until: utc("replay_until", params.replay_until.clone())?,
+    };
+    if let (Some(since), Some(until)) = (window.since, window.until)
+        && since >= until
+    {
+        let message = "`replay_since` must be before `replay_until`";
+        return Err(ApiError::bad_request("invalid_query", message).with_field("replay_since"));
+    }
+    Ok(Some((params.replay.unwrap_or(MAX_REPLAY), window)))
+}
 
 #[utoipa::path(
     put,
@@ -314,13 +352,10 @@ async fn replace(
     ApiQuery(params): ApiQuery<ReplaceParams>,
     ApiJson(upload): ApiJson<Upload>,
 ) -> Result<Json<Replaced>, ApiError> {
-    if params.replay.is_some_and(|n| n > MAX_REPLAY) || (params.replay.is_some() && !params.dry_run) {
-        let message = format!("`replay` goes with `dry_run=true`, and is at most {MAX_REPLAY}");
-        return Err(ApiError::bad_request("invalid_query", message).with_field("replay"));
-    }
+    let replay = replayed(&params)?;
     let source = BundleSource::from_files(upload.files.0)?;
     let activation = if params.dry_run {
-        state.preview(source, params.replay).await?
+        state.preview(source, replay).await?
     } else {
         let activation =
             state.activate_gated(source, BundleOrigin::Api, &caller.actor(), params.max_new_permits).await?;

@@ -14,7 +14,7 @@ use warrant_engine::audit::{
 
 use super::error::{StoreError, i64_of, u64_of};
 use super::open::Store;
-use super::records::{AuditFilter, Candidates, RANGE, record_of, select, stored_of, verify_rows};
+use super::records::{AuditFilter, Candidates, RANGE, TimeWindow, record_of, select, stored_of, verify_rows};
 use super::sealing::{Sealed, entry_of};
 use super::tokens::TokenUpdate;
 
@@ -186,9 +186,10 @@ impl Store {
         }
     }
 
-    /// The newest `count` decision records, oldest first: windows of the log
+    /// The newest `count` decision records stamped within `stamped`, oldest
+    /// first: windows of the log
     /// read backwards from its head, each twice the last, until enough are found.
-    pub async fn newest_decisions(&self, count: usize) -> Result<Vec<Record>, StoreError> {
+    pub async fn newest_decisions(&self, count: usize, stamped: &TimeWindow) -> Result<Vec<Record>, StoreError> {
         const PAGE: u32 = 10_000;
         let Some((head, _)) = self.audit_head().await? else { return Ok(Vec::new()) };
         if count == 0 {
@@ -198,8 +199,14 @@ impl Store {
         loop {
             let from = head.saturating_sub(window);
             let mut found = Vec::new();
-            let mut filter =
-                AuditFilter { kind: Some("decision".into()), after_seq: from, limit: PAGE, ..AuditFilter::default() };
+            let mut filter = AuditFilter {
+                kind: Some("decision".into()),
+                since: stamped.since,
+                until: stamped.until,
+                after_seq: from,
+                limit: PAGE,
+                ..AuditFilter::default()
+            };
             loop {
                 let page = self.audit_query(&filter).await?;
                 let Some(last) = page.last() else { break };

@@ -77,7 +77,7 @@ pub use error::StoreError;
 pub use grants::{Grant, GrantStatus, GrantWrite};
 pub use open::Store;
 pub use postgres::PgStore;
-pub use records::AuditFilter;
+pub use records::{AuditFilter, TimeWindow};
 pub use sealing::{Sealed, leaf_of};
 pub use sqlite::SqliteStore;
 pub use tokens::{TokenOutcome, TokenUpdate};

@@ -28,6 +28,14 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// When the records a reader wants were stamped: at or after `since`,
+/// before `until` (either open).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeWindow {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
 /// The chain's head as stored: `(0, zero MAC)` for an empty log. A head
 /// that does not parse is damage to report, never a reason to chain from
 /// zeros.
