@@ -154,6 +154,16 @@ pub enum RedactError {
     NoRandomness(String),
 }
 
+/// What redaction does with the value under a key.
+enum Rule {
+    /// Replaced by [`REDACTED`].
+    Drop,
+    /// Replaced by its keyed digest.
+    Digest,
+    /// Kept, its strings scanned.
+    Keep,
+}
+
 /// Applies a [`RedactionConfig`] with a digest key. Cheap to share: build one
 /// per key and reuse it.
 #[derive(Clone)]
@@ -202,9 +212,16 @@ impl Redactor {
         format!("{DIGEST_PREFIX}{}", tag_of(self.key.clone(), &[value.as_bytes()]).to_hex())
     }
 
-    /// A redacted copy of `value`.
+    /// A redacted copy of `value` (nothing below [`MAX_DEPTH`] is copied).
     pub fn redact_value(&self, value: &Value) -> Value {
         self.value(value, 0)
+    }
+
+    /// `value`, redacted in place: only what redaction changes is
+    /// rebuilt (the audit writer's path: every record's details pass here).
+    pub fn redact_owned(&self, mut value: Value) -> Value {
+        self.in_place(&mut value, 0);
+        value
     }
 
     /// A redacted copy of free text, such as a log line.
@@ -212,27 +229,76 @@ impl Redactor {
         self.scan(text).into_owned()
     }
 
+    /// `text`, redacted: the same string back when nothing in it is secret.
+    pub fn redact_string(&self, text: String) -> String {
+        match self.scan(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(redacted) => redacted,
+        }
+    }
+
     fn value(&self, value: &Value, depth: usize) -> Value {
         if depth > MAX_DEPTH {
             return Value::String(REDACTED.to_owned());
         }
         match value {
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(key, v)| (key.clone(), self.field(key, v, depth + 1))).collect())
-            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, v)| {
+                        let redacted = match self.rule(key) {
+                            Rule::Drop => Value::String(REDACTED.to_owned()),
+                            Rule::Digest => self.digest_value(v, depth + 1),
+                            Rule::Keep => self.value(v, depth + 1),
+                        };
+                        (key.clone(), redacted)
+                    })
+                    .collect(),
+            ),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v, depth + 1)).collect()),
             Value::String(s) if self.config.scan_free_text => Value::String(self.scan(s).into_owned()),
             other => other.clone(),
         }
     }
 
-    fn field(&self, key: &str, value: &Value, depth: usize) -> Value {
+    /// [`Self::value`] on a value of one's own, changing only what redaction
+    /// changes.
+    fn in_place(&self, value: &mut Value, depth: usize) {
+        if depth > MAX_DEPTH {
+            *value = Value::String(REDACTED.to_owned());
+            return;
+        }
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    self.field(key, v, depth + 1);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.in_place(v, depth + 1)),
+            Value::String(s) if self.config.scan_free_text => {
+                if let Cow::Owned(redacted) = self.scan(s) {
+                    *s = redacted;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn field(&self, key: &str, value: &mut Value, depth: usize) {
+        match self.rule(key) {
+            Rule::Drop => *value = Value::String(REDACTED.to_owned()),
+            Rule::Digest => *value = self.digest_value(value, depth),
+            Rule::Keep => self.in_place(value, depth),
+        }
+    }
+
+    /// What happens to the value under `key`.
+    fn rule(&self, key: &str) -> Rule {
         if matches_any(key, &self.config.drop_keys) {
-            Value::String(REDACTED.to_owned())
+            Rule::Drop
         } else if matches_any(key, &self.config.digest_keys) {
-            self.digest_value(value, depth)
+            Rule::Digest
         } else {
-            self.value(value, depth)
+            Rule::Keep
         }
     }
 

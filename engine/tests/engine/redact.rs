@@ -126,6 +126,20 @@ fn planted_secrets_do_not_survive_anywhere() {
     assert_eq!(d["headers"][1]["name"], "X-Forwarded");
 }
 
+/// The audit writer redacts its own values in place; the result is the
+/// copy's, value for value, and a string with nothing secret comes back
+/// as it was.
+#[test]
+fn redacting_in_place_gives_what_the_copy_gives() {
+    let redactor = redactor();
+    let deep = (0..200).fold(json!("token=at-SECRET-0001"), |v, _| json!([v]));
+    for input in [event(), deep, json!({"nested": {"password": "x", "list": [1, "Bearer abc.def"]}}), json!("plain")] {
+        assert_eq!(redactor.redact_owned(input.clone()), redactor.redact_value(&input), "{input}");
+    }
+    assert_eq!(redactor.redact_string("nothing to see".to_owned()), "nothing to see");
+    assert_eq!(redactor.redact_string(format!("Bearer {JWT}")), redactor.redact_text(&format!("Bearer {JWT}")));
+}
+
 #[test]
 fn digests_correlate_across_keys_and_free_text() {
     let redactor = redactor();

@@ -48,8 +48,8 @@ impl Event {
 
     pub(super) fn into_entry(self, keys: &AuditKeys) -> Entry {
         let redactor = keys.redactor();
-        let text = |s: String| redactor.redact_text(&s);
-        let details = match redactor.redact_value(&Value::Object(self.details)) {
+        let text = |s: String| redactor.redact_string(s);
+        let details = match redactor.redact_owned(Value::Object(self.details)) {
             Value::Object(map) => map,
             _ => Map::new(),
         };
