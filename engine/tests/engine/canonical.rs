@@ -95,7 +95,12 @@ impl Rng {
             0 => json!(self.below(1000)),
             1 => json!(-(self.below(1 << 40) as i64)),
             2 => json!(self.next()),
-            3 => json!(i64::MIN),
+            // i64::MIN, and the integers around 2^53, where a double stops
+            // holding every integer (JCS writes what the double holds).
+            3 => {
+                const EDGES: &[i64] = &[i64::MIN, 1 << 53, (1 << 53) + 1, (1 << 53) + 3, -(1 << 53) - 1, (1 << 54) + 1];
+                json!(EDGES[self.below(EDGES.len() as u64) as usize])
+            }
             4 => {
                 const FLOATS: &[f64] = &[
                     0.0,
