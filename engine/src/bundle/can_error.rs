@@ -67,6 +67,8 @@ pub(super) enum Why {
     /// `offset`, `durationSince`, `toDate`.
     DatetimeOverflow,
     /// An attribute or tag read through an entity that may be missing.
+    /// `guard` is what to write after the entity to guard the read: ` has
+    /// a` or `.hasTag(…)`.
     Missing { entity: Value, through: Through, guard: String },
 }
 
@@ -444,8 +446,8 @@ impl<'t, F: Fn() -> &'t Types> Walk<'t, F> {
                 };
                 if !guarded && let Some(through) = self.may_be_missing(left) {
                     let guard = match (op.as_str(), side("attr").and_then(Value::as_str)) {
-                        (".", Some(attr)) => format!("has {attr}"),
-                        _ => "hasTag(…)".to_owned(),
+                        (".", Some(attr)) => format!(" has {attr}"),
+                        _ => ".hasTag(…)".to_owned(),
                     };
                     self.report(expr, Why::Missing { entity: left.clone(), through, guard });
                 }

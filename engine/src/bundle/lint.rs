@@ -422,7 +422,7 @@ fn may_error_message(found: &MayError, printed: &str) -> Option<String> {
             };
             format!(
                 "`{printed}` reads `{entity}`, {which}: it errors when the store has no such entity \
-                 (guard it with `{entity} {guard} &&`, false for a missing entity)"
+                 (guard it with `{entity}{guard} &&`, false for a missing entity)"
             )
         }
     };
