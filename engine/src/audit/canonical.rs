@@ -132,17 +132,17 @@ fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// Integers a double holds exactly are their digits in ECMAScript too.
 fn push_number(out: &mut Vec<u8>, n: &serde_json::Number) -> Result<(), SealError> {
+    use std::io::Write as _;
     const EXACT: u64 = 1 << 53;
-    let exact = match (n.as_i64(), n.as_u64()) {
-        (Some(i), _) if i.unsigned_abs() <= EXACT => Some(i.to_string()),
-        (_, Some(u)) if u <= EXACT => Some(u.to_string()),
-        _ => None,
-    };
-    let text = match exact {
-        Some(text) => text,
-        None => serde_json_canonicalizer::to_string(n).map_err(|e| SealError::Canonical(e.to_string()))?,
-    };
-    out.extend_from_slice(text.as_bytes());
+    // Writing to a `Vec` cannot fail.
+    match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) if i.unsigned_abs() <= EXACT => drop(write!(out, "{i}")),
+        (_, Some(u)) if u <= EXACT => drop(write!(out, "{u}")),
+        _ => {
+            let text = serde_json_canonicalizer::to_string(n).map_err(|e| SealError::Canonical(e.to_string()))?;
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use warrant_engine::impact::{Compared, Impact, Replay};
 use warrant_engine::{Bundle, Timestamp};
 
 use crate::config::DiffArgs;
-use crate::store::{Store, TimeWindow};
+use crate::store::{MAX_REPLAY, Store, TimeWindow};
 
 pub fn run(args: &DiffArgs) -> ExitCode {
     match compare(args) {
@@ -76,10 +76,9 @@ fn compare(args: &DiffArgs) -> Result<(Impact, Option<Replay>), String> {
 /// How many logged decisions to replay: `--replay`, or with only a time
 /// window the most one dry run replays over HTTP.
 fn replayed(args: &DiffArgs) -> usize {
-    const WINDOW_DEFAULT: usize = 100_000;
     match (args.replay, args.replay_since.is_some() || args.replay_until.is_some()) {
         (Some(n), _) => n,
-        (None, true) => WINDOW_DEFAULT,
+        (None, true) => MAX_REPLAY,
         (None, false) => 0,
     }
 }

@@ -22,7 +22,7 @@ use super::guard::Caller;
 use super::json::ApiJson;
 use super::query::{ApiQuery, utc};
 use crate::state::{Activation, AppState, ChangeError};
-use crate::store::{BundleOrigin, TimeWindow};
+use crate::store::{BundleOrigin, MAX_REPLAY, TimeWindow};
 
 /// Most files in one uploaded bundle.
 const MAX_FILES: usize = 1000;
@@ -290,9 +290,6 @@ struct ReplaceParams {
     #[param(format = DateTime)]
     replay_until: Option<String>,
 }
-
-/// Most logged decisions one dry run replays.
-const MAX_REPLAY: usize = 100_000;
 
 /// What a dry run replays: how many of the newest decisions, within which
 /// time window. Each replay parameter goes with `dry_run=true`.

@@ -18,6 +18,10 @@ use super::records::{AuditFilter, Candidates, RANGE, TimeWindow, record_of, sele
 use super::sealing::{Sealed, entry_of};
 use super::tokens::TokenUpdate;
 
+/// Most logged decisions one replay reads (`warrant diff --replay`, a dry
+/// run's `replay`): the HTTP limit, and the count a time window alone gets.
+pub const MAX_REPLAY: usize = 100_000;
+
 impl Store {
     /// Seals `entries` after the stored head and appends them in one
     /// transaction (one fsync). Per entry: its record, or why it could not
@@ -187,8 +191,9 @@ impl Store {
     }
 
     /// The newest `count` decision records stamped within `stamped`, oldest
-    /// first: windows of the log
-    /// read backwards from its head, each twice the last, until enough are found.
+    /// first: windows of the log read backwards from its head, each twice
+    /// the last, until enough are found. Replays ask for at most
+    /// [`MAX_REPLAY`].
     pub async fn newest_decisions(&self, count: usize, stamped: &TimeWindow) -> Result<Vec<Record>, StoreError> {
         const PAGE: u32 = 10_000;
         let Some((head, _)) = self.audit_head().await? else { return Ok(Vec::new()) };

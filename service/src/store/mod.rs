@@ -72,6 +72,7 @@ mod tree;
 pub mod webhooks;
 mod write;
 
+pub use audit::MAX_REPLAY;
 pub use bundles::{BundleOrigin, StoreVersions, StoredBundle};
 pub use error::StoreError;
 pub use grants::{Grant, GrantStatus, GrantWrite};
