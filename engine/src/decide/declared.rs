@@ -14,9 +14,10 @@
 //! types resolved by name), once per bundle.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr as _;
 
-use cedar_policy::{CedarSchemaError, EntityTypeName, EntityUid, SchemaError, SchemaFragment};
+use cedar_policy::{CedarSchemaError, EntityId, EntityTypeName, EntityUid, SchemaError, SchemaFragment};
 use serde_json::{Map, Value};
 
 use crate::request::Undeclared;
@@ -52,10 +53,15 @@ pub struct ContextShape {
 /// Everything above, for every action and entity type of a schema.
 #[derive(Debug, Clone, Default)]
 pub struct Declared {
-    /// By the action's full uid (`Ns::Action::"id"`).
-    contexts: HashMap<String, ContextShape>,
+    /// By the action's uid (`Ns::Action::"id"`), looked up as it is: a
+    /// decision asks twice, and formatting the uid to text each time was
+    /// measurable.
+    contexts: HashMap<EntityUid, ContextShape>,
     /// Attribute names by qualified entity type (`Ns::Type`).
     attributes: HashMap<String, Vec<String>>,
+    /// Enumerated entity types (`entity Stage enum ["draft", "live"]`),
+    /// whose ids request validation checks one by one.
+    enums: HashSet<EntityTypeName>,
 }
 
 impl Declared {
@@ -74,12 +80,19 @@ impl Declared {
                 for (action, def) in actions {
                     let context = def.get("appliesTo").and_then(|a| a.get("context"));
                     let shape = context.map(|ty| types.context_shape(ty)).unwrap_or_default();
-                    declared.contexts.insert(qualified(&format!("Action::{}", quoted(action))), shape);
+                    if let Ok(ty) = EntityTypeName::from_str(&qualified("Action")) {
+                        declared.contexts.insert(EntityUid::from_type_name_and_id(ty, EntityId::new(action)), shape);
+                    }
                 }
             }
             if let Some(Value::Object(entity_types)) = body.get("entityTypes") {
                 for (name, def) in entity_types {
                     let attributes = def.get("shape").and_then(|s| types.record_keys(s, 0)).unwrap_or_default();
+                    if def.get("enum").is_some()
+                        && let Ok(ty) = EntityTypeName::from_str(&qualified(name))
+                    {
+                        declared.enums.insert(ty);
+                    }
                     declared.attributes.insert(qualified(name), attributes);
                 }
             }
@@ -89,7 +102,12 @@ impl Declared {
 
     /// The shape of `action`'s context (empty when the action declares none).
     pub fn context(&self, action: &EntityUid) -> Option<&ContextShape> {
-        self.contexts.get(&action.to_string())
+        self.contexts.get(action)
+    }
+
+    /// Whether `ty` is an enumerated entity type.
+    pub fn is_enum(&self, ty: &EntityTypeName) -> bool {
+        self.enums.contains(ty)
     }
 
     /// The attributes `ty` declares (empty for a type without any).
@@ -123,10 +141,6 @@ pub(crate) fn keep_declared<'a>(
         }
     }
     Ok(Cow::Owned(kept))
-}
-
-fn quoted(id: &str) -> String {
-    serde_json::to_string(id).unwrap_or_else(|_| format!("\"{id}\""))
 }
 
 /// Common types can refer to each other; deeper than this is a cycle or abuse.

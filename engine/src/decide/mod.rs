@@ -6,6 +6,7 @@
 //! bundle (which owns one) depends on this module and never the reverse;
 //! searches decide through it too.
 
+mod conforming;
 mod context;
 mod declared;
 pub(crate) mod parsed;
@@ -23,6 +24,7 @@ use serde_json::{Map, Value};
 
 pub use declared::{ACTION_PROPERTIES_KEY, ContextShape, Declared};
 
+use self::conforming::{ConformingShapes, Shape};
 use self::parsed::ParsedCache;
 use self::slices::SliceCache;
 use crate::cedar::{cedar_message, uid};
@@ -72,6 +74,8 @@ pub(crate) struct Decider {
     pub(crate) parsed: ParsedCache,
     /// Slices already built for requests that carried entities.
     pub(crate) slices: SliceCache,
+    /// Request shapes Cedar's request validation accepted.
+    pub(crate) conforming: ConformingShapes,
 }
 
 /// The entities a decision reads: the store itself, a slice of it (kept
@@ -143,6 +147,7 @@ impl Decider {
             rules,
             parsed: ParsedCache::default(),
             slices: SliceCache::default(),
+            conforming: ConformingShapes::default(),
         }
     }
 
@@ -191,8 +196,21 @@ impl Decider {
         // and drops an error per attribute it tries (a tenth of a decision in
         // profiles). Anything else, or any failure, takes the JSON path, so
         // answers and error messages are exactly the JSON path's.
-        let fast = fast_context(&context_json, shape.map(|s| s.datetime_keys.as_slice())).and_then(|c| {
-            Request::new(principal.clone(), action.clone(), resource.clone(), c, Some(&self.schema)).ok()
+        let datetime_keys = shape.map_or(&[][..], |s| s.datetime_keys.as_slice());
+        let fast = fast_context(&context_json, Some(datetime_keys)).and_then(|c| {
+            // A shape Cedar accepted before needs no validation (`conforming.rs`).
+            let shape = (!self.declared.is_enum(principal_type) && !self.declared.is_enum(resource_type))
+                .then(|| Shape::of(action, principal_type, resource_type, &context_json, datetime_keys))
+                .flatten();
+            if shape.as_ref().is_some_and(|s| self.conforming.accepted(s)) {
+                return Request::new(principal.clone(), action.clone(), resource.clone(), c, None).ok();
+            }
+            let request =
+                Request::new(principal.clone(), action.clone(), resource.clone(), c, Some(&self.schema)).ok()?;
+            if let Some(shape) = shape {
+                self.conforming.keep(shape);
+            }
+            Some(request)
         });
         let request = match fast {
             Some(request) => request,

@@ -169,6 +169,15 @@ fn an_id_outside_an_enumerated_type_names_its_field() {
             other => panic!("expected an invalid entity, got {other:?}"),
         }
     };
+    // A request of the same shape with a listed id is decided first: its
+    // acceptance must not carry over to an id outside the list.
+    let listed = Query {
+        principal: EntityRef { type_name: "User".into(), id: "ann".into(), properties: None },
+        action: "view".into(),
+        resource: EntityRef { type_name: "Stage".into(), id: "draft".into(), properties: None },
+        ..Query::default()
+    };
+    assert!(b.decide(&set, &listed, now()).unwrap().allowed);
     assert_eq!(field("view", ("User", "ann"), ("Stage", "gone")), "resource.id");
     assert_eq!(field("act", ("Stage", "gone"), ("User", "ann")), "subject.id");
 }

@@ -44,6 +44,8 @@ fn fast_and_json_context_paths_agree_with_cedar() {
         json!({"now": "2026-06-01T00:00:00.000Z"}),
         json!({"now": "2026-06-01T00:00:00.000Z", "label": "ok", "level": 3, "flag": true}),
         json!({"now": "2026-06-01T00:00:00.000Z", "label": "no"}),
+        // The shape of the one before (kept as accepted), another answer.
+        json!({"now": "2026-06-01T00:00:00.000Z", "label": "ok"}),
         json!({"now": "2025-06-01T00:00:00.000Z", "flag": true}),
         json!({"now": "2026-06-01T00:00:00.000Z", "level": 1}),
         // An extension value as a plain string, a set, an entity: the JSON path.
