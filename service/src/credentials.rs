@@ -79,7 +79,8 @@ pub enum ResolveError {
 /// For a resolution that will hand out a vault token (`"reveal": true`):
 /// the vault, and who asks. A grant-backed token that expires within its
 /// provider's skew is refreshed before Cedar sees its state, so an expired
-/// access token with a working refresh token is renewed, not denied.
+/// access token with a working refresh token is renewed, not denied; the
+/// project owner's, only for a caller Cedar would let use it once fresh.
 #[derive(Debug, Clone, Copy)]
 pub struct Refresher<'a> {
     pub vault: &'a Vault,
@@ -99,8 +100,7 @@ impl Refresher<'_> {
         now: Timestamp,
     ) -> Result<Option<TokenState>, ResolveError> {
         let Some(token) = token else { return Ok(None) };
-        if token.status == TokenStatus::Revoked || !self.vault.due(connection, token.updated_at, token.expires_at, now)
-        {
+        if !self.due(&token, connection, now) {
             return Ok(Some(token));
         }
         match self.vault.refresh(self.backing, &token.token_id, self.actor, false).await {
@@ -111,6 +111,13 @@ impl Refresher<'_> {
         }
         let again = store.tokens_of(&token.owner, connection).await?;
         Ok(again.into_iter().find(|t| t.token_id == token.token_id).or(Some(token)))
+    }
+
+    /// Whether `token` would be refreshed by [`Refresher::freshen`] (if it
+    /// is a vault grant): not revoked, and within its provider's skew of
+    /// expiring.
+    fn due(&self, token: &TokenState, connection: &str, now: Timestamp) -> bool {
+        token.status != TokenStatus::Revoked && self.vault.due(connection, token.updated_at, token.expires_at, now)
     }
 }
 
@@ -220,17 +227,26 @@ pub async fn resolve(
         Some(o) => best(&store.tokens_of(o, &ask.connection).await?, now).cloned(),
         None => None,
     };
-    if let Some(r) = &refresher {
+    let use_owner = |status: &str| {
+        d.decide(
+            user,
+            Action::UseOwnerCredentials,
+            (EntityType::Project, &ask.project),
+            context(&[(ContextKey::Surface, ask.surface.as_str()), (ContextKey::OwnerTokenStatus, status)]),
+            Vec::new(),
+        )
+    };
+    if let Some(r) = &refresher
+        && owner_token.as_ref().is_some_and(|t| r.due(t, &ask.connection, now))
+        // Only a caller Cedar lets use the owner's credentials once they are
+        // fresh makes the owner's grant refresh: one denied anyway does not
+        // move someone else's grant at the provider.
+        && use_owner(TokenStatus::Active.as_str())?.allowed
+    {
         owner_token = r.freshen(store, owner_token, &ask.connection, now).await?;
     }
     let owner_status = owner_token.as_ref().map_or(OWNER_TOKEN_NONE, |t| t.status_at(now).as_str());
-    let shared = d.decide(
-        user,
-        Action::UseOwnerCredentials,
-        (EntityType::Project, &ask.project),
-        context(&[(ContextKey::Surface, ask.surface.as_str()), (ContextKey::OwnerTokenStatus, owner_status)]),
-        Vec::new(),
-    )?;
+    let shared = use_owner(owner_status)?;
     if shared.allowed
         && let (Some(owner), Some(token)) = (&owner, &owner_token)
     {

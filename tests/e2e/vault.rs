@@ -257,6 +257,46 @@ async fn the_background_refresher_renews_grants_before_they_expire() {
     assert!(idp.introspect(r.json["credential"]["access_token"].as_str().unwrap()).await, "{}", r.text);
 }
 
+/// A resolution considers the project owner's grant before Cedar decides
+/// whether the caller may use it (the token's state is part of that
+/// decision). A caller denied the owner's credentials whatever the token's
+/// state must not make the owner's grant refresh at the provider.
+#[tokio::test]
+async fn a_caller_denied_the_owners_credentials_never_refreshes_the_owners_grant() {
+    let ttl = ACCESS_TTL_S.to_string();
+    let idp = idp::start(&[("OIDC_ACCESS_TTL", ttl.as_str())]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = vault_server(&idp, dir.path(), &["--vault-refresh-every".as_ref(), "10m".as_ref()]).await;
+    // olivia owns `p_notebook_only`, which shares her credentials with its
+    // editors (eddie) in notebooks, never in apps.
+    let connected = connect(&server, &idp, "olivia").await;
+    let grant = connected["grant_id"].as_str().unwrap().to_owned();
+    let issued = Instant::now();
+    let ask = |surface: &str| {
+        json!({"principal": {"type": "User", "id": "eddie"}, "project": "p_notebook_only", "connection": "c_wh",
+               "surface": surface, "reveal": true})
+    };
+    let due = Duration::from_secs(ACCESS_TTL_S) - Duration::from_millis(500);
+    tokio::time::sleep(due.saturating_sub(issued.elapsed())).await;
+    let refreshes = || async { idp.stats().await["refresh_grants"].as_u64().unwrap_or(0) };
+    let before = refreshes().await;
+
+    // In an app, eddie may not use olivia's credentials (and holds no grant
+    // of his own): denied, and her grant is left as it is.
+    let r = server.post("/v1/credentials/resolve", &ask("app")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["decision"], "deny", "{}", r.text);
+    assert_eq!(refreshes().await, before, "a denied caller refreshed the owner's grant");
+    assert!(server.audit_events(&format!("kind=token.refreshed&token_id={grant}")).await.is_empty());
+
+    // In a notebook he may: the grant is refreshed for him, once.
+    let r = server.post("/v1/credentials/resolve", &ask("notebook")).await;
+    assert_eq!(r.json["decision"], "allow", "{}", r.text);
+    assert_eq!(r.json["credential"]["kind"], "owner_token", "{}", r.text);
+    assert_eq!(refreshes().await, before + 1, "the allowed caller's reveal refreshed the grant");
+    assert!(idp.introspect(r.json["credential"]["access_token"].as_str().unwrap()).await, "{}", r.text);
+}
+
 #[tokio::test]
 async fn two_instances_refresh_an_expired_grant_once_for_a_thousand_callers() {
     let Some(db) = crate::postgres::fresh_database() else { return };
