@@ -16,8 +16,8 @@ use serde_json::json;
 use warrant_engine::Timestamp;
 use warrant_engine::audit::overview::{Bucket, Overview};
 use warrant_engine::audit::{
-    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Outcome, Prepared, Record, SealError, merkle,
-    verify_chain,
+    BreakReason, ChainStart, ChainVerifier, Checkpoint, Entry, Keyring, Outcome, Prepared, Record, SealError, TileId,
+    merkle, verify_chain,
 };
 use warrant_service::scope::Scope;
 use warrant_service::store::api_keys::StoredKey;
@@ -105,6 +105,11 @@ async fn sqlite_store() -> (Store, tempfile::TempDir) {
 /// A store on a fresh PostgreSQL database on `WARRANT_TEST_POSTGRES_URL`;
 /// `None` (the case skips) without one, which CI refuses.
 async fn postgres_store(case: &str) -> Option<Store> {
+    Some(Store::open(&postgres_database(case)?).await.unwrap())
+}
+
+/// The URL of a fresh PostgreSQL database, as [`postgres_store`] makes it.
+fn postgres_database(case: &str) -> Option<String> {
     let Ok(admin) = std::env::var("WARRANT_TEST_POSTGRES_URL") else {
         assert!(std::env::var_os("CI").is_none(), "WARRANT_TEST_POSTGRES_URL is not set: run the suite with tests/run");
         eprintln!("skipping: WARRANT_TEST_POSTGRES_URL is not set");
@@ -118,7 +123,7 @@ async fn postgres_store(case: &str) -> Option<Store> {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Some(Store::open(&format!("{base}/{name}")).await.unwrap())
+    Some(format!("{base}/{name}"))
 }
 
 /// A token change of `kind` to `t1`, owned by ann, as the cases send it.
@@ -761,6 +766,34 @@ async fn sqlite_appends_from_two_handles_keep_one_chain() {
     let fork = forged(head + 1, "1".repeat(64)).await.unwrap_err();
     assert!(fork.to_string().contains("must follow the stored head"), "{fork}");
     forged(head + 1, head_mac).await.unwrap();
+}
+
+/// Two PostgreSQL instances take turns appending. Each commit stores the
+/// tree's tiles, level 0's partial one included, so the instance whose turn
+/// comes next reads the tree's edge from the tiles rather than rehashing
+/// the other's records: the stored tiles cover the whole log after every
+/// commit, and their leaves are the records'.
+#[tokio::test]
+async fn postgres_appends_from_two_instances_store_the_whole_tree() {
+    let Some(url) = postgres_database("two_instances_tree") else { return };
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries = |n: usize, actor: &str| {
+        (0..n).map(|_| Prepared::new(Entry::new(0, "", "decision", actor)).unwrap()).collect::<Vec<_>>()
+    };
+    let mut size = 0;
+    // 1 + 2 + … + 24 = 300 records: across the first full tile and into the next.
+    for n in 1..=24 {
+        let (store, actor) = if n % 2 == 0 { (&a, "a") } else { (&b, "b") };
+        let done = store.append_audit(entries(n, actor), &keys, at("2026-01-01T00:00:00Z")).await.unwrap();
+        size += done.len() as u64;
+        assert_eq!(a.audit_tree_size().await.unwrap(), size, "the stored tiles cover the log after {n} turns");
+    }
+    assert_eq!(size, 300);
+    let partial = TileId { level: 0, index: 1 };
+    let stored = a.audit_tiles(&[partial]).await.unwrap().remove(&partial).unwrap();
+    assert_eq!(stored, a.audit_leaves_after(256, 100).await.unwrap());
+    assert_eq!(stored.len(), 44);
 }
 
 /// Runs of a SQLite log are read and checked in parallel and joined in

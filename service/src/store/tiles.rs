@@ -5,11 +5,14 @@
 //! disagree, and proofs, roots and served tiles read O(log n) rows instead
 //! of every leaf.
 //!
-//! Level 0's partial tile is the one not stored: it is the leaves of the
-//! records after the last full tile (at most 255), which readers take from
-//! the writer's edge or recompute from those records. So a group commit that
-//! completes no tile writes its records alone, as before tiles existed (on
-//! SQLite, one statement), and one in 256 records or so also writes tiles.
+//! On SQLite, level 0's partial tile is the one not stored: it is the
+//! leaves of the records after the last full tile (at most 255), which
+//! readers take from the writer's edge or recompute from those records. So
+//! a group commit that completes no tile writes its records alone, as
+//! before tiles existed (one statement), and one in 256 records or so also
+//! writes tiles. On PostgreSQL it is stored too (`tree::is_stored`): there
+//! every commit is a transaction anyway, and instances taking turns read
+//! it rather than rehash each other's records.
 //!
 //! A writer keeps only the tree's right edge in memory ([`TreeCache`], at
 //! most 255 hashes a level); when another writer appended meanwhile, it
@@ -126,7 +129,7 @@ impl Store {
                         return TileEdge::from_tiles(size, &tiles_of(&rows)?).map_err(StoreError::corrupt);
                     }
                 };
-                let wrote = match upsert(&changed) {
+                let wrote = match upsert(&changed, b.stores_partial_leaves()) {
                     Some(mut q) => {
                         q.build().execute(&mut *tx).await?;
                         true

@@ -121,35 +121,45 @@ where
     Ok(tiles)
 }
 
-/// Whether a changed tile is stored. Level 0's partial tile is not: it is
-/// the leaves of the last records after a full tile (at most 255), which a
-/// reader recomputes from the records or a writer's edge. So an append that
-/// completes no tile writes only its records (on SQLite, one statement).
-pub(super) fn is_stored(id: &TileId, hashes: &[Hash]) -> bool {
-    id.level > 0 || hashes.len() == 256
+/// Whether a changed tile is stored. On SQLite, level 0's partial tile is
+/// not: it is the leaves of the last records after a full tile (at most
+/// 255), which a reader recomputes from the records or a writer's edge, so
+/// an append that completes no tile writes only its records (one
+/// statement). With `partial_leaves` (PostgreSQL) it is: instances sharing
+/// a database take turns appending, and each turn would otherwise rebuild
+/// the edge by reading and rehashing up to 255 of the other's records
+/// under the chain's lock.
+pub(super) fn is_stored(id: &TileId, hashes: &[Hash], partial_leaves: bool) -> bool {
+    id.level > 0 || hashes.len() == 256 || partial_leaves
 }
 
-/// Writes the stored ones of `changed` over what is stored under each id (a
-/// grown partial tile replaces its shorter self); `None` if there are none.
-pub(super) fn upsert<DB>(changed: &BTreeMap<TileId, Vec<Hash>>) -> Option<QueryBuilder<DB>>
+/// Writes the stored ones of `changed` (see [`is_stored`]) over what is
+/// stored under each id (a grown partial tile replaces its shorter self);
+/// `None` if there are none.
+pub(super) fn upsert<DB>(changed: &BTreeMap<TileId, Vec<Hash>>, partial_leaves: bool) -> Option<QueryBuilder<DB>>
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
 {
     let mut q = QueryBuilder::new("");
-    push_upsert(&mut q, changed).then_some(q)
+    push_upsert(&mut q, changed, partial_leaves).then_some(q)
 }
 
 /// Appends the statement [`upsert`] builds to `q`; `false` (and nothing
 /// appended) if no changed tile is stored.
-pub(super) fn push_upsert<DB>(q: &mut QueryBuilder<DB>, changed: &BTreeMap<TileId, Vec<Hash>>) -> bool
+pub(super) fn push_upsert<DB>(
+    q: &mut QueryBuilder<DB>,
+    changed: &BTreeMap<TileId, Vec<Hash>>,
+    partial_leaves: bool,
+) -> bool
 where
     DB: Database,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
 {
-    let stored: Vec<(&TileId, &Vec<Hash>)> = changed.iter().filter(|(id, h)| is_stored(id, h)).collect();
+    let stored: Vec<(&TileId, &Vec<Hash>)> =
+        changed.iter().filter(|(id, h)| is_stored(id, h, partial_leaves)).collect();
     if stored.is_empty() {
         return false;
     }

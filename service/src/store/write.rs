@@ -109,7 +109,7 @@ impl Store {
                 }
                 let (mut grown, mut changed) = tree::edge_at(&mut *tx, b.tree(), stored.0).await?;
                 changed.extend(grown.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf)));
-                if let Some(mut upsert) = tree::upsert(&changed) {
+                if let Some(mut upsert) = tree::upsert(&changed, b.stores_partial_leaves()) {
                     upsert.build().execute(&mut *tx).await?;
                 }
                 results = sealing.results;

@@ -95,6 +95,13 @@ impl PgStore {
     /// Nothing to remember: every append reads the head under the lock.
     pub(super) fn appended(&self, _head: (u64, Mac)) {}
 
+    /// Level 0's partial tile is stored with the records (`tree::is_stored`),
+    /// so an instance taking its turn after another reads it instead of
+    /// rehashing the other's records.
+    pub(super) fn stores_partial_leaves(&self) -> bool {
+        true
+    }
+
     /// The tree's edge as this instance last wrote it (checked against the
     /// head under the lock: another instance may have appended since).
     pub(super) fn tree(&self) -> &TreeCache {

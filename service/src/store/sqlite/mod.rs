@@ -136,6 +136,12 @@ impl SqliteStore {
         self.head.set(head);
     }
 
+    /// Level 0's partial tile is not stored (`tree::is_stored`): one
+    /// process writes, and its edge holds it.
+    pub(super) fn stores_partial_leaves(&self) -> bool {
+        false
+    }
+
     /// The tree's edge as this handle last wrote it.
     pub(super) fn tree(&self) -> &TreeCache {
         &self.tree
@@ -194,7 +200,7 @@ impl SqliteStore {
         let Some(mut edge) = self.tree.take_at(head.0) else { return Ok(None) };
         let sealing = seal_after(head, entries, keyring, ts);
         let changed = edge.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf));
-        if !changed.iter().any(|(id, hashes)| tree::is_stored(id, hashes)) {
+        if !changed.iter().any(|(id, hashes)| tree::is_stored(id, hashes, false)) {
             // No stored tile changes: the records alone, one statement
             // (SQLite commits a statement atomically on its own).
             return self.insert_alone(sealing, edge).await;
@@ -210,7 +216,7 @@ impl SqliteStore {
         batch.push(INSERT_RECORDS);
         push_records(&mut batch, sealing.rows);
         batch.push("; ");
-        tree::push_upsert(&mut batch, &changed);
+        tree::push_upsert(&mut batch, &changed, false);
         batch.push("; COMMIT");
         match batch.build().execute(self.writer()).await {
             Ok(_) => {}
