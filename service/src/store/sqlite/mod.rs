@@ -200,7 +200,7 @@ impl SqliteStore {
         let Some(mut edge) = self.tree.take_at(head.0) else { return Ok(None) };
         let sealing = seal_after(head, entries, keyring, ts);
         let changed = edge.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf));
-        if !changed.iter().any(|(id, hashes)| tree::is_stored(id, hashes, false)) {
+        if !changed.iter().any(|(id, hashes)| tree::is_stored(id, hashes, self.stores_partial_leaves())) {
             // No stored tile changes: the records alone, one statement
             // (SQLite commits a statement atomically on its own).
             return self.insert_alone(sealing, edge).await;
@@ -216,7 +216,7 @@ impl SqliteStore {
         batch.push(INSERT_RECORDS);
         push_records(&mut batch, sealing.rows);
         batch.push("; ");
-        tree::push_upsert(&mut batch, &changed, false);
+        tree::push_upsert(&mut batch, &changed, self.stores_partial_leaves());
         batch.push("; COMMIT");
         match batch.build().execute(self.writer()).await {
             Ok(_) => {}
