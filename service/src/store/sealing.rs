@@ -33,12 +33,12 @@ pub struct Sealed {
 /// it is, where a `&str` costs a copy and two allocations per parameter, on
 /// the single writer's path.
 pub(crate) struct NewRow<'a> {
-    seq: u64,
-    ts: Arc<str>,
-    columns: &'a Columns,
-    key_id: Arc<str>,
-    prev_mac: Arc<str>,
-    mac: Arc<str>,
+    pub(super) seq: u64,
+    pub(super) ts: Arc<str>,
+    pub(super) columns: &'a Columns,
+    pub(super) key_id: Arc<str>,
+    pub(super) prev_mac: Arc<str>,
+    pub(super) mac: Arc<str>,
 }
 
 /// Entries sealed after a head: each entry's outcome, the rows to insert,

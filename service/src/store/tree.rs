@@ -212,6 +212,32 @@ where
     let ids: Vec<TileId> = TileEdge::tiles_at(size).into_iter().map(|(id, _)| id).collect();
     let rows = if ids.is_empty() { Vec::new() } else { select::<DB>(&ids).build().fetch_all(&mut *conn).await? };
     let mut edge = TileEdge::from_tiles(size, &tiles_of(&rows)?).map_err(StoreError::corrupt)?;
+    let changed = catch_up(conn, &mut edge, head).await?;
+    Ok((edge, changed))
+}
+
+/// Inside a write transaction holding the chain's lock: grows `edge` (built
+/// from the stored tiles) to the `head` records stored, from the records
+/// the tiles do not cover yet; returns the tiles that changed, for the
+/// transaction to write with its own.
+pub(super) async fn catch_up<DB, C>(
+    conn: &mut C,
+    edge: &mut TileEdge,
+    head: u64,
+) -> Result<BTreeMap<TileId, Vec<Hash>>, StoreError>
+where
+    DB: Database,
+    C: Send,
+    for<'c> &'c mut C: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments: IntoArguments<DB>,
+    for<'t> i64: Encode<'t, DB> + Decode<'t, DB> + Type<DB>,
+    for<'t> &'t str: Decode<'t, DB> + Type<DB>,
+    for<'t> Option<&'t str>: Decode<'t, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    if edge.size() > head {
+        return Err(StoreError::corrupt(format!("the tiles cover {} records, the log has {head}", edge.size())));
+    }
     let mut changed = BTreeMap::new();
     while edge.size() < head {
         let rows = sqlx::query(super::records::RANGE)
@@ -234,7 +260,7 @@ where
         }
         changed.extend(edge.append(leaves));
     }
-    Ok((edge, changed))
+    Ok(changed)
 }
 
 async fn canonical_since<DB, C>(conn: &mut C) -> Result<u64, StoreError>

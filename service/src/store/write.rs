@@ -1,25 +1,41 @@
 //! The one write transaction every token change and every audit append
 //! goes through (but SQLite's single-statement append after a remembered
-//! head, `sqlite/append.rs`): apply token changes in order, seal the
+//! head, `sqlite/mod.rs`): apply token changes in order, seal the
 //! records made of their outcomes after the chain's head, insert, commit.
 //! A token change is stored if and only if its records are, and the tree's
 //! tiles (`tiles.rs`) change with the records they cover.
+//!
+//! What happens under the chain's lock is each backend's: `take_turn`
+//! takes the lock and reads the head and the tree's edge ([`Turn`]),
+//! `store_sealed` inserts the sealed records and the tiles they change.
+//! PostgreSQL does each in one round trip (`postgres/append.rs`), since
+//! the other instances wait for the lock meanwhile.
 //!
 //! A vault grant's change (`grants.rs`) comes first in its transaction.
 //! Locks are taken in one order on every path, grant, tokens, chain, so
 //! two PostgreSQL instances never wait on each other in a cycle; on SQLite
 //! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
 
+use std::collections::BTreeMap;
+
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Keyring, Mac, Prepared, SealError, TileEdge};
+use warrant_engine::audit::{Hash, Keyring, Mac, Prepared, SealError, TileEdge, TileId};
 
 use super::error::StoreError;
 use super::grants::{GrantWrite, apply_grant_write};
 use super::open::Store;
-use super::records::head_of;
-use super::sealing::{RECORDS_PER_INSERT, Sealed, insert_statements, seal_after};
+use super::sealing::{Sealed, seal_after};
 use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
-use super::tree;
+
+/// What a write reads once it holds the chain's lock (each backend's
+/// `take_turn`): the head its records seal after, the tree's right edge at
+/// that head, and the tiles a catch-up changed on the way (written with the
+/// records, by the backend's `store_sealed`).
+pub(super) struct Turn {
+    pub head: (u64, Mac),
+    pub edge: TileEdge,
+    pub changed: BTreeMap<TileId, Vec<Hash>>,
+}
 
 impl Store {
     /// Applies a vault grant's change (`grant`, if any: `grants.rs`), then
@@ -94,26 +110,15 @@ impl Store {
             let mut head: Option<((u64, Mac), TileEdge)> = None;
             if !entries.is_empty() {
                 let keyring = keyring.ok_or(StoreError::NoAuditKey)?;
-                b.lock_chain(&mut tx).await?;
-                let stored: Option<(i64, String)> =
-                    sqlx::query_as("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1")
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let stored = head_of(stored)?;
+                let Turn { head: stored, mut edge, mut changed } = b.take_turn(&mut tx).await?;
                 let sealing = seal_after(stored, &entries, keyring, ts);
                 if all_or_nothing && let Some(Err(e)) = sealing.results.iter().find(|r| r.is_err()) {
                     return Err(StoreError::Seal(e.clone()));
                 }
-                for mut insert in insert_statements(sealing.rows, RECORDS_PER_INSERT) {
-                    insert.build().execute(&mut *tx).await?;
-                }
-                let (mut grown, mut changed) = tree::edge_at(&mut *tx, b.tree(), stored.0).await?;
-                changed.extend(grown.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf)));
-                if let Some(mut upsert) = tree::upsert(&changed, b.stores_partial_leaves()) {
-                    upsert.build().execute(&mut *tx).await?;
-                }
+                changed.extend(edge.append(sealing.results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.leaf)));
+                b.store_sealed(&mut tx, sealing.rows, &changed).await?;
                 results = sealing.results;
-                head = Some((sealing.head, grown));
+                head = Some((sealing.head, edge));
             }
             tx.commit().await?;
             if let Some((head, edge)) = head {

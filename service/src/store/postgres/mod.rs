@@ -2,22 +2,27 @@
 //! Same tables and guarantees as SQLite; what SQLite gets from its single
 //! writer lock, PostgreSQL gets from row locks and advisory locks, taken
 //! through the hooks below by the shared write path (`store/write.rs`).
+//! The audit chain's turn is `append.rs`.
 
+mod append;
+
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use warrant_engine::audit::Mac;
+use warrant_engine::audit::{Hash, Mac, TileId};
 
+use self::append::CHAIN_LOCK;
 use super::error::StoreError;
+use super::sealing::NewRow;
 use super::tree::TreeCache;
+use super::write::Turn;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// The advisory-lock key of the audit chain (any constant unique to it).
-const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;
 /// The first key of the vault's refresh leases (`lease`).
 const VAULT_LEASE: i32 = 0x7661_756c;
 
@@ -77,6 +82,22 @@ impl PgStore {
     pub(super) async fn lock_chain(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *tx).await?;
         Ok(())
+    }
+
+    /// Takes the chain's lock and reads the head and the tree's edge, in
+    /// one round trip (`append.rs`).
+    pub(super) async fn take_turn(&self, tx: &mut PgConnection) -> Result<Turn, StoreError> {
+        append::take_turn(tx, &self.tree).await
+    }
+
+    /// Stores sealed records and the tiles they change, in one statement.
+    pub(super) async fn store_sealed(
+        &self,
+        tx: &mut PgConnection,
+        rows: Vec<NewRow<'_>>,
+        changed: &BTreeMap<TileId, Vec<Hash>>,
+    ) -> Result<(), StoreError> {
+        append::store_sealed(tx, rows, changed).await
     }
 
     /// A transaction holding the refresh lease of vault grant `id` (an

@@ -9,6 +9,7 @@ mod lookup;
 mod point;
 mod scan;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -20,17 +21,18 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError, TileEdge};
+use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, Record, SealError, TileEdge, TileId};
 
 use self::head::HeadCache;
 pub(super) use self::point::GrantRow;
 use self::point::PointReads;
 use super::error::StoreError;
-use super::records::AuditFilter;
+use super::records::{AuditFilter, head_of};
 use super::sealing::{
-    INSERT_RECORDS, RECORDS_PER_INSERT, Sealed, Sealing, insert_statements, push_records, seal_after,
+    INSERT_RECORDS, NewRow, RECORDS_PER_INSERT, Sealed, Sealing, insert_statements, push_records, seal_after,
 };
 use super::tree::{self, TreeCache};
+use super::write::Turn;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -127,6 +129,35 @@ impl SqliteStore {
 
     /// Serialises appends to the chain: the write lock already does.
     pub(super) async fn lock_chain(&self, _: &mut SqliteConnection) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The head and the tree's edge, inside a write transaction (which holds
+    /// SQLite's only write lock, so the chain needs no lock of its own).
+    pub(super) async fn take_turn(&self, tx: &mut SqliteConnection) -> Result<Turn, StoreError> {
+        let stored: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, mac FROM audit_records ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let head = head_of(stored)?;
+        let (edge, changed) = tree::edge_at(&mut *tx, &self.tree, head.0).await?;
+        Ok(Turn { head, edge, changed })
+    }
+
+    /// Inserts sealed records and writes the stored ones of the tiles they
+    /// changed, inside the write transaction of their [`Self::take_turn`].
+    pub(super) async fn store_sealed(
+        &self,
+        tx: &mut SqliteConnection,
+        rows: Vec<NewRow<'_>>,
+        changed: &BTreeMap<TileId, Vec<Hash>>,
+    ) -> Result<(), StoreError> {
+        for mut insert in insert_statements(rows, RECORDS_PER_INSERT) {
+            insert.build().execute(&mut *tx).await?;
+        }
+        if let Some(mut upsert) = tree::upsert(changed, self.stores_partial_leaves()) {
+            upsert.build().execute(&mut *tx).await?;
+        }
         Ok(())
     }
 
