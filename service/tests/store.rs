@@ -796,6 +796,52 @@ async fn postgres_appends_from_two_instances_store_the_whole_tree() {
     assert_eq!(stored.len(), 44);
 }
 
+/// The PostgreSQL schema refuses a record that does not follow the stored
+/// head: a gap, a fork, and a bad row anywhere in a multi-row insert (which
+/// then stores none of its rows), while rows that each follow the one
+/// before, the first the stored head, are stored. (Appends insert a group
+/// commit's records in one statement.)
+#[tokio::test]
+async fn postgres_refuses_a_record_that_does_not_follow_the_head() {
+    let Some(url) = postgres_database("follow_head") else { return };
+    let store = Store::open(&url).await.unwrap();
+    let keys = Keyring::new("k1", &[7u8; 32]).unwrap();
+    let entries = (0..3).map(|_| Prepared::new(Entry::new(0, "", "decision", "a")).unwrap()).collect();
+    store.append_audit(entries, &keys, at("2026-01-01T00:00:00Z")).await.unwrap();
+    let head_mac = store.audit_range(3, 3, 1).await.unwrap().remove(0).mac;
+
+    let raw = sqlx::PgPool::connect(&url).await.unwrap();
+    let insert = |rows: Vec<(i64, String, String)>| {
+        let raw = raw.clone();
+        async move {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO audit_records (seq, ts, kind, actor, details, key_id, prev_mac, mac) ",
+            );
+            q.push_values(rows, |mut row, (seq, prev, mac)| {
+                row.push_bind(seq)
+                    .push("'2026-01-01T00:00:00Z', 'decision', 'x', '{}', 'k1'")
+                    .push_bind(prev)
+                    .push_bind(mac);
+            });
+            q.build().execute(&raw).await
+        }
+    };
+    let mac = |c: char| c.to_string().repeat(64);
+    let refused = [
+        ("a gap", vec![(5, head_mac.clone(), mac('5'))]),
+        ("a fork", vec![(4, mac('9'), mac('4'))]),
+        ("a bad second row", vec![(4, head_mac.clone(), mac('4')), (5, mac('9'), mac('5'))]),
+        ("a bad first row", vec![(4, mac('9'), mac('4')), (5, mac('4'), mac('5'))]),
+    ];
+    for (what, rows) in refused {
+        let e = insert(rows).await.unwrap_err();
+        assert!(e.to_string().contains("must follow the stored head"), "{what}: {e}");
+        assert_eq!(store.audit_range(1, u64::MAX, 10).await.unwrap().len(), 3, "{what}: nothing stored");
+    }
+    insert(vec![(4, head_mac, mac('4')), (5, mac('4'), mac('5'))]).await.unwrap();
+    assert_eq!(store.audit_range(1, u64::MAX, 10).await.unwrap().len(), 5);
+}
+
 /// Runs of a SQLite log are read and checked in parallel and joined in
 /// order: a change to a run's first record, its last, one inside, or a
 /// missing record is reported at exactly the first affected `seq`, as a
