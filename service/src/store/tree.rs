@@ -8,11 +8,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
-use warrant_engine::audit::{Hash, TileEdge, TileId};
+use warrant_engine::audit::{Hash, Mac, TileEdge, TileId};
 
 use super::error::{StoreError, i64_of, u64_of};
 use super::records::stored_of;
 use super::sealing::leaf_of;
+
+/// What a write reads once it holds the chain's lock (each backend's
+/// `take_turn`, called by `write.rs`): the head its records seal after,
+/// the tree's right edge at that head, and the tiles a catch-up changed on
+/// the way (written with the records, by the backend's `store_sealed`).
+pub(super) struct Turn {
+    pub head: (u64, Mac),
+    pub edge: TileEdge,
+    pub changed: BTreeMap<TileId, Vec<Hash>>,
+}
 
 /// Records whose leaves one catch-up transaction adds, at most (it holds
 /// the chain's lock: appends wait for it).

@@ -6,7 +6,7 @@
 //! tiles (`tiles.rs`) change with the records they cover.
 //!
 //! What happens under the chain's lock is each backend's: `take_turn`
-//! takes the lock and reads the head and the tree's edge ([`Turn`]),
+//! takes the lock and reads the head and the tree's edge (`tree::Turn`),
 //! `store_sealed` inserts the sealed records and the tiles they change.
 //! PostgreSQL does each in one round trip (`postgres/append.rs`), since
 //! the other instances wait for the lock meanwhile.
@@ -16,26 +16,15 @@
 //! two PostgreSQL instances never wait on each other in a cycle; on SQLite
 //! `BEGIN IMMEDIATE` holds the only write lock and the hooks do nothing.
 
-use std::collections::BTreeMap;
-
 use warrant_engine::Timestamp;
-use warrant_engine::audit::{Hash, Keyring, Mac, Prepared, SealError, TileEdge, TileId};
+use warrant_engine::audit::{Keyring, Mac, Prepared, SealError, TileEdge};
 
 use super::error::StoreError;
 use super::grants::{GrantWrite, apply_grant_write};
 use super::open::Store;
 use super::sealing::{Sealed, seal_after};
 use super::tokens::{self, TokenOutcome, TokenUpdate, token_of};
-
-/// What a write reads once it holds the chain's lock (each backend's
-/// `take_turn`): the head its records seal after, the tree's right edge at
-/// that head, and the tiles a catch-up changed on the way (written with the
-/// records, by the backend's `store_sealed`).
-pub(super) struct Turn {
-    pub head: (u64, Mac),
-    pub edge: TileEdge,
-    pub changed: BTreeMap<TileId, Vec<Hash>>,
-}
+use super::tree::Turn;
 
 impl Store {
     /// Applies a vault grant's change (`grant`, if any: `grants.rs`), then

@@ -21,8 +21,7 @@ use warrant_engine::audit::{Hash, TileEdge, TileId};
 use crate::store::error::{StoreError, i64_of, u64_of};
 use crate::store::records::head_of;
 use crate::store::sealing::{NewRow, outcome_str};
-use crate::store::tree::{self, TreeCache, catch_up};
-use crate::store::write::Turn;
+use crate::store::tree::{self, TreeCache, Turn, catch_up};
 
 /// The advisory-lock key of the audit chain (any constant unique to it).
 pub(super) const CHAIN_LOCK: i64 = 0x7761_7272_616e_7401;

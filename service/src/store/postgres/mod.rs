@@ -18,8 +18,7 @@ use warrant_engine::audit::{Hash, Mac, TileId};
 use self::append::CHAIN_LOCK;
 use super::error::StoreError;
 use super::sealing::NewRow;
-use super::tree::TreeCache;
-use super::write::Turn;
+use super::tree::{TreeCache, Turn};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

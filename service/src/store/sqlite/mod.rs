@@ -31,8 +31,7 @@ use super::records::{AuditFilter, head_of};
 use super::sealing::{
     INSERT_RECORDS, NewRow, RECORDS_PER_INSERT, Sealed, Sealing, insert_statements, push_records, seal_after,
 };
-use super::tree::{self, TreeCache};
-use super::write::Turn;
+use super::tree::{self, TreeCache, Turn};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
