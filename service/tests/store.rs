@@ -720,6 +720,60 @@ async fn sqlite_lookups_through_postings_answer_as_a_scan_does() {
     assert_eq!(store.audit_index().await.unwrap(), 12_288, "the fourth partition is not complete");
 }
 
+/// The WAL is checkpointed behind the writer, by upkeep, once enough
+/// records have been appended: the records reach the database file itself
+/// while the WAL is far below the writer's own checkpoint threshold (which
+/// before upkeep was the only one, so nothing reached the file here).
+#[tokio::test]
+async fn sqlite_upkeep_checkpoints_the_wal_off_the_commit_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let keys = keys();
+    let file = || std::fs::metadata(&path).unwrap().len();
+    let before = file();
+    // 2,500 small records: about 150 WAL pages, against a threshold of
+    // 10,000 for the writer (SQLite's default is 1,000).
+    for _ in 0..40 {
+        store.append_audit(entries(64, "decision"), &keys, at("2026-01-01T00:00:00Z")).await.unwrap();
+        store.audit_index().await.unwrap();
+    }
+    let appended_bytes = 2_560 * 150;
+    let started = std::time::Instant::now();
+    while file() < before + appended_bytes {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no checkpoint: the database file is {} bytes, {before} before 2,560 records",
+            file()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.audit_range(1, u64::MAX, 10_000).await.unwrap().len(), 2_560);
+}
+
+/// Upkeep runs on a thread of its own at nice 19, so the decisions get the
+/// core first; the rest of the process keeps its priority.
+#[tokio::test]
+async fn sqlite_upkeep_runs_at_the_lowest_priority() {
+    let (_store, _dir) = sqlite_store().await;
+    let nice_of = |task: &std::path::Path| -> (String, i64) {
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default().trim().to_owned();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis start at field 3
+        // (state); the nice value is field 19.
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let nice = rest.split_whitespace().nth(16).and_then(|n| n.parse().ok()).unwrap_or(i64::MIN);
+        (comm, nice)
+    };
+    let threads: Vec<(String, i64)> =
+        std::fs::read_dir("/proc/self/task").unwrap().map(|t| nice_of(&t.unwrap().path())).collect();
+    let upkeep: Vec<i64> =
+        threads.iter().filter(|(comm, _)| comm == warrant_service::store::UPKEEP_THREAD).map(|(_, n)| *n).collect();
+    assert!(!upkeep.is_empty(), "no upkeep thread among {threads:?}");
+    assert!(upkeep.iter().all(|n| *n == 19), "upkeep's nice values: {upkeep:?}");
+    assert!(threads.iter().any(|(comm, n)| comm != warrant_service::store::UPKEEP_THREAD && *n == 0));
+}
+
 /// Two handles on one SQLite file (the service and the CLI): each append
 /// after a head the other moved is refused by the schema and sealed again
 /// after the stored head; the chain stays single, gap-free and verifiable.

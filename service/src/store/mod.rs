@@ -81,4 +81,5 @@ pub use postgres::PgStore;
 pub use records::{AuditFilter, TimeWindow};
 pub use sealing::{Sealed, leaf_of};
 pub use sqlite::SqliteStore;
+pub use sqlite::UPKEEP_THREAD;
 pub use tokens::{TokenOutcome, TokenUpdate};

@@ -23,11 +23,13 @@
 //! never a wrong answer. They are derived data: the migration that
 //! introduces them starts at 0 and the indexer catches up from the log.
 
+use rusqlite::Connection;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use sqlx::sqlite::SqlitePool;
 use warrant_engine::audit::Record;
 
+use super::upkeep::Upkeep;
 use crate::store::error::StoreError;
 use crate::store::records::{AuditFilter, Candidates, record_of, select};
 
@@ -99,8 +101,9 @@ pub async fn indexed_upto(pool: &SqlitePool) -> Result<u64, StoreError> {
 /// Builds the postings of every complete partition not indexed yet; returns
 /// the new `indexed_upto`. Safe to run from several processes at
 /// once: a partition is claimed by moving `indexed_upto` in the same
-/// transaction that writes it.
-pub async fn index(reader: &SqlitePool, writer: &SqlitePool) -> Result<u64, StoreError> {
+/// transaction that writes it. With `upkeep`, a partition is read and
+/// hashed on the upkeep thread (`upkeep.rs`), at the lowest CPU priority.
+pub async fn index(reader: &SqlitePool, writer: &SqlitePool, upkeep: Option<&Upkeep>) -> Result<u64, StoreError> {
     loop {
         let upto = indexed_upto(reader).await?;
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_records").fetch_one(reader).await?;
@@ -108,7 +111,10 @@ pub async fn index(reader: &SqlitePool, writer: &SqlitePool) -> Result<u64, Stor
         if head < upto + PART {
             return Ok(upto);
         }
-        let rows = postings_of(reader, upto).await?;
+        let rows = match upkeep {
+            Some(upkeep) => upkeep.run(move |connection| postings_from(partition_rows(connection, upto)?)).await?,
+            None => postings_from(partition_rows_through(reader, upto).await?)?,
+        };
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
         let claimed = sqlx::query("UPDATE audit_lookup_state SET indexed_upto = ? WHERE indexed_upto = ?")
             .bind(as_i64(upto + PART))
@@ -132,15 +138,30 @@ pub async fn index(reader: &SqlitePool, writer: &SqlitePool) -> Result<u64, Stor
     }
 }
 
-/// The postings rows of the partition after `upto`: per bucket, its
-/// `(key, seq)` pairs sorted, 16 bytes each (both big-endian).
-///
-/// The partition's 4,096 records come back as one JSON row built by
-/// SQLite: sqlx hands each result row from SQLite's thread to the caller's
-/// on its own, and on a busy core those 4,096 hand-offs cost more than the
-/// text (measured: about a tenth of the audited decision path's CPU).
-async fn postings_of(pool: &SqlitePool, upto: u64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-    type Looked = (i64, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+/// A record's looked-up values: `seq`, kind, actor, token, connection, project.
+type Looked = (i64, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// The looked-up values of the partition after `upto`, read on the calling
+/// thread (the upkeep thread's connection).
+fn partition_rows(connection: &Connection, upto: u64) -> Result<Vec<Looked>, StoreError> {
+    let read = || -> rusqlite::Result<Vec<Looked>> {
+        let mut statement = connection.prepare_cached(
+            "SELECT seq, kind, actor, token_id, connection, project FROM audit_records WHERE seq > ?1 AND seq <= ?2",
+        )?;
+        let rows = statement.query_map([as_i64(upto), as_i64(upto + PART)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?;
+        rows.collect()
+    };
+    read().map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("reading a lookup partition: {e}"))))
+}
+
+/// The same through sqlx, for a database no other connection can open (in
+/// memory). The partition's 4,096 records come back as one JSON row built
+/// by SQLite: sqlx hands each result row from SQLite's thread to the
+/// caller's on its own, and on a busy core those 4,096 hand-offs cost more
+/// than the text (measured: about a tenth of the audited decision path's CPU).
+async fn partition_rows_through(pool: &SqlitePool, upto: u64) -> Result<Vec<Looked>, StoreError> {
     let text: Option<String> = sqlx::query_scalar(
         "SELECT json_group_array(json_array(seq, kind, actor, token_id, connection, project)) \
          FROM audit_records WHERE seq > ? AND seq <= ?",
@@ -149,8 +170,13 @@ async fn postings_of(pool: &SqlitePool, upto: u64) -> Result<Vec<(i64, Vec<u8>)>
     .bind(as_i64(upto + PART))
     .fetch_one(pool)
     .await?;
-    let rows: Vec<Looked> = serde_json::from_str(text.as_deref().unwrap_or("[]"))
-        .map_err(|e| StoreError::Corrupt(format!("the records of a lookup partition: {e}")))?;
+    serde_json::from_str(text.as_deref().unwrap_or("[]"))
+        .map_err(|e| StoreError::Corrupt(format!("the records of a lookup partition: {e}")))
+}
+
+/// The postings rows of a partition's records: per bucket, its
+/// `(key, seq)` pairs sorted, 16 bytes each (both big-endian).
+fn postings_from(rows: Vec<Looked>) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
     let mut pairs: Vec<(u64, u64)> = Vec::with_capacity(rows.len() * 4);
     for (seq, kind, actor, token, connection, project) in rows {
         let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt("negative `seq`".into()))?;

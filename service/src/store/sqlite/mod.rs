@@ -2,12 +2,14 @@
 //! survives power loss), writers serialised with `BEGIN IMMEDIATE` on one
 //! connection. What only SQLite does: the append after a remembered head
 //! (below, with `head.rs`), lookups through postings built behind the log
-//! (`lookup.rs`), and the parallel verification scan (`scan.rs`).
+//! (`lookup.rs`), upkeep off the acknowledgement path at the lowest CPU
+//! priority (`upkeep.rs`), and the parallel verification scan (`scan.rs`).
 
 mod head;
 mod lookup;
 mod point;
 mod scan;
+mod upkeep;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ use warrant_engine::audit::{ChainBreak, ChainVerifier, Hash, Keyring, Prepared, 
 use self::head::HeadCache;
 pub(super) use self::point::GrantRow;
 use self::point::PointReads;
+pub use self::upkeep::THREAD as UPKEEP_THREAD;
+use self::upkeep::Upkeep;
 use super::error::StoreError;
 use super::records::{AuditFilter, head_of};
 use super::sealing::{
@@ -56,6 +60,11 @@ pub struct SqliteStore {
     /// The hot point reads (`point.rs`); none for an in-memory database,
     /// which other connections cannot open.
     point: Option<Arc<PointReads>>,
+    /// Postings and checkpoints behind the log (`upkeep.rs`); none for an
+    /// in-memory database.
+    upkeep: Option<Arc<Upkeep>>,
+    /// The head when upkeep was last asked for a checkpoint.
+    checkpoint_asked: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -65,7 +74,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Upkeep checkpoints the WAL (`upkeep.rs`); the writer's own
+            // checkpoint, inside a commit, is the backstop.
+            .pragma("wal_autocheckpoint", upkeep::BACKSTOP_PAGES.to_string());
         let path = options.get_filename().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir)?;
@@ -83,6 +95,7 @@ impl SqliteStore {
         let pool = pools().max_connections(4).connect_with(options.clone()).await?;
         let in_memory = path.as_os_str().is_empty() || path.as_os_str() == ":memory:";
         let point = (!in_memory).then(|| Arc::new(PointReads::new(&path)));
+        let upkeep = if in_memory { None } else { Some(Arc::new(Upkeep::start(&path)?)) };
         Ok(Self {
             pool,
             writer,
@@ -91,6 +104,8 @@ impl SqliteStore {
             tree: Arc::default(),
             indexed_upto: Arc::new(AtomicU64::new(u64::MAX)),
             point,
+            upkeep,
+            checkpoint_asked: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -177,14 +192,22 @@ impl SqliteStore {
         &self.tree
     }
 
-    /// Brings the lookup postings up to date. After each group commit: look
-    /// at the database only once a partition may have closed since.
+    /// Upkeep after each group commit: a WAL checkpoint every
+    /// [`upkeep::CHECKPOINT_EVERY`] records, and the lookup postings,
+    /// looking at the database only once a partition may have closed since.
     pub(super) async fn index(&self) -> Result<u64, StoreError> {
+        let stored = self.head.stored();
+        if let Some(upkeep) = &self.upkeep
+            && stored >= self.checkpoint_asked.load(Ordering::Relaxed) + upkeep::CHECKPOINT_EVERY
+        {
+            self.checkpoint_asked.store(stored, Ordering::Relaxed);
+            upkeep.checkpoint();
+        }
         let upto = self.indexed_upto.load(Ordering::Relaxed);
-        if upto != u64::MAX && self.head.stored() < upto + lookup::PART {
+        if upto != u64::MAX && stored < upto + lookup::PART {
             return Ok(upto);
         }
-        let upto = lookup::index(self.reader(), self.writer()).await?;
+        let upto = lookup::index(self.reader(), self.writer(), self.upkeep.as_deref()).await?;
         self.indexed_upto.store(upto, Ordering::Relaxed);
         Ok(upto)
     }
