@@ -774,6 +774,47 @@ async fn sqlite_upkeep_runs_at_the_lowest_priority() {
     assert!(threads.iter().any(|(comm, n)| comm != warrant_service::store::UPKEEP_THREAD && *n == 0));
 }
 
+/// Two processes' indexers on one file, at once: one claims the partition,
+/// the other finds it claimed, and lookups through either handle answer as
+/// a scan does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_indexers_racing_on_one_file_build_one_set_of_postings() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    let keys = keys();
+    for chunk in 0..9 {
+        let batch = (0..500)
+            .map(|i| {
+                let mut e = Entry::new(0, "", "decision", format!("actor{}", (chunk * 500 + i) % 7));
+                e.token_id = Some(format!("t{}", (chunk * 500 + i) % 13));
+                Prepared::new(e).unwrap()
+            })
+            .collect();
+        a.append_audit(batch, &keys, at("2026-01-01T00:00:00Z")).await.unwrap();
+    }
+    let (x, y) = tokio::join!(a.audit_index(), b.audit_index());
+    assert_eq!((x.unwrap(), y.unwrap()), (4096, 4096));
+    let all = a.audit_range(1, u64::MAX, 10_000).await.unwrap();
+    for store in [&a, &b] {
+        for (actor, token) in [("actor3", None), ("actor0", Some("t5")), ("nobody", None)] {
+            let f = AuditFilter {
+                actor: Some(actor.into()),
+                token_id: token.map(Into::into),
+                limit: 10_000,
+                ..AuditFilter::default()
+            };
+            let got: Vec<u64> = store.audit_query(&f).await.unwrap().iter().map(|r| r.seq).collect();
+            let want: Vec<u64> = all
+                .iter()
+                .filter(|r| r.actor == actor && token.is_none_or(|t| r.token_id.as_deref() == Some(t)))
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(got, want, "{actor} {token:?}");
+        }
+    }
+}
+
 /// Two handles on one SQLite file (the service and the CLI): each append
 /// after a head the other moved is refused by the schema and sealed again
 /// after the stored head; the chain stays single, gap-free and verifiable.
