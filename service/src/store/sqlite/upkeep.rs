@@ -17,7 +17,8 @@
 //! deciding, the scheduler gives it a sliver (about 1.5% against a nice-0
 //! thread), so upkeep fills the gaps where the core would idle (the
 //! fsyncs) instead of delaying answers. A checkpoint is `PASSIVE`: it
-//! never waits for the writer or a reader, and neither waits for it.
+//! never waits for the writer or a reader, and in WAL mode it runs beside
+//! them: they go on reading and appending while it copies pages back.
 //!
 //! When upkeep cannot keep up (a core saturated for a long time), the
 //! writer's own automatic checkpoint remains as a backstop, at
